@@ -1,0 +1,250 @@
+"""``effeval`` command line: one front door per part of the suite.
+
+Sub-commands import their module only when run, so ``effeval --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from effeval import __version__
+from effeval.errors import ConfigError, EffevalError, NotImplementedYetError
+
+logger = logging.getLogger("effeval")
+
+# Sub-commands that live with their method: "name": ("module:function(argv)", help).
+DELEGATED = {
+    "image": ("effeval.image.__main__:main", "text-to-image interventions and scoring (python -m effeval.image)"),
+    "prune": ("effeval.methods.pruning.cli:main", "prune a Mamba/Mamba2 checkpoint and save it"),
+    "spellm": ("effeval.methods.spellm.cli:main", "SpeLLM: distil character heads from a causal LM"),
+    "shortmk": ("effeval.methods.short_mk.cli:main", "short-m@k: analyze a pool of sampled chains"),
+    "leaderboard": ("effeval.results.leaderboard:main", "build a static leaderboard site from results"),
+    "bench": ("effeval.bench.__main__:main", "side-by-side benchmarks (python -m effeval.bench)"),
+}
+
+
+def task_configs_dir() -> Path:
+    """Our lm-eval task folder: inside the wheel, or the repository's in an editable install."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "task_configs", here.parent / "task_configs"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("effeval's task_configs folder is missing from this install. Fix: reinstall effeval")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("effeval").setLevel(logging.INFO)
+
+
+# ----------------------------------------------------------------------------- zoo
+
+
+def cmd_zoo(args) -> int:
+    from effeval import zoo
+
+    if args.zoo_cmd == "list":
+        for name, entry in sorted(zoo._load_entries().items()):
+            flag = "" if entry.default else " (on request)"
+            print(f"{name:16s} {entry.description}{flag}")
+        return 0
+    if args.zoo_cmd == "path":
+        print(zoo.get(args.name, trained=args.trained, root=args.out))
+        return 0
+    built = zoo.build_all(args.names, trained=args.trained, root=args.out, force=args.force)
+    for name, path in built.items():
+        print(f"{name}\t{path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- results
+
+
+def cmd_results(args) -> int:
+    from effeval.results import cli as results_cli
+
+    return results_cli.run(args)
+
+
+# ----------------------------------------------------------------------------- lm
+
+
+def _check_model_args(model: str, model_args: str | None) -> None:
+    if not model_args:
+        return
+    if model_args.lstrip().startswith("{"):
+        import json
+
+        try:
+            json.loads(model_args)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--model_args: not valid JSON ({exc.msg}). Fix: use key=value,key=value") from None
+        return
+    for part in model_args.split(","):
+        if part.strip() and "=" not in part:
+            raise ConfigError(
+                f"--model_args: {part.strip()!r} has no '='. Fix: write key=value pairs separated by commas, "
+                f"e.g. pretrained=DIR,dtype=float32 (model {model})"
+            )
+        if part.strip().startswith("="):
+            raise ConfigError(f"--model_args: {part.strip()!r} has an empty key. Fix: write key=value")
+
+
+def _flag_value(argv: list[str], *names: str) -> str | None:
+    for i, tok in enumerate(argv):
+        for name in names:
+            if tok == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if tok.startswith(name + "="):
+                return tok.split("=", 1)[1]
+    return None
+
+
+def _known_model_names() -> list[str]:
+    from lm_eval.api.registry import model_registry
+
+    import lm_eval.models  # noqa: F401
+
+    return sorted(model_registry.keys())
+
+
+def check_lm_argv(argv: list[str]) -> bool:
+    """Validate what we can check cheaply; return whether lm-eval's built-in task index can be
+    skipped (every requested task is one of ours: indexing its ~14k built-ins costs ~9 s)."""
+    from effeval.models import MODEL_TARGETS
+
+    model = _flag_value(argv, "--model")
+    if model is not None and model not in _known_model_names():
+        ours = ", ".join(sorted(MODEL_TARGETS))
+        raise ConfigError(
+            f"--model: unknown model {model!r}. Fix: use one of effeval's ({ours}) or an lm-eval built-in such as hf"
+        )
+    _check_model_args(model or "?", _flag_value(argv, "--model_args", "--model-args"))
+    tasks = _flag_value(argv, "--tasks")
+    if not tasks:
+        return False
+    from lm_eval.tasks import TaskManager
+
+    extra = _flag_value(argv, "--include_path", "--include-path")
+    ours_tm = TaskManager(include_path=[str(task_configs_dir())] + ([extra] if extra else []), include_defaults=False)
+    requested = [t.strip() for t in tasks.split(",") if t.strip()]
+    return all(t in ours_tm.all_tasks or os.path.exists(t) for t in requested)
+
+
+def cmd_lm(argv: list[str]) -> int:
+    """lm-eval's own CLI, in this process, with our task folder added to every TaskManager."""
+    if "--list-models" in argv:
+        from effeval.models import MODEL_TARGETS
+
+        for name in sorted(MODEL_TARGETS):
+            print(name)
+        return 0
+    skip_builtins = check_lm_argv(argv)
+    from lm_eval.tasks import manager
+
+    original = manager.TaskManager.__init__
+    ours = str(task_configs_dir())
+
+    def init_with_effeval_tasks(self, *a, include_path=None, include_defaults=True, **kw):
+        paths = [ours] + ([] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path])
+        original(self, *a, include_path=paths, include_defaults=include_defaults and not skip_builtins, **kw)
+
+    manager.TaskManager.__init__ = init_with_effeval_tasks
+    if skip_builtins:
+        logger.info("effeval lm: every requested task is in task_configs; not indexing lm-eval's built-in tasks")
+    from lm_eval.__main__ import cli_evaluate
+
+    sys.argv = ["lm_eval", *argv]
+    try:
+        cli_evaluate()
+    finally:
+        manager.TaskManager.__init__ = original
+    return 0
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _delegate(name: str, argv: list[str]) -> int:
+    target, _ = DELEGATED[name]
+    module, func = target.split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
+            raise NotImplementedYetError(f"`effeval {name}` is not implemented yet in this version") from None
+        raise
+    return int(getattr(mod, func)(argv) or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="effeval",
+        description="Evaluate efficiency methods: quality and cost side by side.",
+    )
+    parser.add_argument("--version", action="version", version=f"effeval {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("lm", help="run lm-eval with effeval's tasks added (all lm_eval run flags work)", add_help=False)
+
+    zoo = sub.add_parser("zoo", help="tiny offline models with real tokenizers")
+    zsub = zoo.add_subparsers(dest="zoo_cmd", required=True)
+    zb = zsub.add_parser("build", help="build zoo models (default: all default ones)")
+    zb.add_argument("names", nargs="*", help="zoo model names (see `effeval zoo list`)")
+    zb.add_argument("--out", default=None, help="zoo root (default: $EFFEVAL_ZOO_DIR or the user cache dir)")
+    zb.add_argument("--trained", action="store_true", help="train briefly on Python's own text (minutes)")
+    zb.add_argument("--force", action="store_true", help="rebuild even if cached")
+    zsub.add_parser("list", help="list zoo models")
+    zp = zsub.add_parser("path", help="print (building if needed) one model's directory")
+    zp.add_argument("name")
+    zp.add_argument("--out", default=None)
+    zp.add_argument("--trained", action="store_true")
+
+    from effeval.results.cli import add_parser as add_results_parser
+
+    add_results_parser(sub)
+
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    # Pass-through sub-commands take their argv untouched.
+    pos = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    try:
+        if pos is not None and argv[pos] in ("lm", *DELEGATED):
+            _setup_logging(any(a in ("-v", "--verbose") for a in argv[:pos]))
+            rest = argv[pos + 1 :]
+            if argv[pos] == "lm":
+                return cmd_lm(rest)
+            return _delegate(argv[pos], rest)
+        args = parser.parse_args(argv)
+        _setup_logging(args.verbose)
+        if args.command == "zoo":
+            return cmd_zoo(args)
+        if args.command == "results":
+            return cmd_results(args)
+        parser.print_help()
+        return 0
+    except EffevalError as exc:
+        if os.environ.get("EFFEVAL_TRACEBACK"):
+            raise
+        print(f"effeval error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

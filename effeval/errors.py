@@ -1,0 +1,40 @@
+"""effeval's user-facing errors.
+
+Every error a user can cause by bad input is an ``EffevalError`` whose message names the
+argument and the fix. When one reaches the top level of a command-line run (ours or the
+stock ``lm_eval`` CLI), it is printed as one line instead of a traceback; set
+``EFFEVAL_TRACEBACK=1`` to see the traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+class EffevalError(Exception):
+    """Base class: a problem the user can fix; the message says how."""
+
+
+class ConfigError(EffevalError, ValueError):
+    """A bad argument or configuration value (model_args, CLI flags, files)."""
+
+
+class NotImplementedYetError(EffevalError, NotImplementedError):
+    """A registered method whose implementation has not landed yet."""
+
+
+def config_error(argument: str, problem: str, fix: str) -> ConfigError:
+    """Build the standard message: ``<argument>: <problem>. Fix: <fix>``."""
+    return ConfigError(f"{argument}: {problem}. Fix: {fix}")
+
+
+def _one_line_excepthook(exc_type, exc, tb, _previous=sys.excepthook):
+    if issubclass(exc_type, EffevalError) and not os.environ.get("EFFEVAL_TRACEBACK"):
+        sys.stderr.write(f"effeval error: {exc}\n")
+        return
+    _previous(exc_type, exc, tb)
+
+
+if getattr(sys.excepthook, "__name__", "") != "_one_line_excepthook":
+    sys.excepthook = _one_line_excepthook

@@ -1,0 +1,329 @@
+"""What every ``effeval-*`` lm-eval wrapper shares.
+
+- ``Arg`` / ``parse_model_args``: declarative model_args validation. lm-eval's CLI auto-types
+  values (``k=4`` arrives as int, ``verify=true`` as bool); Python callers pass anything.
+  Each bad value raises one ``ConfigError`` naming the argument and the fix.
+- ``resolve_device``: the CLI passes ``cuda:0`` by default; fall back to CPU when CUDA is absent.
+- ``check_pretrained``: a missing local directory is a clear error, not a hub lookup.
+- ``EffevalWrapperMixin``: efficiency stats (wall time, tokens, method counters) merged across
+  data-parallel ranks at the end of each request batch (``get_model_info`` runs on rank 0 only,
+  where no collective can be called), returned from ``get_model_info()`` under ``"effeval"``.
+  lm-eval merges that dict into ``results["config"]``, so cost sits beside the scores.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from effeval.errors import ConfigError, NotImplementedYetError
+
+logger = logging.getLogger(__name__)
+
+REQUIRED = object()
+_TRUE = {"true", "1", "yes", "y", "on"}
+_FALSE = {"false", "0", "no", "n", "off"}
+
+
+@dataclass
+class Arg:
+    """One model_arg: name, type, default (``REQUIRED`` if none) and optional checks."""
+
+    name: str
+    type: type
+    default: Any = REQUIRED
+    choices: Iterable[Any] | None = None
+    check: Callable[[Any], str | None] | None = None  # returns a problem description or None
+    help: str = ""
+    allow_none: bool = False
+
+
+def _coerce(spec: Arg, value: Any, model: str) -> Any:
+    where = f"{model} model_args '{spec.name}'"
+    if value is None:
+        if spec.allow_none:
+            return None
+        raise ConfigError(f"{where}: no value given. Fix: pass {spec.name}=<{spec.type.__name__}>")
+    try:
+        if spec.type is bool:
+            if isinstance(value, bool):
+                out = value
+            elif str(value).strip().lower() in _TRUE:
+                out = True
+            elif str(value).strip().lower() in _FALSE:
+                out = False
+            else:
+                raise ValueError
+        elif spec.type is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            out = int(value)
+        elif spec.type is float:
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+        else:
+            out = spec.type(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: {value!r} is not a valid {spec.type.__name__}. "
+            f"Fix: pass {spec.name}=<{spec.type.__name__}>{' ' + spec.help if spec.help else ''}"
+        ) from None
+    if spec.choices is not None:
+        choices = list(spec.choices)
+        if out not in choices:
+            raise ConfigError(
+                f"{where}: unknown value {value!r}. Fix: use one of {', '.join(map(str, choices))}"
+            )
+    if spec.check is not None:
+        problem = spec.check(out)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+    return out
+
+
+def parse_model_args(specs: Iterable[Arg], given: dict[str, Any], model: str) -> tuple[dict, dict]:
+    """Split ``given`` into (validated effeval args, remaining args for the base class).
+
+    Missing required args and bad values raise ``ConfigError``; unknown keys are returned in
+    the second dict so the lm-eval base (e.g. HFLM's ``dtype``, ``max_length``) can take them.
+    """
+    ours: dict[str, Any] = {}
+    rest = dict(given)
+    for spec in specs:
+        if spec.name in rest:
+            ours[spec.name] = _coerce(spec, rest.pop(spec.name), model)
+        elif spec.default is REQUIRED:
+            raise ConfigError(
+                f"{model}: missing model_args '{spec.name}'. Fix: add {spec.name}=... to --model_args"
+                + (f" ({spec.help})" if spec.help else "")
+            )
+        else:
+            ours[spec.name] = spec.default
+    return ours, rest
+
+
+def positive(x) -> str | None:
+    return None if x > 0 else f"must be > 0, got {x}. Fix: pass a positive number"
+
+
+def resolve_device(device: str | None) -> str:
+    """``cuda*`` without CUDA -> ``cpu`` (logged); ``None`` -> best available."""
+    import torch
+
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = str(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        logger.info("effeval: device=%s requested but CUDA is not available; using cpu", device)
+        return "cpu"
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        logger.info("effeval: device=mps requested but MPS is not available; using cpu")
+        return "cpu"
+    return device
+
+
+def looks_like_local_path(name: str) -> bool:
+    """Hub ids are ``name`` or ``org/name``; anything else (``./x``, ``/a/b``, ``a/b/c``) is a path."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or ":" in name
+
+
+def check_pretrained(value: Any, argument: str = "pretrained", model: str = "effeval") -> Any:
+    """A path that does not exist is a clear error; a hub id needs a network or the cache."""
+    if not isinstance(value, str):
+        return value  # an already-built model object
+    expanded = os.path.expanduser(value)
+    if os.path.isdir(expanded):
+        if not os.path.exists(os.path.join(expanded, "config.json")) and not os.path.exists(
+            os.path.join(expanded, "effeval_spellm.json")
+        ):
+            raise ConfigError(
+                f"{model} model_args '{argument}': directory {value!r} has no config.json, so it is "
+                "not a saved model. Fix: point it at a folder written by save_pretrained "
+                "(e.g. one built by `effeval zoo build`)"
+            )
+        return expanded
+    if looks_like_local_path(value) or os.path.exists(expanded):
+        raise ConfigError(
+            f"{model} model_args '{argument}': no model directory at {value!r}. "
+            "Fix: pass an existing local directory (build tiny ones with `effeval zoo build`) or a hub id"
+        )
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in _TRUE:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(value, "config.json")
+        if not isinstance(cached, str):
+            raise ConfigError(
+                f"{model} model_args '{argument}': {value!r} is not a local directory and HF_HUB_OFFLINE=1 "
+                "with no cached copy. Fix: pass a local directory, or unset HF_HUB_OFFLINE with a network"
+            )
+    return value
+
+
+# --------------------------------------------------------------------------- efficiency stats
+
+
+@dataclass
+class EfficiencyStats:
+    """Counters for one wrapper instance. Sums merge across ranks; ``extra`` is method-specific."""
+
+    wall_time_s: float = 0.0
+    requests: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    per_request_type: dict[str, dict[str, float]] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+
+    def add(self, **counts: float) -> None:
+        for key, value in counts.items():
+            self.counters[key] = self.counters.get(key, 0) + value
+
+    def merge(self, other: EfficiencyStats) -> None:
+        self.wall_time_s = max(self.wall_time_s, other.wall_time_s)  # ranks run concurrently
+        self.requests += other.requests
+        self.prompt_tokens += other.prompt_tokens
+        self.generated_tokens += other.generated_tokens
+        for kind, vals in other.per_request_type.items():
+            mine = self.per_request_type.setdefault(kind, {})
+            for k, v in vals.items():
+                mine[k] = max(mine.get(k, 0), v) if k == "wall_time_s" else mine.get(k, 0) + v
+        for key, value in other.counters.items():
+            self.counters[key] = self.counters.get(key, 0) + value
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "wall_time_s": round(self.wall_time_s, 6),
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "generated_tokens": self.generated_tokens,
+            "tokens_per_s": (self.generated_tokens / self.wall_time_s) if self.wall_time_s > 0 else None,
+            "per_request_type": self.per_request_type,
+        }
+        out.update(self.counters)
+        return out
+
+
+def track_requests(kind: str):
+    """Decorator for ``loglikelihood`` / ``generate_until`` / ...: time the call, count requests,
+    then merge the stats across data-parallel ranks (every rank calls these, so it is safe)."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(self, requests, *args, **kwargs):
+            start = time.perf_counter()
+            before = self._effeval_local.generated_tokens
+            out = fn(self, requests, *args, **kwargs)
+            elapsed = time.perf_counter() - start
+            local = self._effeval_local
+            local.wall_time_s += elapsed
+            local.requests += len(requests)
+            slot = local.per_request_type.setdefault(kind, {"requests": 0, "wall_time_s": 0.0})
+            slot["requests"] += len(requests)
+            slot["wall_time_s"] += elapsed
+            if kind == "generate_until":
+                slot["generated_tokens"] = slot.get("generated_tokens", 0) + local.generated_tokens - before
+            self._effeval_sync_stats()
+            return out
+
+        return inner
+
+    return wrap
+
+
+class EffevalWrapperMixin:
+    """Mix into an lm-eval LM subclass (before it in the MRO).
+
+    Subclasses set ``MODEL_NAME`` and ``ARGS`` and call ``self._effeval_init(args)`` in their
+    ``__init__``; they add counters with ``self.stats.add(...)`` and report method settings in
+    ``effeval_method_info()``.
+    """
+
+    MODEL_NAME = "effeval"
+    METHOD = "none"
+    ARGS: list[Arg] = []
+
+    def _effeval_init(self, method_args: dict[str, Any]) -> None:
+        self._effeval_local = EfficiencyStats()
+        self._effeval_merged = EfficiencyStats()
+        self.effeval_args = dict(method_args)
+
+    @property
+    def stats(self) -> EfficiencyStats:
+        return self._effeval_local
+
+    def _effeval_sync_stats(self) -> None:
+        world = getattr(self, "world_size", 1) or 1
+        if world > 1:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * world
+            dist.all_gather_object(gathered, self._effeval_local)
+            merged = EfficiencyStats()
+            for one in gathered:
+                merged.merge(one)
+            self._effeval_merged = merged
+        else:
+            self._effeval_merged = self._effeval_local
+
+    def effeval_method_info(self) -> dict[str, Any]:
+        """Method-specific static facts (vocab sizes, parameter counts, ...). Override."""
+        return {}
+
+    def effeval_info(self) -> dict[str, Any]:
+        return {
+            "model_name": self.MODEL_NAME,
+            "method": {"name": self.METHOD, "args": _jsonable(self.effeval_args)},
+            "efficiency": {**self._effeval_merged.summary(), **_jsonable(self.effeval_method_info())},
+        }
+
+    def get_model_info(self) -> dict:
+        try:
+            info = super().get_model_info()  # type: ignore[misc]
+        except Exception:  # HFLM may try a hub lookup for the sha; never fail the run for it
+            info = {}
+        info = dict(info or {})
+        info["effeval"] = self.effeval_info()
+        return info
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def not_implemented_yet(model_name: str, issue: str, module: str, class_name: str) -> type:
+    """An lm-eval model class that fails with a clear message when instantiated.
+
+    ``module``/``class_name`` must match the registry placeholder so that lm-eval's
+    placeholder -> class upgrade accepts it."""
+    from lm_eval.api.model import LM
+
+    class _NotYet(LM):
+        def __init__(self, *args, **kwargs):
+            raise NotImplementedYetError(
+                f"--model {model_name}: not implemented yet in this effeval version ({issue}). "
+                "Fix: use a released wrapper (see `effeval lm --list-models`)"
+            )
+
+        def loglikelihood(self, requests):  # pragma: no cover
+            raise NotImplementedError
+
+        def loglikelihood_rolling(self, requests):  # pragma: no cover
+            raise NotImplementedError
+
+        def generate_until(self, requests):  # pragma: no cover
+            raise NotImplementedError
+
+    _NotYet.__module__ = module
+    _NotYet.__name__ = _NotYet.__qualname__ = class_name
+    return _NotYet

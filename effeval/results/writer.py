@@ -1,0 +1,50 @@
+"""Atomic writes: a reader never sees a half-written result file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from effeval.results.schema import validate_result
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def finite(obj: Any) -> Any:
+    """NaN/inf -> None (JSON has no such numbers; lm-eval writes them for undefined stderr)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    return write_text_atomic(path, json.dumps(finite(obj), indent=2, allow_nan=False, default=str) + "\n")
+
+
+def write_result(path: str | os.PathLike, result: dict) -> Path:
+    """Validate against effeval/result/v1, then write atomically."""
+    result = finite(result)
+    validate_result(result, where=str(path))
+    return write_json_atomic(path, result)

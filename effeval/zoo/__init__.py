@@ -1,0 +1,118 @@
+"""The zoo: tiny deterministic models with real tokenizers, built offline.
+
+``get("llama-sp")`` returns a directory that ``AutoModelForCausalLM.from_pretrained`` and
+``AutoTokenizer.from_pretrained`` load offline, building it first if it is not cached.
+Random weights by default (seconds); ``trained=True`` trains briefly on Python's own text.
+The cache lives under ``$EFFEVAL_ZOO_DIR`` or the user's cache dir, keyed by zoo version and
+Python minor version (the training corpus comes from the stdlib).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from effeval.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+ZOO_VERSION = "1"
+
+# Modules that register builders; each method adds its own (keep this list explicit).
+BUILDER_MODULES = [
+    "effeval.zoo.lm",
+]
+
+
+@dataclass
+class ZooEntry:
+    name: str
+    build: Callable[[Path, bool], None]  # (out_dir, trained) -> writes the model there
+    description: str
+    default: bool = True  # part of `effeval zoo build` with no names
+    depends: tuple[str, ...] = ()
+
+
+ENTRIES: dict[str, ZooEntry] = {}
+
+
+def register(name: str, description: str, default: bool = True, depends: tuple[str, ...] = ()):
+    def deco(fn):
+        ENTRIES[name] = ZooEntry(name, fn, description, default, depends)
+        return fn
+
+    return deco
+
+
+def _load_entries() -> dict[str, ZooEntry]:
+    for mod in BUILDER_MODULES:
+        importlib.import_module(mod)
+    return ENTRIES
+
+
+def zoo_root(root: str | os.PathLike | None = None) -> Path:
+    if root is None:
+        root = os.environ.get("EFFEVAL_ZOO_DIR")
+    if root is None:
+        import platformdirs
+
+        root = Path(platformdirs.user_cache_dir("effeval")) / "zoo"
+    tag = f"v{ZOO_VERSION}-py{sys.version_info.major}{sys.version_info.minor}"
+    return Path(root).expanduser() / tag
+
+
+def model_dir(name: str, trained: bool = False, root: str | os.PathLike | None = None) -> Path:
+    return zoo_root(root) / f"{name}-{'trained' if trained else 'random'}"
+
+
+def get(name: str, trained: bool = False, root: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Path of zoo model ``name``, built (once, under a file lock) if missing."""
+    entries = _load_entries()
+    if name not in entries:
+        raise ConfigError(f"zoo model {name!r} is unknown. Fix: use one of {', '.join(sorted(entries))}")
+    entry = entries[name]
+    for dep in entry.depends:
+        get(dep, trained=trained, root=root)
+    out = model_dir(name, trained, root)
+    done = out / ".effeval-zoo-complete"
+    if done.exists() and not force:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import fcntl
+
+    with open(out.parent / f".{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building the same model
+        if done.exists() and not force:
+            return out
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        start = time.perf_counter()
+        logger.info("zoo: building %s (%s)", out.name, entry.description)
+        entry.build(tmp, trained)
+        (tmp / ".effeval-zoo-complete").write_text(f"{time.perf_counter() - start:.1f}s\n")
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    return out
+
+
+def build_all(names=None, trained: bool = False, root=None, force: bool = False) -> dict[str, Path]:
+    from tqdm.auto import tqdm
+
+    entries = _load_entries()
+    if not names:
+        names = [n for n, e in entries.items() if e.default]
+    unknown = [n for n in names if n not in entries]
+    if unknown:
+        raise ConfigError(f"zoo model(s) {', '.join(unknown)} unknown. Fix: use names from {', '.join(sorted(entries))}")
+    out = {}
+    for name in tqdm(names, desc="zoo build", unit="model"):
+        out[name] = get(name, trained=trained, root=root, force=force)
+    return out

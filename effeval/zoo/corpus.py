@@ -1,0 +1,64 @@
+"""Real text that ships with every Python: the stdlib's own sources and pydoc's topic help.
+
+Deterministic: files are taken in sorted order, so every machine with the same Python minor
+version gets the same corpus (the zoo's cache key includes that version).
+"""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+# A fixed, sorted selection keeps the corpus small and identical across runs.
+_STDLIB_MODULES = (
+    "argparse.py", "collections/__init__.py", "dataclasses.py", "functools.py", "heapq.py",
+    "json/decoder.py", "json/encoder.py", "pathlib.py", "random.py", "shutil.py", "statistics.py",
+    "string.py", "textwrap.py", "fractions.py", "bisect.py", "calendar.py", "csv.py", "difflib.py",
+)
+
+
+def stdlib_dir() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def pydoc_topics() -> list[str]:
+    from pydoc_data.topics import topics
+
+    return [topics[key] for key in sorted(topics)]
+
+
+def stdlib_sources() -> list[str]:
+    out = []
+    for rel in _STDLIB_MODULES:
+        path = stdlib_dir() / rel
+        if path.exists():
+            out.append(path.read_text(encoding="utf-8", errors="replace"))
+    return out
+
+
+def corpus_texts(kind: str = "mixed") -> list[str]:
+    """``prose`` (pydoc topics), ``code`` (stdlib sources) or ``mixed`` (both, interleaved)."""
+    if kind == "prose":
+        return pydoc_topics()
+    if kind == "code":
+        return stdlib_sources()
+    prose, code = pydoc_topics(), stdlib_sources()
+    mixed = []
+    for i in range(max(len(prose), len(code))):
+        if i < len(prose):
+            mixed.append(prose[i])
+        if i < len(code):
+            mixed.append(code[i])
+    return mixed
+
+
+def heldout_texts(n: int = 8) -> list[str]:
+    """Text the zoo never trains on (other stdlib modules), for perplexity checks."""
+    names = ("ipaddress.py", "gettext.py", "locale.py", "pprint.py", "sched.py", "selectors.py", "zipapp.py",
+             "tabnanny.py", "numbers.py", "operator.py")
+    out = []
+    for name in names[:n]:
+        path = stdlib_dir() / name
+        if path.exists():
+            out.append(path.read_text(encoding="utf-8", errors="replace"))
+    return out
