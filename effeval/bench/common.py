@@ -1,0 +1,64 @@
+"""Shared helpers for benchmarks: timing, the JSON envelope, atomic writes under results/bench/."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def bench_dir() -> Path:
+    """``$EFFEVAL_BENCH_DIR`` or ``results/bench`` under the current directory."""
+    return Path(os.environ.get("EFFEVAL_BENCH_DIR", "results/bench"))
+
+
+def time_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> dict[str, float]:
+    """Median/min wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "min_s": min(times), "repeats": repeats}
+
+
+def write_bench(name: str, payload: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
+    """Write ``{bench, created, environment, ...payload}`` atomically to ``<out_dir>/<name>.json``."""
+    from effeval.results.convert import environment_block
+    from effeval.results.writer import write_json_atomic
+
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    env = environment_block(device)
+    env["torch_threads"] = torch.get_num_threads()
+    doc = {
+        "bench": name,
+        "created": _dt.datetime.now(tz=_dt.timezone.utc).isoformat(),
+        "environment": env,
+        **payload,
+    }
+    path = Path(out_dir or bench_dir()) / f"{name}.json"
+    write_json_atomic(path, doc)
+    logger.info("bench %s -> %s", name, path)
+    return path
+
+
+def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """A plain aligned table on stdout (benchmarks print their ratios)."""
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    widths = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    for r in rows:
+        print("  ".join(fmt(r.get(c, "")).ljust(widths[c]) for c in columns))

@@ -1,0 +1,149 @@
+"""``make demo`` / ``python -m effeval.demo``: the main job, offline, on the tiny zoo.
+
+Builds the zoo, runs the stock ``lm_eval`` CLI with ``--model hf`` and every ``effeval-*``
+wrapper on offline tasks, converts each run to effeval JSON under ``results/demo/`` (validated),
+and prints one table of quality and cost. Each method contributes one step in its own module:
+``STEPS`` lists ``"module:function"``; a step function takes a ``DemoContext`` and returns the
+effeval JSON paths it wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+logger = logging.getLogger("effeval.demo")
+
+STEPS = [
+    ("hf baseline", "effeval.demo:hf_baseline_step"),
+    ("hetero-spec", "effeval.methods.speculative.demo:run"),
+    ("short-m@k", "effeval.methods.short_mk.demo:run"),
+    ("spellm", "effeval.methods.spellm.demo:run"),
+    ("pruned-ssm", "effeval.methods.pruning.demo:run"),
+    ("image", "effeval.image.demo:run"),
+    ("leaderboard", "effeval.results.leaderboard:demo_step"),
+]
+
+
+@dataclass
+class DemoContext:
+    out_dir: Path
+    trained: bool = False
+    limit: int | None = None
+    written: list[Path] = field(default_factory=list)
+
+    def zoo(self, name: str) -> str:
+        from effeval import zoo
+
+        return str(zoo.get(name, trained=self.trained))
+
+    def run_lm_eval(self, run_name: str, model: str, model_args: str, tasks: str,
+                    extra_args: list[str] | None = None) -> Path:
+        """Run the stock ``lm_eval`` console script, convert its output, write effeval JSON."""
+        from effeval.cli import task_configs_dir
+        from effeval.results.convert import convert_lm_eval, find_results_files
+        from effeval.results.writer import write_result
+
+        raw = self.out_dir / "lm_eval" / run_name
+        shutil.rmtree(raw, ignore_errors=True)
+        lm_eval = Path(sys.executable).with_name("lm_eval")
+        cmd = [str(lm_eval) if lm_eval.exists() else "lm_eval", "--model", model, "--model_args", model_args,
+               "--tasks", tasks, "--include_path", str(task_configs_dir()), "--device", "cpu",
+               "--batch_size", "4", "--output_path", str(raw), "--log_samples", *(extra_args or [])]
+        if self.limit:
+            cmd += ["--limit", str(self.limit)]
+        logger.info("demo: %s", " ".join(cmd))
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+            raise RuntimeError(f"demo step {run_name!r}: lm_eval exited with {proc.returncode}")
+        result = convert_lm_eval(find_results_files(raw)[-1])
+        result["run_id"] = f"demo__{run_name}"
+        result["provenance"]["command"] = " ".join(cmd)
+        result["efficiency"].setdefault("process_wall_time_s", time.perf_counter() - start)
+        path = write_result(self.out_dir / f"{run_name}.json", result)
+        self.written.append(path)
+        return path
+
+
+def hf_baseline_step(ctx: DemoContext) -> list[Path]:
+    target = ctx.zoo("llama-sp")
+    return [ctx.run_lm_eval("hf-llama-sp", "hf", f"pretrained={target},dtype=float32", "effeval_smoke")]
+
+
+def _summary_rows(paths: list[Path]) -> list[dict]:
+    rows = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        if data.get("kind") not in ("lm", "image"):
+            continue
+        scores = []
+        for task, metrics in sorted(data.get("tasks", {}).items()):
+            for metric, val in metrics.items():
+                if val.get("value") is not None and metric in ("acc", "exact_match", "word_perplexity",
+                                                                "leakage_rate", "clip_score"):
+                    scores.append(f"{task.replace('effeval_', '')}:{metric}={val['value']:.3g}")
+        eff = data.get("efficiency", {})
+        cost = [f"wall={eff['wall_time_s']:.1f}s"] if isinstance(eff.get("wall_time_s"), (int, float)) else []
+        for key in ("tokens_per_s", "acceptance_rate", "global_sparsity", "thinking_tokens_saved_ratio",
+                    "head_vs_projection_params"):
+            if isinstance(eff.get(key), (int, float)):
+                cost.append(f"{key}={eff[key]:.3g}")
+        rows.append({"run": data["run_id"], "method": data["method"]["name"], "quality": " ".join(scores[:4]),
+                     "cost": " ".join(cost)})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m effeval.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/demo", help="where effeval JSON goes (default results/demo)")
+    parser.add_argument("--trained", action="store_true", help="use the briefly trained zoo (slower to build)")
+    parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
+    parser.add_argument("--only", default=None, help="comma-separated step names to run")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    ctx = DemoContext(out_dir=Path(args.out), trained=args.trained, limit=args.limit)
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    only = set(args.only.split(",")) if args.only else None
+    steps = [s for s in STEPS if only is None or s[0] in only]
+    total = time.perf_counter()
+    for i, (name, target) in enumerate(steps, 1):
+        module, func = target.split(":")
+        try:
+            fn = getattr(importlib.import_module(module), func)
+        except (ModuleNotFoundError, AttributeError):
+            print(f"[{i}/{len(steps)}] {name}: not built yet in this version, skipped", flush=True)
+            continue
+        print(f"[{i}/{len(steps)}] {name} ...", flush=True)
+        start = time.perf_counter()
+        fn(ctx)
+        print(f"[{i}/{len(steps)}] {name} done in {time.perf_counter() - start:.1f}s", flush=True)
+    from effeval.results.cli import validate
+
+    lm_files = [p for p in ctx.written if p.suffix == ".json"]
+    if lm_files and validate([str(p) for p in lm_files]) != 0:
+        print("demo: some effeval JSON did not validate", file=sys.stderr)
+        return 1
+    rows = _summary_rows(lm_files)
+    if rows:
+        from effeval.bench.common import print_table
+
+        print()
+        print_table(rows, ["run", "method", "quality", "cost"])
+    print(f"\ndemo finished in {time.perf_counter() - total:.1f}s; effeval JSON in {ctx.out_dir}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
