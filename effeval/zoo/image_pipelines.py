@@ -1,0 +1,172 @@
+"""Tiny text-to-image pipelines for tests, the demo and benchmarks, built offline.
+
+| name | pipeline | text encoders | image |
+|---|---|---|---|
+| sd-tiny | StableDiffusionPipeline (1.x layout) | CLIPTextModel, pad = ``<|endoftext|>`` | 64x64 |
+| sd2-tiny | StableDiffusionPipeline (2.x layout) | CLIPTextModel, pad = ``!`` (id 0) | 64x64 |
+| sdxl-tiny | StableDiffusionXLPipeline | CLIPTextModel + CLIPTextModelWithProjection (pooled) | 64x64 |
+
+Weights are random (seeded) -- these pipelines exist to exercise the real code paths (real CLIP
+BPE tokenizer with 49,408 entries, real diffusers components) in seconds on a CPU, not to draw
+anything recognisable. The CLIP BPE vocabulary is the one that ships inside ``open_clip``
+(``bpe_simple_vocab_16e6.txt.gz``); :func:`write_clip_tokenizer` turns it into the
+``vocab.json`` + ``merges.txt`` that Hugging Face's ``CLIPTokenizer`` loads, byte for byte the
+layout of ``openai/clip-vit-large-patch14``'s tokenizer.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from effeval.zoo import register
+
+SEED = 2024
+IMAGE_SIZE = 64
+# Real CLIP: 49152 - 256 - 2 merges, 256 byte tokens (+ "</w>" twins), 2 specials = 49408 ids.
+N_MERGES = 49152 - 256 - 2
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable unicode map."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def open_clip_bpe_path() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        from effeval.errors import ConfigError
+
+        raise ConfigError("open_clip is not installed. Fix: pip install 'effeval[image]' (open_clip_torch ships the CLIP BPE vocabulary)")
+    return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
+
+
+def write_clip_tokenizer(out: Path, pad_token: str = EOS) -> None:
+    """Write a Hugging Face CLIPTokenizer (vocab.json, merges.txt, configs) built from open_clip's BPE.
+
+    ``pad_token``: ``<|endoftext|>`` as in SD 1.x, ``!`` as in SD 2.x / SDXL's second encoder.
+    """
+    from transformers import CLIPTokenizer
+
+    lines = gzip.open(open_clip_bpe_path(), "rt", encoding="utf-8").read().split("\n")
+    merges = [tuple(m.split()) for m in lines[1 : N_MERGES + 1]]
+    vocab = list(_bytes_to_unicode().values())
+    vocab = vocab + [v + "</w>" for v in vocab]
+    vocab += ["".join(m) for m in merges]
+    vocab += [BOS, EOS]
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False), encoding="utf-8")
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
+    tok = CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges,
+                        pad_token=pad_token, model_max_length=77)
+    tok.save_pretrained(str(out))
+
+
+def _text_encoder(tokenizer, hidden: int, with_projection: bool, seed: int):
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    cfg = CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, projection_dim=hidden, hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    cls = CLIPTextModelWithProjection if with_projection else CLIPTextModel
+    return cls(cfg).eval()
+
+
+def _vae(seed: int):
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    # Three blocks: 8x downsampling like the real VAE, so a 64x64 image has 8x8 latents.
+    return AutoencoderKL(
+        block_out_channels=(16, 32, 32), in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8,
+        sample_size=IMAGE_SIZE,
+    ).eval()
+
+
+def _tokenizer(out: Path, sub: str, pad_token: str):
+    from transformers import CLIPTokenizer
+
+    write_clip_tokenizer(out / sub, pad_token=pad_token)
+    return CLIPTokenizer.from_pretrained(str(out / sub))
+
+
+def build_sd(out: Path, pad_token: str = EOS, seed: int = SEED) -> None:
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+    tokenizer = _tokenizer(out, "tokenizer", pad_token)
+    text_encoder = _text_encoder(tokenizer, 32, False, seed)
+    torch.manual_seed(seed + 1)
+    unet = UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32, attention_head_dim=4,
+        norm_num_groups=8,
+    ).eval()
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionPipeline(vae=_vae(seed + 2), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n")
+
+
+def build_sdxl(out: Path, seed: int = SEED) -> None:
+    import torch
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    tokenizer = _tokenizer(out, "tokenizer", EOS)
+    tokenizer_2 = _tokenizer(out, "tokenizer_2", "!")
+    text_encoder = _text_encoder(tokenizer, 32, False, seed)
+    text_encoder_2 = _text_encoder(tokenizer_2, 32, True, seed + 3)
+    torch.manual_seed(seed + 1)
+    time_dim = 8
+    unet = UNet2DConditionModel(
+        sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
+        addition_embed_type="text_time", addition_time_embed_dim=time_dim, transformer_layers_per_block=(1, 1),
+        # 6 micro-conditioning numbers (sizes, crop, target) x time_dim + the pooled text embedding.
+        projection_class_embeddings_input_dim=6 * time_dim + 32, cross_attention_dim=64, norm_num_groups=8,
+    ).eval()
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       steps_offset=1, timestep_spacing="leading")
+    pipe = StableDiffusionXLPipeline(vae=_vae(seed + 2), text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
+                                     force_zeros_for_empty_prompt=True)
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n")
+
+
+@register("sd-tiny", "tiny Stable Diffusion 1.x-style pipeline (CLIP BPE tokenizer, 64x64)", default=False)
+def _sd_tiny(out: Path, trained: bool) -> None:
+    build_sd(out, pad_token=EOS)
+
+
+@register("sd2-tiny", "tiny Stable Diffusion 2.x-style pipeline (pad token '!')", default=False)
+def _sd2_tiny(out: Path, trained: bool) -> None:
+    build_sd(out, pad_token="!")
+
+
+@register("sdxl-tiny", "tiny SDXL pipeline (two CLIP text encoders + pooled embedding, 64x64)", default=False)
+def _sdxl_tiny(out: Path, trained: bool) -> None:
+    build_sdxl(out)
