@@ -1,4 +1,4 @@
-"""``effeval results ...``: convert lm-eval output, validate effeval JSON (more verbs join here)."""
+"""``effeval results ...``: convert lm-eval output, validate effeval JSON, compare runs, export a run."""
 
 from __future__ import annotations
 
@@ -12,13 +12,27 @@ logger = logging.getLogger(__name__)
 
 
 def add_parser(sub) -> None:
-    res = sub.add_parser("results", help="effeval result JSON: convert, validate")
+    res = sub.add_parser("results", help="effeval result JSON: convert, validate, compare, export")
     rsub = res.add_subparsers(dest="results_cmd", required=True)
     conv = rsub.add_parser("convert", help="lm-eval results (folder or results_*.json) -> effeval JSON")
     conv.add_argument("source", help="lm-eval --output_path folder or one results_*.json")
     conv.add_argument("--out", required=True, help="output folder (one <run_id>.json per results file)")
     val = rsub.add_parser("validate", help="check effeval JSON files against effeval/result/v1")
     val.add_argument("paths", nargs="+", help="files or folders (folders: every *.json inside)")
+    cmp = rsub.add_parser("compare", help="the same tasks under two or more runs: deltas, CIs, efficiency ratios")
+    cmp.add_argument("runs", nargs="+", help="effeval JSON files, lm-eval results_*.json or --output_path folders; "
+                     "the first is the baseline")
+    cmp.add_argument("--out", default=None, help="write the comparison JSON here")
+    cmp.add_argument("--tasks", default=None, help="comma-separated tasks to compare (default: all; runs must agree)")
+    cmp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    cmp.add_argument("--confidence", type=float, default=0.95, help="CI level (default 0.95)")
+    exp = rsub.add_parser("export", help="one run in another tool's format (eee, hf-leaderboard, hub, model-index)")
+    exp.add_argument("result", help="effeval JSON, lm-eval results_*.json or --output_path folder")
+    exp.add_argument("--format", required=True, dest="fmt", help="eee | hf-leaderboard | hub | model-index")
+    exp.add_argument("--out", required=True, help="output folder")
+    exp.add_argument("--push", action="store_true", help="hub only: upload the folder as a dataset repo")
+    exp.add_argument("--repo", default=None, help="hub only: <org>/<dataset> to push to")
 
 
 def _json_files(paths: list[str]) -> list[Path]:
@@ -75,4 +89,17 @@ def run(args) -> int:
         return 0
     if args.results_cmd == "validate":
         return validate(args.paths)
+    if args.results_cmd == "compare":
+        from effeval.results.compare import compare
+
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
+        compare(args.runs, out=args.out, tasks=tasks, iters=args.bootstrap, seed=args.seed,
+                confidence=args.confidence)
+        return 0
+    if args.results_cmd == "export":
+        from effeval.results.export import export
+
+        for path in export(args.result, args.fmt, args.out, push=args.push, repo=args.repo):
+            print(path)
+        return 0
     raise ConfigError(f"unknown results command {args.results_cmd!r}")

@@ -98,10 +98,14 @@ def _parse_model_args(model_args: Any) -> dict:
     return out
 
 
+_NOT_METRICS = {"alias", "name", "sample_len", "sample_count", "samples"}
+
+
 def _metrics(task_results: dict, higher: dict, n_samples: int | None) -> dict:
     out: dict[str, dict] = {}
     for key, value in task_results.items():
-        if key == "alias" or "_stderr," in key or key.endswith("_stderr"):
+        # lm-eval also writes bookkeeping keys beside the metrics (sample_len is a count, not a score)
+        if key in _NOT_METRICS or "_stderr," in key or key.endswith("_stderr"):
             continue
         metric, _, filt = key.partition(",")
         name = metric if filt in ("", "none") else f"{metric},{filt}"
