@@ -51,7 +51,9 @@ def _cos(a, b) -> list[float]:
 def expressions_for(record: dict, encoder: PromptEncoder, enc: EncodedPrompt) -> list[str]:
     value = record.get("expressions") or record.get("expression")
     if value:
-        return [value] if isinstance(value, str) else [str(v) for v in value]
+        values = [value] if isinstance(value, (str, dict)) else list(value)
+        # benchmark records give {"text": ..., "words": [start, end]} or plain strings
+        return [v["text"] if isinstance(v, dict) else str(v) for v in values]
     return [w["word"] for w in encoder.words(enc) if len(w["positions"]) > 1]
 
 
