@@ -309,6 +309,7 @@ class _BlipVqaBackend:
 
         self.torch = torch
         self.processor = tf.AutoProcessor.from_pretrained(path)
+        self.processor.tokenizer.padding_side = "right"  # yes_no_logits slices off right padding
         self.model = tf.BlipForQuestionAnswering.from_pretrained(path).to(device).eval()
         self.device = device
         tok = self.processor.tokenizer
@@ -327,10 +328,15 @@ class _BlipVqaBackend:
                 input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
                 encoder_hidden_states=image_embeds, encoder_attention_mask=image_mask,
             ).last_hidden_state
-            start = torch.full((len(questions), 1), m.decoder_start_token_id, device=self.device)
-            logits = m.text_decoder(
-                input_ids=start, encoder_hidden_states=question, encoder_attention_mask=enc["attention_mask"],
-            ).logits[:, 0, :]
+            # The answer decoder runs per question on the unpadded question states: in transformers
+            # 5.24 BLIP's decoder does not mask padded encoder positions exactly (results move
+            # with the padding length), while slicing reproduces BLIP's own generate().
+            start = torch.full((1, 1), m.decoder_start_token_id, device=self.device)
+            lengths = enc["attention_mask"].sum(dim=1).tolist()
+            logits = torch.cat([
+                m.text_decoder(input_ids=start, encoder_hidden_states=question[k: k + 1, : int(n)]).logits[:, 0, :]
+                for k, n in enumerate(lengths)
+            ])
         return logits[:, [self.yes_id, self.no_id]].float()
 
 
