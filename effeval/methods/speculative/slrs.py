@@ -213,29 +213,36 @@ class _ReplayChooser:
         self.prefix = prefix
         self.pos = 0
 
-    def _pick(self, outcomes):
+    def _pick(self, outcomes: Callable[[], list]):
+        # Outcomes are built only where the run branches: replaying a prefix costs no law.
         if self.pos < len(self.prefix):
             self.pos += 1
             return self.prefix[self.pos - 1]
-        raise _Branch(outcomes)
+        raise _Branch(outcomes())
 
     def categorical(self, probs) -> int:
-        total = float(probs.sum())
-        return self._pick([(int(i), float(probs[i]) / total) for i in probs.nonzero().flatten()])
+        def outcomes():
+            total = float(probs.sum())
+            return [(int(i), float(probs[i]) / total) for i in probs.nonzero().flatten()]
+
+        return self._pick(outcomes)
 
     def bernoulli(self, prob: float) -> bool:
         prob = min(max(prob, 0.0), 1.0)
-        return self._pick([(True, prob), (False, 1.0 - prob)])
+        return self._pick(lambda: [(True, prob), (False, 1.0 - prob)])
 
     def residual(self, p, q_of) -> int:
         # The exact law of _SamplingChooser.residual's loop: ∝ p(v) max(0, 1 - q(v)/p(v)).
-        weights = {}
-        for v in p.nonzero().flatten().tolist():
-            w = float(p[v]) * max(0.0, 1.0 - q_of(v) / float(p[v]))
-            if w > 0:
-                weights[v] = w
-        z = sum(weights.values())
-        return self._pick([(v, w / z) for v, w in weights.items()])
+        def outcomes():
+            weights = {}
+            for v in p.nonzero().flatten().tolist():
+                w = float(p[v]) * max(0.0, 1.0 - q_of(v) / float(p[v]))
+                if w > 0:
+                    weights[v] = w
+            z = sum(weights.values())
+            return [(v, w / z) for v, w in weights.items()]
+
+        return self._pick(outcomes)
 
 
 def enumerate_law(run: Callable[[object], object], min_branch_prob: float = 0.0) -> dict:
