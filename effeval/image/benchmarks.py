@@ -311,7 +311,8 @@ def load_t2i_compbench(path: Path) -> list[dict]:
 
     For the attribute-binding categories (color/shape/texture) the prompt is split into its noun
     phrases at " and " / ", " and each phrase is asked as T2I-CompBench's BLIP-VQA does, as
-    ``"<phrase>?"`` (expected yes). Other categories (spatial, non_spatial, complex, numeracy,
+    ``"<phrase>?"`` (expected yes). T2I-CompBench finds the phrases with spaCy noun chunks; this
+    split needs no parser but keeps a sentence without " and " / ", " as one phrase. Other categories (spatial, non_spatial, complex, numeracy,
     3d_spatial) are scored by other models in T2I-CompBench and get no questions here.
     """
     path = Path(path)

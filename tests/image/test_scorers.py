@@ -90,13 +90,18 @@ def test_clip_metadata_records_model_hash_and_template(clip_dir):
     assert set(meta["definitions"]) == {"clip_similarity", "clipscore"}
 
 
-def _blip_direct_p_yes(vqa_dir, image, question):
-    """P(yes) from transformers' own BLIP generate(): raw logits of the first generated token."""
-    import torch
+@pytest.fixture(scope="module")
+def direct_blip(vqa_dir):
     import transformers as tf
 
-    processor = tf.AutoProcessor.from_pretrained(vqa_dir)
-    model = tf.BlipForQuestionAnswering.from_pretrained(vqa_dir).eval()
+    return tf.AutoProcessor.from_pretrained(vqa_dir), tf.BlipForQuestionAnswering.from_pretrained(vqa_dir).eval()
+
+
+def _blip_direct_p_yes(direct_blip, image, question):
+    """P(yes) from transformers' own BLIP generate(): raw logits of the first generated token."""
+    import torch
+
+    processor, model = direct_blip
     inputs = processor(images=image, text=question, return_tensors="pt")
     out = model.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True)
     logits = out.logits[0][0]
@@ -104,7 +109,7 @@ def _blip_direct_p_yes(vqa_dir, image, question):
     return float(torch.softmax(logits[[yes, no]], dim=-1)[0])
 
 
-def test_vqa_p_yes_matches_blip_generate(vqa_dir):
+def test_vqa_p_yes_matches_blip_generate(vqa_dir, direct_blip):
     from effeval.image.scorers import build_scorers
 
     (scorer,) = build_scorers(["vqa"], vqa_model=vqa_dir, device="cpu")
@@ -114,7 +119,7 @@ def test_vqa_p_yes_matches_blip_generate(vqa_dir):
     assert batched.shape == (2, 3)
     for i, im in enumerate(images):
         for j, q in enumerate(questions):
-            assert float(batched[i, j]) == pytest.approx(_blip_direct_p_yes(vqa_dir, im, q), abs=1e-5)
+            assert float(batched[i, j]) == pytest.approx(_blip_direct_p_yes(direct_blip, im, q), abs=1e-5)
     # the probabilities depend on the question (the tiny model is random, not constant)
     assert float(batched[0].max() - batched[0].min()) > 1e-4
 
