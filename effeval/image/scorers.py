@@ -49,7 +49,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from effeval.errors import ConfigError, config_error
+from effeval.errors import config_error
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ class Scorer:
 class _OpenClip:
     """An open_clip model + preprocess + tokenizer, loaded once per (spec, device)."""
 
-    _CACHE: dict[tuple, "_OpenClip"] = {}
+    _CACHE: dict[tuple, _OpenClip] = {}
 
     def __init__(self, spec: str, device: str, argument: str):
         import open_clip
@@ -183,7 +183,7 @@ class _OpenClip:
         self._torch = torch
 
     @classmethod
-    def get(cls, spec: str, device: str, argument: str) -> "_OpenClip":
+    def get(cls, spec: str, device: str, argument: str) -> _OpenClip:
         key = (spec, device)
         if key not in cls._CACHE:
             cls._CACHE[key] = cls(spec, device, argument)
@@ -579,8 +579,10 @@ class QualityScorer(Scorer):
         if sum(len(p) for p in self._pixels) < 2:
             logger.warning("quality: fewer than 2 images with baselines; no FID/KID")
             return {}
-        return fid_kid_from_pixels(torch.cat(self._baseline_pixels), torch.cat(self._pixels), self.clip,
-                                   kid_subsets=self.kid_subsets, seed=self.seed)
+        out = fid_kid_from_pixels(torch.cat(self._baseline_pixels), torch.cat(self._pixels), self.clip,
+                                  kid_subsets=self.kid_subsets, seed=self.seed)
+        logger.info("quality: FID/KID over %d image pairs", out.pop("n_images"))
+        return out  # metrics only: callers report every key as a score
 
 
 # --------------------------------------------------------------------------------------------
