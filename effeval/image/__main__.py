@@ -40,6 +40,7 @@ SET_LEVEL_SCORERS = ("quality",)  # scored at the end from saved images (needs t
 RESULT_FILE = "results.json"
 ROWS_FILE = "per_prompt.jsonl"
 REPORT_FILE = "report.html"
+ROW_FIELDS = {"id", "index", "prompt", "intervention", "seed", "image", "sequence_length", "positions"}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -262,10 +263,16 @@ def _tasks_block(bench: str, labels: list[str], rows: list[dict], baseline_label
     from effeval.image.metrics import aggregate
 
     baseline_rows = [r for r in rows if r["intervention"] == baseline_label] if baseline_label else None
+    # every score key the scorers produced (per-question "q.<id>.p_yes" stay in per_prompt.jsonl)
+    keys: list[str] = []
+    for r in rows:
+        for k, v in r.items():
+            if k not in ROW_FIELDS and not k.startswith("q.") and isinstance(v, float) and k not in keys:
+                keys.append(k)
     tasks, aggregates = {}, {}
     for label in labels:
         mine = [r for r in rows if r["intervention"] == label]
-        agg = aggregate(mine, baseline_rows if label != baseline_label else None, n_boot=n_boot)
+        agg = aggregate(mine, baseline_rows if label != baseline_label else None, n_boot=n_boot, keys=keys)
         aggregates[label] = agg
         block = {}
         for name, m in agg["metrics"].items():
@@ -456,6 +463,7 @@ def run(args, argv: list[str]) -> int:
     skipped = sum(1 for i in range(len(records)) if i % world == rank) - len(todo)
     if skipped:
         logger.info("resuming: %d finished prompt(s) skipped", skipped)
+    logger.info("rank %d/%d: %d prompt(s) to do", rank, world, len(todo))
     for i in tqdm(todo, desc=f"image prompts (rank {rank})" if world > 1 else "image prompts", unit="prompt",
                   disable=None):
         result = process_prompt(i, records[i], ctx)
