@@ -64,7 +64,7 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
     metric_names: list[str] = []
     for label in labels:
         for name in result["tasks"].get(f"{bench}/{label}", {}):
-            if name not in metric_names:
+            if name not in metric_names and not name.endswith("_abs_change"):  # the JSON has those
                 metric_names.append(name)
     if metric_names:
         parts.append("<h2>Summary</h2><table><tr><th>metric</th>" + "".join(f"<th>{html.escape(l)}</th>" for l in labels) + "</tr>")
