@@ -43,12 +43,22 @@ def build_requests(n_loglikelihood: int, n_generate: int, max_gen_toks: int):
     ll = []
     for row in _smoke_rows("mc.jsonl"):
         for choice in row["choices"]:
-            ll.append(Instance("loglikelihood", row, (f"Question: {row['question']}\nAnswer:", f" {choice}"), len(ll)))
+            ll.append(
+                Instance(
+                    "loglikelihood", row, (f"Question: {row['question']}\nAnswer:", f" {choice}"), len(ll)
+                )
+            )
     ll = (ll * (n_loglikelihood // max(1, len(ll)) + 1))[:n_loglikelihood]
     gen_rows = _smoke_rows("gen.jsonl")
-    gen = [Instance("generate_until", row, (row["prompt"], {"until": ["\n\n"], "max_gen_toks": max_gen_toks,
-                                                             "do_sample": False}), i)
-           for i, row in enumerate((gen_rows * (n_generate // len(gen_rows) + 1))[:n_generate])]
+    gen = [
+        Instance(
+            "generate_until",
+            row,
+            (row["prompt"], {"until": ["\n\n"], "max_gen_toks": max_gen_toks, "do_sample": False}),
+            i,
+        )
+        for i, row in enumerate((gen_rows * (n_generate // len(gen_rows) + 1))[:n_generate])
+    ]
     return ll, gen
 
 
@@ -93,7 +103,9 @@ def make_models(pretrained: str, batch_size: int) -> tuple[dict[str, Any], dict[
             models[label] = get_model(name)(**common, **args)
         except Exception as exc:  # a stub, or a wrapper that cannot run this model: measure the base instead
             notes[label] = f"{exc.__class__.__name__}: {str(exc)[:200]}"
-            logger.warning("overhead: %s unusable here (%s); measuring the wrapper base instead", label, notes[label])
+            logger.warning(
+                "overhead: %s unusable here (%s); measuring the wrapper base instead", label, notes[label]
+            )
     models["wrapper base (pass-through)"] = passthrough_class()(**common)
     return models, notes
 
@@ -107,9 +119,11 @@ def measure(models: dict[str, Any], requests: dict[str, list], repeats: int) -> 
     outputs: dict[str, dict[str, Any]] = {kind: {} for kind in requests}
     for kind, reqs in requests.items():
         for label in labels:  # warm-up: first-call allocations and lazy inits are not the wrapper's cost
-            outputs[kind][label] = getattr(models[label], kind)(reqs[: max(1, len(reqs) // 8)], disable_tqdm=True)
+            outputs[kind][label] = getattr(models[label], kind)(
+                reqs[: max(1, len(reqs) // 8)], disable_tqdm=True
+            )
         for rep in tqdm(range(repeats), desc=f"overhead {kind}"):
-            for label in (labels if rep % 2 == 0 else labels[::-1]):
+            for label in labels if rep % 2 == 0 else labels[::-1]:
                 start = time.perf_counter()
                 outputs[kind][label] = getattr(models[label], kind)(reqs, disable_tqdm=True)
                 times[kind][label].append(time.perf_counter() - start)
@@ -121,7 +135,10 @@ def measure(models: dict[str, Any], requests: dict[str, list], repeats: int) -> 
         for label in labels:
             best, median = min(times[kind][label]), statistics.median(times[kind][label])
             rows[label] = {
-                "requests": len(reqs), "best_s": best, "median_s": median, "times_s": times[kind][label],
+                "requests": len(reqs),
+                "best_s": best,
+                "median_s": median,
+                "times_s": times[kind][label],
                 "requests_per_s": len(reqs) / best,
                 "throughput_ratio_vs_hf": base_best / best,
                 "median_throughput_ratio_vs_hf": base_median / median,
@@ -137,14 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     from effeval import zoo
     from effeval.bench.common import print_table, write_bench
 
-    parser = argparse.ArgumentParser(prog="python -m effeval.bench overhead", description=__doc__.splitlines()[0])
-    parser.add_argument("--loglikelihood", type=int, default=160, help="loglikelihood requests (default 160)")
-    parser.add_argument("--generate", type=int, default=10, help="generate_until requests (default 10)")
+    parser = argparse.ArgumentParser(
+        prog="python -m effeval.bench overhead", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--loglikelihood", type=int, default=800, help="loglikelihood requests (default 800)")
+    parser.add_argument("--generate", type=int, default=30, help="generate_until requests (default 30)")
     parser.add_argument("--max-gen-toks", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (default 1: steadier timings on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: steadier timings on a shared machine)",
+    )
     parser.add_argument("--out", default=None, help="folder for overhead.json (default results/bench)")
     args = parser.parse_args(argv)
 
@@ -154,19 +177,40 @@ def main(argv: list[str] | None = None) -> int:
     models, notes = make_models(pretrained, args.batch_size)
     ll, gen = build_requests(args.loglikelihood, args.generate, args.max_gen_toks)
     results = measure(models, {"loglikelihood": ll, "generate_until": gen}, args.repeats)
-    rows = [{"request type": kind, "model": label, "req/s": r["requests_per_s"],
-             "ratio vs hf": r["throughput_ratio_vs_hf"], "median ratio": r["median_throughput_ratio_vs_hf"],
-             "same outputs": r["outputs_identical_to_hf"]}
-            for kind, per in results.items() for label, r in per.items()]
+    rows = [
+        {
+            "request type": kind,
+            "model": label,
+            "req/s": r["requests_per_s"],
+            "ratio vs hf": r["throughput_ratio_vs_hf"],
+            "median ratio": r["median_throughput_ratio_vs_hf"],
+            "same outputs": r["outputs_identical_to_hf"],
+        }
+        for kind, per in results.items()
+        for label, r in per.items()
+    ]
     print_table(rows, ["request type", "model", "req/s", "ratio vs hf", "median ratio", "same outputs"])
-    worst = min(r["throughput_ratio_vs_hf"] for per in results.values() for label, r in per.items() if label != "hf")
+    worst = min(
+        r["throughput_ratio_vs_hf"] for per in results.values() for label, r in per.items() if label != "hf"
+    )
     payload = {
-        "model": "zoo:llama-sp", "pretrained": pretrained,
-        "settings": {"loglikelihood_requests": len(ll), "generate_requests": len(gen), "max_gen_toks": args.max_gen_toks,
-                     "repeats": args.repeats, "batch_size": args.batch_size, "device": "cpu", "dtype": "float32"},
+        "model": "zoo:llama-sp",
+        "pretrained": pretrained,
+        "settings": {
+            "loglikelihood_requests": len(ll),
+            "generate_requests": len(gen),
+            "max_gen_toks": args.max_gen_toks,
+            "repeats": args.repeats,
+            "batch_size": args.batch_size,
+            "device": "cpu",
+            "dtype": "float32",
+        },
         "ratio_definition": "wrapper requests/s divided by hf requests/s, best of the repeats (median also given)",
-        "goal": 0.95, "worst_ratio": worst, "meets_goal": worst >= 0.95,
-        "wrappers_replaced_by_base": notes, "results": results,
+        "goal": 0.95,
+        "worst_ratio": worst,
+        "meets_goal": worst >= 0.95,
+        "wrappers_replaced_by_base": notes,
+        "results": results,
     }
     write_bench("overhead", payload, args.out)
     return 0

@@ -19,15 +19,26 @@ def add_parser(sub) -> None:
     conv.add_argument("--out", required=True, help="output folder (one <run_id>.json per results file)")
     val = rsub.add_parser("validate", help="check effeval JSON files against effeval/result/v1")
     val.add_argument("paths", nargs="+", help="files or folders (folders: every *.json inside)")
-    cmp = rsub.add_parser("compare", help="the same tasks under two or more runs: deltas, CIs, efficiency ratios")
-    cmp.add_argument("runs", nargs="+", help="effeval JSON files, lm-eval results_*.json or --output_path folders; "
-                     "the first is the baseline")
+    cmp = rsub.add_parser(
+        "compare", help="the same tasks under two or more runs: deltas, CIs, efficiency ratios"
+    )
+    cmp.add_argument(
+        "runs",
+        nargs="+",
+        help="effeval JSON files, lm-eval results_*.json or --output_path folders; the first is the baseline",
+    )
     cmp.add_argument("--out", default=None, help="write the comparison JSON here")
-    cmp.add_argument("--tasks", default=None, help="comma-separated tasks to compare (default: all; runs must agree)")
-    cmp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)")
+    cmp.add_argument(
+        "--tasks", default=None, help="comma-separated tasks to compare (default: all; runs must agree)"
+    )
+    cmp.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs (default 1000)"
+    )
     cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     cmp.add_argument("--confidence", type=float, default=0.95, help="CI level (default 0.95)")
-    exp = rsub.add_parser("export", help="one run in another tool's format (eee, hf-leaderboard, hub, model-index)")
+    exp = rsub.add_parser(
+        "export", help="one run in another tool's format (eee, hf-leaderboard, hub, model-index)"
+    )
     exp.add_argument("result", help="effeval JSON, lm-eval results_*.json or --output_path folder")
     exp.add_argument("--format", required=True, dest="fmt", help="eee | hf-leaderboard | hub | model-index")
     exp.add_argument("--out", required=True, help="output folder")
@@ -41,7 +52,9 @@ def _json_files(paths: list[str]) -> list[Path]:
         if p.is_dir():
             found = sorted(x for x in p.rglob("*.json") if not x.name.startswith("."))
             if not found:
-                raise ConfigError(f"{p}: folder has no .json files. Fix: pass effeval result files or their folder")
+                raise ConfigError(
+                    f"{p}: folder has no .json files. Fix: pass effeval result files or their folder"
+                )
             files += found
         elif p.is_file():
             files.append(p)
@@ -93,8 +106,14 @@ def run(args) -> int:
         from effeval.results.compare import compare
 
         tasks = [t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None
-        compare(args.runs, out=args.out, tasks=tasks, iters=args.bootstrap, seed=args.seed,
-                confidence=args.confidence)
+        compare(
+            args.runs,
+            out=args.out,
+            tasks=tasks,
+            iters=args.bootstrap,
+            seed=args.seed,
+            confidence=args.confidence,
+        )
         return 0
     if args.results_cmd == "export":
         from effeval.results.export import export

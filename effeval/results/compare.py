@@ -47,8 +47,9 @@ def percentile_interval(stats: list[float], confidence: float) -> tuple[float, f
     return float(lo), float(hi)
 
 
-def paired_bootstrap_ci(diffs: list[float], iters: int = 1000, seed: int = 0,
-                        confidence: float = 0.95) -> tuple[float, float]:
+def paired_bootstrap_ci(
+    diffs: list[float], iters: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> tuple[float, float]:
     """CI of the mean of paired differences ``diffs`` by the seeded percentile bootstrap."""
     import torch
 
@@ -86,9 +87,12 @@ def paired_values(base: dict, other: dict, metric: str) -> tuple[list[int], list
 def output_equality(base: dict, other: dict) -> dict:
     """Do both runs give the same (filtered) output per document?"""
     keys = sorted(set(base) & set(other))
-    differ = [k[0] for k in keys
-              if json.dumps(base[k].get("filtered_resps"), sort_keys=True)
-              != json.dumps(other[k].get("filtered_resps"), sort_keys=True)]
+    differ = [
+        k[0]
+        for k in keys
+        if json.dumps(base[k].get("filtered_resps"), sort_keys=True)
+        != json.dumps(other[k].get("filtered_resps"), sort_keys=True)
+    ]
     return {
         "paired_documents": len(keys),
         "equal": len(keys) - len(differ),
@@ -125,8 +129,12 @@ def efficiency_ratios(base: Run, run: Run) -> dict:
             break
     ga, gb = _eff(base, "generated_tokens"), _eff(run, "generated_tokens")
     if ga is not None and gb is not None:
-        out.update(baseline_generated_tokens=ga, generated_tokens=gb, tokens_saved=ga - gb,
-                   tokens_saved_fraction=(1 - gb / ga) if ga else None)
+        out.update(
+            baseline_generated_tokens=ga,
+            generated_tokens=gb,
+            tokens_saved=ga - gb,
+            tokens_saved_fraction=(1 - gb / ga) if ga else None,
+        )
     ra, rb = _eff(base, "tokens_per_s"), _eff(run, "tokens_per_s")
     if ra and rb is not None:
         out["tokens_per_s_ratio"] = rb / ra
@@ -163,15 +171,24 @@ def check_same_tasks(runs: list[Run], tasks: list[str] | None = None) -> list[st
                 parts.append(f"only {run.label} has {', '.join(only_run)}")
             problems.append("; ".join(parts))
     if problems:
-        raise ConfigError("compare: the runs cover different tasks (" + " | ".join(problems) + "). "
-                          "Fix: pass runs of the same tasks, or restrict with --tasks to tasks all runs share")
+        raise ConfigError(
+            "compare: the runs cover different tasks (" + " | ".join(problems) + "). "
+            "Fix: pass runs of the same tasks, or restrict with --tasks to tasks all runs share"
+        )
     return sorted(base)
 
 
-def compare_runs(runs: list[Run], tasks: list[str] | None = None, iters: int = 1000, seed: int = 0,
-                 confidence: float = 0.95) -> dict:
+def compare_runs(
+    runs: list[Run],
+    tasks: list[str] | None = None,
+    iters: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict:
     if len(runs) < 2:
-        raise ConfigError("compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare")
+        raise ConfigError(
+            "compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare"
+        )
     if iters < 1:
         raise ConfigError(f"--bootstrap: {iters} resamples. Fix: pass a positive number, e.g. 1000")
     if not 0 < confidence < 1:
@@ -197,27 +214,42 @@ def compare_runs(runs: list[Run], tasks: list[str] | None = None, iters: int = 1
                 if vo is None:
                     continue
                 a, b = _number(vb.get("value")), _number(vo.get("value"))
-                entry: dict[str, Any] = {"baseline": a, "value": b,
-                                         "delta": (b - a) if a is not None and b is not None else None,
-                                         "higher_is_better": vb.get("higher_is_better")}
+                entry: dict[str, Any] = {
+                    "baseline": a,
+                    "value": b,
+                    "delta": (b - a) if a is not None and b is not None else None,
+                    "higher_is_better": vb.get("higher_is_better"),
+                }
                 if sb is not None and so is not None:
                     docs, xa, xb = paired_values(sb, so, metric)
                     if docs:
                         diffs = [y - x for x, y in zip(xa, xb)]
                         lo, hi = paired_bootstrap_ci(diffs, iters, seed, confidence)
-                        entry.update(paired_documents=len(docs), paired_mean_delta=sum(diffs) / len(diffs),
-                                     ci_low=lo, ci_high=hi)
+                        entry.update(
+                            paired_documents=len(docs),
+                            paired_mean_delta=sum(diffs) / len(diffs),
+                            ci_low=lo,
+                            ci_high=hi,
+                        )
                     else:
                         entry["ci_note"] = "no numeric per-document values to pair"
                 else:
                     entry["ci_note"] = "samples missing for " + " and ".join(
-                        r.label for r, s in ((base, sb), (run, so)) if s is None)
+                        r.label for r, s in ((base, sb), (run, so)) if s is None
+                    )
                 metrics[metric] = entry
             per_task[task] = {"metrics": metrics}
             if sb is not None and so is not None:
                 per_task[task]["outputs"] = output_equality(sb, so)
-        comparisons.append({"run": run.label, "path": str(run.path), "method": run.result.get("method", {}),
-                            "tasks": per_task, "efficiency": efficiency_ratios(base, run)})
+        comparisons.append(
+            {
+                "run": run.label,
+                "path": str(run.path),
+                "method": run.result.get("method", {}),
+                "tasks": per_task,
+                "efficiency": efficiency_ratios(base, run),
+            }
+        )
     return {
         "baseline": {"run": base.label, "path": str(base.path), "method": base.result.get("method", {})},
         "tasks": task_list,
@@ -242,19 +274,38 @@ def format_report(report: dict) -> str:
             same = t.get("outputs", {}).get("equal_fraction")
             for metric, m in t["metrics"].items():
                 ci = f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]" if "ci_low" in m else "-"
-                rows.append([comp["run"], task, metric, _fmt(m["baseline"]), _fmt(m["value"]), _fmt(m["delta"]),
-                             ci, _fmt(same, 3)])
+                rows.append(
+                    [
+                        comp["run"],
+                        task,
+                        metric,
+                        _fmt(m["baseline"]),
+                        _fmt(m["value"]),
+                        _fmt(m["delta"]),
+                        ci,
+                        _fmt(same, 3),
+                    ]
+                )
     level = int(round(report["bootstrap"]["confidence"] * 100))
     head = ["run", "task", "metric", "baseline", "value", "delta", f"{level}% CI", "same out"]
     lines = [f"baseline: {report['baseline']['run']}", *_table(head, rows), ""]
     eff_rows = []
     for comp in report["comparisons"]:
         e = comp["efficiency"]
-        eff_rows.append([comp["run"], _fmt(e.get("speedup"), 3), _fmt(e.get("tokens_saved")),
-                         _fmt(e.get("tokens_saved_fraction"), 3), _fmt(e.get("tokens_per_s_ratio"), 3),
-                         _fmt(e.get("sparsity"), 3), _fmt(e.get("nonzero_parameters_ratio"), 3)])
-    lines += _table(["run", "speedup", "tokens saved", "saved frac", "tok/s ratio", "sparsity", "nonzero ratio"],
-                    eff_rows)
+        eff_rows.append(
+            [
+                comp["run"],
+                _fmt(e.get("speedup"), 3),
+                _fmt(e.get("tokens_saved")),
+                _fmt(e.get("tokens_saved_fraction"), 3),
+                _fmt(e.get("tokens_per_s_ratio"), 3),
+                _fmt(e.get("sparsity"), 3),
+                _fmt(e.get("nonzero_parameters_ratio"), 3),
+            ]
+        )
+    lines += _table(
+        ["run", "speedup", "tokens saved", "saved frac", "tok/s ratio", "sparsity", "nonzero ratio"], eff_rows
+    )
     return "\n".join(lines)
 
 
@@ -265,13 +316,21 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-def compare(paths: list[str], out: str | None = None, tasks: list[str] | None = None, iters: int = 1000,
-            seed: int = 0, confidence: float = 0.95) -> dict:
+def compare(
+    paths: list[str],
+    out: str | None = None,
+    tasks: list[str] | None = None,
+    iters: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict:
     """Load, compare, print the table, write JSON to ``out`` (if given); return the report."""
     from effeval.results.writer import write_json_atomic
 
     if len(paths) < 2:
-        raise ConfigError("compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare")
+        raise ConfigError(
+            "compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare"
+        )
     report = compare_runs(load_runs(paths), tasks=tasks, iters=iters, seed=seed, confidence=confidence)
     print(format_report(report))
     if out:

@@ -99,7 +99,8 @@ def _eee_bounds(metric: str, value: float) -> tuple[str, Any, Any]:
     """score_type and bounds: the usual proportions are in [0, 1]; anything else is unbounded."""
     base = split_metric(metric)[0]
     if base in ("acc", "acc_norm", "exact_match", "f1", "pass@1", "mcc", "brier_score") or (
-            base.endswith("_rate") and 0 <= value <= 1):
+        base.endswith("_rate") and 0 <= value <= 1
+    ):
         return "continuous", 0.0, 1.0
     return "continuous", "-Infinity", "Infinity"
 
@@ -112,9 +113,12 @@ def eee_records(run: Run) -> list[tuple[str, dict]]:
     eff = res.get("efficiency") or {}
     eff_numbers, _ = _numeric_efficiency(eff)
     versions = (res.get("environment") or {}).get("versions") or {}
-    model_details = {"deployment_type": "self_deployed", "model_availability": "unknown",
-                     "effeval_method": str(res["method"].get("name")),
-                     "effeval_method_args": json.dumps(res["method"].get("args") or {}, sort_keys=True)}
+    model_details = {
+        "deployment_type": "self_deployed",
+        "model_availability": "unknown",
+        "effeval_method": str(res["method"].get("name")),
+        "effeval_method_args": json.dumps(res["method"].get("args") or {}, sort_keys=True),
+    }
     for key in ("dtype", "revision", "parameters", "nonzero_parameters", "wrapper"):
         if res["model"].get(key) is not None:
             model_details[key] = str(res["model"][key])
@@ -127,8 +131,15 @@ def eee_records(run: Run) -> list[tuple[str, dict]]:
             name, filt = split_metric(metric)
             score_type, lo, hi = _eee_bounds(metric, m["value"])
             higher = m.get("higher_is_better")
-            config = {"evaluation_description": metric, "metric_id": name, "metric_name": name,
-                      "lower_is_better": (higher is False), "score_type": score_type, "min_score": lo, "max_score": hi}
+            config = {
+                "evaluation_description": metric,
+                "metric_id": name,
+                "metric_name": name,
+                "lower_is_better": (higher is False),
+                "score_type": score_type,
+                "min_score": lo,
+                "max_score": hi,
+            }
             details: dict[str, Any] = {"score": float(m["value"])}
             unc: dict[str, Any] = {}
             if isinstance(m.get("stderr"), (int, float)) and math.isfinite(m["stderr"]):
@@ -137,36 +148,60 @@ def eee_records(run: Run) -> list[tuple[str, dict]]:
                 unc["num_samples"] = m["n_samples"]
             if unc:
                 details["uncertainty"] = unc
-            results.append({"evaluation_result_id": f"{name}/{filt}",
-                            "evaluation_name": task if filt == "none" else f"{task}/{filt}",
-                            "source_data": source_data, "metric_config": config, "score_details": details})
+            results.append(
+                {
+                    "evaluation_result_id": f"{name}/{filt}",
+                    "evaluation_name": task if filt == "none" else f"{task}/{filt}",
+                    "source_data": source_data,
+                    "metric_config": config,
+                    "score_details": details,
+                }
+            )
         for key, value in eff_numbers.items():
-            results.append({
-                "evaluation_result_id": f"effeval.efficiency.{key}",
-                "evaluation_name": f"{task}/effeval_efficiency",
-                "source_data": source_data,
-                "metric_config": {"evaluation_description": f"effeval efficiency of the whole run: {key}",
-                                  "metric_id": f"effeval.efficiency.{key}", "metric_name": key,
-                                  "metric_kind": "efficiency", "lower_is_better": key.endswith(("_s", "_tokens")),
-                                  "score_type": "continuous", "min_score": "-Infinity", "max_score": "Infinity"},
-                "score_details": {"score": value},
-            })
+            results.append(
+                {
+                    "evaluation_result_id": f"effeval.efficiency.{key}",
+                    "evaluation_name": f"{task}/effeval_efficiency",
+                    "source_data": source_data,
+                    "metric_config": {
+                        "evaluation_description": f"effeval efficiency of the whole run: {key}",
+                        "metric_id": f"effeval.efficiency.{key}",
+                        "metric_name": key,
+                        "metric_kind": "efficiency",
+                        "lower_is_better": key.endswith(("_s", "_tokens")),
+                        "score_type": "continuous",
+                        "min_score": "-Infinity",
+                        "max_score": "Infinity",
+                    },
+                    "score_details": {"score": value},
+                }
+            )
         record = {
             "schema_version": EEE_SCHEMA_VERSION,
             "evaluation_id": f"{task}/{developer}/{model}/{epoch}",
             "evaluation_timestamp": epoch,
             "retrieved_timestamp": epoch,
             "source_metadata": {
-                "source_name": "effeval", "source_type": "evaluation_run",
-                "source_organization_name": "effeval", "evaluator_relationship": "third_party",
-                "additional_details": {"effeval_run_id": res["run_id"],
-                                       "effeval_efficiency_json": json.dumps(eff, sort_keys=True, default=str)},
+                "source_name": "effeval",
+                "source_type": "evaluation_run",
+                "source_organization_name": "effeval",
+                "evaluator_relationship": "third_party",
+                "additional_details": {
+                    "effeval_run_id": res["run_id"],
+                    "effeval_efficiency_json": json.dumps(eff, sort_keys=True, default=str),
+                },
             },
-            "eval_library": {"name": "lm_eval" if res.get("kind") == "lm" else "effeval",
-                             "version": str(versions.get("lm_eval") or versions.get("effeval") or "unknown"),
-                             "additional_details": {"effeval": str(versions.get("effeval") or "unknown")}},
-            "model_info": {"name": res["model"]["name"], "id": f"{developer}/{model}", "developer": developer,
-                           "additional_details": model_details},
+            "eval_library": {
+                "name": "lm_eval" if res.get("kind") == "lm" else "effeval",
+                "version": str(versions.get("lm_eval") or versions.get("effeval") or "unknown"),
+                "additional_details": {"effeval": str(versions.get("effeval") or "unknown")},
+            },
+            "model_info": {
+                "name": res["model"]["name"],
+                "id": f"{developer}/{model}",
+                "developer": developer,
+                "additional_details": model_details,
+            },
             "evaluation_results": results,
         }
         rel = f"data/{_safe(task)}/{developer}/{model}/{_uuid4_from(res['run_id'], task)}.json"
@@ -182,26 +217,44 @@ def hf_leaderboard_files(run: Run) -> list[tuple[str, dict]]:
     res = run.result
     dtype = str(res["model"].get("dtype") or "unknown").replace("torch.", "")
     eff_numbers, _ = _numeric_efficiency(res.get("efficiency") or {})
-    results = {task: {m: run.tasks[task][m]["value"] for m in _metric_names(run, task)} for task in sorted(run.tasks)}
+    results = {
+        task: {m: run.tasks[task][m]["value"] for m in _metric_names(run, task)} for task in sorted(run.tasks)
+    }
     if eff_numbers:
         results["effeval_efficiency"] = eff_numbers
     result_file = {
-        "config": {"model_dtype": dtype, "model_name": f"{developer}/{model}",
-                   "model_sha": str(res["model"].get("revision") or ""),
-                   "effeval": {"run_id": res["run_id"], "method": res["method"], "efficiency": res.get("efficiency")}},
+        "config": {
+            "model_dtype": dtype,
+            "model_name": f"{developer}/{model}",
+            "model_sha": str(res["model"].get("revision") or ""),
+            "effeval": {
+                "run_id": res["run_id"],
+                "method": res["method"],
+                "efficiency": res.get("efficiency"),
+            },
+        },
         "results": results,
     }
     params = res["model"].get("parameters")
     request = {
-        "model": f"{developer}/{model}", "base_model": "", "revision": str(res["model"].get("revision") or "main"),
-        "precision": dtype, "weight_type": "Original", "status": "FINISHED",
-        "submitted_time": res["created"], "model_type": "effeval: " + str(res["method"].get("name")),
-        "likes": 0, "params": round(params / 1e9, 6) if isinstance(params, int) else 0,
-        "license": "?", "private": False,
+        "model": f"{developer}/{model}",
+        "base_model": "",
+        "revision": str(res["model"].get("revision") or "main"),
+        "precision": dtype,
+        "weight_type": "Original",
+        "status": "FINISHED",
+        "submitted_time": res["created"],
+        "model_type": "effeval: " + str(res["method"].get("name")),
+        "likes": 0,
+        "params": round(params / 1e9, 6) if isinstance(params, int) else 0,
+        "license": "?",
+        "private": False,
     }
     stamp = _stamp(run)
-    return [(f"results/{developer}/{model}/results_{stamp}.json", result_file),
-            (f"requests/{developer}/{model}_eval_request_False_{dtype}_Original.json", request)]
+    return [
+        (f"results/{developer}/{model}/results_{stamp}.json", result_file),
+        (f"requests/{developer}/{model}_eval_request_False_{dtype}_Original.json", request),
+    ]
 
 
 # ----------------------------------------------------------------------------- hub
@@ -220,20 +273,40 @@ def _lm_eval_shaped(run: Run) -> dict:
         results[task] = out
     config = dict((res.get("extra") or {}).get("lm_eval_config") or {})
     config.setdefault("model", res["model"].get("wrapper") or "effeval")
-    config["effeval"] = {"model_name": res["model"]["name"], "method": res["method"], "efficiency": res.get("efficiency")}
-    return {"results": results, "config": config, "model_name": res["model"]["source"],
-            "higher_is_better": {t: {split_metric(m)[0]: v.get("higher_is_better") for m, v in run.tasks[t].items()}
-                                 for t in run.tasks}}
+    config["effeval"] = {
+        "model_name": res["model"]["name"],
+        "method": res["method"],
+        "efficiency": res.get("efficiency"),
+    }
+    return {
+        "results": results,
+        "config": config,
+        "model_name": res["model"]["source"],
+        "higher_is_better": {
+            t: {split_metric(m)[0]: v.get("higher_is_better") for m, v in run.tasks[t].items()}
+            for t in run.tasks
+        },
+    }
 
 
 def _hub_card(model_dir: str, tasks: list[str], stamp: str, run: Run) -> str:
-    configs = [f"- config_name: {_safe(t)}\n  data_files:\n  - split: latest\n    path:\n    - '{model_dir}/samples_{t}_*.jsonl'"
-               for t in tasks]
-    configs.append(f"- config_name: results\n  data_files:\n  - split: latest\n    path:\n    - '{model_dir}/results_*.json'")
-    return ("---\npretty_name: Evaluation run of " + run.result["model"]["name"] + "\nconfigs:\n" + "\n".join(configs)
-            + "\n---\n\n# Evaluation run of " + run.result["model"]["name"]
-            + f"\n\nlm-eval results and per-sample details (layout of `lm_eval --hf_hub_log_args`), run `{run.result['run_id']}`"
-            + f" ({stamp}), exported by effeval. The efficiency block is in the results file under `config.effeval`.\n")
+    configs = [
+        f"- config_name: {_safe(t)}\n  data_files:\n  - split: latest\n    path:\n    - '{model_dir}/samples_{t}_*.jsonl'"
+        for t in tasks
+    ]
+    configs.append(
+        f"- config_name: results\n  data_files:\n  - split: latest\n    path:\n    - '{model_dir}/results_*.json'"
+    )
+    return (
+        "---\npretty_name: Evaluation run of "
+        + run.result["model"]["name"]
+        + "\nconfigs:\n"
+        + "\n".join(configs)
+        + "\n---\n\n# Evaluation run of "
+        + run.result["model"]["name"]
+        + f"\n\nlm-eval results and per-sample details (layout of `lm_eval --hf_hub_log_args`), run `{run.result['run_id']}`"
+        + f" ({stamp}), exported by effeval. The efficiency block is in the results file under `config.effeval`.\n"
+    )
 
 
 def write_hub(run: Run, out: Path) -> list[Path]:
@@ -243,11 +316,14 @@ def write_hub(run: Run, out: Path) -> list[Path]:
     if run.lm_eval_file is not None:
         data = json.loads(run.lm_eval_file.read_text(encoding="utf-8"))
         model_dir = data.get("model_name_sanitized") or model_dir
-        data.setdefault("config", {}).setdefault("effeval", {
-            "method": run.result["method"], "efficiency": run.result.get("efficiency")})
+        data.setdefault("config", {}).setdefault(
+            "effeval", {"method": run.result["method"], "efficiency": run.result.get("efficiency")}
+        )
     else:
         data = _lm_eval_shaped(run)
-        logger.info("hub export: the original lm-eval results file is not available; rebuilt it from effeval JSON")
+        logger.info(
+            "hub export: the original lm-eval results file is not available; rebuilt it from effeval JSON"
+        )
     stamp = _stamp(run)
     m = re.match(r"^results_(.+)\.json$", run.lm_eval_file.name) if run.lm_eval_file else None
     stamp = m.group(1) if m else stamp
@@ -259,9 +335,13 @@ def write_hub(run: Run, out: Path) -> list[Path]:
         written.append(dst)
     missing = sorted(set(run.tasks) - set(run.samples))
     if missing:
-        logger.info("hub export: no samples file for %s (run lm_eval with --log_samples to get details)",
-                    ", ".join(missing))
-    written.append(write_text_atomic(out / "README.md", _hub_card(model_dir, sorted(run.samples), stamp, run)))
+        logger.info(
+            "hub export: no samples file for %s (run lm_eval with --log_samples to get details)",
+            ", ".join(missing),
+        )
+    written.append(
+        write_text_atomic(out / "README.md", _hub_card(model_dir, sorted(run.samples), stamp, run))
+    )
     return written
 
 
@@ -270,18 +350,23 @@ def push_hub(folder: Path, repo: str | None) -> str:
     if not repo:
         raise ConfigError("--push: no --repo given. Fix: pass --repo <org>/<dataset name>")
     if os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in {"1", "true", "yes", "on"}:
-        raise ConfigError(f"--push: HF_HUB_OFFLINE is set, so nothing can be uploaded to {repo}. Fix: unset "
-                          f"HF_HUB_OFFLINE on a machine with network access (the export itself is in {folder})")
+        raise ConfigError(
+            f"--push: HF_HUB_OFFLINE is set, so nothing can be uploaded to {repo}. Fix: unset "
+            f"HF_HUB_OFFLINE on a machine with network access (the export itself is in {folder})"
+        )
     try:
         from huggingface_hub import HfApi
 
         api = HfApi()
         api.create_repo(repo, repo_type="dataset", exist_ok=True)
-        info = api.upload_folder(repo_id=repo, repo_type="dataset", folder_path=str(folder),
-                                 commit_message="effeval export")
+        info = api.upload_folder(
+            repo_id=repo, repo_type="dataset", folder_path=str(folder), commit_message="effeval export"
+        )
     except Exception as exc:  # network, auth and hub errors all end the same way for the user
-        raise ConfigError(f"--push: upload to {repo} failed ({exc.__class__.__name__}: {str(exc)[:200]}). Fix: check the "
-                          f"network and `huggingface-cli login`; the export itself is in {folder}") from None
+        raise ConfigError(
+            f"--push: upload to {repo} failed ({exc.__class__.__name__}: {str(exc)[:200]}). Fix: check the "
+            f"network and `huggingface-cli login`; the export itself is in {folder}"
+        ) from None
     return str(getattr(info, "commit_url", info))
 
 
@@ -290,30 +375,55 @@ def push_hub(folder: Path, repo: str | None) -> str:
 
 def model_index(run: Run) -> dict:
     developer, model = _model_id(run)
-    source = {"name": "effeval (lm-evaluation-harness)", "url": "https://github.com/EleutherAI/lm-evaluation-harness"}
+    source = {
+        "name": "effeval (lm-evaluation-harness)",
+        "url": "https://github.com/EleutherAI/lm-evaluation-harness",
+    }
     results = []
     for task in sorted(run.tasks):
-        metrics = [{"type": split_metric(m)[0], "name": m, "value": run.tasks[task][m]["value"], "verified": False}
-                   for m in _metric_names(run, task)]
-        results.append({"task": {"type": "text-generation"}, "dataset": {"name": task, "type": task},
-                        "metrics": metrics, "source": dict(source)})
+        metrics = [
+            {"type": split_metric(m)[0], "name": m, "value": run.tasks[task][m]["value"], "verified": False}
+            for m in _metric_names(run, task)
+        ]
+        results.append(
+            {
+                "task": {"type": "text-generation"},
+                "dataset": {"name": task, "type": task},
+                "metrics": metrics,
+                "source": dict(source),
+            }
+        )
     eff_numbers, dropped = _numeric_efficiency(run.result.get("efficiency") or {})
     if eff_numbers:
-        results.append({"task": {"type": "text-generation", "name": "efficiency"},
-                        "dataset": {"name": "effeval efficiency (cost of the run above)", "type": "effeval_efficiency",
-                                    "args": {"method": str(run.result["method"].get("name"))}},
-                        "metrics": [{"type": k, "name": k, "value": v, "verified": False} for k, v in eff_numbers.items()],
-                        "source": dict(source)})
+        results.append(
+            {
+                "task": {"type": "text-generation", "name": "efficiency"},
+                "dataset": {
+                    "name": "effeval efficiency (cost of the run above)",
+                    "type": "effeval_efficiency",
+                    "args": {"method": str(run.result["method"].get("name"))},
+                },
+                "metrics": [
+                    {"type": k, "name": k, "value": v, "verified": False} for k, v in eff_numbers.items()
+                ],
+                "source": dict(source),
+            }
+        )
     if dropped:
-        logger.warning("model-index export: dropped non-numeric efficiency fields %s (model-index metrics are "
-                       "numbers; use --format eee or hub to keep them)", ", ".join(dropped))
+        logger.warning(
+            "model-index export: dropped non-numeric efficiency fields %s (model-index metrics are "
+            "numbers; use --format eee or hub to keep them)",
+            ", ".join(dropped),
+        )
     return {"model-index": [{"name": f"{developer}/{model}", "results": results}]}
 
 
 # ----------------------------------------------------------------------------- entry point
 
 
-def export(source: str | Path, fmt: str, out: str | Path, push: bool = False, repo: str | None = None) -> list[Path]:
+def export(
+    source: str | Path, fmt: str, out: str | Path, push: bool = False, repo: str | None = None
+) -> list[Path]:
     """Export one run (effeval JSON or lm-eval output) to ``fmt`` under ``out``; returns written files."""
     import yaml
 
@@ -322,25 +432,33 @@ def export(source: str | Path, fmt: str, out: str | Path, push: bool = False, re
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}. Fix: use one of {', '.join(FORMATS)}")
     if push and fmt != "hub":
-        raise ConfigError(f"--push: only --format hub can be pushed (got {fmt}). Fix: use --format hub --push")
+        raise ConfigError(
+            f"--push: only --format hub can be pushed (got {fmt}). Fix: use --format hub --push"
+        )
     run = load_run(source, argument="RESULT")
     out = Path(out)
     written: list[Path] = []
     if fmt == "eee":
         for rel, record in eee_records(run):
             written.append(write_json_atomic(out / rel, record))
-        logger.info("eee export: efficiency kept as extra evaluation_results and in source_metadata.additional_details")
+        logger.info(
+            "eee export: efficiency kept as extra evaluation_results and in source_metadata.additional_details"
+        )
     elif fmt == "hf-leaderboard":
         for rel, obj in hf_leaderboard_files(run):
             written.append(write_json_atomic(out / rel, obj))
-        logger.info("hf-leaderboard export: efficiency kept under config.effeval and as pseudo-task effeval_efficiency; "
-                    "the template shows it only if its Tasks list names it")
+        logger.info(
+            "hf-leaderboard export: efficiency kept under config.effeval and as pseudo-task effeval_efficiency; "
+            "the template shows it only if its Tasks list names it"
+        )
     elif fmt == "hub":
         written = write_hub(run, out)
         if push:
             print(push_hub(out, repo))
     else:
-        text = ("# model-index for the model card's YAML front matter (exported by effeval from "
-                f"{run.result['run_id']})\n" + yaml.safe_dump(model_index(run), sort_keys=False))
+        text = (
+            "# model-index for the model card's YAML front matter (exported by effeval from "
+            f"{run.result['run_id']})\n" + yaml.safe_dump(model_index(run), sort_keys=False)
+        )
         written.append(write_text_atomic(out / "model-index.yaml", text))
     return written

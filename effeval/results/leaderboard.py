@@ -51,8 +51,10 @@ def collect_results(results_dir: str | Path) -> list[dict]:
     """Every valid effeval/result/v1 file under ``results_dir`` (other JSON is skipped)."""
     root = Path(results_dir)
     if not root.is_dir():
-        raise ConfigError(f"RESULTS_DIR {str(root)!r}: no such folder. Fix: pass a folder of effeval result JSON "
-                          "(e.g. results/demo, or the --out of `effeval results convert`)")
+        raise ConfigError(
+            f"RESULTS_DIR {str(root)!r}: no such folder. Fix: pass a folder of effeval result JSON "
+            "(e.g. results/demo, or the --out of `effeval results convert`)"
+        )
     found = []
     for path in sorted(root.rglob("*.json")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
@@ -70,8 +72,10 @@ def collect_results(results_dir: str | Path) -> list[dict]:
         obj["_path"] = str(path.relative_to(root))
         found.append(obj)
     if not found:
-        raise ConfigError(f"RESULTS_DIR {str(root)!r}: no effeval result JSON ({SCHEMA_ID}) in it. Fix: convert lm-eval "
-                          "output first with `effeval results convert LM_EVAL_OUT --out DIR` and pass DIR")
+        raise ConfigError(
+            f"RESULTS_DIR {str(root)!r}: no effeval result JSON ({SCHEMA_ID}) in it. Fix: convert lm-eval "
+            "output first with `effeval results convert LM_EVAL_OUT --out DIR` and pass DIR"
+        )
     return found
 
 
@@ -96,9 +100,13 @@ def _eff_value(res: dict, key: str) -> float | None:
     if key == "cost_s":
         return run_cost(res)
     if key == "nonzero_parameters":
-        return _num(res.get("model", {}).get("nonzero_parameters")) or _num(res.get("efficiency", {}).get(key))
+        return _num(res.get("model", {}).get("nonzero_parameters")) or _num(
+            res.get("efficiency", {}).get(key)
+        )
     eff = res.get("efficiency") or {}
-    return _num(eff.get(key)) if key != "global_sparsity" else (_num(eff.get(key)) or _num(eff.get("sparsity")))
+    return (
+        _num(eff.get(key)) if key != "global_sparsity" else (_num(eff.get(key)) or _num(eff.get("sparsity")))
+    )
 
 
 def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[int]:
@@ -109,7 +117,8 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = Tru
     for i, (ci, qi) in enumerate(points):
         dominated = any(
             (cj <= ci and sign * qj >= sign * qi) and (cj < ci or sign * qj > sign * qi)
-            for j, (cj, qj) in enumerate(points) if j != i
+            for j, (cj, qj) in enumerate(points)
+            if j != i
         )
         if not dominated:
             front.append(i)
@@ -137,12 +146,18 @@ def plot_task(results: list[dict], task: str, metric: str, higher: bool | None, 
         return False
     front = set(pareto_front(pts, higher is not False))
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    ax.scatter([p[0] for i, p in enumerate(pts) if i not in front], [p[1] for i, p in enumerate(pts) if i not in front],
-               color="#999999", label="dominated")
+    ax.scatter(
+        [p[0] for i, p in enumerate(pts) if i not in front],
+        [p[1] for i, p in enumerate(pts) if i not in front],
+        color="#999999",
+        label="dominated",
+    )
     fp = sorted(pts[i] for i in front)
     ax.plot([p[0] for p in fp], [p[1] for p in fp], "o-", color="#d62728", label="Pareto front")
     for (c, q), label in zip(pts, labels):
-        ax.annotate(label.replace("demo__", ""), (c, q), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        ax.annotate(
+            label.replace("demo__", ""), (c, q), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        )
     ax.set_xlabel("cost: evaluation wall time (s)")
     ax.set_ylabel(f"{metric} ({'higher' if higher is not False else 'lower'} is better)")
     ax.set_title(task, fontsize=10)
@@ -200,12 +215,20 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}"
 
 
-def render_html(results: list[dict], tasks: list[tuple[str, str, bool | None]], eff_cols: list[tuple[str, str]],
-                plots: dict[str, str], title: str) -> str:
+def render_html(
+    results: list[dict],
+    tasks: list[tuple[str, str, bool | None]],
+    eff_cols: list[tuple[str, str]],
+    plots: dict[str, str],
+    title: str,
+) -> str:
     esc = html.escape
     head = ['<th class="text">run</th>', '<th class="text">model</th>', '<th class="text">method</th>']
-    head += [f'<th title="{esc(m)}, {"higher" if h is not False else "lower"} is better">{esc(t)}<br>'
-             f'<small>{esc(m)}</small></th>' for t, m, h in tasks]
+    head += [
+        f'<th title="{esc(m)}, {"higher" if h is not False else "lower"} is better">{esc(t)}<br>'
+        f"<small>{esc(m)}</small></th>"
+        for t, m, h in tasks
+    ]
     head += [f"<th>{esc(title_)}</th>" for _, title_ in eff_cols]
     rows = []
     for res in results:
@@ -223,7 +246,9 @@ def render_html(results: list[dict], tasks: list[tuple[str, str, bool | None]], 
         rows.append(f'<tr data-run="{esc(res["run_id"])}">' + "".join(cells) + "</tr>")
     figures = "".join(
         f'<figure><img src="{esc(src)}" alt="{esc(t)}: quality vs cost" width="550"><figcaption>{esc(t)}: '
-        f"quality vs cost, Pareto front in red</figcaption></figure>" for t, src in plots.items())
+        f"quality vs cost, Pareto front in red</figcaption></figure>"
+        for t, src in plots.items()
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>{_CSS}</style></head>
@@ -261,7 +286,9 @@ def build_site(results_dir: str | Path, out: str | Path, title: str = "effeval l
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="effeval leaderboard", description="static leaderboard site from results")
+    parser = argparse.ArgumentParser(
+        prog="effeval leaderboard", description="static leaderboard site from results"
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="RESULTS_DIR of effeval JSON -> SITE_DIR/index.html")
     b.add_argument("results_dir")

@@ -45,8 +45,10 @@ def _read_json(path: Path, argument: str) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{argument} {str(path)!r}: not JSON ({exc.__class__.__name__}). "
-                          "Fix: pass an effeval result JSON, an lm-eval results_*.json or its output folder") from None
+        raise ConfigError(
+            f"{argument} {str(path)!r}: not JSON ({exc.__class__.__name__}). "
+            "Fix: pass an effeval result JSON, an lm-eval results_*.json or its output folder"
+        ) from None
 
 
 def _samples_from_sources(result: dict, base: Path) -> dict[str, Path]:
@@ -70,29 +72,50 @@ def load_run(path: str | Path, argument: str = "run") -> Run:
 
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{argument} {str(path)!r}: no such file or folder. "
-                          "Fix: pass an effeval result JSON, an lm-eval results_*.json or its --output_path folder")
+        raise ConfigError(
+            f"{argument} {str(path)!r}: no such file or folder. "
+            "Fix: pass an effeval result JSON, an lm-eval results_*.json or its --output_path folder"
+        )
     if path.is_dir():
         files = find_results_files(path)
         if len(files) > 1:
-            logger.info("%s: %d lm-eval results files; using the newest, %s", path, len(files), files[-1].name)
+            logger.info(
+                "%s: %d lm-eval results files; using the newest, %s", path, len(files), files[-1].name
+            )
         lm_file = files[-1]
         result = convert_lm_eval(lm_file)
-        return Run(label=result["run_id"], path=path, result=result, lm_eval_file=lm_file,
-                   samples=_samples_from_sources(result, lm_file.parent))
+        return Run(
+            label=result["run_id"],
+            path=path,
+            result=result,
+            lm_eval_file=lm_file,
+            samples=_samples_from_sources(result, lm_file.parent),
+        )
     obj = _read_json(path, argument)
     if isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID:
         validate_result(obj, where=f"{argument} {str(path)!r}")
         lm_file = Path(obj.get("provenance", {}).get("converted_from") or "")
         lm_file = lm_file if lm_file.name and lm_file.is_file() else None
-        return Run(label=obj["run_id"], path=path, result=obj, lm_eval_file=lm_file,
-                   samples=_samples_from_sources(obj, path.parent))
+        return Run(
+            label=obj["run_id"],
+            path=path,
+            result=obj,
+            lm_eval_file=lm_file,
+            samples=_samples_from_sources(obj, path.parent),
+        )
     if isinstance(obj, dict) and "results" in obj and "config" in obj:
         result = convert_lm_eval(path)
-        return Run(label=result["run_id"], path=path, result=result, lm_eval_file=path,
-                   samples=_samples_from_sources(result, path.parent))
-    raise ConfigError(f"{argument} {str(path)!r}: neither effeval JSON ({SCHEMA_ID}) nor lm-eval output. "
-                      "Fix: pass an effeval result JSON, an lm-eval results_*.json or its --output_path folder")
+        return Run(
+            label=result["run_id"],
+            path=path,
+            result=result,
+            lm_eval_file=path,
+            samples=_samples_from_sources(result, path.parent),
+        )
+    raise ConfigError(
+        f"{argument} {str(path)!r}: neither effeval JSON ({SCHEMA_ID}) nor lm-eval output. "
+        "Fix: pass an effeval result JSON, an lm-eval results_*.json or its --output_path folder"
+    )
 
 
 def load_runs(paths: list[str | Path]) -> list[Run]:
@@ -117,7 +140,9 @@ def read_samples(path: Path) -> dict[tuple[int, str], dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                raise ConfigError(f"{path}: line {n} is not JSON. Fix: pass an untouched lm-eval samples file") from None
+                raise ConfigError(
+                    f"{path}: line {n} is not JSON. Fix: pass an untouched lm-eval samples file"
+                ) from None
             if "doc_id" not in row:
                 raise ConfigError(f"{path}: line {n} has no doc_id. Fix: pass lm-eval --log_samples output")
             out[(int(row["doc_id"]), str(row.get("filter", "none")))] = row

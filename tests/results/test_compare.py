@@ -19,36 +19,68 @@ def _write_run(folder, name, mc_acc, gen_outputs, gen_em, efficiency, tasks=("mc
     folder.mkdir(parents=True, exist_ok=True)
     sources, task_block = [], {}
     if "mc" in tasks:
-        lines = [{"doc_id": i, "filter": "none", "acc": a, "filtered_resps": [["-1.0", "False"]]}
-                 for i, a in enumerate(mc_acc)]
-        task_block["mc"] = {"acc": {"value": sum(mc_acc) / len(mc_acc), "stderr": None, "higher_is_better": True}}
+        lines = [
+            {"doc_id": i, "filter": "none", "acc": a, "filtered_resps": [["-1.0", "False"]]}
+            for i, a in enumerate(mc_acc)
+        ]
+        task_block["mc"] = {
+            "acc": {"value": sum(mc_acc) / len(mc_acc), "stderr": None, "higher_is_better": True}
+        }
         path = folder / f"samples_mc_{STAMP}.jsonl"
         path.write_text("".join(json.dumps(x) + "\n" for x in lines))
         sources.append(path)
     if "gen" in tasks:
-        lines = [{"doc_id": i, "filter": "none", "exact_match": e, "filtered_resps": [o]}
-                 for i, (o, e) in enumerate(zip(gen_outputs, gen_em))]
+        lines = [
+            {"doc_id": i, "filter": "none", "exact_match": e, "filtered_resps": [o]}
+            for i, (o, e) in enumerate(zip(gen_outputs, gen_em))
+        ]
         task_block["gen"] = {"exact_match": {"value": sum(gen_em) / len(gen_em), "higher_is_better": True}}
         path = folder / f"samples_gen_{STAMP}.jsonl"
         path.write_text("".join(json.dumps(x) + "\n" for x in lines))
         sources.append(path)
     result = {
-        "schema": "effeval/result/v1", "kind": "lm", "run_id": name, "created": "2026-01-01T00:00:00+00:00",
-        "model": {"name": "m", "source": "/x/m"}, "method": {"name": name, "args": {}}, "tasks": task_block,
-        "efficiency": efficiency, "environment": {"versions": {}},
-        "provenance": {"source_files": [{"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-                                        for p in sources]},
+        "schema": "effeval/result/v1",
+        "kind": "lm",
+        "run_id": name,
+        "created": "2026-01-01T00:00:00+00:00",
+        "model": {"name": "m", "source": "/x/m"},
+        "method": {"name": name, "args": {}},
+        "tasks": task_block,
+        "efficiency": efficiency,
+        "environment": {"versions": {}},
+        "provenance": {
+            "source_files": [
+                {"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in sources
+            ]
+        },
     }
     return write_result(folder / f"{name}.json", result)
 
 
 @pytest.fixture
 def two_runs(tmp_path):
-    a = _write_run(tmp_path / "a", "dense", [1, 0, 1, 1, 0], ["x", "y", "z"], [1, 0, 0],
-                   {"evaluation_wall_time_s": 10.0, "wall_time_s": 8.0, "generated_tokens": 100, "tokens_per_s": 12.5})
-    b = _write_run(tmp_path / "b", "sparse", [1, 1, 1, 0, 1], ["x", "q", "z"], [1, 0, 1],
-                   {"evaluation_wall_time_s": 4.0, "wall_time_s": 3.0, "generated_tokens": 60, "tokens_per_s": 20.0,
-                    "global_sparsity": 0.5})
+    a = _write_run(
+        tmp_path / "a",
+        "dense",
+        [1, 0, 1, 1, 0],
+        ["x", "y", "z"],
+        [1, 0, 0],
+        {"evaluation_wall_time_s": 10.0, "wall_time_s": 8.0, "generated_tokens": 100, "tokens_per_s": 12.5},
+    )
+    b = _write_run(
+        tmp_path / "b",
+        "sparse",
+        [1, 1, 1, 0, 1],
+        ["x", "q", "z"],
+        [1, 0, 1],
+        {
+            "evaluation_wall_time_s": 4.0,
+            "wall_time_s": 3.0,
+            "generated_tokens": 60,
+            "tokens_per_s": 20.0,
+            "global_sparsity": 0.5,
+        },
+    )
     return a, b
 
 
@@ -80,8 +112,12 @@ def test_deltas_and_cis_equal_hand_computation(two_runs, tmp_path):
     assert (em["ci_low"], em["ci_high"]) == pytest.approx(_hand_ci([0, 0, 1], 200, 3, 0.95))
     # outputs: doc 1 differs ("y" vs "q"), docs 0 and 2 match
     outputs = comp["tasks"]["gen"]["outputs"]
-    assert outputs == {"paired_documents": 3, "equal": 2, "equal_fraction": pytest.approx(2 / 3),
-                       "differing_doc_ids": [1]}
+    assert outputs == {
+        "paired_documents": 3,
+        "equal": 2,
+        "equal_fraction": pytest.approx(2 / 3),
+        "differing_doc_ids": [1],
+    }
 
     eff = comp["efficiency"]
     assert eff["speedup"] == pytest.approx(10.0 / 4.0) and eff["speedup_clock"] == "evaluation_wall_time_s"
@@ -99,7 +135,11 @@ def test_ci_is_seeded_and_degenerate_when_every_difference_is_equal(two_runs):
     assert r3["paired_mean_delta"] == r1["paired_mean_delta"]
     # a run against itself: every paired difference is 0, so every resample mean is 0
     same = compare_runs(load_runs([two_runs[0], two_runs[0]]), iters=50, seed=1)["comparisons"][0]
-    assert same["tasks"]["mc"]["metrics"]["acc"]["ci_low"] == same["tasks"]["mc"]["metrics"]["acc"]["ci_high"] == 0
+    assert (
+        same["tasks"]["mc"]["metrics"]["acc"]["ci_low"]
+        == same["tasks"]["mc"]["metrics"]["acc"]["ci_high"]
+        == 0
+    )
     assert same["tasks"]["gen"]["outputs"]["equal_fraction"] == 1.0
 
 

@@ -21,7 +21,9 @@ def test_convert_keeps_metrics_and_skips_bookkeeping(lm_eval_run, tmp_path):
     assert mc["acc"]["value"] == raw["results"]["effeval_smoke_mc"]["acc,none"]
     assert mc["acc"]["stderr"] == raw["results"]["effeval_smoke_mc"]["acc_stderr,none"]
     assert mc["acc"]["n_samples"] == 4 and mc["acc"]["higher_is_better"] is True
-    assert result["efficiency"]["evaluation_wall_time_s"] == pytest.approx(float(raw["total_evaluation_time_seconds"]))
+    assert result["efficiency"]["evaluation_wall_time_s"] == pytest.approx(
+        float(raw["total_evaluation_time_seconds"])
+    )
     # the samples files are recorded so compare/export can find them later
     names = [p["path"].rsplit("/", 1)[-1] for p in result["provenance"]["source_files"]]
     assert sum(n.startswith("samples_") for n in names) == 2

@@ -26,9 +26,24 @@ def effeval_json(lm_eval_run, tmp_path_factory):
 def eee_package(tmp_path_factory):
     """every-eval-ever 0.3.0 unpacked (it declares Python >= 3.12, so pip is told the version)."""
     folder = tmp_path_factory.mktemp("eee")
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--python-version", "3.12",
-                           "--only-binary=:all:", "-d", str(folder), "every-eval-ever==0.3.0"],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--python-version",
+            "3.12",
+            "--only-binary=:all:",
+            "-d",
+            str(folder),
+            "every-eval-ever==0.3.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     wheels = list(folder.glob("every_eval_ever-*.whl"))
     if proc.returncode != 0 or not wheels:
         pytest.skip(f"could not download every-eval-ever from PyPI: {proc.stderr[-300:]}")
@@ -54,13 +69,24 @@ def test_eee_passes_every_eval_ever_validator(effeval_json, eee_package, tmp_pat
         by_id = {r["evaluation_result_id"]: r["score_details"]["score"] for r in record["evaluation_results"]}
         for metric, val in result["tasks"][task].items():
             assert by_id[f"{metric}/none"] == val["value"]
-        assert by_id["effeval.efficiency.evaluation_wall_time_s"] == result["efficiency"]["evaluation_wall_time_s"]
+        assert (
+            by_id["effeval.efficiency.evaluation_wall_time_s"]
+            == result["efficiency"]["evaluation_wall_time_s"]
+        )
     # the package's own CLI validator, with its repository checks (path layout, UUID file names)
     env = {**os.environ, "PYTHONPATH": str(eee_package)}
-    proc = subprocess.run([sys.executable, "-m", "every_eval_ever", "validate", "--format", "json", "data/*/*/*/*.json"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "every_eval_ever", "validate", "--format", "json", "data/*/*/*/*.json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if "ModuleNotFoundError" in proc.stderr:
-        pytest.skip(f"every-eval-ever's CLI needs packages this venv lacks: {proc.stderr.strip().splitlines()[-1]}")
+        pytest.skip(
+            f"every-eval-ever's CLI needs packages this venv lacks: {proc.stderr.strip().splitlines()[-1]}"
+        )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     report = json.loads(proc.stdout)
     assert len(report) == 2 and all(r["valid"] and not r["errors"] for r in report)
@@ -86,13 +112,19 @@ def test_hub_layout_keeps_results_and_details(lm_eval_run, effeval_json, tmp_pat
     original = next(Path(lm_eval_run).rglob("results_*.json"))
     exported, raw = json.loads(results_file.read_text()), json.loads(original.read_text())
     # lm-eval's own file, plus the efficiency block (an hf run has no wrapper to put it there)
-    assert exported["config"].pop("effeval")["efficiency"] == json.loads(effeval_json.read_text())["efficiency"]
+    assert (
+        exported["config"].pop("effeval")["efficiency"] == json.loads(effeval_json.read_text())["efficiency"]
+    )
     assert exported == raw
     samples = sorted(p.name for p in tmp_path.glob("*/samples_*.jsonl"))
     assert samples == sorted(p.name for p in Path(lm_eval_run).rglob("samples_*.jsonl"))
     card = (tmp_path / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
-    assert {c["config_name"] for c in front["configs"]} == {"effeval_smoke_mc", "effeval_smoke_gen", "results"}
+    assert {c["config_name"] for c in front["configs"]} == {
+        "effeval_smoke_mc",
+        "effeval_smoke_gen",
+        "results",
+    }
     assert len(written) == 4
 
 
@@ -109,7 +141,9 @@ def test_model_index_yaml(effeval_json, tmp_path):
     doc = yaml.safe_load(path.read_text())
     source = json.loads(effeval_json.read_text())
     (entry,) = doc["model-index"]
-    by_dataset = {r["dataset"]["type"]: {m["name"]: m["value"] for m in r["metrics"]} for r in entry["results"]}
+    by_dataset = {
+        r["dataset"]["type"]: {m["name"]: m["value"] for m in r["metrics"]} for r in entry["results"]
+    }
     assert by_dataset["effeval_smoke_mc"]["acc"] == source["tasks"]["effeval_smoke_mc"]["acc"]["value"]
     assert by_dataset["effeval_efficiency"]["wall_time_s"] == source["efficiency"]["wall_time_s"]
 

@@ -18,17 +18,28 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 def _result(run_id, acc, ppl, cost, method="baseline"):
     return {
-        "schema": "effeval/result/v1", "kind": "lm", "run_id": run_id, "created": "2026-01-01T00:00:00+00:00",
-        "model": {"name": "tiny", "source": "/zoo/tiny"}, "method": {"name": method, "args": {}},
-        "tasks": {"mc": {"acc": {"value": acc, "higher_is_better": True}},
-                  "ppl": {"word_perplexity": {"value": ppl, "higher_is_better": False}}},
+        "schema": "effeval/result/v1",
+        "kind": "lm",
+        "run_id": run_id,
+        "created": "2026-01-01T00:00:00+00:00",
+        "model": {"name": "tiny", "source": "/zoo/tiny"},
+        "method": {"name": method, "args": {}},
+        "tasks": {
+            "mc": {"acc": {"value": acc, "higher_is_better": True}},
+            "ppl": {"word_perplexity": {"value": ppl, "higher_is_better": False}},
+        },
         "efficiency": {"wall_time_s": cost, "evaluation_wall_time_s": cost, "tokens_per_s": 100.0 / cost},
-        "environment": {"versions": {}}, "provenance": {"source_files": []},
+        "environment": {"versions": {}},
+        "provenance": {"source_files": []},
     }
 
 
-RUNS = [("dense", 0.50, 20.0, 10.0, "baseline"), ("wanda50", 0.40, 25.0, 4.0, "wanda"),
-        ("slow-bad", 0.30, 30.0, 12.0, "x"), ("fast", 0.45, 18.0, 2.0, "y")]
+RUNS = [
+    ("dense", 0.50, 20.0, 10.0, "baseline"),
+    ("wanda50", 0.40, 25.0, 4.0, "wanda"),
+    ("slow-bad", 0.30, 30.0, 12.0, "x"),
+    ("fast", 0.45, 18.0, 2.0, "y"),
+]
 
 
 @pytest.fixture
@@ -94,9 +105,19 @@ def _chrome():
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
     profile = tempfile.mkdtemp(prefix="effeval-chromium-")
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1400,1000",
+    ):
         opts.add_argument(flag)
     return webdriver.Chrome(service=Service(executable_path=driver), options=opts), profile
 
@@ -114,8 +135,10 @@ def test_chromium_renders_and_sorts(results_dir, tmp_path):
         acc_col = next(i for i, h in enumerate(headers) if h.text.startswith("mc"))
 
         def column():
-            return [float(tr.find_elements(By.TAG_NAME, "td")[acc_col].get_attribute("data-sort"))
-                    for tr in browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")]
+            return [
+                float(tr.find_elements(By.TAG_NAME, "td")[acc_col].get_attribute("data-sort"))
+                for tr in browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
+            ]
 
         before = column()
         headers[acc_col].click()
@@ -126,7 +149,8 @@ def test_chromium_renders_and_sorts(results_dir, tmp_path):
         # the run order (first column) follows the sort
         assert browser.find_element(By.CSS_SELECTOR, "#runs tbody td.run").text == "dense"
         loaded = browser.execute_script(
-            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0);")
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0);"
+        )
         assert loaded == [True, True]
         ARTIFACTS.mkdir(exist_ok=True)
         assert browser.save_screenshot(str(ARTIFACTS / "leaderboard.png"))
