@@ -184,3 +184,19 @@ def test_compare_real_lm_eval_folders(lm_eval_run, capsys):
         for m in task["metrics"].values():
             assert m["delta"] == 0 and m["ci_low"] == m["ci_high"] == 0
     assert "effeval_smoke_gen" in capsys.readouterr().out
+
+
+def test_cli_compare_different_tasks_exit_code(tmp_path, two_runs, capsys):
+    from effeval.cli import main
+
+    c = _write_run(tmp_path / "c", "mc-only", [1, 1, 0, 0, 1], [], [], {"wall_time_s": 1.0}, tasks=("mc",))
+    assert main(["results", "compare", str(two_runs[0]), str(c)]) == 2
+    assert "only dense has gen" in capsys.readouterr().err
+    out = tmp_path / "cmp.json"
+    assert (
+        main(
+            ["results", "compare", str(two_runs[0]), str(two_runs[1]), "--out", str(out), "--bootstrap", "50"]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["comparisons"][0]["run"] == "sparse"

@@ -165,3 +165,31 @@ def test_cli_export_unknown_format_exit_code(effeval_json, tmp_path):
     from effeval.cli import main
 
     assert main(["results", "export", str(effeval_json), "--format", "nope", "--out", str(tmp_path)]) == 2
+
+
+def test_nested_efficiency_kept_by_eee_dropped_by_model_index(effeval_json, tmp_path, caplog):
+    # a wrapper run's block has nested values (per_request_type); model-index has no room for them
+    result = json.loads(effeval_json.read_text())
+    result["efficiency"].update(
+        generated_tokens=96,
+        acceptance_rate=0.75,
+        per_request_type={"generate_until": {"requests": 4, "wall_time_s": 1.5}},
+    )
+    rich = tmp_path / "rich.json"
+    rich.write_text(json.dumps(result))
+    with caplog.at_level("WARNING", logger="effeval.results.export"):
+        (card,) = export(rich, "model-index", tmp_path / "card")
+    assert "per_request_type" in caplog.text
+    metrics = {
+        m["name"]: m["value"]
+        for r in yaml.safe_load(card.read_text())["model-index"][0]["results"]
+        for m in r["metrics"]
+        if r["dataset"]["type"] == "effeval_efficiency"
+    }
+    assert metrics["acceptance_rate"] == 0.75 and "per_request_type" not in metrics
+    for path in export(rich, "eee", tmp_path / "eee"):
+        record = json.loads(path.read_text())
+        kept = json.loads(record["source_metadata"]["additional_details"]["effeval_efficiency_json"])
+        assert kept["per_request_type"]["generate_until"]["requests"] == 4
+        ids = {r["evaluation_result_id"]: r["score_details"]["score"] for r in record["evaluation_results"]}
+        assert ids["effeval.efficiency.generated_tokens"] == 96
