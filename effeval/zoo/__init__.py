@@ -28,6 +28,7 @@ ZOO_VERSION = "1"
 # Modules that register builders; each method adds its own (keep this list explicit).
 BUILDER_MODULES = [
     "effeval.zoo.lm",
+    "effeval.zoo.reasoner",
     "effeval.zoo.image_pipelines",
     "effeval.zoo.image_scorers",
 ]

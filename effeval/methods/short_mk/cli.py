@@ -1,0 +1,60 @@
+"""``effeval shortmk analyze SAMPLES.jsonl``: the pool analysis as a JSON table + PNG plot."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from effeval.errors import EffevalError
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="effeval shortmk", description="short-m@k tools")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    an = sub.add_parser("analyze", help="every strategy and every m <= k from a pool of complete chains")
+    an.add_argument("samples", help="lm-eval samples_*.jsonl of an effeval-short-mk strategy=majority run, or a native pool")
+    an.add_argument("--out", default=None, help="output stem (default: next to the input, <name>.shortmk)")
+    an.add_argument("--normalize", default="math", help="answer normaliser: exact | math | numeric (default math)")
+    an.add_argument("--answer", default=None, help="re-extract answers from logged chain texts: boxed | number | mc | regex:PAT")
+    an.add_argument("--seed", type=int, default=1234, help="seed of the tie-break choices")
+    return parser
+
+
+def analyze(args) -> int:
+    from effeval.bench.common import print_table
+    from effeval.methods.short_mk.pool import analyze_pool, load_pool, plot_pool
+    from effeval.results.writer import write_json_atomic
+
+    questions = load_pool(args.samples, answer=args.answer, normalize=args.normalize)
+    table = analyze_pool(questions, normalize=args.normalize, seed=args.seed)
+    table["source"] = str(args.samples)
+    stem = Path(args.out) if args.out else Path(args.samples).with_suffix("")
+    json_path = Path(f"{stem}.shortmk.json") if not args.out else stem.with_suffix(".json")
+    png_path = json_path.with_suffix(".png")
+    write_json_atomic(json_path, table)
+    plot_pool(table, png_path)
+    print_table(table["rows"], ["name", "accuracy", "thinking_tokens", "time_steps", "thinking_tokens_ratio_to_majority",
+                                "time_ratio_to_majority"])
+    print(f"\ntable: {json_path}\nplot:  {png_path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.cmd == "analyze":
+            return analyze(args)
+    except EffevalError as exc:
+        print(f"effeval error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

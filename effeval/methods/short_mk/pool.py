@@ -1,0 +1,251 @@
+"""Pool analysis: every strategy and every m <= k from k complete chains per question.
+
+Given k chains per question that ran to the end (e.g. the samples file of one
+``strategy=majority`` run, whose per-chain log holds each chain's thinking length and answer),
+this computes what each strategy would have produced and cost, without generating again (the
+paper's analysis). For one question with thinking lengths ``L_1..L_k``:
+
+- ``short-m@k``: the m finished chains with the fewest thinking tokens vote (shortest-chain tie
+  rule, then seeded). Generation would have stopped at step ``T = L_(m)`` (the m-th smallest
+  finished length), so thinking tokens = ``sum_i min(L_i, T)`` and simulated time = ``T`` decode
+  steps (all chains advance in one batch). With fewer than m finished chains, all of them vote
+  and every chain runs to its end.
+- ``majority@j`` (j = 1..k): the FIRST j chains of the pool (pool order = sampling order) vote;
+  thinking tokens = ``sum L_i``; time = ``max L_i``. ``majority@k`` is the usual maj@k.
+- ``shortest``: the single shortest finished chain (the answer of short-1@k, same cost).
+- ``longest``: the longest finished chain; it needs every chain to finish (cost of majority@k).
+- ``random``: one chain, uniformly: the EXPECTED accuracy (mean over chains), mean thinking
+  tokens and mean length as time (what one sample costs).
+
+Accuracy is the mean over questions of "the selected answer equals the target" after the
+normaliser of ``answers.py``. Thinking tokens and time are means over questions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from effeval.errors import ConfigError
+from effeval.methods.short_mk.answers import find_boxed, make_extractor, make_normalizer
+from effeval.methods.short_mk.voting import Chain, decide, first_m, make_generator, vote
+
+logger = logging.getLogger(__name__)
+
+LOG_KEY = "effeval_short_mk"  # where the wrapper puts its per-chain log in the request's gen_kwargs
+
+
+@dataclass
+class PoolQuestion:
+    qid: str
+    target: str | None
+    chains: list[Chain]
+
+
+def _find_log(obj: Any) -> dict | None:
+    if isinstance(obj, dict):
+        if LOG_KEY in obj and isinstance(obj[LOG_KEY], dict):
+            return obj[LOG_KEY]
+        for value in obj.values():
+            found = _find_log(value)
+            if found is not None:
+                return found
+    elif isinstance(obj, list):
+        for value in obj:
+            found = _find_log(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _chain_from(entry: dict, index: int, extractor, normalize) -> Chain:
+    if "think_tokens" not in entry:
+        raise ConfigError(f"pool: a chain has no 'think_tokens'. Fix: give every chain think_tokens (int) and answer")
+    answer = entry.get("answer")
+    if extractor is not None and entry.get("text") is not None:
+        answer = extractor(entry["text"])
+    status = entry.get("status") or ("finished" if entry.get("finished", True) else "truncated")
+    if status == "aborted":
+        raise ConfigError(
+            "pool: a chain was aborted by an early stop, so its full length is unknown. "
+            "Fix: analyse the samples of a strategy=majority run (all chains run to the end)"
+        )
+    return Chain(index=int(entry.get("index", index)), think_tokens=int(entry["think_tokens"]),
+                 answer_tokens=int(entry.get("answer_tokens", 0)), status=status, answer=answer,
+                 vote_key=normalize(answer))
+
+
+def load_pool(path: str | Path, answer: str | None = None, normalize: str = "math") -> list[PoolQuestion]:
+    """Read a pool: an lm-eval samples JSONL of an ``effeval-short-mk`` run, or native lines
+    ``{"id", "target", "chains": [{"think_tokens", "answer", "status"?, "text"?}]}``.
+
+    ``answer`` (an extractor spec) re-extracts answers from chain texts when the log has them."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"pool file {str(path)!r} does not exist. Fix: pass a samples_*.jsonl written with --log_samples")
+    extractor = make_extractor(answer) if answer else None
+    norm = make_normalizer(normalize)
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{path}:{lineno}: malformed JSON ({exc.msg}). Fix: one JSON object per line") from None
+            if "chains" in row:
+                entries, target, qid = row["chains"], row.get("target"), row.get("id", row.get("doc_id", lineno))
+            else:
+                log = _find_log(row.get("arguments"))
+                if log is None:
+                    raise ConfigError(
+                        f"{path}:{lineno}: no per-chain log ({LOG_KEY!r}) in this sample. Fix: analyse the samples "
+                        "of an effeval-short-mk run (--log_samples) or a native pool file with 'chains'"
+                    )
+                entries, target, qid = log["chains"], row.get("target"), row.get("doc_id", lineno)
+            chains = [_chain_from(e, i, extractor, norm) for i, e in enumerate(entries)]
+            if not chains:
+                raise ConfigError(f"{path}:{lineno}: a question with no chains. Fix: every question needs k >= 1 chains")
+            out.append(PoolQuestion(str(qid), None if target is None else str(target), chains))
+    if not out:
+        raise ConfigError(f"{path}: empty pool. Fix: pass a file with at least one question")
+    return out
+
+
+def _correct(key: str | None, target: str | None, norm) -> bool:
+    if key is None or target is None:
+        return False
+    boxed = find_boxed(target)
+    return key == norm(boxed if boxed is not None else target)
+
+
+def _row(name: str, strategy: str, m: int | None, k: int, acc: list[float], think: list[float], time_: list[float],
+         chosen_len: list[float]) -> dict[str, Any]:
+    n = len(acc)
+    return {
+        "name": name, "strategy": strategy, "m": m, "k": k,
+        "accuracy": sum(acc) / n,
+        "thinking_tokens": sum(think) / n,
+        "time_steps": sum(time_) / n,
+        "chosen_thinking_tokens": sum(chosen_len) / n,
+        "questions": n,
+    }
+
+
+def analyze_pool(questions: Sequence[PoolQuestion], normalize: str = "math", seed: int = 1234) -> dict[str, Any]:
+    """The table for every strategy and every m <= k (see module docstring)."""
+    if not questions:
+        raise ConfigError("pool: no questions. Fix: pass a pool with at least one question")
+    ks = {len(q.chains) for q in questions}
+    k = min(ks)
+    if len(ks) > 1:
+        logger.warning("pool: questions have different numbers of chains %s; using the first %d of each", sorted(ks), k)
+    norm = make_normalizer(normalize)
+    gen = make_generator(seed)
+    rows = []
+
+    def collect(select) -> tuple[list, list, list, list]:
+        acc, think, time_, chosen = [], [], [], []
+        for q in questions:
+            a, t, s, c = select(q.chains[:k], q.target)
+            acc.append(a)
+            think.append(t)
+            time_.append(s)
+            chosen.append(c)
+        return acc, think, time_, chosen
+
+    def short(m):
+        def select(chains, target):
+            voters = first_m(chains, m, gen)
+            if len(voters) < m:  # fewer than m ever finish: everything runs to its end
+                stop = max(c.think_tokens for c in chains)
+            else:
+                stop = max(c.think_tokens for c in voters)
+            result = vote(voters or list(chains), gen)
+            chosen = chains[[c.index for c in chains].index(result.chosen)]
+            return (float(_correct(result.answer, target, norm)), float(sum(min(c.think_tokens, stop) for c in chains)),
+                    float(stop), float(chosen.think_tokens))
+        return select
+
+    def majority(j):
+        def select(chains, target):
+            sub = list(chains[:j])
+            result = vote(sub, gen)
+            chosen = next(c for c in sub if c.index == result.chosen)
+            return (float(_correct(result.answer, target, norm)), float(sum(c.think_tokens for c in sub)),
+                    float(max(c.think_tokens for c in sub)), float(chosen.think_tokens))
+        return select
+
+    def single(strategy):
+        def select(chains, target):
+            _, result = decide(strategy, chains, 1, gen)
+            chosen = next(c for c in chains if c.index == result.chosen)
+            ok = float(_correct(result.answer, target, norm))
+            if strategy == "shortest":
+                stop = chosen.think_tokens if chosen.finished else max(c.think_tokens for c in chains)
+                return ok, float(sum(min(c.think_tokens, stop) for c in chains)), float(stop), float(chosen.think_tokens)
+            return ok, float(sum(c.think_tokens for c in chains)), float(max(c.think_tokens for c in chains)), float(chosen.think_tokens)
+        return select
+
+    for m in range(1, k + 1):
+        rows.append(_row(f"short-{m}@{k}", "short", m, k, *collect(short(m))))
+    for j in range(1, k + 1):
+        rows.append(_row(f"majority@{j}", "majority", None, j, *collect(majority(j))))
+    rows.append(_row(f"shortest@{k}", "shortest", 1, k, *collect(single("shortest"))))
+    rows.append(_row(f"longest@{k}", "longest", None, k, *collect(single("longest"))))
+    # random: exact expectation over the k chains, not one seeded draw.
+    acc, think = [], []
+    for q in questions:
+        chains = q.chains[:k]
+        acc.append(sum(_correct(c.vote_key, q.target, norm) for c in chains) / len(chains))
+        think.append(sum(c.think_tokens for c in chains) / len(chains))
+    rows.append(_row(f"random@{k}", "random", None, 1, acc, think, think, think))
+    base = next(r for r in rows if r["name"] == f"majority@{k}")
+    for r in rows:
+        r["thinking_tokens_ratio_to_majority"] = r["thinking_tokens"] / base["thinking_tokens"] if base["thinking_tokens"] else None
+        r["time_ratio_to_majority"] = r["time_steps"] / base["time_steps"] if base["time_steps"] else None
+        r["accuracy_minus_majority"] = r["accuracy"] - base["accuracy"]
+    return {"k": k, "questions": len(questions), "normalize": normalize, "seed": seed, "rows": rows}
+
+
+def plot_pool(table: dict[str, Any], out_png: str | Path) -> Path:
+    """Accuracy vs mean thinking tokens: the short-m@k curve, the majority@j curve, single points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = table["rows"]
+    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    for strategy, style in (("short", "o-"), ("majority", "s--")):
+        pts = [r for r in rows if r["strategy"] == strategy]
+        ax.plot([r["thinking_tokens"] for r in pts], [r["accuracy"] for r in pts], style,
+                label="short-m@k (m=1..k)" if strategy == "short" else "majority@j (j=1..k)")
+        for r in pts:
+            label = f"m={r['m']}" if strategy == "short" else f"j={r['k']}"
+            ax.annotate(label, (r["thinking_tokens"], r["accuracy"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    for strategy, marker in (("shortest", "v"), ("longest", "^"), ("random", "x")):
+        for r in rows:
+            if r["strategy"] == strategy:
+                ax.plot([r["thinking_tokens"]], [r["accuracy"]], marker, markersize=8, label=r["name"])
+    ax.set_xlabel("mean thinking tokens per question (all chains)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"short-m@k vs majority (k={table['k']}, {table['questions']} questions)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png)
+    plt.close(fig)
+    return out_png
+
+
+def questions_from_results(results: Iterable[tuple[str, str | None, Sequence[Chain]]]) -> list[PoolQuestion]:
+    """Build a pool in memory from (id, target, chains) triples (e.g. a benchmark's majority run)."""
+    return [PoolQuestion(str(qid), target, list(chains)) for qid, target, chains in results]
