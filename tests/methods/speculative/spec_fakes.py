@@ -104,6 +104,12 @@ class ScriptedDrafter(FakeLM):
         self.single_bytes = [vocab.by_bytes.get(bytes([b])) for b in range(256)]
 
     def score(self, ids):
+        memo = self.__dict__.setdefault("_memo", {})
+        if ids not in memo:
+            memo[ids] = self._score(ids)
+        return memo[ids]
+
+    def _score(self, ids):
         logits = torch.zeros(self.vocab_size, dtype=torch.float64)
         done = self.vocab.ids_bytes(ids)
         if not self.reference.startswith(done) or len(done) >= len(self.reference):
