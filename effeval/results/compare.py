@@ -115,7 +115,9 @@ def _eff(run: Run, *keys: str) -> float | None:
 
 
 def _nonzero(run: Run) -> float | None:
-    return _number(run.result.get("model", {}).get("nonzero_parameters")) or _eff(run, "nonzero_parameters")
+    return _number(run.result.get("model", {}).get("nonzero_parameters")) or _eff(
+        run, "nonzero_parameters", "nonzero_params"
+    )
 
 
 def efficiency_ratios(base: Run, run: Run) -> dict:

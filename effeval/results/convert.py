@@ -121,6 +121,15 @@ def _metrics(task_results: dict, higher: dict, n_samples: int | None) -> dict:
     return out
 
 
+def _nonzero_parameters(efficiency: dict) -> int | None:
+    # the pruning wrapper reports ``nonzero_params``; the schema's name is ``nonzero_parameters``
+    for key in ("nonzero_parameters", "nonzero_params"):
+        value = efficiency.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    return None
+
+
 def convert_lm_eval(path: str | Path) -> dict:
     """One lm-eval results file -> one effeval/result/v1 dict."""
     path = Path(path)
@@ -179,7 +188,7 @@ def convert_lm_eval(path: str | Path) -> dict:
             "dtype": str(config.get("model_dtype")) if config.get("model_dtype") is not None else None,
             "parameters": config.get("model_num_parameters") if isinstance(config.get("model_num_parameters"), int)
             and config.get("model_num_parameters") >= 0 else None,
-            "nonzero_parameters": efficiency.get("nonzero_parameters") if isinstance(efficiency.get("nonzero_parameters"), int) else None,
+            "nonzero_parameters": _nonzero_parameters(efficiency),
             "wrapper": wrapper,
         },
         "method": {"name": method.get("name", "baseline"), "args": method.get("args") or {}, "model_args": model_args},

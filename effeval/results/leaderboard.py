@@ -99,11 +99,9 @@ def _value(res: dict, task: str, metric: str) -> float | None:
 def _eff_value(res: dict, key: str) -> float | None:
     if key == "cost_s":
         return run_cost(res)
-    if key == "nonzero_parameters":
-        return _num(res.get("model", {}).get("nonzero_parameters")) or _num(
-            res.get("efficiency", {}).get(key)
-        )
     eff = res.get("efficiency") or {}
+    if key == "nonzero_parameters":  # the pruning wrapper calls it nonzero_params
+        return _num(res.get("model", {}).get(key)) or _num(eff.get(key)) or _num(eff.get("nonzero_params"))
     return (
         _num(eff.get(key)) if key != "global_sparsity" else (_num(eff.get(key)) or _num(eff.get("sparsity")))
     )

@@ -65,7 +65,13 @@ def two_runs(tmp_path):
         [1, 0, 1, 1, 0],
         ["x", "y", "z"],
         [1, 0, 0],
-        {"evaluation_wall_time_s": 10.0, "wall_time_s": 8.0, "generated_tokens": 100, "tokens_per_s": 12.5},
+        {
+            "evaluation_wall_time_s": 10.0,
+            "wall_time_s": 8.0,
+            "generated_tokens": 100,
+            "tokens_per_s": 12.5,
+            "nonzero_params": 1000,
+        },
     )
     b = _write_run(
         tmp_path / "b",
@@ -79,6 +85,7 @@ def two_runs(tmp_path):
             "generated_tokens": 60,
             "tokens_per_s": 20.0,
             "global_sparsity": 0.5,
+            "nonzero_params": 500,
         },
     )
     return a, b
@@ -124,6 +131,7 @@ def test_deltas_and_cis_equal_hand_computation(two_runs, tmp_path):
     assert eff["tokens_saved"] == 40 and eff["tokens_saved_fraction"] == pytest.approx(0.4)
     assert eff["tokens_per_s_ratio"] == pytest.approx(1.6)
     assert eff["sparsity"] == 0.5 and eff["baseline_sparsity"] == 0.0
+    assert eff["nonzero_parameters_ratio"] == pytest.approx(0.5)
 
 
 def test_ci_is_seeded_and_degenerate_when_every_difference_is_equal(two_runs):
