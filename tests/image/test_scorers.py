@@ -150,6 +150,17 @@ def test_vqa_indicators_follow_their_definitions(vqa_dir):
     p_expected = [(0.9 + 0.8) / 2, (0.2 + 0.4) / 2, (0.3 + 0.7) / 2, (0.6 + 0.2) / 2, (0.9 + 0.7) / 2]
     assert got["vqa_p_expected"] == pytest.approx(sum(p_expected) / 5)
     assert got["q.l1.p_yes"] == pytest.approx(0.5)
+    assert "dsg_score" not in got
+    # DSG dependencies: p2 depends on p1, b1 on p2 (fails on both images), b2 on p1
+    dsg = {**record, "questions": [
+        {"id": "p1", "text": "a", "kind": "presence", "expected": "yes", "depends_on": []},
+        {"id": "p2", "text": "b", "kind": "presence", "expected": "yes", "depends_on": [1]},
+        {"id": "p3", "text": "c", "kind": "other", "expected": "no", "depends_on": [2]},
+        {"id": "p4", "text": "d", "kind": "binding", "expected": "yes", "depends_on": [1]},
+        {"id": "p5", "text": "e", "kind": "binding", "expected": "no", "depends_on": [4]},
+    ]}
+    # passed: img0 [1,0,0,1,1] -> with parents [1,0,0,1,1]; img1 [1,0,1,0,1] -> [1,0,0,0,0]
+    assert scorer.score([None, None], dsg)["dsg_score"] == pytest.approx((3 + 1) / 10)
     # a record without leak questions has no leakage key (not a zero)
     no_leak = {**record, "questions": record["questions"][:2]}
     assert "leakage" not in scorer.score([None, None], no_leak)
