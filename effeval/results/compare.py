@@ -236,9 +236,13 @@ def compare_runs(
                     else:
                         entry["ci_note"] = "no numeric per-document values to pair"
                 else:
-                    entry["ci_note"] = "samples missing for " + " and ".join(
-                        r.label for r, s in ((base, sb), (run, so)) if s is None
+                    lacking = [r for r, s in ((base, sb), (run, so)) if s is None]
+                    why = (
+                        "run lm_eval with --log_samples"
+                        if any(not r.samples for r in lacking)
+                        else "a task group has no samples file of its own"
                     )
+                    entry["ci_note"] = f"samples missing for {' and '.join(r.label for r in lacking)} ({why})"
                 metrics[metric] = entry
             per_task[task] = {"metrics": metrics}
             if sb is not None and so is not None:

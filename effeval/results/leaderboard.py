@@ -144,12 +144,9 @@ def plot_task(results: list[dict], task: str, metric: str, higher: bool | None, 
         return False
     front = set(pareto_front(pts, higher is not False))
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
-    ax.scatter(
-        [p[0] for i, p in enumerate(pts) if i not in front],
-        [p[1] for i, p in enumerate(pts) if i not in front],
-        color="#999999",
-        label="dominated",
-    )
+    dominated = [p for i, p in enumerate(pts) if i not in front]
+    if dominated:
+        ax.scatter([p[0] for p in dominated], [p[1] for p in dominated], color="#999999", label="dominated")
     fp = sorted(pts[i] for i in front)
     ax.plot([p[0] for p in fp], [p[1] for p in fp], "o-", color="#d62728", label="Pareto front")
     for (c, q), label in zip(pts, labels):
@@ -213,6 +210,11 @@ def _fmt(v: float | None) -> str:
     return f"{v:.4g}"
 
 
+def _display_model(name: str) -> str:
+    """A local path shows as its folder name (the full path is the cell's tooltip)."""
+    return Path(name).name if name.startswith(("/", "~", ".")) else name
+
+
 def render_html(
     results: list[dict],
     tasks: list[tuple[str, str, bool | None]],
@@ -230,9 +232,10 @@ def render_html(
     head += [f"<th>{esc(title_)}</th>" for _, title_ in eff_cols]
     rows = []
     for res in results:
+        model = _display_model(res["model"]["name"])
         cells = [
             f'<td class="text run" data-sort="{esc(res["run_id"])}">{esc(res["run_id"])}</td>',
-            f'<td class="text" data-sort="{esc(res["model"]["name"])}">{esc(res["model"]["name"])}</td>',
+            f'<td class="text" data-sort="{esc(model)}" title="{esc(res["model"]["name"])}">{esc(model)}</td>',
             f'<td class="text" data-sort="{esc(res["method"]["name"])}">{esc(res["method"]["name"])}</td>',
         ]
         for t, m, _ in tasks:
@@ -252,7 +255,7 @@ def render_html(
 <style>{_CSS}</style></head>
 <body>
 <h1>{esc(title)}</h1>
-<p>{len(results)} runs. Click a column header to sort. Cost = evaluation wall time in seconds.</p>
+<p>{len(results)} run{"s" if len(results) != 1 else ""}. Click a column header to sort. Cost = evaluation wall time in seconds.</p>
 <table id="runs"><thead><tr>{"".join(head)}</tr></thead>
 <tbody>
 {chr(10).join(rows)}
