@@ -1,7 +1,173 @@
-"""`effeval-hetero-spec`: lm-eval wrapper (not implemented yet; issue #3)."""
+"""``effeval-hetero-spec``: lossless speculative decoding with a drafter of another vocabulary.
+
+``--model effeval-hetero-spec --model_args pretrained=<target>,drafter=<drafter>,algorithm=slem``.
+generate_until runs the chosen algorithm from ``effeval.methods.speculative`` (one request at a
+time: the algorithms are batch-size-1); loglikelihood requests use the target through HFLM
+(lossless methods do not change them). ``verify=true`` also decodes every request with the
+target alone and records equality (greedy requests) and the speedup, like Spec-Bench.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from typing import Any
 
 from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
 
-from effeval.models.base import not_implemented_yet
+from effeval.errors import ConfigError
+from effeval.methods.speculative.registry import ALGORITHMS, get_algorithm
+from effeval.models.base import Arg, EffevalWrapperMixin, check_pretrained, parse_model_args, positive, resolve_device, track_requests
 
-HeteroSpecLM = register_model("effeval-hetero-spec")(not_implemented_yet("effeval-hetero-spec", "issue #3", __name__, "HeteroSpecLM"))
+logger = logging.getLogger(__name__)
+
+
+@register_model("effeval-hetero-spec")
+class HeteroSpecLM(EffevalWrapperMixin, HFLM):
+    MODEL_NAME = "effeval-hetero-spec"
+    METHOD = "hetero-spec"
+    ARGS = [
+        Arg("drafter", str, help="path or hub id of the drafter model (any tokenizer)"),
+        Arg("algorithm", str, "slem", choices=list(ALGORITHMS)),
+        Arg("num_draft_tokens", int, 5, check=positive),
+        Arg("verify", bool, False),
+        Arg("seed", int, 1234),
+    ]
+
+    def __init__(self, pretrained: Any = None, **kwargs):
+        ours, rest = parse_model_args(self.ARGS, kwargs, self.MODEL_NAME)
+        if pretrained is None:
+            raise ConfigError(f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<target model>")
+        pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
+        drafter_path = check_pretrained(ours["drafter"], "drafter", self.MODEL_NAME)
+        self._generate = get_algorithm(ours["algorithm"])  # unknown/unavailable: ConfigError before loading
+        rest["device"] = resolve_device(rest.get("device"))
+        rest.setdefault("dtype", "float32")
+        super().__init__(pretrained=pretrained, **rest)
+        self._effeval_init(ours)
+        self.algorithm = ours["algorithm"]
+        self.num_draft_tokens = ours["num_draft_tokens"]
+        self.verify = ours["verify"]
+        self.seed = ours["seed"]
+        self.drafter_path = drafter_path
+        self.drafter_is_target = isinstance(pretrained, str) and os.path.realpath(str(drafter_path)) == os.path.realpath(pretrained)
+        if self.drafter_is_target:
+            logger.warning("%s: drafter is the target itself (%s); allowed, but it measures overhead, not a speedup",
+                           self.MODEL_NAME, drafter_path)
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.drafter_tokenizer = AutoTokenizer.from_pretrained(drafter_path)
+        # transformers' own path rewrites the drafter in place: it always gets its own copy.
+        self.drafter = AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype).to(self.device).eval()
+        from effeval.methods.speculative.tli import shared_vocabulary
+        from effeval.methods.speculative.vocab import Intersection, Vocab
+
+        if self.algorithm == "tli":
+            shared_vocabulary(self.tokenizer, self.drafter_tokenizer)  # ConfigError when nothing is shared
+        self.vocab_info = {
+            "target_vocab_size": len(Vocab.of(self.tokenizer)),
+            "drafter_vocab_size": len(Vocab.of(self.drafter_tokenizer)),
+            "shared_tokens": len(Intersection.of(self.tokenizer, self.drafter_tokenizer)),
+        }
+
+    # ------------------------------------------------------------------ lm-eval entry points
+
+    @track_requests("loglikelihood")
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+
+    @track_requests("loglikelihood_rolling")
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+
+    @track_requests("generate_until")
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        from lm_eval.models.utils import handle_stop_sequences, normalize_gen_kwargs
+        from tqdm.auto import tqdm
+
+        eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        out = []
+        for request in tqdm(requests, disable=disable_tqdm or self.rank != 0, desc=f"hetero-spec {self.algorithm}"):
+            context, gen_kwargs = request.args
+            kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
+            until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
+            max_gen = int(kwargs.pop("max_gen_toks"))
+            ids = self.tok_encode(context, left_truncate_len=max(1, self.max_length - max_gen))
+            config = self._sampling_config(kwargs, until, max_gen)
+            result = self._run(self._generate, ids, config, context)
+            self._record(result, len(ids))
+            if self.verify:
+                from effeval.methods.speculative import ar
+
+                baseline = self._run(ar.generate, ids, config, context)
+                equal = result.token_ids == baseline.token_ids
+                self.stats.add(verified_requests=1, ar_wall_time_s=baseline.stats.wall_time_s,
+                               ar_target_calls=baseline.stats.target_calls)
+                if config.do_sample:  # independent samples need not be equal; only greedy is checked
+                    self.stats.add(verified_sampled_requests=1)
+                else:
+                    self.stats.add(verified_greedy_requests=1, equal_outputs=int(equal))
+                    if not equal:
+                        logger.error("%s: output differs from target-only decoding for context %r", self.MODEL_NAME,
+                                     context[-80:])
+            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), result.text)
+            out.append(result.text)
+        return out
+
+    # ------------------------------------------------------------------ helpers
+
+    def _sampling_config(self, kwargs: dict, until: list[str], max_gen: int):
+        from effeval.methods.speculative.common import SamplingConfig
+
+        temperature = float(kwargs.get("temperature", 0.0) or 0.0)
+        do_sample = bool(kwargs.get("do_sample", False)) and temperature > 0
+        return SamplingConfig(
+            do_sample=do_sample, temperature=temperature if do_sample else 1.0,
+            top_k=int(kwargs.get("top_k", 0) or 0), top_p=float(kwargs.get("top_p", 1.0) or 1.0),
+            max_new_tokens=max_gen, stop_strings=tuple(s for s in until if s), eos_token_ids=(int(self.eot_token_id),),
+        )
+
+    def _run(self, generate, ids, config, context: str):
+        import torch
+
+        # One generator per request, seeded by the request, so results do not depend on order.
+        digest = int.from_bytes(hashlib.sha256(context.encode("utf-8")).digest()[:8], "little")
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + digest) % 2**63)
+        return generate(self.model, self.tokenizer, self.drafter, self.drafter_tokenizer, ids, config,
+                        num_draft_tokens=self.num_draft_tokens, generator=generator)
+
+    def _record(self, result, prompt_len: int) -> None:
+        s = result.stats
+        self.stats.prompt_tokens += prompt_len
+        self.stats.generated_tokens += s.new_tokens
+        self.stats.add(drafted=s.drafted, accepted=s.accepted, verification_steps=len(s.accepted_lengths),
+                       target_calls=s.target_calls, drafter_calls=s.drafter_calls, spec_wall_time_s=s.wall_time_s)
+
+    def effeval_method_info(self) -> dict[str, Any]:
+        c = self._effeval_merged.counters
+        generated = self._effeval_merged.generated_tokens
+
+        def ratio(a, b):
+            return (a / b) if b else None
+
+        info: dict[str, Any] = {
+            "algorithm": self.algorithm,
+            "num_draft_tokens": self.num_draft_tokens,
+            "drafter": str(self.drafter_path),
+            "drafter_is_target": self.drafter_is_target,
+            **self.vocab_info,
+            "acceptance_rate": ratio(c.get("accepted", 0), c.get("drafted", 0)),
+            "mean_accepted_length": ratio(c.get("accepted", 0), c.get("verification_steps", 0)),
+            "tokens_per_target_call": ratio(generated, c.get("target_calls", 0)),
+            "spec_tokens_per_s": ratio(generated, c.get("spec_wall_time_s", 0)),
+        }
+        if self.algorithm == "hf":
+            info["accepted_is_derived"] = True  # transformers reports no counts: new tokens - target passes
+        if self.verify:
+            info["equality_rate"] = ratio(c.get("equal_outputs", 0), c.get("verified_greedy_requests", 0))
+            info["ar_tokens_per_s"] = ratio(generated, c.get("ar_wall_time_s", 0))
+            info["speedup_vs_ar"] = ratio(c.get("ar_wall_time_s", 0), c.get("spec_wall_time_s", 0))
+        return info
+
