@@ -94,13 +94,23 @@ def make_models(pretrained: str, batch_size: int) -> tuple[dict[str, Any], dict[
     from lm_eval.api.registry import get_model
     from lm_eval.models.huggingface import HFLM
 
+    from effeval import zoo
+    from effeval.errors import ConfigError
+
     common = {"pretrained": pretrained, "dtype": "float32", "device": "cpu", "batch_size": batch_size}
     models: dict[str, Any] = {"hf": HFLM(**common)}
     notes: dict[str, str] = {}
     for name, args in WRAPPERS:
         label = f"{name} {' '.join(f'{k}={v}' for k, v in args.items())}"
         try:
-            models[label] = get_model(name)(**common, **args)
+            try:
+                models[label] = get_model(name)(**common, **args)
+            except ConfigError as exc:
+                if "drafter" not in str(exc):
+                    raise
+                # algorithm=ar never calls the drafter, but the wrapper may insist on one
+                drafter = str(zoo.get("qwen-tekken"))
+                models[label] = get_model(name)(**common, **args, drafter=drafter)
         except Exception as exc:  # a stub, or a wrapper that cannot run this model: measure the base instead
             notes[label] = f"{exc.__class__.__name__}: {str(exc)[:200]}"
             logger.warning(
