@@ -290,22 +290,28 @@ def _lm_eval_shaped(run: Run) -> dict:
 
 
 def _hub_card(model_dir: str, tasks: list[str], stamp: str, run: Run) -> str:
-    configs = [
-        f"- config_name: {_safe(t)}\n  data_files:\n  - split: latest\n    path:\n    - '{model_dir}/samples_{t}_*.jsonl'"
-        for t in tasks
-    ]
-    configs.append(
-        f"- config_name: results\n  data_files:\n  - split: latest\n    path:\n    - '{model_dir}/results_*.json'"
-    )
+    """Dataset card whose configs follow lm-eval's own (``<model>__<task>``, ``<model>__results``;
+    splits: the run's sanitized timestamp and ``latest``)."""
+    import yaml
+
+    split = re.sub(r"[^\w.]", "_", stamp)
+
+    def config(name: str, filename: str) -> dict:
+        files = [f"**/{filename}"]
+        return {
+            "config_name": name,
+            "data_files": [{"split": split, "path": files}, {"split": "latest", "path": files}],
+        }
+
+    configs = [config(model_dir + "__" + re.sub(r"\W", "_", t), f"samples_{t}_{stamp}.jsonl") for t in tasks]
+    configs.append(config(f"{model_dir}__results", f"results_{stamp}.json"))
+    name = run.result["model"]["name"]
+    front = yaml.safe_dump({"pretty_name": f"Evaluation run of {name}", "configs": configs}, sort_keys=False)
     return (
-        "---\npretty_name: Evaluation run of "
-        + run.result["model"]["name"]
-        + "\nconfigs:\n"
-        + "\n".join(configs)
-        + "\n---\n\n# Evaluation run of "
-        + run.result["model"]["name"]
-        + f"\n\nlm-eval results and per-sample details (layout of `lm_eval --hf_hub_log_args`), run `{run.result['run_id']}`"
-        + f" ({stamp}), exported by effeval. The efficiency block is in the results file under `config.effeval`.\n"
+        f"---\n{front}---\n\n# Evaluation run of {name}\n\n"
+        f"lm-eval results and per-sample details (the layout `lm_eval --hf_hub_log_args` pushes), run "
+        f"`{run.result['run_id']}` ({stamp}), exported by effeval. The efficiency block is in the results file "
+        "under `config.effeval`.\n"
     )
 
 

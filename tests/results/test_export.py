@@ -120,11 +120,15 @@ def test_hub_layout_keeps_results_and_details(lm_eval_run, effeval_json, tmp_pat
     assert samples == sorted(p.name for p in Path(lm_eval_run).rglob("samples_*.jsonl"))
     card = (tmp_path / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
+    model_dir = results_file.parent.name
     assert {c["config_name"] for c in front["configs"]} == {
-        "effeval_smoke_mc",
-        "effeval_smoke_gen",
-        "results",
+        f"{model_dir}__effeval_smoke_mc",
+        f"{model_dir}__effeval_smoke_gen",
+        f"{model_dir}__results",
     }
+    for c in front["configs"]:  # every data_files pattern matches exactly the file it names
+        (pattern,) = c["data_files"][1]["path"]
+        assert c["data_files"][1]["split"] == "latest" and len(list(tmp_path.glob(pattern))) == 1
     assert len(written) == 4
 
 
