@@ -176,9 +176,15 @@ class _OpenClip:
                 argument, f"{path} has no open_clip_config.json, so it is not an open_clip model directory",
                 "pass a directory saved in open_clip's hub layout (open_clip_config.json + weights), e.g. zoo:open-clip-tiny",
             )
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(f"local-dir:{path}", device=device)
+        # open_clip logs every loading step at INFO on the root logger; keep runs' logs readable.
+        root_level = logging.root.level
+        logging.root.setLevel(max(root_level, logging.WARNING))
+        try:
+            self.model, _, self.preprocess = open_clip.create_model_and_transforms(f"local-dir:{path}", device=device)
+            self.tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
+        finally:
+            logging.root.setLevel(root_level)
         self.model.eval()
-        self.tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
         self.device = device
         self.info["weights_sha256"] = weights_sha256(path)
         self.info["tokenizer"] = type(self.tokenizer).__name__
