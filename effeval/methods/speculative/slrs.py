@@ -51,6 +51,10 @@ from .common import GenerationResult, SamplingConfig, SpecStats, target_probs, t
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_DP_STATES = 4096
+# The drafter samples from its own top-50 (transformers' default generation top_k): the proposal
+# is still exact (q is computed from the same truncated law) and most drafter paths get
+# probability 0, which prunes the exact DP by orders of magnitude. 0 = the full distribution.
+DEFAULT_DRAFTER_TOP_K = 50
 _BYTE_FALLBACK_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
 
@@ -126,20 +130,26 @@ class DrafterVocab:
         byte_ids = sorted((i for i, b in enumerate(self.token_bytes) if b), key=lambda i: self.token_bytes[i])
         self.sorted_ids = torch.tensor(byte_ids, dtype=torch.long)
         self.sorted_bytes = [self.token_bytes[i] for i in byte_ids]
+        self.pos_of_id = torch.full((size,), -1, dtype=torch.long)  # id -> index in sorted_bytes
+        self.pos_of_id[self.sorted_ids] = torch.arange(len(byte_ids))
         self.max_len = max((len(b) for b in self.sorted_bytes), default=0)
         self.alphabet = {c for b in self.sorted_bytes for c in b}
         self._ranges: dict[bytes, tuple[int, int]] = {}
+        self._masks: dict[bool, object] = {}
 
     def allowed_mask(self, with_eos: bool):
         """Tokens the proposal may use: those with bytes (empty/control tokens would never
         advance the stream), plus EOS when the target has one to map it to."""
         import torch
 
-        mask = torch.zeros(self.size, dtype=torch.bool)
-        mask[self.sorted_ids] = True
-        if with_eos and self.eos_ids:
-            mask[list(self.eos_ids)] = True
-        return mask
+        cached = self._masks.get(with_eos)
+        if cached is None:
+            cached = torch.zeros(self.size, dtype=torch.bool)
+            cached[self.sorted_ids] = True
+            if with_eos and self.eos_ids:
+                cached[list(self.eos_ids)] = True
+            self._masks[with_eos] = cached
+        return cached
 
     def prefix_range(self, y: bytes) -> tuple[int, int]:
         """Slice of ``sorted_bytes`` holding exactly the tokens that start with ``y``."""
@@ -265,6 +275,40 @@ def enumerate_law(run: Callable[[object], object], min_branch_prob: float = 0.0)
 # ----------------------------------------------------------------------------- the drafter tree
 
 
+class _Cond:
+    """One drafter conditional: dense over the vocabulary (``ids is None``) or sparse (its
+    non-zero ids only). float64, summing to 1; sampling and the DP both read these numbers."""
+
+    __slots__ = ("ids", "probs", "_lookup", "_pos")
+
+    def __init__(self, dv: DrafterVocab, ids, probs):
+        self.ids, self.probs = ids, probs
+        if ids is not None:
+            keep = probs > 0
+            self.ids, self.probs = ids[keep], probs[keep]
+            self._lookup = dict(zip(self.ids.tolist(), self.probs.tolist()))
+            self._pos = dv.pos_of_id[self.ids]
+
+    def prob(self, d: int) -> float:
+        if self.ids is None:
+            return float(self.probs[d])
+        return self._lookup.get(d, 0.0)
+
+    def prefix_mass(self, dv: DrafterVocab, y: bytes) -> float:
+        """Mass of the drafter tokens whose bytes start with ``y``."""
+        lo, hi = dv.prefix_range(y)
+        if hi <= lo:
+            return 0.0
+        if self.ids is None:
+            return float(self.probs[dv.sorted_ids[lo:hi]].sum())
+        return float(self.probs[(self._pos >= lo) & (self._pos < hi)].sum())
+
+    def sample(self, chooser) -> int:
+        if self.ids is None:
+            return chooser.categorical(self.probs)
+        return int(self.ids[chooser.categorical(self.probs)])
+
+
 @dataclass(frozen=True)
 class _Stream:
     """Where the drafter stream stands: its token path since the round's root, the bytes drafted
@@ -300,8 +344,8 @@ class _DrafterTree:
             )
         rows = self.dec.drafter_logits_fn([self.root + p for p in missing])
         self.batches += 1
-        for p, row in zip(missing, rows):
-            self.cond[p] = self.dec.drafter_probs(row)
+        for p, cond in zip(missing, self.dec.drafter_conds(rows)):
+            self.cond[p] = cond
 
     # -- drafting
     def draft(self, state: _Stream, chooser) -> tuple[int, _Stream]:
@@ -310,7 +354,7 @@ class _DrafterTree:
         path, buf, ended = state.path, state.left, state.ended
         while not ended and not (buf and buf not in tv.proper_prefixes):
             self.ensure([path])
-            d = chooser.categorical(self.cond[path])
+            d = self.cond[path].sample(chooser)
             if d in dv.eos_ids:
                 ended = True
             else:
@@ -334,10 +378,10 @@ class _DrafterTree:
                 if (path, y) in seen:
                     continue
                 seen.add((path, y))
-                probs = self.cond[path]
+                cond = self.cond[path]
                 for k in range(1, len(y)):
                     for d in dv.ids_by_bytes.get(y[:k], ()):
-                        if float(probs[d]) > 0:
+                        if cond.prob(d) > 0:
                             nxt.append((path + (d,), y[k:]))
             frontier = [q for q in dict.fromkeys(nxt) if q not in self._phi and q not in seen]
         return [self._phi_eval(path, y) for path, y in queries]
@@ -348,12 +392,11 @@ class _DrafterTree:
         if got is not None:
             return got
         dv = self.dec.dv
-        probs = self.cond[path]
-        lo, hi = dv.prefix_range(y)
-        total = float(probs[dv.sorted_ids[lo:hi]].sum()) if hi > lo else 0.0  # one token covers y
+        cond = self.cond[path]
+        total = cond.prefix_mass(dv, y)  # one token covers y
         for k in range(1, len(y)):  # a token spells a proper prefix of y; the rest comes later
             for d in dv.ids_by_bytes.get(y[:k], ()):
-                pd = float(probs[d])
+                pd = cond.prob(d)
                 if pd > 0:
                     total += pd * self._phi_eval(path + (d,), y[k:])
         self._phi[key] = total
@@ -392,7 +435,7 @@ class _DrafterTree:
                 val = 1.0
             else:
                 self.ensure([state.path])
-                val = float(self.cond[state.path][list(self.dec.dv.eos_ids)].sum()) if self.dec.dv.eos_ids else 0.0
+                val = math.fsum(self.cond[state.path].prob(e) for e in self.dec.dv.eos_ids)
         else:
             b = tv.token_bytes[t] if 0 <= t < tv.size else None
             if not b or tv.canonical.get(b) != t:
@@ -427,6 +470,7 @@ class SLRSDecoder:
         *,
         num_draft_tokens: int,
         max_dp_states: int = DEFAULT_MAX_DP_STATES,
+        drafter_top_k: int = DEFAULT_DRAFTER_TOP_K,
         stats: SpecStats | None = None,
     ):
         if int(num_draft_tokens) < 1:
@@ -440,6 +484,9 @@ class SLRSDecoder:
         self.drafter_logits_fn = drafter_logits_fn
         self.k = int(num_draft_tokens)
         self.max_dp_states = int(max_dp_states)
+        if int(drafter_top_k) < 0:
+            raise ConfigError(f"drafter_top_k={drafter_top_k}: must be ≥ 0. Fix: pass 0 (full drafter distribution) or e.g. 50")
+        self.drafter_top_k = int(drafter_top_k)
         self.stats = stats if stats is not None else SpecStats()
         self._allowed = dv.allowed_mask(with_eos=tv.proposal_eos is not None)
         self._eos = set(tv.eos_ids)
@@ -447,22 +494,33 @@ class SLRSDecoder:
         # revisit the same deterministic states thousands of times).
         self.tree_cache: dict | None = None
 
-    def drafter_probs(self, logits_row):
-        """The drafter's proposal conditional: processed like the target (temperature, top-k,
-        top-p) over the tokens the stream can use; a point mass on its argmax when greedy."""
+    def drafter_conds(self, rows) -> list[_Cond]:
+        """The drafter's proposal conditionals for a batch of logits rows: processed like the
+        target (temperature, top-k, top-p) over the tokens the stream can use, restricted to the
+        drafter's own top ``drafter_top_k`` (0 = all); a point mass on its argmax when greedy.
+        Whatever this law is, q is computed from these very numbers, so SLRS stays exact."""
         import torch
 
-        x = logits_row.detach().to("cpu", torch.float64)
+        x = torch.stack(list(rows)) if not torch.is_tensor(rows) else rows
+        x = x.detach().to("cpu", torch.float32)
         x = x.masked_fill(~self._allowed[: x.shape[-1]], float("-inf"))
         if not self.config.do_sample:
-            out = torch.zeros_like(x)
-            out[int(torch.argmax(x))] = 1.0
-            return out
-        probs = target_probs(x, self.config)
-        total = float(probs.sum())
-        if not math.isfinite(total) or total <= 0:
-            probs = torch.softmax(x, -1)
-        return probs / probs.sum()
+            best = torch.argmax(x, dim=-1)
+            return [_Cond(self.dv, torch.tensor([int(i)]), torch.ones(1, dtype=torch.float64)) for i in best]
+        if self.drafter_top_k:
+            vals, ids = torch.topk(x, min(self.drafter_top_k, x.shape[-1]), dim=-1)
+            probs = target_probs(vals, self.config)
+        else:
+            ids, probs = None, target_probs(x, self.config)
+        out = []
+        for j in range(x.shape[0]):
+            pr = probs[j]
+            total = float(pr.sum())
+            if not math.isfinite(total) or total <= 0:  # processing removed every usable token
+                pr = torch.softmax((vals[j] if ids is not None else x[j]).to(torch.float64), -1)
+                total = float(pr.sum())
+            out.append(_Cond(self.dv, None if ids is None else ids[j], pr / total))
+        return out
 
     def _round(self, context: list[int], chooser, budget: int) -> list[int]:
         """One target pass: draft ≤ k proposals, verify, return the emitted tokens (≥ 1)."""
@@ -564,6 +622,7 @@ def exact_output_law(
     drafter_root_fn: Callable[[tuple[int, ...]], tuple[int, ...]] | None = None,
     config: SamplingConfig | None = None,
     max_dp_states: int = DEFAULT_MAX_DP_STATES,
+    drafter_top_k: int = 0,
     decoder_cls: type = SLRSDecoder,
 ) -> dict[tuple[int, ...], float]:
     """EXACT law of the first ``n_tokens`` emitted by SLRS (tuples; shorter when EOS comes first),
@@ -592,7 +651,7 @@ def exact_output_law(
 
     dec = decoder_cls(
         tv, dv, config, target_logits, lambda ctx: tuple(root_fn(tuple(ctx))), drafter_logits,
-        num_draft_tokens=num_draft_tokens, max_dp_states=max_dp_states,
+        num_draft_tokens=num_draft_tokens, max_dp_states=max_dp_states, drafter_top_k=drafter_top_k,
     )
     dec.tree_cache = {}
 
@@ -682,6 +741,7 @@ def generate(
     num_draft_tokens: int,
     generator=None,
     max_dp_states: int = DEFAULT_MAX_DP_STATES,
+    drafter_top_k: int = DEFAULT_DRAFTER_TOP_K,
     drafter_batch_size: int = 64,
 ) -> GenerationResult:
     """SLRS decoding of one prompt with transformers models (batch size 1)."""
@@ -732,7 +792,7 @@ def generate(
 
     dec = SLRSDecoder(
         tv, dv, config, target_logits, drafter_root, drafter_logits,
-        num_draft_tokens=num_draft_tokens, max_dp_states=max_dp_states, stats=stats,
+        num_draft_tokens=num_draft_tokens, max_dp_states=max_dp_states, drafter_top_k=drafter_top_k, stats=stats,
     )
     prompt_text = target_tok.decode(prompt_ids, skip_special_tokens=True)
 
