@@ -1,0 +1,104 @@
+"""``python -m effeval.bench image``: what interventions and scorers cost, side by side in one run.
+
+For each zoo pipeline (tiny SD and SDXL, 64x64, 2 steps on CPU): images/s of the stock call
+``pipe(prompt=...)`` and of each intervention, which re-encodes the prompt (and the item or the
+pad prompt), edits the embeddings and calls the same pipeline with ``prompt_embeds``. The ratio
+intervention / stock is the overhead of doing it on stock diffusers (1.0 = free). Scorers:
+images/s of CLIP (similarity + CLIPScore) and VQA (P(yes) per question) on the tiny zoo
+evaluators. Results -> ``results/bench/image.json``.
+
+Tiny random models make the pipeline itself cheap, so the ratios here are an upper bound on the
+relative overhead: with a real UNet the same encoding work is a much smaller share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+logger = logging.getLogger(__name__)
+
+PROMPT = "a zebra and a cup on San Francisco's Golden Gate Bridge"
+INTERVENTIONS = ["none", "drop:zebra", "drop:zebra@mask", "keep:Golden Gate Bridge", "keep:Golden Gate Bridge@mask",
+                 "patch:zebra"]
+
+
+def bench_pipeline(name: str, repeats: int) -> list[dict]:
+    """Variants timed round-robin (one call each per round, after a warm-up round) so a load
+    change on a shared machine hits all of them alike; the ratio uses each variant's fastest call."""
+    import time
+
+    from effeval import zoo
+    from effeval.image.encoders import PromptEncoder, load_pipeline
+    from effeval.image.generation import GenerationConfig, ImageGenerator
+    from effeval.image.interventions import apply_intervention, parse_intervention
+
+    pipe = load_pipeline(zoo.get(name))
+    gen = ImageGenerator(pipe, GenerationConfig(steps=2))
+
+    def intervened(spec):
+        def one():
+            encoder = PromptEncoder(pipe)  # fresh: the pad prompt is encoded every time too (worst case)
+            return gen.image(apply_intervention(encoder, encoder.encode(PROMPT), spec), 0)
+        return one
+
+    variants = {"stock pipe(prompt=...)": lambda: gen.stock_image(PROMPT, 0)}
+    for spec_text in INTERVENTIONS:
+        spec = parse_intervention(spec_text)
+        variants[spec.label] = intervened(spec)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for round_ in range(repeats + 1):
+        for label, fn in variants.items():
+            start = time.perf_counter()
+            fn()
+            if round_:  # round 0 warms up
+                times[label].append(time.perf_counter() - start)
+    stock = min(times["stock pipe(prompt=...)"])
+    return [{"pipeline": name, "variant": label, "images_per_s": 1.0 / min(ts), "ratio_vs_stock": stock / min(ts),
+             "min_s": min(ts), "median_s": sorted(ts)[len(ts) // 2]} for label, ts in times.items()]
+
+
+def bench_scorers(repeats: int, n_images: int = 4) -> list[dict]:
+    from PIL import Image
+
+    from effeval.bench.common import time_call
+    from effeval.image.benchmarks import load_benchmark
+    from effeval.image.scorers import build_scorers
+
+    record = load_benchmark("leakage", limit=1)[0]
+    images = [Image.effect_noise((64, 64), 40 + 10 * i).convert("RGB") for i in range(n_images)]
+    rows = []
+    for scorer in build_scorers(["clip", "vqa"], device="cpu"):
+        t = time_call(lambda: scorer.score(images, record), repeats=repeats)
+        rows.append({"scorer": scorer.name, "images_per_s": n_images / t["median_s"], "median_s": t["median_s"],
+                     "images_per_call": n_images, "questions_per_image": len(record.get("questions", []))
+                     if scorer.name == "vqa" else None})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m effeval.bench image", description=__doc__.splitlines()[0])
+    parser.add_argument("--pipelines", default="sd-tiny,sdxl-tiny")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-scorers", action="store_true")
+    args = parser.parse_args(argv)
+    from effeval.bench.common import print_table, write_bench
+
+    rows = []
+    for name in [n for n in args.pipelines.split(",") if n]:
+        rows += bench_pipeline(name, args.repeats)
+    print_table(rows, ["pipeline", "variant", "images_per_s", "ratio_vs_stock"])
+    scorer_rows = [] if args.no_scorers else bench_scorers(args.repeats)
+    if scorer_rows:
+        print()
+        print_table(scorer_rows, ["scorer", "images_per_s", "images_per_call"])
+    write_bench("image", {
+        "description": "images/s of the stock diffusers call vs each intervention through prompt_embeds (ratio = "
+                       "intervention / stock, measured side by side); scorer throughput on the tiny zoo evaluators",
+        "settings": {"prompt": PROMPT, "steps": 2, "image_size": 64, "repeats": args.repeats, "device": "cpu",
+                     "timing": "round-robin over variants; images_per_s and ratio from each variant's fastest call",
+                     "load_average_1min": os.getloadavg()[0]},
+        "pipelines": rows, "scorers": scorer_rows,
+    })
+    return 0
