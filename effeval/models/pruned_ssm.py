@@ -51,7 +51,10 @@ def task_documents(name: str, limit: int = 2000) -> list[str]:
     from effeval.cli import task_configs_dir
     from effeval.errors import ConfigError
 
-    manager = TaskManager(include_path=str(task_configs_dir()))
+    # our own configs first: indexing lm-eval's ~14k built-in tasks takes seconds
+    manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False)
+    if name not in manager.all_tasks:
+        manager = TaskManager(include_path=str(task_configs_dir()))
     try:
         task = get_task_dict([name], manager)[name]
     except Exception as exc:
@@ -81,6 +84,20 @@ def task_documents(name: str, limit: int = 2000) -> list[str]:
     return texts
 
 
+def _check_targets_early(pretrained, targets, method: str) -> None:
+    """Validate target names from config.json before the (slow) model load."""
+    from transformers import AutoConfig
+
+    from effeval.methods.pruning.arch import resolve_targets
+
+    try:
+        model_type = AutoConfig.from_pretrained(pretrained).model_type
+    except Exception:  # HFLM will report an unreadable checkpoint in its own words
+        return
+    if model_type in ("mamba", "mamba2"):
+        resolve_targets(model_type, targets)
+
+
 @register_model("effeval-pruned-ssm")
 class PrunedSSMLM(EffevalWrapperMixin, HFLM):
     MODEL_NAME = "effeval-pruned-ssm"
@@ -98,6 +115,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
         spec = PruneSpec(method=ours["method"], sparsity=ours["sparsity"], pattern=ours["pattern"],
                          targets=ours["targets"], criterion=ours["criterion"], nsamples=ours["nsamples"],
                          seqlen=ours["seqlen"], seed=ours["seed"], shrink=ours["shrink"]).validated()
+        _check_targets_early(pretrained, spec.targets, spec.method)
         rest.setdefault("dtype", "float32")
         super().__init__(pretrained=pretrained, **rest)
         self._effeval_init(ours)

@@ -1,0 +1,83 @@
+"""`effeval-pruned-ssm`: the stock lm_eval CLI on the offline twins, the efficiency block, errors."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from effeval.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def calib_file(tmp_path_factory):
+    from effeval.zoo.corpus import pydoc_topics
+
+    path = tmp_path_factory.mktemp("calib") / "calib.txt"
+    path.write_text("\n\n".join(pydoc_topics()[:10]))
+    return str(path)
+
+
+def test_stock_lm_eval_cli_wanda_on_offline_twins(zoo_path, calib_file, tmp_path, repo_root):
+    lm_eval = Path(sys.executable).with_name("lm_eval")
+    model_args = (f"pretrained={zoo_path('mamba-sp')},method=wanda,sparsity=0.5,targets=in_proj+conv1d,"
+                  f"calibration={calib_file},nsamples=4,seqlen=32")
+    cmd = [str(lm_eval), "--model", "effeval-pruned-ssm", "--model_args", model_args,
+           "--tasks", "pruned_ssm_mini_piqa,pruned_ssm_mini_lambada,pruned_ssm_mini_wikitext",
+           "--include_path", str(repo_root / "task_configs"), "--device", "cpu", "--batch_size", "4",
+           "--output_path", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())
+    assert 0.0 <= results["results"]["pruned_ssm_mini_piqa"]["acc,none"] <= 1.0
+    assert results["results"]["pruned_ssm_mini_wikitext"]["word_perplexity,none"] > 1.0
+    eff = results["config"]["effeval"]["efficiency"]
+    assert results["config"]["effeval"]["method"]["args"]["method"] == "wanda"
+    assert eff["target_sparsity"] == {"in_proj": 0.5, "conv1d": 0.5}
+    assert eff["global_sparsity"] == 0.5
+    # zoo mamba-sp has 2 layers with in_proj 256x64 and conv1d 128 channels x 4 taps: half of them go
+    removed = eff["nonzero_params_before"] - eff["nonzero_params"]
+    assert removed == pytest.approx(0.5 * 2 * (256 * 64 + 128 * 4), abs=4)
+    assert eff["params_after"] == eff["params_before"]
+    assert eff["calibration_tokens"] == 4 * 32 and eff["prune_wall_time_s"] > 0
+    assert eff["requests"] > 0 and eff["prompt_tokens"] > 0
+
+
+def test_structured_wrapper_shrinks_and_reports_throughput(zoo_path, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from effeval.models.pruned_ssm import PrunedSSMLM
+
+    lm = PrunedSSMLM(pretrained=zoo_path("mamba2-sp"), method="headdim", sparsity=0.5, criterion="magnitude", device="cpu",
+                     batch_size=2, save_to=str(tmp_path / "saved"))
+    assert lm.model.config.head_dim == 8 and lm.model.config.expand == 1
+    info = lm.get_model_info()["effeval"]["efficiency"]
+    assert info["params_after"] < info["params_before"]
+    assert info["config_after"]["head_dim"] == 8 and info["config_before"]["head_dim"] == 16
+    assert info["dense_forward_tokens_per_s"] > 0 and info["pruned_forward_tokens_per_s"] > 0
+    assert info["calibration_tokens"] == 0  # magnitude needs no calibration text
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "saved")
+    assert reloaded.config.head_dim == 8
+    assert sum(p.numel() for p in reloaded.parameters()) == info["params_after"]
+
+
+def test_task_documents_give_calibration_text():
+    from effeval.models.pruned_ssm import task_documents
+
+    docs = task_documents("pruned_ssm_mini_piqa")
+    assert len(docs) == 8 and "To open a jar" in docs[0] and "hot water" in docs[0]  # prompt + gold answer
+
+
+@pytest.mark.parametrize("args,match", [
+    ({"sparsity": 1.0}, "sparsity"),
+    ({"sparsity": 0.5, "pattern": "4:2"}, "pattern"),
+    ({"sparsity": 0.5, "targets": "in_proj+nope"}, "unknown target module"),
+    ({"sparsity": 0.5, "method": "bogus"}, "method"),
+])
+def test_bad_model_args(zoo_path, args, match):
+    from effeval.models.pruned_ssm import PrunedSSMLM
+
+    with pytest.raises(ConfigError, match=match):
+        PrunedSSMLM(pretrained=zoo_path("mamba2-sp"), calibration="x.txt", device="cpu", **args)
