@@ -211,6 +211,36 @@ class _SamplingChooser:
                 return v
 
 
+class _CoinsChooser(_SamplingChooser):
+    """Adapter for the shared ``Coins`` interface (``accept``, ``categorical``) of decoding.py."""
+
+    def __init__(self, coins):
+        self.coins = coins
+
+    def categorical(self, probs) -> int:
+        return int(self.coins.categorical(probs))
+
+    def bernoulli(self, prob: float) -> bool:
+        return bool(self.coins.accept(prob))
+
+    def residual(self, p, q_of) -> int:
+        if hasattr(self.coins, "residual"):
+            return self.coins.residual(p, q_of)
+        while True:
+            v = self.categorical(p)
+            if self.bernoulli(max(0.0, 1.0 - q_of(v) / float(p[v]))):
+                return v
+
+
+def _as_chooser(generator):
+    """A chooser from ``None``/a ``torch.Generator``, a chooser, or a ``Coins``-like object."""
+    if generator is not None and hasattr(generator, "residual") and hasattr(generator, "bernoulli"):
+        return generator
+    if generator is not None and hasattr(generator, "categorical") and hasattr(generator, "accept"):
+        return _CoinsChooser(generator)
+    return _SamplingChooser(generator)
+
+
 class _Branch(Exception):
     def __init__(self, outcomes):
         self.outcomes = outcomes
@@ -581,21 +611,20 @@ class SLRSDecoder:
         ex["drafter_batches"] = ex.get("drafter_batches", 0) + tree.batches
         return out
 
-    def decode(self, prompt_ids: Sequence[int], chooser, max_new_tokens: int, stop_fn=None) -> tuple[list[int], str]:
-        """Generate until EOS, ``max_new_tokens`` or ``stop_fn(generated) -> bool``.
-        Returns (generated ids incl. a final EOS if any, stopped_by)."""
+    def decode(self, prompt_ids: Sequence[int], chooser, max_new_tokens: int, push=None) -> list[int]:
+        """Generate up to ``max_new_tokens`` tokens. ``push(token) -> bool`` (e.g. a Stopper's)
+        sees every emitted token in order and ends generation by returning True; without it,
+        generation ends at EOS. Returns the emitted tokens (a final EOS included)."""
         context = list(prompt_ids)
         generated: list[int] = []
         while len(generated) < max_new_tokens:
             for tok in self._round(context + generated, chooser, max_new_tokens - len(generated)):
                 generated.append(tok)
-                if tok in self._eos:
-                    return generated, "eos"
-                if stop_fn is not None and stop_fn(generated):
-                    return generated, "stop_string"
+                if (push(tok) if push is not None else tok in self._eos):
+                    return generated
                 if len(generated) >= max_new_tokens:
                     break
-        return generated, "length"
+        return generated
 
 
 # ----------------------------------------------------------------------------- exact laws (tests, docs)
@@ -656,7 +685,7 @@ def exact_output_law(
     dec.tree_cache = {}
 
     def run(chooser):
-        return tuple(dec.decode(list(prompt), chooser, n_tokens)[0])
+        return tuple(dec.decode(list(prompt), chooser, n_tokens))
 
     return enumerate_law(run)
 
@@ -747,27 +776,29 @@ def generate(
     """SLRS decoding of one prompt with transformers models (batch size 1)."""
     import torch
 
-    start = time.perf_counter()
+    from .decoding import CachedLM, Stopper
+    from .vocab import Vocab
+
+    started = time.perf_counter()
     stats = SpecStats()
-    t_dev = next(target.parameters()).device
+    stopper = Stopper(config, Vocab.of(target_tok))
+    if stopper.done:
+        return stopper.result(stats, started)
+    target_lm = CachedLM(target)
     d_dev = next(drafter.parameters()).device
     tv = _vocab_for(target_tok, "target", _output_size(target, target_tok), tuple(config.eos_token_ids))
     d_eos = (drafter_tok.eos_token_id,) if drafter_tok.eos_token_id is not None else ()
     dv = _vocab_for(drafter_tok, "drafter", _output_size(drafter, drafter_tok), d_eos)
     prompt_ids = [int(i) for i in (prompt_ids.tolist() if hasattr(prompt_ids, "tolist") else prompt_ids)]
-    if prompt_ids and isinstance(prompt_ids[0], list):
-        if len(prompt_ids) != 1:
-            raise ConfigError("prompt_ids: SLRS decodes one prompt at a time. Fix: pass one sequence (batch size 1)")
-        prompt_ids = prompt_ids[0]
 
     def target_logits(context, proposals):
-        ids = torch.tensor([list(context) + list(proposals)], device=t_dev)
-        return _forward_last_logits(target, ids, len(proposals) + 1)[0].cpu()
+        # KV-cached like AR/SLEM/TLI (the cache is cropped back after rejections).
+        return target_lm.next_logits(list(context) + list(proposals), len(proposals) + 1).cpu()
 
     def drafter_root(context):
-        # The drafter sees the context as its own tokenizer would write it (any deterministic
-        # choice keeps SLRS exact; this one keeps the drafter in distribution).
-        text = target_tok.decode(context, skip_special_tokens=True)
+        # The drafter sees the context as its own tokenizer writes it (any deterministic choice
+        # keeps SLRS exact; this one keeps the drafter in distribution).
+        text = target_tok.decode(list(context), skip_special_tokens=True)
         ids = drafter_tok(text, add_special_tokens=True)["input_ids"] if text else []
         if not ids:
             start_id = drafter_tok.bos_token_id if drafter_tok.bos_token_id is not None else (d_eos or (0,))[0]
@@ -794,24 +825,10 @@ def generate(
         tv, dv, config, target_logits, drafter_root, drafter_logits,
         num_draft_tokens=num_draft_tokens, max_dp_states=max_dp_states, drafter_top_k=drafter_top_k, stats=stats,
     )
-    prompt_text = target_tok.decode(prompt_ids, skip_special_tokens=True)
-
-    def new_text(generated):
-        ids = [t for t in generated if t not in tv.eos_ids]
-        return target_tok.decode(prompt_ids + ids, skip_special_tokens=True)[len(prompt_text) :]
-
-    stop_fn = None
-    if config.stop_strings:
-        stop_fn = lambda gen: any(s in new_text(gen) for s in config.stop_strings)  # noqa: E731
-    generated, stopped_by = dec.decode(prompt_ids, _SamplingChooser(generator), config.max_new_tokens, stop_fn)
-    ids = [t for t in generated if t not in tv.eos_ids]
-    text = new_text(ids)
-    if stopped_by == "stop_string":
-        text = text[: min(text.find(s) for s in config.stop_strings if s in text)]
-    stats.new_tokens = len(ids)
-    stats.wall_time_s = time.perf_counter() - start
+    dec.decode(prompt_ids, _as_chooser(generator), config.max_new_tokens, push=stopper.push)
+    stats.target_calls = target_lm.calls
     rounds = len(stats.accepted_lengths)
     if rounds:
         stats.extra["dp_states_per_step"] = stats.extra.get("dp_states", 0) / rounds
         stats.extra["drafter_calls_per_step"] = stats.drafter_calls / rounds
-    return GenerationResult(token_ids=ids, text=text, stats=stats, stopped_by=stopped_by)
+    return stopper.result(stats, started)
