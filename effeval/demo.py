@@ -24,6 +24,7 @@ from pathlib import Path
 logger = logging.getLogger("effeval.demo")
 
 STEPS = [
+    ("zoo", "effeval.demo:zoo_step"),
     ("hf baseline", "effeval.demo:hf_baseline_step"),
     ("hetero-spec", "effeval.methods.speculative.demo:run"),
     ("short-m@k", "effeval.methods.short_mk.demo:run"),
@@ -74,6 +75,14 @@ class DemoContext:
         path = write_result(self.out_dir / f"{run_name}.json", result)
         self.written.append(path)
         return path
+
+
+def zoo_step(ctx: DemoContext) -> list[Path]:
+    from effeval import zoo
+
+    for name, path in zoo.build_all(trained=ctx.trained).items():
+        print(f"    zoo {name}: {path}", flush=True)
+    return []
 
 
 def hf_baseline_step(ctx: DemoContext) -> list[Path]:

@@ -121,3 +121,31 @@ def test_results_convert_rejects_files_that_are_not_lm_eval_output(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "not lm-eval output" in lines[0] and "Fix:" in lines[0]
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
+
+
+def test_stock_cli_runs_an_effeval_model(tmp_path, zoo_path):
+    out = tmp_path / "out"
+    proc = run([
+        str(BIN / "lm_eval"), "--model", "effeval-hetero-spec", "--model_args",
+        f"pretrained={zoo_path('llama-sp')},drafter={zoo_path('qwen-tekken')},algorithm=ar",
+        "--tasks", "effeval_smoke_gen", "--include_path", str(REPO / "task_configs"),
+        "--batch_size", "1", "--limit", "2", "--output_path", str(out),
+    ])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(next(out.rglob("results_*.json")).read_text())
+    eff = data["config"]["effeval"]["efficiency"]
+    assert data["config"]["effeval"]["model_name"] == "effeval-hetero-spec"
+    assert eff["requests"] == 2 and eff["generated_tokens"] > 0 and eff["wall_time_s"] > 0
+
+
+def test_stock_cli_prints_one_line_for_a_missing_pretrained_dir(tmp_path):
+    proc = run([
+        str(BIN / "lm_eval"), "--model", "effeval-hetero-spec", "--model_args",
+        f"pretrained={tmp_path}/missing,drafter={tmp_path}/missing2",
+        "--tasks", "effeval_smoke_gen", "--include_path", str(REPO / "task_configs"),
+    ])
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("effeval error: effeval-hetero-spec model_args 'pretrained': no model directory at")
+    assert "Fix:" in last
