@@ -1,0 +1,410 @@
+"""Self-distillation: convert a causal LM into a SpeLLM, the base model being its own teacher.
+
+Targets. At every position the teacher gives a next-token distribution ``p(t)``. Each token
+has a padded symbol row (its first k bytes, END-padded; EOS -> the EOS row). Head ``j``'s
+target is the **marginal of symbol j** under the teacher: ``q_j(c) = sum_t p(t) [row(t)_j = c]``.
+Why: the heads define a product distribution ``prod_j p_j`` over rows, and the product that
+minimises ``KL(teacher rows || prod_j p_j)`` is exactly the product of the teacher's marginals.
+So summed cross-entropy against ``q_j`` is that KL up to a constant, it needs no sampling (the
+whole teacher distribution is used, not one sampled token), and it is cheap: ``q`` is one sparse
+``(k|C| x V) @ (V x N)`` product. Special tokens other than EOS (BOS, pad, control) have no
+string; their teacher mass is dropped and ``p`` renormalised.
+
+Training. By default the backbone is frozen and shared with the teacher (one body forward gives
+both the teacher's logits and the heads' input); ``tune="full"`` also trains a copy of the body
+(the teacher stays frozen). AdamW, linear warm-up + cosine decay, batches drawn with a seeded
+``torch.Generator``. Every ``eval_every`` steps: top-1 agreement (the SpeLLM's best string equals
+the teacher's argmax token's row), the heads' KL to the teacher marginals, and the token-level
+KL(teacher || SpeLLM renormalised over the vocabulary), on held-out text. Checkpoints every
+``save_every`` steps hold heads (and body when tuned), optimiser, scheduler and generator state,
+so an interrupted run resumes where it stopped and reaches the same result.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from effeval.errors import ConfigError
+from effeval.methods.spellm.alphabet import NUM_SYMBOLS, check_k
+from effeval.methods.spellm.heads import MODES, best_rows
+from effeval.methods.spellm.model import SpeLLMForCausalLM, base_body, load_causal_lm
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoint"
+DATA_CHOICES = ("python", "python-prose", "python-code")
+
+
+@dataclass
+class DistillConfig:
+    base: str
+    out: str
+    k: int = 16
+    steps: int = 300
+    batch_size: int = 8
+    seqlen: int = 64
+    lr: float = 1e-2
+    tune: str = "heads"  # heads | full
+    body_lr: float = 3e-4
+    data: str = "python"
+    eval_every: int = 50
+    eval_positions: int = 256
+    save_every: int = 100
+    seed: int = 0
+    scoring: str = "padded"
+    resume: bool = True
+    max_blocks: int = 2000
+    pool: int = 4096  # frozen backbone: positions whose teacher targets are computed once (0: fresh each step)
+    progress: bool = True
+
+    def validate(self) -> None:
+        check_k(self.k)
+        for name in ("steps", "batch_size", "seqlen", "eval_every", "eval_positions", "save_every", "max_blocks"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: {value!r} must be an integer >= 1. Fix: pass a positive integer")
+        if not isinstance(self.pool, int) or self.pool < 0:
+            raise ConfigError(f"--pool: {self.pool!r} must be an integer >= 0. Fix: pass 0 (fresh targets every step) "
+                              "or a number of positions")
+        if not self.lr > 0 or not self.body_lr > 0:
+            raise ConfigError("--lr/--body-lr: must be > 0. Fix: pass a positive learning rate")
+        if self.tune not in ("heads", "full"):
+            raise ConfigError(f"--tune: {self.tune!r} is unknown. Fix: use heads (backbone frozen) or full")
+        if self.scoring not in MODES:
+            raise ConfigError(f"--scoring: {self.scoring!r} is unknown. Fix: use one of {', '.join(MODES)}")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_texts(data: str) -> tuple[list[str], list[str] | None]:
+    """(training texts, held-out texts or None). ``python*``: Python's own text; else files."""
+    from effeval.zoo.corpus import corpus_texts, heldout_texts
+
+    if data in DATA_CHOICES:
+        kind = {"python": "mixed", "python-prose": "prose", "python-code": "code"}[data]
+        return corpus_texts(kind), heldout_texts(4)
+    texts = []
+    for part in data.split(","):
+        path = Path(os.path.expanduser(part.strip()))
+        files = sorted(path.rglob("*.txt")) + sorted(path.rglob("*.jsonl")) if path.is_dir() else [path]
+        if not path.exists() or not files:
+            raise ConfigError(
+                f"--data: {part!r} is neither one of {', '.join(DATA_CHOICES)} nor an existing .txt/.jsonl file or "
+                "folder. Fix: pass --data python or a path to text"
+            )
+        for f in files:
+            if f.suffix == ".jsonl":
+                for line in f.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        row = json.loads(line)
+                        if "text" not in row:
+                            raise ConfigError(f"--data: {f} has a line without a 'text' field. Fix: one "
+                                              '{"text": ...} object per line')
+                        texts.append(str(row["text"]))
+            else:
+                texts.append(f.read_text(encoding="utf-8", errors="replace"))
+    if not any(t.strip() for t in texts):
+        raise ConfigError(f"--data: {data!r} holds no text. Fix: pass files with text in them")
+    return texts, None
+
+
+def make_blocks(tok, cfg: DistillConfig):
+    """Training and evaluation token blocks (evaluation: held-out text, else the last 10%)."""
+    from effeval.zoo.trainer import pack_token_blocks
+
+    texts, held = load_texts(cfg.data)
+    try:
+        blocks = pack_token_blocks(tok, texts, cfg.seqlen, max_blocks=cfg.max_blocks)
+    except ValueError:
+        raise ConfigError(f"--data: too little text for one block of --seqlen {cfg.seqlen} tokens. "
+                          "Fix: give more text or a smaller --seqlen") from None
+    need_eval = max(1, math.ceil(cfg.eval_positions / cfg.seqlen))
+    if held:
+        eval_blocks = pack_token_blocks(tok, held, cfg.seqlen, max_blocks=need_eval)
+    else:
+        n_eval = min(need_eval, max(1, blocks.shape[0] // 10))
+        if blocks.shape[0] - n_eval < 1:
+            raise ConfigError("--data: too little text to hold out an evaluation block. Fix: give more text")
+        blocks, eval_blocks = blocks[:-n_eval], blocks[-n_eval:]
+    return blocks, eval_blocks
+
+
+# --------------------------------------------------------------------------- targets
+
+
+class MarginalTargets:
+    """Teacher next-token distribution -> per-head symbol marginals (one sparse matmul)."""
+
+    def __init__(self, codec, vocab_size: int):
+        rows = codec.rows()
+        if rows.shape[0] < vocab_size:  # the model may have padded its embedding matrix
+            pad = torch.full((vocab_size - rows.shape[0], codec.k), 0, dtype=torch.long)
+            rows = torch.cat([rows, pad])
+        rows = rows[:vocab_size]
+        self.rows = rows  # [V, k]
+        self.k = codec.k
+        keep = torch.zeros(vocab_size, dtype=torch.bool)
+        for i in range(min(vocab_size, codec.vocab_size)):
+            keep[i] = codec.token_bytes[i] is not None
+        if codec.eos_token_id is not None and codec.eos_token_id < vocab_size:
+            keep[codec.eos_token_id] = True
+        self.keep = keep  # tokens with a string (or EOS)
+        v = torch.arange(vocab_size).repeat_interleave(self.k)
+        j = torch.arange(self.k).repeat(vocab_size)
+        r = (j * NUM_SYMBOLS + rows.reshape(-1))
+        self.matrix = torch.sparse_coo_tensor(torch.stack([r, v]), torch.ones(r.numel()),
+                                              (self.k * NUM_SYMBOLS, vocab_size)).coalesce().to_sparse_csr()
+
+    def teacher_probs(self, logits):
+        """Teacher softmax with string-less specials removed (renormalised), float32 [N, V]."""
+        logits = logits.float().masked_fill(~self.keep.to(logits.device), float("-inf"))
+        return torch.softmax(logits, dim=-1)
+
+    def marginals(self, probs):
+        """[N, V] -> [N, k, |C|]."""
+        q = torch.sparse.mm(self.matrix, probs.t().contiguous()).t()
+        return q.reshape(probs.shape[0], self.k, NUM_SYMBOLS)
+
+
+def neg_entropy(targets):
+    """sum_j sum_c q log q per position [N] (the constant part of the KL)."""
+    return torch.where(targets > 0, targets * torch.log(targets.clamp_min(1e-30)), torch.zeros_like(targets)).sum((-1, -2))
+
+
+def heads_kl(targets, student_lp, target_neg_entropy=None):
+    """sum_j KL(q_j || p_j), per position [N]."""
+    if target_neg_entropy is None:
+        target_neg_entropy = neg_entropy(targets)
+    return target_neg_entropy - (targets * student_lp).sum(dim=(-1, -2))
+
+
+@torch.no_grad()
+def build_pool(t_body, lm_head, targets: "MarginalTargets", blocks, n_positions: int, gen, chunk: int = 512):
+    """Frozen backbone: hidden states and teacher marginals for ``n_positions`` random positions,
+    computed once. Training steps then draw minibatches from this pool, which costs the teacher's
+    V-sized projection once per position instead of once per position per epoch."""
+    from tqdm.auto import tqdm
+
+    per_block = blocks.shape[1]
+    n_blocks = min(blocks.shape[0], max(1, math.ceil(n_positions / per_block)))
+    chosen = torch.randperm(blocks.shape[0], generator=gen)[:n_blocks]
+    hiddens, qs, negs = [], [], []
+    for start in tqdm(range(0, n_blocks, max(1, chunk // per_block)), desc="spellm teacher targets", leave=False):
+        ids = blocks[chosen[start: start + max(1, chunk // per_block)]]
+        h = t_body(input_ids=ids, use_cache=False).last_hidden_state.reshape(-1, lm_head.weight.shape[1])
+        q = targets.marginals(targets.teacher_probs(lm_head(h)))
+        hiddens.append(h)
+        qs.append(q)
+        negs.append(neg_entropy(q))
+    return torch.cat(hiddens)[:n_positions], torch.cat(qs)[:n_positions], torch.cat(negs)[:n_positions]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(student, teacher, targets: MarginalTargets, eval_blocks, n_positions: int, mode: str) -> dict:
+    """Agreement with the teacher's top-1 token, heads KL and vocabulary KL on held-out text."""
+    body = student.backbone
+    t_body = base_body(teacher)
+    lm_head = teacher.get_output_embeddings()
+    ids = eval_blocks
+    t_hidden = t_body(input_ids=ids, use_cache=False).last_hidden_state
+    s_hidden = t_hidden if body is t_body else body(input_ids=ids, use_cache=False).last_hidden_state
+    t_hidden = t_hidden.reshape(-1, t_hidden.shape[-1])[:n_positions]
+    s_hidden = s_hidden.reshape(-1, s_hidden.shape[-1])[:n_positions]
+    probs = targets.teacher_probs(lm_head(t_hidden))
+    lp = student.heads(s_hidden)  # [N, k, C]
+    top1 = probs.argmax(-1)
+    want = targets.rows[top1]  # [N, k]
+    got, _ = best_rows(lp, mode)
+    agree = (got == want).all(-1).float().mean().item()
+    # token-level: the SpeLLM's score of every vocabulary token, renormalised over the vocabulary
+    rows = targets.rows  # [V, k]
+    scores = torch.zeros(lp.shape[0], rows.shape[0])
+    for j in range(rows.shape[1]):
+        scores += lp[:, j, :].index_select(1, rows[:, j])
+    scores = scores.masked_fill(~targets.keep, float("-inf"))
+    s_log = torch.log_softmax(scores, -1)
+    p_log = torch.log(probs.clamp_min(1e-30))
+    vocab_kl = (probs * (p_log - s_log)).masked_fill(probs == 0, 0).sum(-1).mean().item()
+    counts = torch.bincount(top1, minlength=probs.shape[1]).float()
+    return {
+        "top1_agreement": agree,
+        "heads_kl": heads_kl(targets.marginals(probs), lp).mean().item(),
+        "vocab_kl": vocab_kl,
+        "majority_baseline": (counts.max() / counts.sum()).item(),
+        "positions": int(lp.shape[0]),
+    }
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class DistillState:
+    step: int = 0
+    losses: list = field(default_factory=list)
+    evals: list = field(default_factory=list)
+
+
+def _lr_lambda(steps: int):
+    warmup = max(1, steps // 20)
+
+    def at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return at
+
+
+def _save_checkpoint(path: Path, student, opt, sched, gen, state: DistillState, cfg: DistillConfig) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    blob = {
+        "heads": student.heads.state_dict(),
+        "body": student.backbone.state_dict() if cfg.tune == "full" else None,
+        "opt": opt.state_dict(),
+        "sched": sched.state_dict(),
+        "generator": gen.get_state(),
+        "state": asdict(state),
+        "config": _identity(cfg),
+    }
+    tmp = path / "state.pt.tmp"
+    torch.save(blob, tmp)
+    os.replace(tmp, path / "state.pt")
+
+
+def _identity(cfg: DistillConfig) -> dict:
+    """What must match for a checkpoint to be resumed (everything that changes the result)."""
+    keys = ("base", "k", "steps", "batch_size", "seqlen", "lr", "tune", "body_lr", "data", "seed", "scoring",
+            "max_blocks", "pool")
+    return {key: getattr(cfg, key) for key in keys}
+
+
+def distill(cfg: DistillConfig) -> dict:
+    """Run self-distillation; write the SpeLLM directory to ``cfg.out``; return the summary."""
+    from tqdm.auto import tqdm
+
+    cfg.validate()
+    torch.manual_seed(cfg.seed)  # dropout-free models; only for any library-internal randomness
+    teacher, tok = load_causal_lm(cfg.base, argument="--base")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student = SpeLLMForCausalLM.from_base(teacher, cfg.k, tokenizer=tok, seed=cfg.seed, scoring=cfg.scoring)
+    student.spellm_config["base_model"] = str(cfg.base)
+    if cfg.tune == "full":
+        student.backbone = copy.deepcopy(student.backbone)
+        for p in student.backbone.parameters():
+            p.requires_grad_(True)
+    lm_head = teacher.get_output_embeddings()
+    t_body = base_body(teacher)
+    targets = MarginalTargets(student.codec, int(lm_head.weight.shape[0]))
+    blocks, eval_blocks = make_blocks(tok, cfg)
+    logger.info("spellm distill: %d training blocks x %d tokens, %d eval blocks; coverage %s",
+                blocks.shape[0], cfg.seqlen, eval_blocks.shape[0], student.codec.coverage())
+
+    groups = [{"params": list(student.heads.parameters()), "lr": cfg.lr}]
+    if cfg.tune == "full":
+        groups.append({"params": list(student.backbone.parameters()), "lr": cfg.body_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.99))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.steps))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    state = DistillState()
+    out = Path(cfg.out)
+    ckpt = out / CHECKPOINT_DIR
+    if cfg.resume and (ckpt / "state.pt").exists():
+        blob = torch.load(ckpt / "state.pt", weights_only=False)
+        if blob["config"] != _identity(cfg):
+            raise ConfigError(
+                f"--out: {cfg.out} holds a checkpoint from a different run ({blob['config']}). Fix: pass the same "
+                "settings, another --out, or --no-resume to start over"
+            )
+        student.heads.load_state_dict(blob["heads"])
+        if blob["body"] is not None:
+            student.backbone.load_state_dict(blob["body"])
+        opt.load_state_dict(blob["opt"])
+        sched.load_state_dict(blob["sched"])
+        gen.set_state(blob["generator"])
+        state = DistillState(**blob["state"])
+        logger.info("spellm distill: resumed from %s at step %d", ckpt, state.step)
+
+    def run_eval(step: int) -> None:
+        student.eval()
+        result = {"step": step, **evaluate(student, teacher, targets, eval_blocks, cfg.eval_positions, cfg.scoring)}
+        state.evals.append(result)
+        logger.info("spellm eval step %d: top-1 agreement %.3f (majority baseline %.3f), heads KL %.3f, "
+                    "vocab KL %.3f", step, result["top1_agreement"], result["majority_baseline"],
+                    result["heads_kl"], result["vocab_kl"])
+
+    pool = None
+    if cfg.tune == "heads" and cfg.pool > 0 and state.step < cfg.steps:
+        # its own generator, so the pool is the same whether the run was resumed or not
+        pool = build_pool(t_body, lm_head, targets, blocks, cfg.pool, torch.Generator().manual_seed(cfg.seed + 1))
+    if state.step == 0 and not state.evals:
+        run_eval(0)
+    bar = tqdm(range(state.step, cfg.steps), desc="spellm distill", initial=state.step, total=cfg.steps,
+               disable=not cfg.progress, mininterval=1.0)
+    for step in bar:
+        student.train()
+        if pool is not None:
+            idx = torch.randint(0, pool[0].shape[0], (cfg.batch_size * cfg.seqlen,), generator=gen)
+            s_hidden, q, neg = pool[0][idx], pool[1][idx], pool[2][idx]
+        else:
+            idx = torch.randint(0, blocks.shape[0], (cfg.batch_size,), generator=gen)
+            batch = blocks[idx]
+            with torch.no_grad():
+                t_hidden = t_body(input_ids=batch, use_cache=False).last_hidden_state
+                probs = targets.teacher_probs(lm_head(t_hidden).reshape(-1, lm_head.weight.shape[0]))
+                q = targets.marginals(probs)
+                neg = neg_entropy(q)
+            if cfg.tune == "full":
+                s_hidden = student.backbone(input_ids=batch, use_cache=False).last_hidden_state
+            else:
+                s_hidden = t_hidden
+        lp = student.heads(s_hidden.reshape(-1, s_hidden.shape[-1]))
+        loss = heads_kl(q, lp, neg).mean()  # = cross-entropy to the marginals minus their (constant) entropy
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        state.step = step + 1
+        state.losses.append(round(loss.item(), 6))
+        bar.set_postfix(kl=f"{state.losses[-1]:.3f}")
+        if state.step % cfg.eval_every == 0 or state.step == cfg.steps:
+            run_eval(state.step)
+        if state.step % cfg.save_every == 0 and state.step < cfg.steps:
+            _save_checkpoint(ckpt, student, opt, sched, gen, state, cfg)
+    student.eval()
+    first, last = state.evals[0], state.evals[-1]
+    summary = {
+        "config": asdict(cfg),
+        "steps_done": state.step,
+        "initial": first,
+        "final": last,
+        "coverage": student.codec.coverage(),
+        "objective": "sum_j KL(teacher marginal of symbol j || head j)",
+    }
+    student.spellm_config["distillation"] = summary
+    student.save_pretrained(out)
+    with open(out / "train_log.jsonl", "w") as fh:
+        for i, value in enumerate(state.losses):
+            fh.write(json.dumps({"step": i + 1, "heads_kl": value}) + "\n")
+    with open(out / "eval_log.jsonl", "w") as fh:
+        for row in state.evals:
+            fh.write(json.dumps(row) + "\n")
+    _save_checkpoint(ckpt, student, opt, sched, gen, state, cfg)
+    summary["losses"] = state.losses
+    summary["evals"] = state.evals
+    return summary
