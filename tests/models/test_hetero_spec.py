@@ -1,0 +1,73 @@
+"""effeval-hetero-spec: bad model_args fail with one clear ConfigError before any model loads;
+the stock lm_eval CLI runs SLEM with verify=true and reports acceptance stats and equality 1.0."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from effeval.errors import ConfigError
+
+
+def make(**kwargs):
+    from effeval.models.hetero_spec import HeteroSpecLM
+
+    return HeteroSpecLM(**kwargs)
+
+
+def test_missing_drafter_is_a_config_error(zoo_path):
+    with pytest.raises(ConfigError, match="drafter"):
+        make(pretrained=zoo_path("llama-sp"), device="cpu")
+
+
+def test_drafter_directory_must_exist(zoo_path, tmp_path):
+    with pytest.raises(ConfigError, match="'drafter'.*Fix"):
+        make(pretrained=zoo_path("llama-sp"), drafter=str(tmp_path / "nowhere"), device="cpu")
+
+
+def test_unknown_algorithm_is_a_config_error(zoo_path):
+    with pytest.raises(ConfigError, match="algorithm.*Fix: use one of ar, slem, tli, slrs, hf"):
+        make(pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), algorithm="medusa", device="cpu")
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_num_draft_tokens_must_be_positive(zoo_path, k):
+    with pytest.raises(ConfigError, match="num_draft_tokens.*> 0"):
+        make(pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), num_draft_tokens=k, device="cpu")
+
+
+def test_drafter_equal_to_target_is_allowed_and_noted(zoo_path, caplog):
+    import torch
+
+    torch.set_num_threads(1)
+    path = zoo_path("llama-sp")
+    with caplog.at_level("WARNING"):
+        lm = make(pretrained=path, drafter=path, algorithm="tli", device="cpu", max_length=256)
+    info = lm.get_model_info()["effeval"]["efficiency"]
+    assert info["drafter_is_target"] is True
+    assert info["shared_tokens"] > 30000  # a vocabulary shares (almost) everything with itself
+    assert any("drafter is the target itself" in r.message for r in caplog.records)
+
+
+def test_stock_cli_slem_verify(zoo_path, tmp_path, repo_root):
+    target, drafter = zoo_path("llama-sp"), zoo_path("qwen-tekken")
+    lm_eval = Path(sys.executable).with_name("lm_eval")
+    cmd = [str(lm_eval), "--model", "effeval-hetero-spec",
+           "--model_args", f"pretrained={target},drafter={drafter},algorithm=slem,verify=true,num_draft_tokens=3",
+           "--tasks", "hetero_spec_cnndm_mini", "--include_path", str(repo_root / "task_configs"),
+           "--device", "cpu", "--limit", "3", "--output_path", str(tmp_path / "out")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(next((tmp_path / "out").rglob("results*.json")).read_text())
+    eff = results["config"]["effeval"]["efficiency"]
+    assert results["config"]["effeval"]["method"]["args"]["algorithm"] == "slem"
+    assert eff["verified_greedy_requests"] == 3
+    assert eff["equality_rate"] == 1.0
+    assert eff["drafted"] > 0 and eff["acceptance_rate"] is not None and eff["mean_accepted_length"] is not None
+    assert eff["target_vocab_size"] == 32000 and eff["drafter_vocab_size"] == 131072 and eff["shared_tokens"] > 0
+    assert eff["target_calls"] <= eff["generated_tokens"] + 3  # at most one target pass per token, +1 per request
+    assert "rougeL,none" in results["results"]["hetero_spec_cnndm_mini"]
