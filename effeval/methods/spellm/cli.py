@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-blocks", type=int, default=d.max_blocks, help="training sequences kept from --data")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-resume", action="store_true", help="ignore a checkpoint in --out and start over")
+    p.add_argument("--stop-after", type=int, default=None, help="stop with a checkpoint after this many steps "
+                   "(time-boxing); the same command resumes")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     c = sub.add_parser("coverage", help="share of a tokenizer's tokens whose string fits in k heads")
     c.add_argument("--base", required=True, help="model or tokenizer directory")
@@ -65,9 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         base=args.base, out=args.out, k=args.k, steps=args.steps, batch_size=args.batch_size, seqlen=args.seqlen,
         lr=args.lr, tune=args.tune, body_lr=args.body_lr, data=args.data, eval_every=args.eval_every,
         eval_positions=args.eval_positions, save_every=args.save_every, seed=args.seed, scoring=args.scoring,
-        resume=not args.no_resume, max_blocks=args.max_blocks, pool=args.pool, progress=not args.no_progress,
+        resume=not args.no_resume, max_blocks=args.max_blocks, pool=args.pool, progress=not args.no_progress, stop_after=args.stop_after,
     )
     summary = distill(cfg)
+    if summary.get("stopped_early"):
+        print(f"stopped after step {summary['steps_done']}; run the same command again to resume")
+        return 0
     first, last = summary["initial"], summary["final"]
     print(f"SpeLLM written to {args.out}")
     print(f"coverage of the input vocabulary at k={cfg.k}: {summary['coverage']['coverage']:.4%}")

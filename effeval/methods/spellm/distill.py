@@ -64,6 +64,7 @@ class DistillConfig:
     max_blocks: int = 2000
     pool: int = 4096  # frozen backbone: positions whose teacher targets are computed once (0: fresh each step)
     progress: bool = True
+    stop_after: int | None = None  # leave early with a checkpoint (time-boxing); resume later
 
     def validate(self) -> None:
         check_k(self.k)
@@ -386,6 +387,12 @@ def distill(cfg: DistillConfig) -> dict:
             run_eval(state.step)
         if state.step % cfg.save_every == 0 and state.step < cfg.steps:
             _save_checkpoint(ckpt, student, opt, sched, gen, state, cfg)
+        if cfg.stop_after is not None and state.step >= cfg.stop_after and state.step < cfg.steps:
+            _save_checkpoint(ckpt, student, opt, sched, gen, state, cfg)
+            logger.info("spellm distill: stopped after step %d (checkpoint in %s); run again to resume",
+                        state.step, ckpt)
+            return {"config": asdict(cfg), "steps_done": state.step, "stopped_early": True,
+                    "losses": state.losses, "evals": state.evals}
     student.eval()
     first, last = state.evals[0], state.evals[-1]
     summary = {

@@ -71,22 +71,28 @@ def string_logprob(char_logprobs, rows, mode: str = "padded"):
     return (picked * (stops_before == 0)).sum(-1)
 
 
+def _tails(end_lp, mode: str):
+    """For L = 1..k: the log-prob of the positions after a length-L string ([N, k])."""
+    torch = _torch()
+    if mode == "padded":  # sum_{j>=L} log p_j(END) = total - sum_{j<L}
+        return end_lp.sum(-1, keepdim=True) - torch.cumsum(end_lp, dim=-1)
+    # terminated: only the END right after the string counts (none when L = k)
+    return torch.cat([end_lp[..., 1:], torch.zeros_like(end_lp[..., :1])], dim=-1)
+
+
+def _eos_score(lp, end_lp, mode: str):
+    if mode == "padded":
+        return lp[..., 0, EOS] + end_lp[..., 1:].sum(-1)
+    return lp[..., 0, EOS]
+
+
 def _length_scores(char_logprobs, mode: str):
     """Score of the best string of each length L=1..k, and of EOS: ([N, k], [N], best bytes [N, k])."""
     torch = _torch()
     byte_lp, byte_best = char_logprobs[..., :NUM_BYTES].max(dim=-1)  # [N, k]
     end_lp = char_logprobs[..., END]  # [N, k]
-    k = char_logprobs.shape[-2]
     prefix = torch.cumsum(byte_lp, dim=-1)  # prefix[L-1] = sum of the first L bytes
-    if mode == "padded":
-        # sum_{j>=L} end_lp[j] for L = 1..k (0 for L = k)
-        suffix = torch.flip(torch.cumsum(torch.flip(end_lp, [-1]), -1), [-1])  # suffix[j] = sum_{i>=j}
-        tail = torch.cat([suffix[..., 1:], torch.zeros_like(suffix[..., :1])], dim=-1)
-        eos = char_logprobs[..., 0, EOS] + (suffix[..., 1] if k > 1 else 0.0)
-    else:
-        tail = torch.cat([end_lp[..., 1:], torch.zeros_like(end_lp[..., :1])], dim=-1)
-        eos = char_logprobs[..., 0, EOS]
-    return prefix + tail, eos, byte_best
+    return prefix + _tails(end_lp, mode), _eos_score(char_logprobs, end_lp, mode), byte_best
 
 
 def rows_for(byte_sym, lengths, eos_mask, k: int):
@@ -118,13 +124,8 @@ def sample_rows(char_logprobs, generator, mode: str = "padded", temperature: flo
     byte_mass = torch.logsumexp(lp[..., :NUM_BYTES], dim=-1)  # log P_j(any byte)
     end_lp = lp[..., END]
     prefix = torch.cumsum(byte_mass, dim=-1)
-    if mode == "padded":
-        suffix = torch.flip(torch.cumsum(torch.flip(end_lp, [-1]), -1), [-1])
-        tail = torch.cat([suffix[..., 1:], torch.zeros_like(suffix[..., :1])], dim=-1)
-        eos = lp[..., 0, EOS] + (suffix[..., 1] if k > 1 else 0.0)
-    else:
-        tail = torch.cat([end_lp[..., 1:], torch.zeros_like(end_lp[..., :1])], dim=-1)
-        eos = lp[..., 0, EOS]
+    tail = _tails(end_lp, mode)
+    eos = _eos_score(lp, end_lp, mode)
     if not allow_eos:
         eos = torch.full_like(eos, float("-inf"))
     choice_lp = torch.cat([prefix + tail, eos.unsqueeze(-1)], dim=-1)  # [N, k+1]

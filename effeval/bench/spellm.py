@@ -1,0 +1,209 @@
+"""``python -m effeval.bench spellm``: SpeLLM's output layer vs the vocabulary projection.
+
+1. Output layer alone, for V in {32000, 131072, 262144} x d in {1024, 4096}: projection
+   (``x @ W^T`` + log-softmax over V) vs k=16 character heads (``x @ H^T`` + k log-softmaxes over
+   258 symbols), a few tokens per call (decode-like), time per token and memory (weights +
+   output activations) side by side.
+2. End to end on the large-vocabulary zoo model (qwen-tekken, tekken 131k): prompt forward, then
+   per-step forward + decode choice with the *same* input tokens for both (teacher-forced on
+   held-out text), base HF model (body + lm_head + softmax + argmax) vs its SpeLLM (body + heads
+   + exact best string + string -> tokens). Head weights do not change the cost, so the SpeLLM's
+   heads are freshly initialised here.
+3. Optional (``--distill-steps N``, default 300): distil llama-sp (trained zoo) and record the
+   top-1 teacher agreement before/after and the majority-token baseline.
+
+Writes results/bench/spellm.json and prints the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+
+logger = logging.getLogger(__name__)
+
+VOCABS = (32000, 131072, 262144)
+HIDDENS = (1024, 4096)
+
+
+def _mem_available_bytes() -> int:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 40
+
+
+def output_layer(k: int, tokens: int, repeats: int) -> list[dict]:
+    import torch
+
+    from effeval.bench.common import time_call
+    from effeval.methods.spellm.alphabet import NUM_SYMBOLS
+
+    gen = torch.Generator().manual_seed(0)
+    rows = []
+    for d in HIDDENS:
+        x = torch.randn(tokens, d, generator=gen)
+        heads = torch.randn(k * NUM_SYMBOLS, d, generator=gen) * d ** -0.5
+        head_bias = torch.zeros(k * NUM_SYMBOLS)
+
+        def run_heads():
+            logits = torch.addmm(head_bias, x, heads.t()).view(tokens, k, NUM_SYMBOLS)
+            return torch.log_softmax(logits, -1)
+
+        t_heads = time_call(run_heads, repeats=repeats)
+        for v in VOCABS:
+            weight_bytes = v * d * 4
+            row = {"vocab": v, "hidden": d, "k": k, "tokens_per_call": tokens}
+            if weight_bytes * 1.5 > _mem_available_bytes():
+                row["skipped"] = "not enough free memory for the fp32 projection"
+                rows.append(row)
+                continue
+            w = torch.empty(v, d).normal_(0, d ** -0.5, generator=gen)
+
+            def run_proj():
+                return torch.log_softmax(x @ w.t(), -1)
+
+            t_proj = time_call(run_proj, repeats=repeats)
+            del w
+            row.update(
+                projection_s_per_token=t_proj["median_s"] / tokens,
+                heads_s_per_token=t_heads["median_s"] / tokens,
+                heads_vs_projection_time=t_heads["median_s"] / t_proj["median_s"],
+                projection_params=v * d,
+                heads_params=k * NUM_SYMBOLS * (d + 1),
+                heads_vs_projection_params=k * NUM_SYMBOLS * (d + 1) / (v * d),
+                projection_memory_bytes=weight_bytes + 2 * tokens * v * 4,
+                heads_memory_bytes=k * NUM_SYMBOLS * (d + 1) * 4 + 2 * tokens * k * NUM_SYMBOLS * 4,
+                projection_flops_per_token=2 * d * v,
+                heads_flops_per_token=2 * d * k * NUM_SYMBOLS,
+            )
+            row["heads_vs_projection_memory"] = row["heads_memory_bytes"] / row["projection_memory_bytes"]
+            rows.append(row)
+            logger.info("output layer V=%d d=%d: heads/projection time %.4f", v, d, row["heads_vs_projection_time"])
+    return rows
+
+
+def end_to_end(zoo_name: str, k: int, prompt_len: int, steps: int, repeats: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from effeval import zoo
+    from effeval.bench.common import time_call
+    from effeval.methods.spellm.heads import best_rows
+    from effeval.methods.spellm.model import SpeLLMForCausalLM
+    from effeval.zoo.corpus import heldout_texts
+
+    path = str(zoo.get(zoo_name))
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    spellm = SpeLLMForCausalLM.from_base(path, k, seed=0).eval()
+    ids = tok.encode(heldout_texts(1)[0], add_special_tokens=False)[: prompt_len + steps]
+    prompt, follow = ids[:prompt_len], ids[prompt_len: prompt_len + steps]
+
+    @torch.no_grad()
+    def run_base():
+        out = base(input_ids=torch.tensor([prompt]), use_cache=True)
+        cache = out.cache
+        for t in follow:
+            torch.softmax(out.logits[:, -1].float(), -1).argmax(-1)  # the decode choice
+            out = base(input_ids=torch.tensor([[t]]), cache=cache, use_cache=True)
+            cache = out.cache
+
+    @torch.no_grad()
+    def run_spellm():
+        lp, cache = spellm(torch.tensor([prompt]), use_cache=True)
+        for t in follow:
+            rows, _ = best_rows(lp[:, -1])  # the decode choice: exact best string
+            spellm.codec.string_to_tokens(spellm.codec.row_to_string(rows[0].tolist()) or b"")
+            lp, cache = spellm(torch.tensor([[t]]), cache=cache, use_cache=True)
+
+    t_base = time_call(run_base, repeats=repeats)
+    t_spellm = time_call(run_spellm, repeats=repeats)
+    facts = spellm.output_layer_facts()
+    calls = len(follow) + 1
+    return {
+        "model": zoo_name,
+        "vocab": facts["input_vocab_size"],
+        "hidden": facts["hidden_size"],
+        "k": k,
+        "prompt_tokens": len(prompt),
+        "decode_steps": len(follow),
+        "base_s": t_base["median_s"],
+        "spellm_s": t_spellm["median_s"],
+        "base_s_per_step": t_base["median_s"] / calls,
+        "spellm_s_per_step": t_spellm["median_s"] / calls,
+        "spellm_vs_base_time": t_spellm["median_s"] / t_base["median_s"],
+        "base_params": sum(p.numel() for p in base.parameters()),
+        "spellm_params": facts["backbone_params"] + facts["head_params"],
+        "head_params": facts["head_params"],
+        "projection_params": facts["projection_params"],
+        "note": "tiny body (hidden 64): the output layer dominates, so the saving is an upper bound for big bodies",
+    }
+
+
+def distill_check(steps: int) -> dict:
+    from effeval import zoo
+    from effeval.methods.spellm.distill import DistillConfig, distill
+
+    base = str(zoo.get("llama-sp", trained=True))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        summary = distill(DistillConfig(base=base, out=os.path.join(tmp, "spellm"), steps=steps,
+                                        eval_every=max(1, steps // 3), save_every=steps, resume=False))
+        wall = time.perf_counter() - start
+    return {
+        "base": "llama-sp (trained zoo)",
+        "steps": steps,
+        "wall_s": wall,
+        "initial": summary["initial"],
+        "final": summary["final"],
+        "loss_first": summary["losses"][0],
+        "loss_last": summary["losses"][-1],
+        "evals": summary["evals"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from effeval.bench.common import print_table, write_bench
+
+    parser = argparse.ArgumentParser(prog="python -m effeval.bench spellm", description=__doc__.splitlines()[0])
+    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--tokens", type=int, default=4, help="tokens per output-layer call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--prompt", type=int, default=64, help="prompt tokens (end to end)")
+    parser.add_argument("--steps", type=int, default=32, help="decode steps (end to end)")
+    parser.add_argument("--distill-steps", type=int, default=300, help="0 skips the distillation check")
+    parser.add_argument("--zoo-model", default="qwen-tekken")
+    args = parser.parse_args(argv)
+    from effeval.methods.spellm.alphabet import check_k
+
+    check_k(args.k)
+    layer = output_layer(args.k, args.tokens, args.repeats)
+    e2e = end_to_end(args.zoo_model, args.k, args.prompt, args.steps, args.repeats)
+    payload = {"output_layer": layer, "end_to_end": e2e}
+    if args.distill_steps > 0:
+        payload["distill"] = distill_check(args.distill_steps)
+    at_131k = [r for r in layer if r["vocab"] == 131072 and "heads_vs_projection_time" in r]
+    payload["summary"] = {
+        "heads_vs_projection_time_at_131k": {str(r["hidden"]): r["heads_vs_projection_time"] for r in at_131k},
+        "heads_vs_projection_params_at_131k": {str(r["hidden"]): r["heads_vs_projection_params"] for r in at_131k},
+        "end_to_end_spellm_vs_base_time": e2e["spellm_vs_base_time"],
+    }
+    write_bench("spellm", payload)
+    print_table([{**r, "V": r["vocab"], "d": r["hidden"]} for r in layer],
+                ["V", "d", "projection_s_per_token", "heads_s_per_token", "heads_vs_projection_time",
+                 "heads_vs_projection_params", "heads_vs_projection_memory"])
+    print()
+    print_table([e2e], ["model", "vocab", "base_s_per_step", "spellm_s_per_step", "spellm_vs_base_time"])
+    if "distill" in payload:
+        d = payload["distill"]
+        print(f"\ndistill llama-sp {d['steps']} steps: top-1 agreement {d['initial']['top1_agreement']:.3f} -> "
+              f"{d['final']['top1_agreement']:.3f} (majority baseline {d['final']['majority_baseline']:.3f})")
+    return 0
