@@ -10,8 +10,10 @@ in one run with the order alternated each repeat. Wrappers measured in pass-thro
   subclass with ``EffevalWrapperMixin`` + ``track_requests`` that counts generated tokens like
   the real wrappers do.
 
-Ratio = wrapper throughput / hf throughput (requests per second, best of the repeats: the
-least noisy estimate on a shared machine). Goal: >= 0.95. Outputs must be identical.
+Ratio = wrapper throughput / hf throughput, from the median process CPU time of the same requests
+with one torch thread (steady on a shared machine; the best-of-repeats wall-time ratio is recorded
+too). Goal: >= 0.95. ``outputs_identical_to_hf`` says whether the wrapper returned exactly what
+hf returned.
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-WRAPPERS = [("effeval-hetero-spec", {"algorithm": "ar"}), ("effeval-pruned-ssm", {"sparsity": 0})]
+# sparsity=0 magnitude pruning needs no calibration; the zoo model is a Llama, so target its attention.
+WRAPPERS = [
+    ("effeval-hetero-spec", {"algorithm": "ar"}),
+    ("effeval-pruned-ssm", {"method": "magnitude", "sparsity": 0, "targets": "q_proj+v_proj"}),
+]
 
 
 def _smoke_rows(name: str) -> list[dict]:
@@ -40,15 +46,14 @@ def build_requests(n_loglikelihood: int, n_generate: int, max_gen_toks: int):
     """lm-eval ``Instance`` lists: (loglikelihood, generate_until)."""
     from lm_eval.api.instance import Instance
 
+    rows = _smoke_rows("mc.jsonl")
     ll = []
-    for row in _smoke_rows("mc.jsonl"):
-        for choice in row["choices"]:
-            ll.append(
-                Instance(
-                    "loglikelihood", row, (f"Question: {row['question']}\nAnswer:", f" {choice}"), len(ll)
-                )
-            )
-    ll = (ll * (n_loglikelihood // max(1, len(ll)) + 1))[:n_loglikelihood]
+    # every request distinct (a numbered question), so no harness-level reuse of identical requests
+    while len(ll) < n_loglikelihood:
+        row = rows[(len(ll) // 4) % len(rows)]
+        context = f"Question {len(ll) // 4 + 1}: {row['question']}\nAnswer:"
+        for choice in row["choices"][: n_loglikelihood - len(ll)]:
+            ll.append(Instance("loglikelihood", row, (context, f" {choice}"), len(ll)))
     gen_rows = _smoke_rows("gen.jsonl")
     gen = [
         Instance(
@@ -121,11 +126,14 @@ def make_models(pretrained: str, batch_size: int) -> tuple[dict[str, Any], dict[
 
 
 def measure(models: dict[str, Any], requests: dict[str, list], repeats: int) -> dict:
-    """Alternate the models' order each repeat; per request type: times, outputs, ratios vs hf."""
+    """Alternate the models' order each repeat; per request type: wall and CPU times, outputs,
+    throughput ratios vs hf. With one torch thread the process CPU time is the work done, which
+    other jobs on a shared machine barely disturb; wall time is recorded beside it."""
     from tqdm import tqdm
 
     labels = list(models)
-    times = {kind: {label: [] for label in labels} for kind in requests}
+    wall = {kind: {label: [] for label in labels} for kind in requests}
+    cpu = {kind: {label: [] for label in labels} for kind in requests}
     outputs: dict[str, dict[str, Any]] = {kind: {} for kind in requests}
     for kind, reqs in requests.items():
         for label in labels:  # warm-up: first-call allocations and lazy inits are not the wrapper's cost
@@ -134,24 +142,24 @@ def measure(models: dict[str, Any], requests: dict[str, list], repeats: int) -> 
             )
         for rep in tqdm(range(repeats), desc=f"overhead {kind}"):
             for label in labels if rep % 2 == 0 else labels[::-1]:
-                start = time.perf_counter()
+                start_wall, start_cpu = time.perf_counter(), time.process_time()
                 outputs[kind][label] = getattr(models[label], kind)(reqs, disable_tqdm=True)
-                times[kind][label].append(time.perf_counter() - start)
+                cpu[kind][label].append(time.process_time() - start_cpu)
+                wall[kind][label].append(time.perf_counter() - start_wall)
     out = {}
     for kind, reqs in requests.items():
-        base_best = min(times[kind]["hf"])
-        base_median = statistics.median(times[kind]["hf"])
         rows = {}
         for label in labels:
-            best, median = min(times[kind][label]), statistics.median(times[kind][label])
+            c, w = cpu[kind][label], wall[kind][label]
             rows[label] = {
                 "requests": len(reqs),
-                "best_s": best,
-                "median_s": median,
-                "times_s": times[kind][label],
-                "requests_per_s": len(reqs) / best,
-                "throughput_ratio_vs_hf": base_best / best,
-                "median_throughput_ratio_vs_hf": base_median / median,
+                "cpu_s": c,
+                "wall_s": w,
+                "requests_per_cpu_s": len(reqs) / statistics.median(c),
+                "requests_per_wall_s": len(reqs) / min(w),
+                # ratio of medians of CPU time: the headline number
+                "throughput_ratio_vs_hf": statistics.median(cpu[kind]["hf"]) / statistics.median(c),
+                "best_wall_throughput_ratio_vs_hf": min(wall[kind]["hf"]) / min(w),
                 "outputs_identical_to_hf": outputs[kind][label] == outputs[kind]["hf"],
             }
         out[kind] = rows
@@ -167,10 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m effeval.bench overhead", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--loglikelihood", type=int, default=800, help="loglikelihood requests (default 800)")
-    parser.add_argument("--generate", type=int, default=30, help="generate_until requests (default 30)")
+    parser.add_argument("--loglikelihood", type=int, default=1200, help="loglikelihood requests (default 1200)")
+    parser.add_argument("--generate", type=int, default=60, help="generate_until requests (default 60)")
     parser.add_argument("--max-gen-toks", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
         "--threads",
@@ -191,15 +199,25 @@ def main(argv: list[str] | None = None) -> int:
         {
             "request type": kind,
             "model": label,
-            "req/s": r["requests_per_s"],
-            "ratio vs hf": r["throughput_ratio_vs_hf"],
-            "median ratio": r["median_throughput_ratio_vs_hf"],
+            "req/cpu-s": r["requests_per_cpu_s"],
+            "ratio vs hf (cpu)": r["throughput_ratio_vs_hf"],
+            "ratio vs hf (best wall)": r["best_wall_throughput_ratio_vs_hf"],
             "same outputs": r["outputs_identical_to_hf"],
         }
         for kind, per in results.items()
         for label, r in per.items()
     ]
-    print_table(rows, ["request type", "model", "req/s", "ratio vs hf", "median ratio", "same outputs"])
+    print_table(
+        rows,
+        [
+            "request type",
+            "model",
+            "req/cpu-s",
+            "ratio vs hf (cpu)",
+            "ratio vs hf (best wall)",
+            "same outputs",
+        ],
+    )
     worst = min(
         r["throughput_ratio_vs_hf"] for per in results.values() for label, r in per.items() if label != "hf"
     )
@@ -215,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             "device": "cpu",
             "dtype": "float32",
         },
-        "ratio_definition": "wrapper requests/s divided by hf requests/s, best of the repeats (median also given)",
+        "ratio_definition": "hf median CPU seconds / wrapper median CPU seconds for the same requests (one torch "
+        "thread); best-of-repeats wall-time ratio also given",
         "goal": 0.95,
         "worst_ratio": worst,
         "meets_goal": worst >= 0.95,
