@@ -785,7 +785,8 @@ def generate(
     if stopper.done:
         return stopper.result(stats, started)
     target_lm = CachedLM(target)
-    d_dev = next(drafter.parameters()).device
+    drafter_lm = CachedLM(drafter)
+    d_dev = drafter_lm.device
     tv = _vocab_for(target_tok, "target", _output_size(target, target_tok), tuple(config.eos_token_ids))
     d_eos = (drafter_tok.eos_token_id,) if drafter_tok.eos_token_id is not None else ()
     dv = _vocab_for(drafter_tok, "drafter", _output_size(drafter, drafter_tok), d_eos)
@@ -806,7 +807,10 @@ def generate(
         return tuple(int(i) for i in ids)
 
     def drafter_logits(seqs):
-        # Equal lengths batch without padding, so each row equals its unbatched forward.
+        if len(seqs) == 1:  # drafting along one path: KV cache, cropped where the path changes
+            stats.drafter_calls += 1
+            return [drafter_lm.next_logits(list(seqs[0]), 1)[0].float().cpu()]
+        # A DP level: equal lengths batch without padding (no cache; the rows share only the root).
         out = [None] * len(seqs)
         by_len: dict[int, list[int]] = {}
         for i, s in enumerate(seqs):

@@ -101,7 +101,7 @@ def test_first_token_law_is_the_target_law(pair, config_name, drafter_top_k):
 
 
 @pytest.mark.parametrize(("pair", "config_name", "k"), [
-    ("mixed", "T=1", 1), ("mixed", "T=1", 2), ("mixed", "T=0.7,top_k=3", 3), ("byte_drafter", "T=1", 2),
+    ("mixed", "T=1", 2), ("mixed", "T=0.7,top_k=3", 3), ("byte_drafter", "T=1", 2),
     ("long_drafter", "top_p=0.8", 2),
 ])
 def test_first_two_tokens_law_is_the_target_law(pair, config_name, k):
