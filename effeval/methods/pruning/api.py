@@ -239,19 +239,21 @@ def _shape_fields(config, kind) -> dict:
     return {n: getattr(config, n, None) for n in names}
 
 
-def forward_tokens_per_s(model, input_ids, repeats: int = 3) -> float:
+def forward_tokens_per_s(model, input_ids, repeats: int = 3, backbone_only: bool = False) -> float:
     """Forward-pass throughput (tokens/s, best of ``repeats``) on ``input_ids``; used to report the
-    speed of a structured-pruned model next to the dense one measured the same way."""
+    speed of a structured-pruned model next to the dense one measured the same way.
+    ``backbone_only`` leaves out the LM head, which pruning the mixers does not change."""
     import torch
 
     device = next(model.parameters()).device
     ids = input_ids.to(device)
+    run = model.backbone if backbone_only and hasattr(model, "backbone") else model
     best = float("inf")
     with torch.no_grad():
-        model(input_ids=ids, use_cache=False)  # warm-up
+        run(input_ids=ids, use_cache=False)  # warm-up
         for _ in range(repeats):
             start = time.perf_counter()
-            model(input_ids=ids, use_cache=False)
+            run(input_ids=ids, use_cache=False)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - start)
