@@ -1,5 +1,7 @@
-"""``effeval prune --model DIR --method M --sparsity S --out DIR``: prune a Mamba / Mamba2
-checkpoint and save one that stock ``from_pretrained`` loads (plus ``effeval_pruning.json``)."""
+"""Prune a Mamba / Mamba2 checkpoint and save one that stock from_pretrained loads.
+
+``effeval prune --model DIR --method M --sparsity S --out DIR`` also writes
+``effeval_pruning.json`` (per-module sparsity, parameter counts, wall time) next to the weights."""
 
 from __future__ import annotations
 
