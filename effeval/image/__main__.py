@@ -421,15 +421,15 @@ def run(args, argv: list[str]) -> int:
     out = Path(args.out)
     rank, world, dist = _dist()
     cfg_path = out / "run_config.json"
-    if rank == 0:
-        if cfg_path.is_file():
-            old = json.loads(cfg_path.read_text())
-            if old.get("config_hash") != config_hash:
-                diff = sorted(k for k in config if old.get("config", {}).get(k) != config[k])
-                raise config_error("--out", f"{str(out)!r} holds a run with other settings ({', '.join(diff)})",
-                                   "rerun with the same settings to resume, or pass a new --out")
-        else:
-            write_json_atomic(cfg_path, {"config_hash": config_hash, "config": config})
+    # Every rank checks (so all fail alike instead of some waiting at a barrier); rank 0 writes.
+    if cfg_path.is_file():
+        old = json.loads(cfg_path.read_text())
+        if old.get("config_hash") != config_hash:
+            diff = sorted(k for k in config if old.get("config", {}).get(k) != config[k])
+            raise config_error("--out", f"{str(out)!r} holds a run with other settings ({', '.join(diff)})",
+                               "rerun with the same settings to resume, or pass a new --out")
+    elif rank == 0:
+        write_json_atomic(cfg_path, {"config_hash": config_hash, "config": config})
     if dist is not None:
         dist.barrier()
 

@@ -146,7 +146,7 @@ def test_kill_9_then_resume_equals_plain_run(plain_run, zoo_path, bench_file, tm
 def test_torchrun_two_processes_equals_plain_run(plain_run, zoo_path, bench_file, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "ddp"
-    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000),
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2",  # --standalone: a free port, no clash
            "-m", "effeval.image", *_args(zoo_path("sd-tiny"), bench_file, out)]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
