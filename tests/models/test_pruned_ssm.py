@@ -81,3 +81,22 @@ def test_bad_model_args(zoo_path, args, match):
 
     with pytest.raises(ConfigError, match=match):
         PrunedSSMLM(pretrained=zoo_path("mamba2-sp"), calibration="x.txt", device="cpu", **args)
+
+
+def test_paper_group_references_lm_eval_builtins(repo_root):
+    import re
+
+    import lm_eval.tasks
+    import yaml
+
+    group = yaml.safe_load((repo_root / "task_configs/pruned_ssm/_pruned_ssm.yaml").read_text())
+    paper = ["piqa", "lambada_openai", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "wikitext"]
+    assert group["group"] == "pruned_ssm" and group["task"] == paper
+    # the task names lm-eval's own YAML files declare (reading them is faster than TaskManager's index)
+    builtins = set()
+    for path in Path(lm_eval.tasks.__file__).parent.rglob("*.yaml"):
+        builtins.update(re.findall(r"^task:\s*(\S+)\s*$", path.read_text(errors="replace"), flags=re.M))
+    assert set(paper) <= builtins
+    mini = yaml.safe_load((repo_root / "task_configs/pruned_ssm/_pruned_ssm_mini.yaml").read_text())
+    assert [t.replace("pruned_ssm_mini_", "") for t in mini["task"]] == \
+        ["piqa", "lambada", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "wikitext"]
