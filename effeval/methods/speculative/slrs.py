@@ -504,9 +504,13 @@ class SLRSDecoder:
         stats: SpecStats | None = None,
     ):
         if int(num_draft_tokens) < 1:
-            raise ConfigError(f"num_draft_tokens={num_draft_tokens}: must be ≥ 1. Fix: pass num_draft_tokens=5 (default)")
+            raise ConfigError(
+                f"num_draft_tokens={num_draft_tokens}: must be ≥ 1. Fix: pass num_draft_tokens=5 (default)"
+            )
         if int(max_dp_states) < 1:
-            raise ConfigError(f"max_dp_states={max_dp_states}: must be ≥ 1. Fix: pass e.g. max_dp_states=4096")
+            raise ConfigError(
+                f"max_dp_states={max_dp_states}: must be ≥ 1. Fix: pass e.g. max_dp_states=4096"
+            )
         check_supported(tv, dv)
         self.tv, self.dv, self.config = tv, dv, config
         self.target_logits_fn = target_logits_fn
@@ -515,7 +519,9 @@ class SLRSDecoder:
         self.k = int(num_draft_tokens)
         self.max_dp_states = int(max_dp_states)
         if int(drafter_top_k) < 0:
-            raise ConfigError(f"drafter_top_k={drafter_top_k}: must be ≥ 0. Fix: pass 0 (full drafter distribution) or e.g. 50")
+            raise ConfigError(
+                f"drafter_top_k={drafter_top_k}: must be ≥ 0. Fix: pass 0 (full drafter distribution) or e.g. 50"
+            )
         self.drafter_top_k = int(drafter_top_k)
         self.stats = stats if stats is not None else SpecStats()
         self._allowed = dv.allowed_mask(with_eos=tv.proposal_eos is not None)
@@ -620,7 +626,7 @@ class SLRSDecoder:
         while len(generated) < max_new_tokens:
             for tok in self._round(context + generated, chooser, max_new_tokens - len(generated)):
                 generated.append(tok)
-                if (push(tok) if push is not None else tok in self._eos):
+                if push(tok) if push is not None else tok in self._eos:
                     return generated
                 if len(generated) >= max_new_tokens:
                     break
@@ -679,8 +685,15 @@ def exact_output_law(
         return torch.stack([_log_probs(drafter_prob_fn(tuple(s))) for s in seqs])
 
     dec = decoder_cls(
-        tv, dv, config, target_logits, lambda ctx: tuple(root_fn(tuple(ctx))), drafter_logits,
-        num_draft_tokens=num_draft_tokens, max_dp_states=max_dp_states, drafter_top_k=drafter_top_k,
+        tv,
+        dv,
+        config,
+        target_logits,
+        lambda ctx: tuple(root_fn(tuple(ctx))),
+        drafter_logits,
+        num_draft_tokens=num_draft_tokens,
+        max_dp_states=max_dp_states,
+        drafter_top_k=drafter_top_k,
     )
     dec.tree_cache = {}
 
@@ -802,7 +815,9 @@ def generate(
         text = target_tok.decode(list(context), skip_special_tokens=True)
         ids = drafter_tok(text, add_special_tokens=True)["input_ids"] if text else []
         if not ids:
-            start_id = drafter_tok.bos_token_id if drafter_tok.bos_token_id is not None else (d_eos or (0,))[0]
+            start_id = (
+                drafter_tok.bos_token_id if drafter_tok.bos_token_id is not None else (d_eos or (0,))[0]
+            )
             ids = [start_id]
         return tuple(int(i) for i in ids)
 
@@ -826,8 +841,16 @@ def generate(
         return out
 
     dec = SLRSDecoder(
-        tv, dv, config, target_logits, drafter_root, drafter_logits,
-        num_draft_tokens=num_draft_tokens, max_dp_states=max_dp_states, drafter_top_k=drafter_top_k, stats=stats,
+        tv,
+        dv,
+        config,
+        target_logits,
+        drafter_root,
+        drafter_logits,
+        num_draft_tokens=num_draft_tokens,
+        max_dp_states=max_dp_states,
+        drafter_top_k=drafter_top_k,
+        stats=stats,
     )
     dec.decode(prompt_ids, _as_chooser(generator), config.max_new_tokens, push=stopper.push)
     stats.target_calls = target_lm.calls

@@ -44,7 +44,9 @@ def hashed_probs(key, n, zero_frac):
 def models(pair):
     tb, db = PAIRS[pair]
     # The drafter's state depends on its token PATH (not only on the bytes), as in a real LM.
-    return (lambda ctx: hashed_probs(("t", pair, ctx), len(tb), 0.0)), (lambda seq: hashed_probs(("d", pair, seq), len(db), 0.25))
+    return (lambda ctx: hashed_probs(("t", pair, ctx), len(tb), 0.0)), (
+        lambda seq: hashed_probs(("d", pair, seq), len(db), 0.25)
+    )
 
 
 def processed(probs, config):
@@ -74,8 +76,16 @@ def slrs_law(pair, config, n_tokens, k, drafter_top_k=0):
     target_fn, drafter_fn = models(pair)
     tb, db = PAIRS[pair]
     return slrs.exact_output_law(
-        target_fn, drafter_fn, tb, db, n_tokens=n_tokens, num_draft_tokens=k, eos_ids=(EOS,),
-        drafter_eos_ids=(EOS,), config=config, drafter_top_k=drafter_top_k,
+        target_fn,
+        drafter_fn,
+        tb,
+        db,
+        n_tokens=n_tokens,
+        num_draft_tokens=k,
+        eos_ids=(EOS,),
+        drafter_eos_ids=(EOS,),
+        config=config,
+        drafter_top_k=drafter_top_k,
     )
 
 
@@ -85,7 +95,9 @@ def test_fixtures_cover_the_hard_cases():
     tv, dv = slrs.TargetVocab(tb), slrs.DrafterVocab(db)
     # a drafter token spanning two target tokens, a target token with ≥2 drafter paths
     assert b"abb" in tv.canonical and tv.longest_prefix_token(b"abba") == tb.index(b"abb")
-    paths = [p for p in ([b"ab", b"b"], [b"a", b"bb"], [b"a", b"b", b"b"]) if all(x in dv.ids_by_bytes for x in p)]
+    paths = [
+        p for p in ([b"ab", b"b"], [b"a", b"bb"], [b"a", b"b", b"b"]) if all(x in dv.ids_by_bytes for x in p)
+    ]
     assert len(paths) == 3
     assert tv.extensions(b"ab") == [b"abb"] and tv.extensions(b"b") == [b"ba"]
 
@@ -100,10 +112,15 @@ def test_first_token_law_is_the_target_law(pair, config_name, drafter_top_k):
     assert max_diff(law, target_law(models(pair)[0], config, 1)) < 1e-6
 
 
-@pytest.mark.parametrize(("pair", "config_name", "k"), [
-    ("mixed", "T=1", 2), ("mixed", "T=0.7,top_k=3", 3), ("byte_drafter", "T=1", 2),
-    ("long_drafter", "top_p=0.8", 2),
-])
+@pytest.mark.parametrize(
+    ("pair", "config_name", "k"),
+    [
+        ("mixed", "T=1", 2),
+        ("mixed", "T=0.7,top_k=3", 3),
+        ("byte_drafter", "T=1", 2),
+        ("long_drafter", "top_p=0.8", 2),
+    ],
+)
 def test_first_two_tokens_law_is_the_target_law(pair, config_name, k):
     """k ≥ 2 checks the stream reuse: proposal i is verified against its law GIVEN the drafter
     path drawn for proposals < i (including leftovers of a drafter token that spans tokens)."""
@@ -150,14 +167,22 @@ def sample_two_tokens(pair, n, seed, k=2):
 
     def target_logits(context, proposals):
         seq = list(context) + list(proposals)
-        return torch.stack([slrs._log_probs(target_fn(tuple(seq[:j]))) for j in range(len(context), len(seq) + 1)])
+        return torch.stack(
+            [slrs._log_probs(target_fn(tuple(seq[:j]))) for j in range(len(context), len(seq) + 1)]
+        )
 
     def drafter_logits(seqs):
         return torch.stack([slrs._log_probs(drafter_fn(tuple(s))) for s in seqs])
 
     dec = slrs.SLRSDecoder(
-        slrs.TargetVocab(tb, (EOS,)), slrs.DrafterVocab(db, (EOS,)), config, target_logits, lambda ctx: (),
-        drafter_logits, num_draft_tokens=k, drafter_top_k=0,
+        slrs.TargetVocab(tb, (EOS,)),
+        slrs.DrafterVocab(db, (EOS,)),
+        config,
+        target_logits,
+        lambda ctx: (),
+        drafter_logits,
+        num_draft_tokens=k,
+        drafter_top_k=0,
     )
     dec.tree_cache = {}  # conditionals are deterministic per drafter root: reuse them across samples
     chooser = slrs._SamplingChooser(torch.Generator().manual_seed(seed))
@@ -171,7 +196,9 @@ def sample_two_tokens(pair, n, seed, k=2):
 def tv_bound(law, n, delta=1e-6):
     """E[TV] ≤ ½ Σ sqrt(p(1-p)/n) (Jensen), and TV moves by ≤ 1/n per sample, so by McDiarmid
     P(TV > E[TV] + sqrt(ln(1/δ)/(2n))) ≤ δ: a correct sampler fails this with probability ≤ δ."""
-    return 0.5 * sum(math.sqrt(p * (1 - p) / n) for p in law.values()) + math.sqrt(math.log(1 / delta) / (2 * n))
+    return 0.5 * sum(math.sqrt(p * (1 - p) / n) for p in law.values()) + math.sqrt(
+        math.log(1 / delta) / (2 * n)
+    )
 
 
 def tv(a, b):
@@ -210,15 +237,25 @@ def test_refuses_target_without_every_drafter_byte():
 def test_refuses_when_the_exact_dp_exceeds_its_budget():
     target_fn, drafter_fn = models("mixed")
     with pytest.raises(ConfigError, match=r"max_dp_states=2.*never approximated"):
-        slrs.exact_output_law(target_fn, drafter_fn, *MIXED, eos_ids=(EOS,), drafter_eos_ids=(EOS,), max_dp_states=2)
+        slrs.exact_output_law(
+            target_fn, drafter_fn, *MIXED, eos_ids=(EOS,), drafter_eos_ids=(EOS,), max_dp_states=2
+        )
 
 
-@pytest.mark.parametrize(("kwargs", "needle"), [({"num_draft_tokens": 0}, "num_draft_tokens"), ({"drafter_top_k": -1}, "drafter_top_k")])
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [({"num_draft_tokens": 0}, "num_draft_tokens"), ({"drafter_top_k": -1}, "drafter_top_k")],
+)
 def test_bad_arguments(kwargs, needle):
     target_fn, drafter_fn = models("mixed")
     args = {"num_draft_tokens": 1, **kwargs}
     with pytest.raises(ConfigError, match=needle):
         slrs.SLRSDecoder(
-            slrs.TargetVocab(MIXED[0], (EOS,)), slrs.DrafterVocab(MIXED[1], (EOS,)), CONFIGS["T=1"],
-            None, None, None, **args,
+            slrs.TargetVocab(MIXED[0], (EOS,)),
+            slrs.DrafterVocab(MIXED[1], (EOS,)),
+            CONFIGS["T=1"],
+            None,
+            None,
+            None,
+            **args,
         )

@@ -5,13 +5,16 @@ reports its DP cost, and the exact-DP budget is enforced with a clear error."""
 
 import pytest
 import torch
+from prompts import PROMPTS
 
 from effeval.errors import ConfigError
 from effeval.methods.speculative import get_algorithm
 from effeval.methods.speculative.common import SamplingConfig
-from prompts import PROMPTS
 
-PAIRS = {"llama-sp_from_qwen-tekken": ("llama-sp", "qwen-tekken"), "qwen-tekken_from_llama-sp": ("qwen-tekken", "llama-sp")}
+PAIRS = {
+    "llama-sp_from_qwen-tekken": ("llama-sp", "qwen-tekken"),
+    "qwen-tekken_from_llama-sp": ("qwen-tekken", "llama-sp"),
+}
 MAX_NEW = 6
 K = 3
 # The main pair runs every prompt; the reverse pair (131k-vocab target) a subset, to stay fast.
@@ -30,7 +33,10 @@ def pair(zoo_path):
             models = []
             for model_name in (target_name, drafter_name):
                 path = zoo_path(model_name)
-                models += [AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)]
+                models += [
+                    AutoModelForCausalLM.from_pretrained(path).eval(),
+                    AutoTokenizer.from_pretrained(path),
+                ]
             cache[name] = tuple(models)
         return cache[name]
 
@@ -46,7 +52,9 @@ def test_greedy_slrs_is_token_identical_to_ar(pair, pair_name):
     for i, prompt in enumerate(PROMPTS[: N_PROMPTS[pair_name]]):
         ids = ttok(prompt)["input_ids"]
         stops = ("\n\n",) if i % 3 == 0 else ()  # stop strings exercised mid-draft too
-        config = SamplingConfig(max_new_tokens=MAX_NEW, stop_strings=stops, eos_token_ids=(ttok.eos_token_id,))
+        config = SamplingConfig(
+            max_new_tokens=MAX_NEW, stop_strings=stops, eos_token_ids=(ttok.eos_token_id,)
+        )
         want = ar(target, ttok, drafter, dtok, ids, config, num_draft_tokens=K)
         got = slrs(target, ttok, drafter, dtok, ids, config, num_draft_tokens=K)
         assert got.token_ids == want.token_ids, (i, prompt)
@@ -61,8 +69,16 @@ def test_sampling_runs_and_reports_its_cost(pair):
     target, ttok, drafter, dtok = pair("llama-sp_from_qwen-tekken")
     config = SamplingConfig(do_sample=True, temperature=1.0, max_new_tokens=4)
     ids = ttok(PROMPTS[0])["input_ids"]
-    res = get_algorithm("slrs")(target, ttok, drafter, dtok, ids, config, num_draft_tokens=2,
-                                generator=torch.Generator().manual_seed(0))
+    res = get_algorithm("slrs")(
+        target,
+        ttok,
+        drafter,
+        dtok,
+        ids,
+        config,
+        num_draft_tokens=2,
+        generator=torch.Generator().manual_seed(0),
+    )
     stats = res.stats.as_dict()
     assert len(res.token_ids) == 4 and res.stopped_by == "length"
     assert stats["drafted"] >= 1 and stats["target_calls"] == len(res.stats.accepted_lengths)
@@ -75,5 +91,14 @@ def test_dp_budget_is_refused_not_approximated(pair):
     config = SamplingConfig(do_sample=True, max_new_tokens=4)
     ids = ttok(PROMPTS[8])["input_ids"]
     with pytest.raises(ConfigError, match="max_dp_states=1"):
-        get_algorithm("slrs")(target, ttok, drafter, dtok, ids, config, num_draft_tokens=2, max_dp_states=1,
-                              generator=torch.Generator().manual_seed(0))
+        get_algorithm("slrs")(
+            target,
+            ttok,
+            drafter,
+            dtok,
+            ids,
+            config,
+            num_draft_tokens=2,
+            max_dp_states=1,
+            generator=torch.Generator().manual_seed(0),
+        )
