@@ -22,8 +22,14 @@ import os
 logger = logging.getLogger(__name__)
 
 PROMPT = "a zebra and a cup on San Francisco's Golden Gate Bridge"
-INTERVENTIONS = ["none", "drop:zebra", "drop:zebra@mask", "keep:Golden Gate Bridge", "keep:Golden Gate Bridge@mask",
-                 "patch:zebra"]
+INTERVENTIONS = [
+    "none",
+    "drop:zebra",
+    "drop:zebra@mask",
+    "keep:Golden Gate Bridge",
+    "keep:Golden Gate Bridge@mask",
+    "patch:zebra",
+]
 
 
 def bench_pipeline(name: str, repeats: int) -> list[dict]:
@@ -43,6 +49,7 @@ def bench_pipeline(name: str, repeats: int) -> list[dict]:
         def one():
             encoder = PromptEncoder(pipe)  # fresh: the pad prompt is encoded every time too (worst case)
             return gen.image(apply_intervention(encoder, encoder.encode(PROMPT), spec), 0)
+
         return one
 
     variants = {"stock pipe(prompt=...)": lambda: gen.stock_image(PROMPT, 0)}
@@ -59,10 +66,19 @@ def bench_pipeline(name: str, repeats: int) -> list[dict]:
                 wall[label].append(time.perf_counter() - start)
                 cpu[label].append(time.process_time() - start_cpu)
     stock_cpu, stock_wall = min(cpu["stock pipe(prompt=...)"]), min(wall["stock pipe(prompt=...)"])
-    return [{"pipeline": name, "variant": label, "images_per_cpu_s": 1.0 / min(cpu[label]),
-             "ratio_vs_stock": stock_cpu / min(cpu[label]), "images_per_s": 1.0 / min(wall[label]),
-             "wall_ratio_vs_stock": stock_wall / min(wall[label]), "min_cpu_s": min(cpu[label]),
-             "min_wall_s": min(wall[label])} for label in variants]
+    return [
+        {
+            "pipeline": name,
+            "variant": label,
+            "images_per_cpu_s": 1.0 / min(cpu[label]),
+            "ratio_vs_stock": stock_cpu / min(cpu[label]),
+            "images_per_s": 1.0 / min(wall[label]),
+            "wall_ratio_vs_stock": stock_wall / min(wall[label]),
+            "min_cpu_s": min(cpu[label]),
+            "min_wall_s": min(wall[label]),
+        }
+        for label in variants
+    ]
 
 
 def bench_scorers(repeats: int, n_images: int = 4) -> list[dict]:
@@ -76,15 +92,23 @@ def bench_scorers(repeats: int, n_images: int = 4) -> list[dict]:
     images = [Image.effect_noise((64, 64), 40 + 10 * i).convert("RGB") for i in range(n_images)]
     rows = []
     for scorer in build_scorers(["clip", "vqa"], device="cpu"):
-        t = time_call(lambda: scorer.score(images, record), repeats=repeats)
-        rows.append({"scorer": scorer.name, "images_per_s": n_images / t["median_s"], "median_s": t["median_s"],
-                     "images_per_call": n_images, "questions_per_image": len(record.get("questions", []))
-                     if scorer.name == "vqa" else None})
+        t = time_call(lambda s=scorer: s.score(images, record), repeats=repeats)
+        rows.append(
+            {
+                "scorer": scorer.name,
+                "images_per_s": n_images / t["median_s"],
+                "median_s": t["median_s"],
+                "images_per_call": n_images,
+                "questions_per_image": len(record.get("questions", [])) if scorer.name == "vqa" else None,
+            }
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m effeval.bench image", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m effeval.bench image", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--pipelines", default="sd-tiny,sdxl-tiny")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-scorers", action="store_true")
@@ -98,18 +122,31 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in [n for n in args.pipelines.split(",") if n]:
         rows += bench_pipeline(name, args.repeats)
-    print_table(rows, ["pipeline", "variant", "images_per_cpu_s", "ratio_vs_stock", "images_per_s", "wall_ratio_vs_stock"])
+    print_table(
+        rows,
+        ["pipeline", "variant", "images_per_cpu_s", "ratio_vs_stock", "images_per_s", "wall_ratio_vs_stock"],
+    )
     scorer_rows = [] if args.no_scorers else bench_scorers(args.repeats)
     if scorer_rows:
         print()
         print_table(scorer_rows, ["scorer", "images_per_s", "images_per_call"])
-    write_bench("image", {
-        "description": "images/s of the stock diffusers call vs each intervention through prompt_embeds (ratio = "
-                       "intervention / stock, measured side by side); scorer throughput on the tiny zoo evaluators",
-        "settings": {"prompt": PROMPT, "steps": 2, "image_size": 64, "repeats": args.repeats, "device": "cpu",
-                     "timing": "1 torch thread; variants timed round-robin; ratio_vs_stock = stock / variant process CPU "
-                               "time (fastest call of each); wall-clock figures alongside",
-                     "load_average_1min": os.getloadavg()[0]},
-        "pipelines": rows, "scorers": scorer_rows,
-    })
+    write_bench(
+        "image",
+        {
+            "description": "images/s of the stock diffusers call vs each intervention through prompt_embeds (ratio = "
+            "intervention / stock, measured side by side); scorer throughput on the tiny zoo evaluators",
+            "settings": {
+                "prompt": PROMPT,
+                "steps": 2,
+                "image_size": 64,
+                "repeats": args.repeats,
+                "device": "cpu",
+                "timing": "1 torch thread; variants timed round-robin; ratio_vs_stock = stock / variant process CPU "
+                "time (fastest call of each); wall-clock figures alongside",
+                "load_average_1min": os.getloadavg()[0],
+            },
+            "pipelines": rows,
+            "scorers": scorer_rows,
+        },
+    )
     return 0

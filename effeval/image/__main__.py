@@ -57,37 +57,81 @@ def parse_seeds(text: str) -> list[int]:
             else:
                 seeds.append(int(part))
     except ValueError:
-        raise config_error("--seeds", f"{text!r} is not a list of integers", "write e.g. 0,1,2 or 0-3") from None
+        raise config_error(
+            "--seeds", f"{text!r} is not a list of integers", "write e.g. 0,1,2 or 0-3"
+        ) from None
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise config_error("--seeds", f"{text!r} gives no seeds, a negative or a repeated one", "write distinct non-negative seeds, e.g. 0,1")
+        raise config_error(
+            "--seeds",
+            f"{text!r} gives no seeds, a negative or a repeated one",
+            "write distinct non-negative seeds, e.g. 0,1",
+        )
     return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m effeval.image", description="Text-to-image interventions and scoring")
+    parser = argparse.ArgumentParser(
+        prog="python -m effeval.image", description="Text-to-image interventions and scoring"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="generate images per prompt x intervention x seed, score them, write JSON + report")
-    run.add_argument("--pipeline", required=True, help="diffusers pipeline folder (SD 1.x/2.x, SDXL) or zoo:NAME (e.g. zoo:sd-tiny)")
-    run.add_argument("--benchmark", required=True, help="leakage|omission|binding|mwe or a file (JSONL, GenEval, T2I-CompBench, TIFA, DSG)")
-    run.add_argument("--intervention", action="append", default=None,
-                     help="repeatable: none | drop:WORD[|WORD][@pad|@mask] | keep:... | patch:ITEM | drop-redundant (default: none)")
-    run.add_argument("--scorers", default="clip,vqa", help="comma-separated: clip,vqa,quality (or 'none'); module:Class for your own")
+    run = sub.add_parser(
+        "run", help="generate images per prompt x intervention x seed, score them, write JSON + report"
+    )
+    run.add_argument(
+        "--pipeline",
+        required=True,
+        help="diffusers pipeline folder (SD 1.x/2.x, SDXL) or zoo:NAME (e.g. zoo:sd-tiny)",
+    )
+    run.add_argument(
+        "--benchmark",
+        required=True,
+        help="leakage|omission|binding|mwe or a file (JSONL, GenEval, T2I-CompBench, TIFA, DSG)",
+    )
+    run.add_argument(
+        "--intervention",
+        action="append",
+        default=None,
+        help="repeatable: none | drop:WORD[|WORD][@pad|@mask] | keep:... | patch:ITEM | drop-redundant (default: none)",
+    )
+    run.add_argument(
+        "--scorers",
+        default="clip,vqa",
+        help="comma-separated: clip,vqa,quality (or 'none'); module:Class for your own",
+    )
     run.add_argument("--seeds", default="0", help="e.g. 0,1 or 0-3 (default 0)")
     run.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     run.add_argument("--limit", type=int, default=None, help="first N prompts of the benchmark")
-    run.add_argument("--steps", type=int, default=None, help="inference steps (default: 2 for zoo pipelines, else 30)")
-    run.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)")
+    run.add_argument(
+        "--steps", type=int, default=None, help="inference steps (default: 2 for zoo pipelines, else 30)"
+    )
+    run.add_argument(
+        "--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)"
+    )
     run.add_argument("--height", type=int, default=None)
     run.add_argument("--width", type=int, default=None)
     run.add_argument("--device", default="cpu", help="cpu or cuda[:N] (falls back to cpu without CUDA)")
     run.add_argument("--dtype", default="float32")
-    run.add_argument("--clip-model", default=None, help="open_clip model for clip/quality (dir, hub id or zoo:NAME)")
+    run.add_argument(
+        "--clip-model", default=None, help="open_clip model for clip/quality (dir, hub id or zoo:NAME)"
+    )
     run.add_argument("--vqa-model", default=None, help="VQA model for vqa (dir, hub id or zoo:NAME)")
-    run.add_argument("--scorer-opt", action="append", default=[], metavar="KEY=VALUE", help="other scorer option (repeatable)")
-    run.add_argument("--redundancy", action="store_true", help="run the redundancy analysis even without drop-redundant")
+    run.add_argument(
+        "--scorer-opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other scorer option (repeatable)",
+    )
+    run.add_argument(
+        "--redundancy", action="store_true", help="run the redundancy analysis even without drop-redundant"
+    )
     run.add_argument("--redundancy-threshold", type=float, default=0.9)
-    run.add_argument("--max-subset", type=int, default=2, help="largest token subset tried per expression (default 2)")
-    run.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals")
+    run.add_argument(
+        "--max-subset", type=int, default=2, help="largest token subset tried per expression (default 2)"
+    )
+    run.add_argument(
+        "--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals"
+    )
     run.add_argument("--no-report", action="store_true", help="skip report.html")
     return parser
 
@@ -114,7 +158,9 @@ def _scorer_opts(args) -> dict:
     for item in args.scorer_opt:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
-            raise config_error("--scorer-opt", f"{item!r} is not KEY=VALUE", "write e.g. --scorer-opt threshold=0.5")
+            raise config_error(
+                "--scorer-opt", f"{item!r} is not KEY=VALUE", "write e.g. --scorer-opt threshold=0.5"
+            )
         try:
             opts[key.strip()] = json.loads(value)
         except json.JSONDecodeError:
@@ -138,7 +184,11 @@ def build_scorers(names: list[str], opts: dict, device: str) -> list:
             try:
                 custom.append(getattr(importlib.import_module(mod), cls)())
             except (ImportError, AttributeError) as exc:
-                raise config_error("--scorers", f"{n!r} cannot be imported ({exc})", "give module:Class of an importable scorer") from None
+                raise config_error(
+                    "--scorers",
+                    f"{n!r} cannot be imported ({exc})",
+                    "give module:Class of an importable scorer",
+                ) from None
         else:
             builtin.append(n)
     out = []
@@ -172,7 +222,11 @@ def _dist():
     if not dist.is_initialized():
         import torch
 
-        backend = "nccl" if torch.cuda.is_available() and os.environ.get("EFFEVAL_DIST_BACKEND") != "gloo" else "gloo"
+        backend = (
+            "nccl"
+            if torch.cuda.is_available() and os.environ.get("EFFEVAL_DIST_BACKEND") != "gloo"
+            else "gloo"
+        )
         dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size(), dist
 
@@ -199,13 +253,26 @@ def process_prompt(index: int, record: dict, ctx: dict) -> dict:
     redundancy = None
     if ctx["redundancy"]:
         start = time.perf_counter()
-        redundancy = analyse_prompt(generator, encoder, enc, expressions_for(record, encoder, enc), ctx["seeds"],
-                                    features=ctx["features"], max_subset=ctx["max_subset"], threshold=ctx["threshold"])
+        redundancy = analyse_prompt(
+            generator,
+            encoder,
+            enc,
+            expressions_for(record, encoder, enc),
+            ctx["seeds"],
+            features=ctx["features"],
+            max_subset=ctx["max_subset"],
+            threshold=ctx["threshold"],
+        )
         timing["redundancy_s"] = time.perf_counter() - start
     rows = []
     for spec in ctx["specs"]:
-        cond = apply_intervention(encoder, enc, spec, record,
-                                  redundant_positions=redundancy["redundant_positions"] if redundancy else None)
+        cond = apply_intervention(
+            encoder,
+            enc,
+            spec,
+            record,
+            redundant_positions=redundancy["redundant_positions"] if redundancy else None,
+        )
         start = time.perf_counter()
         images = generator.images(cond, ctx["seeds"])
         timing["generation_s"][spec.label] = time.perf_counter() - start
@@ -213,32 +280,52 @@ def process_prompt(index: int, record: dict, ctx: dict) -> dict:
         for seed, image in zip(ctx["seeds"], images):
             rel = f"images/{index:05d}/{spec.slug}__s{seed}.png"
             _save_png(image, out / rel)
-            row = {"id": record["id"], "index": index, "prompt": record["prompt"], "intervention": spec.label,
-                   "seed": seed, "image": rel, "sequence_length": int(cond.prompt_embeds.shape[1]),
-                   "positions": {k: v for k, v in cond.info.items() if k not in ("intervention", "length")}}
+            row = {
+                "id": record["id"],
+                "index": index,
+                "prompt": record["prompt"],
+                "intervention": spec.label,
+                "seed": seed,
+                "image": rel,
+                "sequence_length": int(cond.prompt_embeds.shape[1]),
+                "positions": {k: v for k, v in cond.info.items() if k not in ("intervention", "length")},
+            }
             for scorer in ctx["scorers"]:
                 scores = scorer.score([image], record)
                 clash = set(scores) & set(row)
                 if clash:
-                    raise ConfigError(f"scorer {scorer.name!r} returned reserved key(s) {sorted(clash)}. Fix: rename them")
+                    raise ConfigError(
+                        f"scorer {scorer.name!r} returned reserved key(s) {sorted(clash)}. Fix: rename them"
+                    )
                 row.update({k: float(v) for k, v in scores.items()})
             rows.append(row)
         timing["scoring_s"] += time.perf_counter() - start
-    return {"config_hash": ctx["config_hash"], "index": index, "id": record["id"], "rows": rows,
-            "redundancy": redundancy, "truncated": enc.truncated, "timing": timing}
+    return {
+        "config_hash": ctx["config_hash"],
+        "index": index,
+        "id": record["id"],
+        "rows": rows,
+        "redundancy": redundancy,
+        "truncated": enc.truncated,
+        "timing": timing,
+    }
 
 
 # --------------------------------------------------------------------------------------------
 # merge
 
 
-def _set_level_scores(names, opts, device, specs, records, rows, out: Path, baseline_label: str | None) -> dict:
+def _set_level_scores(
+    names, opts, device, specs, records, rows, out: Path, baseline_label: str | None
+) -> dict:
     """Scorers that need every image (FID/KID vs the baseline): run from the saved PNGs, in
     benchmark order, so resumed and sharded runs give the same numbers."""
     if not names:
         return {}
     if baseline_label is None:
-        raise config_error("--scorers", f"{','.join(names)} compares against the baseline images", "add --intervention none")
+        raise config_error(
+            "--scorers", f"{','.join(names)} compares against the baseline images", "add --intervention none"
+        )
     from PIL import Image
 
     by_key = {(r["index"], r["intervention"], r["seed"]): r for r in rows}
@@ -258,8 +345,15 @@ def _set_level_scores(names, opts, device, specs, records, rows, out: Path, base
     return results
 
 
-def _tasks_block(bench: str, labels: list[str], rows: list[dict], baseline_label: str | None, n_boot: int,
-                 set_level: dict, redundancy_agg: dict | None) -> tuple[dict, dict]:
+def _tasks_block(
+    bench: str,
+    labels: list[str],
+    rows: list[dict],
+    baseline_label: str | None,
+    n_boot: int,
+    set_level: dict,
+    redundancy_agg: dict | None,
+) -> tuple[dict, dict]:
     from effeval.image.metrics import aggregate
 
     baseline_rows = [r for r in rows if r["intervention"] == baseline_label] if baseline_label else None
@@ -276,21 +370,43 @@ def _tasks_block(bench: str, labels: list[str], rows: list[dict], baseline_label
         aggregates[label] = agg
         block = {}
         for name, m in agg["metrics"].items():
-            block[name] = {"value": m["value"], "stderr": None, "higher_is_better": m["higher_is_better"],
-                           "n_samples": m["n"], "ci_low": m["ci_low"], "ci_high": m["ci_high"]}
+            block[name] = {
+                "value": m["value"],
+                "stderr": None,
+                "higher_is_better": m["higher_is_better"],
+                "n_samples": m["n"],
+                "ci_low": m["ci_low"],
+                "ci_high": m["ci_high"],
+            }
         for name, ch in agg.get("vs_baseline", {}).items():
-            block[f"{name}_rel_change"] = {"value": ch["rel_change"], "ci_low": ch["rel_ci_low"], "ci_high": ch["rel_ci_high"],
-                                           "higher_is_better": ch["higher_is_better"], "n_samples": ch["n_paired"],
-                                           "label": ch["label"]}
-            block[f"{name}_abs_change"] = {"value": ch["abs_change"], "ci_low": ch["abs_ci_low"], "ci_high": ch["abs_ci_high"],
-                                           "higher_is_better": ch["higher_is_better"], "n_samples": ch["n_paired"]}
+            block[f"{name}_rel_change"] = {
+                "value": ch["rel_change"],
+                "ci_low": ch["rel_ci_low"],
+                "ci_high": ch["rel_ci_high"],
+                "higher_is_better": ch["higher_is_better"],
+                "n_samples": ch["n_paired"],
+                "label": ch["label"],
+            }
+            block[f"{name}_abs_change"] = {
+                "value": ch["abs_change"],
+                "ci_low": ch["abs_ci_low"],
+                "ci_high": ch["abs_ci_high"],
+                "higher_is_better": ch["higher_is_better"],
+                "n_samples": ch["n_paired"],
+            }
         for name, value in set_level.get(label, {}).items():
-            block[name] = {"value": value, "higher_is_better": not name.startswith(("fid", "kid")), "n_samples": len(mine)}
+            block[name] = {
+                "value": value,
+                "higher_is_better": not name.startswith(("fid", "kid")),
+                "n_samples": len(mine),
+            }
         tasks[f"{bench}/{label}"] = block
     if redundancy_agg:
         tasks[f"{bench}/redundancy"] = {
             k: {"value": v, "higher_is_better": None, "n_samples": redundancy_agg["multi_token_expressions"]}
-            for k, v in redundancy_agg.items() if k not in ("expressions", "multi_token_expressions")}
+            for k, v in redundancy_agg.items()
+            if k not in ("expressions", "multi_token_expressions")
+        }
     return tasks, aggregates
 
 
@@ -304,13 +420,23 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
     for i in range(len(records)):
         path = out / "prompts" / f"{i:05d}.json"
         if not path.is_file():
-            raise ConfigError(f"{path}: missing after the run (a process failed?). Fix: rerun the same command to resume")
+            raise ConfigError(
+                f"{path}: missing after the run (a process failed?). Fix: rerun the same command to resume"
+            )
         prompt_files.append(json.loads(path.read_text()))
     rows = [r for p in prompt_files for r in p["rows"]]
     labels = [s.label for s in ctx["specs"]]
     baseline_label = "none" if "none" in labels else None
-    set_level = _set_level_scores(ctx["set_level_names"], ctx["scorer_opts"], ctx["device"], ctx["specs"], records, rows,
-                                  out, baseline_label)
+    set_level = _set_level_scores(
+        ctx["set_level_names"],
+        ctx["scorer_opts"],
+        ctx["device"],
+        ctx["specs"],
+        records,
+        rows,
+        out,
+        baseline_label,
+    )
     red = [p["redundancy"] for p in prompt_files if p.get("redundancy")]
     red_agg = redundancy_aggregate(red) if red else None
     bench = ctx["bench_name"]
@@ -322,16 +448,27 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
     seq = {lab: [r["sequence_length"] for r in rows if r["intervention"] == lab] for lab in labels}
     total_gen = sum(gen_s.values())
     pipe = ctx["pipe"]
-    n_params = sum(p.numel() for name in ("unet", "text_encoder", "text_encoder_2", "vae")
-                   if getattr(pipe, name, None) is not None for p in getattr(pipe, name).parameters())
+    n_params = sum(
+        p.numel()
+        for name in ("unet", "text_encoder", "text_encoder_2", "vae")
+        if getattr(pipe, name, None) is not None
+        for p in getattr(pipe, name).parameters()
+    )
     bench_src = Path(args.benchmark)
     source_files = []
     if bench_src.is_file():
-        source_files.append({"path": str(bench_src), "sha256": hashlib.sha256(bench_src.read_bytes()).hexdigest()})
+        source_files.append(
+            {"path": str(bench_src), "sha256": hashlib.sha256(bench_src.read_bytes()).hexdigest()}
+        )
     else:
         data = Path(__file__).parent / "data" / f"{args.benchmark}.jsonl"
         if data.is_file():
-            source_files.append({"path": f"effeval/image/data/{data.name}", "sha256": hashlib.sha256(data.read_bytes()).hexdigest()})
+            source_files.append(
+                {
+                    "path": f"effeval/image/data/{data.name}",
+                    "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+                }
+            )
     import datetime as _dt
 
     result = {
@@ -339,13 +476,27 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
         "kind": "image",
         "run_id": f"image__{bench}__{ctx['config_hash'][:12]}",
         "created": _dt.datetime.now(tz=_dt.timezone.utc).isoformat(),
-        "model": {"name": ctx["pipeline_path"].name, "source": str(ctx["pipeline_path"]),
-                  "revision": f"config-sha256:{ctx['pipeline_fingerprint']}", "dtype": args.dtype,
-                  "parameters": int(n_params), "wrapper": type(pipe).__name__},
-        "method": {"name": "effeval-image", "args": {
-            "interventions": labels, "seeds": ctx["seeds"], "benchmark": args.benchmark, "n_prompts": len(records),
-            "scorers": ctx["scorer_names"], **ctx["gen_config"], "redundancy_threshold": ctx["threshold"],
-            "max_subset": ctx["max_subset"]}},
+        "model": {
+            "name": ctx["pipeline_path"].name,
+            "source": str(ctx["pipeline_path"]),
+            "revision": f"config-sha256:{ctx['pipeline_fingerprint']}",
+            "dtype": args.dtype,
+            "parameters": int(n_params),
+            "wrapper": type(pipe).__name__,
+        },
+        "method": {
+            "name": "effeval-image",
+            "args": {
+                "interventions": labels,
+                "seeds": ctx["seeds"],
+                "benchmark": args.benchmark,
+                "n_prompts": len(records),
+                "scorers": ctx["scorer_names"],
+                **ctx["gen_config"],
+                "redundancy_threshold": ctx["threshold"],
+                "max_subset": ctx["max_subset"],
+            },
+        },
         "tasks": tasks,
         "efficiency": {
             "wall_time_s": time.perf_counter() - start_time,
@@ -354,24 +505,39 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
             "images_per_s": len(rows) / total_gen if total_gen > 0 else None,
             "scoring_s": sum(p["timing"]["scoring_s"] for p in prompt_files),
             "redundancy_s": sum(p["timing"]["redundancy_s"] for p in prompt_files),
-            "per_intervention": {lab: {"images": n_img[lab], "generation_s": gen_s[lab],
-                                       "images_per_s": n_img[lab] / gen_s[lab] if gen_s[lab] > 0 else None,
-                                       "mean_sequence_length": sum(seq[lab]) / len(seq[lab]) if seq[lab] else None}
-                                 for lab in labels},
+            "per_intervention": {
+                lab: {
+                    "images": n_img[lab],
+                    "generation_s": gen_s[lab],
+                    "images_per_s": n_img[lab] / gen_s[lab] if gen_s[lab] > 0 else None,
+                    "mean_sequence_length": sum(seq[lab]) / len(seq[lab]) if seq[lab] else None,
+                }
+                for lab in labels
+            },
         },
         "environment": environment_block(ctx["device"]),
         "provenance": {"source_files": source_files, "command": "python -m effeval.image " + " ".join(argv)},
         "samples": ROWS_FILE,
         "extra": {
-            "benchmark": bench, "scorers": [s.metadata() for s in ctx["scorers"]],
-            "set_level_scorers": ctx["set_level_names"], "aggregates": aggregates, "redundancy": red_agg,
+            "benchmark": bench,
+            "scorers": [s.metadata() for s in ctx["scorers"]],
+            "set_level_scorers": ctx["set_level_names"],
+            "aggregates": aggregates,
+            "redundancy": red_agg,
             "truncated_prompts": [p["id"] for p in prompt_files if p.get("truncated")],
         },
     }
     path = write_result(out / RESULT_FILE, result)
     if red:
-        write_json_atomic(out / "redundancy.json", {"aggregate": red_agg, "per_prompt": [
-            {"id": p["id"], **p["redundancy"]} for p in prompt_files if p.get("redundancy")]})
+        write_json_atomic(
+            out / "redundancy.json",
+            {
+                "aggregate": red_agg,
+                "per_prompt": [
+                    {"id": p["id"], **p["redundancy"]} for p in prompt_files if p.get("redundancy")
+                ],
+            },
+        )
     if not args.no_report:
         from effeval.image.report import write_report
 
@@ -391,7 +557,9 @@ def run(args, argv: list[str]) -> int:
     specs = [parse_intervention(s) for s in (args.intervention or ["none"])]
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
-        raise config_error("--intervention", f"repeated intervention in {labels}", "list each intervention once")
+        raise config_error(
+            "--intervention", f"repeated intervention in {labels}", "list each intervention once"
+        )
     seeds = parse_seeds(args.seeds)
     records = load_benchmark(args.benchmark, limit=args.limit)
     for k in ("steps", "height", "width"):
@@ -400,7 +568,6 @@ def run(args, argv: list[str]) -> int:
             raise config_error(f"--{k}", f"{v} is not positive", f"pass --{k} >= 1")
     pipeline_path = _resolve_pipeline(args.pipeline)
     from effeval.image.encoders import load_pipeline
-
     from effeval.models.base import resolve_device
 
     device = resolve_device(args.device)
@@ -409,13 +576,27 @@ def run(args, argv: list[str]) -> int:
     names = _scorer_names(args.scorers)
     opts = _scorer_opts(args)
     specs_need_redundancy = any(s.name == "drop-redundant" for s in specs)
-    bench_name = Path(args.benchmark).stem if Path(args.benchmark).is_file() else args.benchmark.split(":")[-1]
+    bench_name = (
+        Path(args.benchmark).stem if Path(args.benchmark).is_file() else args.benchmark.split(":")[-1]
+    )
     config = {
-        "pipeline": str(pipeline_path.resolve()), "pipeline_fingerprint": _pipeline_fingerprint(pipeline_path),
-        "benchmark": args.benchmark, "records_sha256": _records_hash(records), "interventions": labels, "seeds": seeds,
-        "steps": steps, "guidance": args.guidance, "height": args.height, "width": args.width, "dtype": args.dtype,
-        "device": device, "scorers": names, "scorer_opts": opts, "redundancy": bool(args.redundancy or specs_need_redundancy),
-        "redundancy_threshold": args.redundancy_threshold, "max_subset": args.max_subset,
+        "pipeline": str(pipeline_path.resolve()),
+        "pipeline_fingerprint": _pipeline_fingerprint(pipeline_path),
+        "benchmark": args.benchmark,
+        "records_sha256": _records_hash(records),
+        "interventions": labels,
+        "seeds": seeds,
+        "steps": steps,
+        "guidance": args.guidance,
+        "height": args.height,
+        "width": args.width,
+        "dtype": args.dtype,
+        "device": device,
+        "scorers": names,
+        "scorer_opts": opts,
+        "redundancy": bool(args.redundancy or specs_need_redundancy),
+        "redundancy_threshold": args.redundancy_threshold,
+        "max_subset": args.max_subset,
     }
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     out = Path(args.out)
@@ -426,8 +607,11 @@ def run(args, argv: list[str]) -> int:
         old = json.loads(cfg_path.read_text())
         if old.get("config_hash") != config_hash:
             diff = sorted(k for k in config if old.get("config", {}).get(k) != config[k])
-            raise config_error("--out", f"{str(out)!r} holds a run with other settings ({', '.join(diff)})",
-                               "rerun with the same settings to resume, or pass a new --out")
+            raise config_error(
+                "--out",
+                f"{str(out)!r} holds a run with other settings ({', '.join(diff)})",
+                "rerun with the same settings to resume, or pass a new --out",
+            )
     elif rank == 0:
         write_json_atomic(cfg_path, {"config_hash": config_hash, "config": config})
     if dist is not None:
@@ -439,14 +623,34 @@ def run(args, argv: list[str]) -> int:
     set_level_names = [n for n in names if n in SET_LEVEL_SCORERS]
     scorers = build_scorers([n for n in names if n not in SET_LEVEL_SCORERS], opts, device)
     encoder = PromptEncoder(pipe)
-    gen_config = GenerationConfig(steps=steps, guidance_scale=args.guidance, height=args.height, width=args.width)
-    features = next((s.clip.image_features for s in scorers if hasattr(getattr(s, "clip", None), "image_features")), None)
-    ctx = {"encoder": encoder, "generator": ImageGenerator(pipe, gen_config), "out": out, "specs": specs, "seeds": seeds,
-           "scorers": scorers, "config_hash": config_hash, "redundancy": config["redundancy"], "features": features,
-           "max_subset": args.max_subset, "threshold": args.redundancy_threshold, "pipe": pipe, "device": device,
-           "set_level_names": set_level_names, "scorer_opts": opts, "scorer_names": names, "bench_name": bench_name,
-           "gen_config": gen_config.as_dict(), "pipeline_path": pipeline_path,
-           "pipeline_fingerprint": config["pipeline_fingerprint"]}
+    gen_config = GenerationConfig(
+        steps=steps, guidance_scale=args.guidance, height=args.height, width=args.width
+    )
+    features = next(
+        (s.clip.image_features for s in scorers if hasattr(getattr(s, "clip", None), "image_features")), None
+    )
+    ctx = {
+        "encoder": encoder,
+        "generator": ImageGenerator(pipe, gen_config),
+        "out": out,
+        "specs": specs,
+        "seeds": seeds,
+        "scorers": scorers,
+        "config_hash": config_hash,
+        "redundancy": config["redundancy"],
+        "features": features,
+        "max_subset": args.max_subset,
+        "threshold": args.redundancy_threshold,
+        "pipe": pipe,
+        "device": device,
+        "set_level_names": set_level_names,
+        "scorer_opts": opts,
+        "scorer_names": names,
+        "bench_name": bench_name,
+        "gen_config": gen_config.as_dict(),
+        "pipeline_path": pipeline_path,
+        "pipeline_fingerprint": config["pipeline_fingerprint"],
+    }
     # Validate every record's interventions up front: a bad target fails before any image is made.
     for record in records:
         enc = encoder.encode(record["prompt"])
@@ -458,16 +662,25 @@ def run(args, argv: list[str]) -> int:
 
     from tqdm.auto import tqdm
 
-    todo = [i for i in range(len(records)) if i % world == rank
-            and not (out / "prompts" / f"{i:05d}.json").is_file()]
+    todo = [
+        i
+        for i in range(len(records))
+        if i % world == rank and not (out / "prompts" / f"{i:05d}.json").is_file()
+    ]
     skipped = sum(1 for i in range(len(records)) if i % world == rank) - len(todo)
     if skipped:
         logger.info("resuming: %d finished prompt(s) skipped", skipped)
     logger.info("rank %d/%d: %d prompt(s) to do", rank, world, len(todo))
-    for i in tqdm(todo, desc=f"image prompts (rank {rank})" if world > 1 else "image prompts", unit="prompt",
-                  disable=None):
+    for i in tqdm(
+        todo,
+        desc=f"image prompts (rank {rank})" if world > 1 else "image prompts",
+        unit="prompt",
+        disable=None,
+    ):
         result = process_prompt(i, records[i], ctx)
-        write_json_atomic(out / "prompts" / f"{i:05d}.json", result)  # persisted before the next prompt starts
+        write_json_atomic(
+            out / "prompts" / f"{i:05d}.json", result
+        )  # persisted before the next prompt starts
     if dist is not None:
         dist.barrier()
     if rank == 0:

@@ -16,8 +16,23 @@ def run(ctx) -> list[Path]:
 
     out = Path(ctx.out_dir) / "image"
     shutil.rmtree(out, ignore_errors=True)  # a fresh run each time (the runner would resume otherwise)
-    args = ["run", "--pipeline", ctx.zoo("sd-tiny"), "--benchmark", "leakage", "--limit", str(min(ctx.limit or 3, 3)),
-            "--scorers", "clip,vqa", "--seeds", "0", "--out", str(out), "--bootstrap", "200"]
+    args = [
+        "run",
+        "--pipeline",
+        ctx.zoo("sd-tiny"),
+        "--benchmark",
+        "leakage",
+        "--limit",
+        str(min(ctx.limit or 3, 3)),
+        "--scorers",
+        "clip,vqa",
+        "--seeds",
+        "0",
+        "--out",
+        str(out),
+        "--bootstrap",
+        "200",
+    ]
     for spec in DEMO_INTERVENTIONS:
         args += ["--intervention", spec]
     if main(args) != 0:

@@ -68,17 +68,27 @@ def pipeline_kind(pipe) -> str:
     name = type(pipe).__name__
     if "Flux" in name:
         raise config_error(
-            "--pipeline", f"{name} (FLUX: CLIP pooled + T5 sequence) is not supported: its T5 positions do not line up "
+            "--pipeline",
+            f"{name} (FLUX: CLIP pooled + T5 sequence) is not supported: its T5 positions do not line up "
             "with CLIP token positions, which the keep/drop/patch interventions rely on",
             "use a Stable Diffusion 1.x/2.x or SDXL pipeline",
         )
-    has2 = getattr(pipe, "text_encoder_2", None) is not None and getattr(pipe, "tokenizer_2", None) is not None
+    has2 = (
+        getattr(pipe, "text_encoder_2", None) is not None and getattr(pipe, "tokenizer_2", None) is not None
+    )
     if has2 and "XL" in name:
         return "sdxl"
-    if getattr(pipe, "text_encoder", None) is not None and getattr(pipe, "tokenizer", None) is not None and not has2:
+    if (
+        getattr(pipe, "text_encoder", None) is not None
+        and getattr(pipe, "tokenizer", None) is not None
+        and not has2
+    ):
         return "sd"
-    raise config_error("--pipeline", f"{name} is not a supported text-to-image pipeline",
-                       "use a diffusers StableDiffusionPipeline (1.x/2.x) or StableDiffusionXLPipeline")
+    raise config_error(
+        "--pipeline",
+        f"{name} is not a supported text-to-image pipeline",
+        "use a diffusers StableDiffusionPipeline (1.x/2.x) or StableDiffusionXLPipeline",
+    )
 
 
 def load_pipeline(path: str | Path, device: str = "cpu", dtype: str = "float32"):
@@ -87,11 +97,17 @@ def load_pipeline(path: str | Path, device: str = "cpu", dtype: str = "float32")
 
     path = Path(path)
     if not path.is_dir():
-        raise config_error("--pipeline", f"{str(path)!r} is not a directory",
-                           "pass a folder written by DiffusionPipeline.save_pretrained (e.g. `effeval zoo build sd-tiny`)")
+        raise config_error(
+            "--pipeline",
+            f"{str(path)!r} is not a directory",
+            "pass a folder written by DiffusionPipeline.save_pretrained (e.g. `effeval zoo build sd-tiny`)",
+        )
     if not (path / "model_index.json").is_file():
-        raise config_error("--pipeline", f"{str(path)!r} is not a diffusers pipeline (no model_index.json)",
-                           "pass a folder written by DiffusionPipeline.save_pretrained")
+        raise config_error(
+            "--pipeline",
+            f"{str(path)!r} is not a diffusers pipeline (no model_index.json)",
+            "pass a folder written by DiffusionPipeline.save_pretrained",
+        )
     from diffusers import DiffusionPipeline
 
     torch_dtype = getattr(torch, dtype, None)
@@ -100,8 +116,12 @@ def load_pipeline(path: str | Path, device: str = "cpu", dtype: str = "float32")
     try:
         pipe = DiffusionPipeline.from_pretrained(str(path), dtype=torch_dtype, local_files_only=True)
     except (OSError, ValueError, KeyError, AttributeError) as exc:
-        raise config_error("--pipeline", f"{str(path)!r} could not be loaded as a diffusers pipeline ({exc.__class__.__name__}: "
-                           f"{str(exc).splitlines()[0][:200]})", "pass a complete folder written by DiffusionPipeline.save_pretrained") from None
+        raise config_error(
+            "--pipeline",
+            f"{str(path)!r} could not be loaded as a diffusers pipeline ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0][:200]})",
+            "pass a complete folder written by DiffusionPipeline.save_pretrained",
+        ) from None
     pipeline_kind(pipe)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
@@ -123,14 +143,24 @@ class PromptEncoder:
         return self.encoders[0].device
 
     def _tokenize(self, tokenizer, text: str) -> dict:
-        return tokenizer(text, padding="max_length", max_length=self.max_length, truncation=True,
-                         return_offsets_mapping=True, return_tensors=None)
+        return tokenizer(
+            text,
+            padding="max_length",
+            max_length=self.max_length,
+            truncation=True,
+            return_offsets_mapping=True,
+            return_tensors=None,
+        )
 
     def encode(self, prompt: str) -> EncodedPrompt:
         import torch
 
         if not isinstance(prompt, str):
-            raise config_error("prompt", f"expected a string, got {type(prompt).__name__}", "give each record a text 'prompt'")
+            raise config_error(
+                "prompt",
+                f"expected a string, got {type(prompt).__name__}",
+                "give each record a text 'prompt'",
+            )
         first = self._tokenize(self.tokenizers[0], prompt)
         ids0 = list(first["input_ids"])
         n_content = _content_count(ids0, self.tokenizers[0])
@@ -140,8 +170,10 @@ class PromptEncoder:
             for tok, enc in zip(self.tokenizers, self.encoders):
                 ids = list(self._tokenize(tok, prompt)["input_ids"])
                 if _content_count(ids, tok) != n_content or ids[: n_content + 2] != ids0[: n_content + 2]:
-                    raise ConfigError(f"prompt {prompt!r}: the two SDXL tokenizers split it differently, so token positions "
-                                      "do not line up. Fix: use a pipeline whose tokenizers share one vocabulary")
+                    raise ConfigError(
+                        f"prompt {prompt!r}: the two SDXL tokenizers split it differently, so token positions "
+                        "do not line up. Fix: use a pipeline whose tokenizers share one vocabulary"
+                    )
                 input_ids = torch.tensor([ids], device=enc.device)
                 mask = None
                 if getattr(enc.config, "use_attention_mask", False):
@@ -157,9 +189,14 @@ class PromptEncoder:
         embeds = torch.cat(hidden, dim=-1)
         dtype = self.encoders[-1].dtype
         return EncodedPrompt(
-            prompt=prompt, embeds=embeds.to(dtype), pooled=None if pooled is None else pooled.to(dtype), input_ids=ids0,
-            offsets=[tuple(o) for o in first["offset_mapping"]], n_content=n_content,
-            tokens=self.tokenizers[0].convert_ids_to_tokens(ids0), truncated=full_len > self.max_length,
+            prompt=prompt,
+            embeds=embeds.to(dtype),
+            pooled=None if pooled is None else pooled.to(dtype),
+            input_ids=ids0,
+            offsets=[tuple(o) for o in first["offset_mapping"]],
+            n_content=n_content,
+            tokens=self.tokenizers[0].convert_ids_to_tokens(ids0),
+            truncated=full_len > self.max_length,
         )
 
     def pad_prompt(self) -> EncodedPrompt:
@@ -200,20 +237,30 @@ class PromptEncoder:
         if m:
             pos = int(m.group(1))
             if not 0 < pos < enc.length:
-                raise config_error(argument, f"token position #{pos} is outside 1..{enc.length - 1} for prompt {enc.prompt!r}",
-                                   "use #N with N between 1 and the sequence length minus 1 (0 is BOS)")
+                raise config_error(
+                    argument,
+                    f"token position #{pos} is outside 1..{enc.length - 1} for prompt {enc.prompt!r}",
+                    "use #N with N between 1 and the sequence length minus 1 (0 is BOS)",
+                )
             return [pos]
         if not target:
-            raise config_error(argument, "empty word/expression", "name a word or expression of the prompt, or #N for a position")
+            raise config_error(
+                argument,
+                "empty word/expression",
+                "name a word or expression of the prompt, or #N for a position",
+            )
         spans = find_expression(enc.prompt, target)
         positions: list[int] = []
         for start, end in spans:
             positions += [p for p in positions_for_span(enc, start, end) if p not in positions]
         if not positions:
             words = ", ".join(repr(w["word"]) for w in self.words(enc)) or "(none)"
-            raise config_error(argument, f"{target!r} is not a word/expression of the prompt {enc.prompt!r}"
-                               + (" (it lies beyond the 77-token limit)" if spans else ""),
-                               f"use one of its words {words} or #N for a token position")
+            raise config_error(
+                argument,
+                f"{target!r} is not a word/expression of the prompt {enc.prompt!r}"
+                + (" (it lies beyond the 77-token limit)" if spans else ""),
+                f"use one of its words {words} or #N for a token position",
+            )
         return sorted(positions)
 
 

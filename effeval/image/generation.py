@@ -20,7 +20,12 @@ class GenerationConfig:
     width: int | None = None
 
     def as_dict(self) -> dict:
-        return {"steps": self.steps, "guidance_scale": self.guidance_scale, "height": self.height, "width": self.width}
+        return {
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "height": self.height,
+            "width": self.width,
+        }
 
 
 class ImageGenerator:
@@ -35,8 +40,12 @@ class ImageGenerator:
 
     def _common(self, seed: int) -> dict:
         cfg = self.config
-        kw = {"num_inference_steps": cfg.steps, "guidance_scale": cfg.guidance_scale, "generator": self._generator(seed),
-              "output_type": "pil"}
+        kw = {
+            "num_inference_steps": cfg.steps,
+            "guidance_scale": cfg.guidance_scale,
+            "generator": self._generator(seed),
+            "output_type": "pil",
+        }
         if cfg.height:
             kw["height"] = cfg.height
         if cfg.width:

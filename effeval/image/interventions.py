@@ -80,8 +80,11 @@ def parse_intervention(spec: str) -> InterventionSpec:
     name, _, target_text = head.partition(":")
     name = name.strip()
     if name not in NAMES:
-        raise config_error("--intervention", f"{spec!r}: unknown intervention {name!r}",
-                           f"use one of {', '.join(NAMES)} (e.g. 'drop:red', 'keep:gate@mask', 'patch:{{leak_source}}')")
+        raise config_error(
+            "--intervention",
+            f"{spec!r}: unknown intervention {name!r}",
+            f"use one of {', '.join(NAMES)} (e.g. 'drop:red', 'keep:gate@mask', 'patch:{{leak_source}}')",
+        )
     targets = tuple(t.strip() for t in target_text.split("|") if t.strip()) if target_text else ()
     mode, pooled = "pad", "full"
     for opt in options:
@@ -91,12 +94,19 @@ def parse_intervention(spec: str) -> InterventionSpec:
         elif opt.startswith("pooled="):
             pooled = opt.split("=", 1)[1]
             if pooled not in ("full", "pad"):
-                raise config_error("--intervention", f"{spec!r}: pooled={pooled!r}", "use @pooled=full or @pooled=pad")
+                raise config_error(
+                    "--intervention", f"{spec!r}: pooled={pooled!r}", "use @pooled=full or @pooled=pad"
+                )
         else:
-            raise config_error("--intervention", f"{spec!r}: unknown option @{opt}", "use @pad, @mask or @pooled=pad")
+            raise config_error(
+                "--intervention", f"{spec!r}: unknown option @{opt}", "use @pad, @mask or @pooled=pad"
+            )
     if name in ("keep", "drop", "patch") and not targets:
-        raise config_error("--intervention", f"{spec!r}: {name} needs targets",
-                           f"write {name}:WORD or {name}:WORD|OTHER WORD or {name}:{{record_field}}")
+        raise config_error(
+            "--intervention",
+            f"{spec!r}: {name} needs targets",
+            f"write {name}:WORD or {name}:WORD|OTHER WORD or {name}:{{record_field}}",
+        )
     if name in ("none", "drop-redundant") and targets:
         raise config_error("--intervention", f"{spec!r}: {name} takes no targets", f"write just {name}")
     if name == "patch" and mode != "pad":
@@ -135,13 +145,18 @@ def resolve_targets(spec: InterventionSpec, record: dict | None) -> list[str]:
             value = value.get(key) if isinstance(value, dict) else None
         if value is None or value == "" or value == []:
             rid = (record or {}).get("id", "?")
-            raise config_error("--intervention", f"{spec.label!r}: record {rid!r} has no field {m.group(1)!r}",
-                               "use a field that every record of the benchmark has, or a literal word")
+            raise config_error(
+                "--intervention",
+                f"{spec.label!r}: record {rid!r} has no field {m.group(1)!r}",
+                "use a field that every record of the benchmark has, or a literal word",
+            )
         out.extend([value] if isinstance(value, str) else [str(v) for v in value])
     return out
 
 
-def target_positions(encoder: PromptEncoder, enc: EncodedPrompt, targets: list[str], argument: str) -> list[int]:
+def target_positions(
+    encoder: PromptEncoder, enc: EncodedPrompt, targets: list[str], argument: str
+) -> list[int]:
     positions: set[int] = set()
     for target in targets:
         positions.update(encoder.positions(enc, target, argument=argument))
@@ -153,11 +168,18 @@ def _base(encoder: PromptEncoder, enc: EncodedPrompt, spec: InterventionSpec) ->
     pooled = enc.pooled
     if pooled is not None and spec.pooled == "pad":
         pooled = encoder.pad_prompt().pooled
-    return Conditioning(enc.embeds.clone(), neg, None if pooled is None else pooled.clone(), neg_pooled,
-                        info={"intervention": spec.label, "length": enc.length})
+    return Conditioning(
+        enc.embeds.clone(),
+        neg,
+        None if pooled is None else pooled.clone(),
+        neg_pooled,
+        info={"intervention": spec.label, "length": enc.length},
+    )
 
 
-def replace_positions(encoder: PromptEncoder, enc: EncodedPrompt, positions: list[int], spec: InterventionSpec) -> Conditioning:
+def replace_positions(
+    encoder: PromptEncoder, enc: EncodedPrompt, positions: list[int], spec: InterventionSpec
+) -> Conditioning:
     """Mode pad: ``positions`` <- the pad prompt's embeddings at the same positions."""
     cond = _base(encoder, enc, spec)
     pad = encoder.pad_prompt()
@@ -167,7 +189,9 @@ def replace_positions(encoder: PromptEncoder, enc: EncodedPrompt, positions: lis
     return cond
 
 
-def remove_positions(encoder: PromptEncoder, enc: EncodedPrompt, positions: list[int], spec: InterventionSpec) -> Conditioning:
+def remove_positions(
+    encoder: PromptEncoder, enc: EncodedPrompt, positions: list[int], spec: InterventionSpec
+) -> Conditioning:
     """Mode mask: a shorter sequence without ``positions`` (BOS always stays)."""
     removed = sorted(set(positions) - {0})
     keep_idx = [p for p in range(enc.length) if p not in set(removed)]
@@ -184,8 +208,13 @@ def _apply_positions(encoder, enc, positions, spec) -> Conditioning:
     return replace_positions(encoder, enc, positions, spec)
 
 
-def patch_items(encoder: PromptEncoder, enc: EncodedPrompt, items: list[str], spec: InterventionSpec,
-                argument: str = "--intervention patch") -> Conditioning:
+def patch_items(
+    encoder: PromptEncoder,
+    enc: EncodedPrompt,
+    items: list[str],
+    spec: InterventionSpec,
+    argument: str = "--intervention patch",
+) -> Conditioning:
     """Each occurrence of each item: its positions <- the item encoded alone (uncontextualised)."""
     cond = _base(encoder, enc, spec)
     changed: list[int] = []
@@ -195,13 +224,19 @@ def patch_items(encoder: PromptEncoder, enc: EncodedPrompt, items: list[str], sp
         spans = find_expression(enc.prompt, item)
         if not spans:
             words = ", ".join(repr(w["word"]) for w in encoder.words(enc))
-            raise config_error(argument, f"item {item!r} is not in the prompt {enc.prompt!r}",
-                               f"patch an item that occurs in the prompt (its words: {words})")
+            raise config_error(
+                argument,
+                f"item {item!r} is not in the prompt {enc.prompt!r}",
+                f"patch an item that occurs in the prompt (its words: {words})",
+            )
         for start, end in spans:
             pos = positions_for_span(enc, start, end)
             if [enc.input_ids[p] for p in pos] != item_ids:
-                raise config_error(argument, f"item {item!r} tokenizes differently inside {enc.prompt!r} than alone",
-                                   "patch a whole word or expression (not part of a word)")
+                raise config_error(
+                    argument,
+                    f"item {item!r} tokenizes differently inside {enc.prompt!r} than alone",
+                    "patch a whole word or expression (not part of a word)",
+                )
             for k, p in enumerate(pos):
                 cond.prompt_embeds[:, p] = alone.embeds[:, 1 + k]
             changed += pos
@@ -209,8 +244,13 @@ def patch_items(encoder: PromptEncoder, enc: EncodedPrompt, items: list[str], sp
     return cond
 
 
-def apply_intervention(encoder: PromptEncoder, enc: EncodedPrompt, spec: InterventionSpec, record: dict | None = None,
-                       redundant_positions: list[int] | None = None) -> Conditioning:
+def apply_intervention(
+    encoder: PromptEncoder,
+    enc: EncodedPrompt,
+    spec: InterventionSpec,
+    record: dict | None = None,
+    redundant_positions: list[int] | None = None,
+) -> Conditioning:
     """The conditioning for ``spec`` on the encoded prompt (``record`` fills ``{field}`` targets)."""
     argument = f"--intervention {spec.label}"
     if spec.name == "none":
@@ -221,8 +261,11 @@ def apply_intervention(encoder: PromptEncoder, enc: EncodedPrompt, spec: Interve
         return patch_items(encoder, enc, resolve_targets(spec, record), spec, argument)
     if spec.name == "drop-redundant":
         if redundant_positions is None:
-            raise config_error(argument, "needs a redundancy analysis of the prompt",
-                               "run it through `python -m effeval.image run` (which analyses each prompt first)")
+            raise config_error(
+                argument,
+                "needs a redundancy analysis of the prompt",
+                "run it through `python -m effeval.image run` (which analyses each prompt first)",
+            )
         return _apply_positions(encoder, enc, sorted(redundant_positions), spec)
     positions = target_positions(encoder, enc, resolve_targets(spec, record), argument)
     if spec.name == "drop":

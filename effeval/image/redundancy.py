@@ -37,7 +37,9 @@ def pixel_features(images: list):
     import numpy as np
     import torch
 
-    arrs = [np.asarray(im.convert("RGB").resize((16, 16)), dtype=np.float32).reshape(-1) / 255.0 for im in images]
+    arrs = [
+        np.asarray(im.convert("RGB").resize((16, 16)), dtype=np.float32).reshape(-1) / 255.0 for im in images
+    ]
     x = torch.tensor(np.stack(arrs))
     return x - x.mean(dim=1, keepdim=True)
 
@@ -57,8 +59,16 @@ def expressions_for(record: dict, encoder: PromptEncoder, enc: EncodedPrompt) ->
     return [w["word"] for w in encoder.words(enc) if len(w["positions"]) > 1]
 
 
-def analyse_prompt(generator, encoder: PromptEncoder, enc: EncodedPrompt, expressions: list[str], seeds: list[int],
-                   features: Callable | None = None, max_subset: int = 2, threshold: float = 0.9) -> dict:
+def analyse_prompt(
+    generator,
+    encoder: PromptEncoder,
+    enc: EncodedPrompt,
+    expressions: list[str],
+    seeds: list[int],
+    features: Callable | None = None,
+    max_subset: int = 2,
+    threshold: float = 0.9,
+) -> dict:
     """Per-expression subset scores and the prompt's redundant positions (see module doc)."""
     features = features or pixel_features
     spec = InterventionSpec("keep", ("<analysis>",))
@@ -74,23 +84,46 @@ def analyse_prompt(generator, encoder: PromptEncoder, enc: EncodedPrompt, expres
         positions = encoder.positions(enc, expr, argument=f"expression {expr!r}")
         ref = keep_only(positions)
         base = _cos(empty, ref)
-        subsets = [c for k in range(1, min(max_subset, len(positions) - 1) + 1) for c in itertools.combinations(positions, k)]
+        subsets = [
+            c
+            for k in range(1, min(max_subset, len(positions) - 1) + 1)
+            for c in itertools.combinations(positions, k)
+        ]
         candidates = []
         for subset in subsets[:MAX_CANDIDATES]:
             sims = _cos(keep_only(list(subset)), ref)
             scores = [(s - b) / (1.0 - b) if b < 1.0 - 1e-9 else 1.0 for s, b in zip(sims, base)]
-            candidates.append({"positions": list(subset), "tokens": [enc.tokens[p] for p in subset],
-                               "score": round(sum(scores) / len(scores), 6)})
+            candidates.append(
+                {
+                    "positions": list(subset),
+                    "tokens": [enc.tokens[p] for p in subset],
+                    "score": round(sum(scores) / len(scores), 6),
+                }
+            )
         passing = [c for c in candidates if c["score"] >= threshold]
-        minimal = min(passing, key=lambda c: (len(c["positions"]), -c["score"]))["positions"] if passing else positions
+        minimal = (
+            min(passing, key=lambda c: (len(c["positions"]), -c["score"]))["positions"]
+            if passing
+            else positions
+        )
         redundant.update(p for p in positions if p not in minimal)
-        out.append({
-            "expression": expr, "positions": positions, "tokens": [enc.tokens[p] for p in positions],
-            "candidates": candidates, "minimal_positions": list(minimal),
-            "minimal_tokens": [enc.tokens[p] for p in minimal],
-            "fully_represented_by_1_2": bool(len(positions) >= 2 and passing and len(minimal) <= 2),
-        })
-    return {"threshold": threshold, "max_subset": max_subset, "expressions": out, "redundant_positions": sorted(redundant)}
+        out.append(
+            {
+                "expression": expr,
+                "positions": positions,
+                "tokens": [enc.tokens[p] for p in positions],
+                "candidates": candidates,
+                "minimal_positions": list(minimal),
+                "minimal_tokens": [enc.tokens[p] for p in minimal],
+                "fully_represented_by_1_2": bool(len(positions) >= 2 and passing and len(minimal) <= 2),
+            }
+        )
+    return {
+        "threshold": threshold,
+        "max_subset": max_subset,
+        "expressions": out,
+        "redundant_positions": sorted(redundant),
+    }
 
 
 def aggregate(per_prompt: list[dict]) -> dict:
@@ -104,6 +137,9 @@ def aggregate(per_prompt: list[dict]) -> dict:
         "multi_token_expressions": len(multi),
         "represented_by_1_rate": len(by1) / len(multi) if multi else None,
         "represented_by_1_2_rate": len(by12) / len(multi) if multi else None,
-        "mean_redundant_tokens": (sum(len(e["positions"]) - len(e["minimal_positions"]) for e in multi) / len(multi)
-                                  if multi else None),
+        "mean_redundant_tokens": (
+            sum(len(e["positions"]) - len(e["minimal_positions"]) for e in multi) / len(multi)
+            if multi
+            else None
+        ),
     }

@@ -15,8 +15,16 @@ from pathlib import Path
 from effeval.results.writer import write_text_atomic
 
 # Scores shown under each image (others stay in per_prompt.jsonl), in this order.
-CELL_KEYS = ("clip_similarity", "clipscore", "vqa_accuracy", "vqa_p_expected", "leakage", "omission", "binding",
-             "baseline_clip_cosine")
+CELL_KEYS = (
+    "clip_similarity",
+    "clipscore",
+    "vqa_accuracy",
+    "vqa_p_expected",
+    "leakage",
+    "omission",
+    "binding",
+    "baseline_clip_cosine",
+)
 RESERVED = {"id", "index", "prompt", "intervention", "seed", "image", "sequence_length", "positions"}
 
 CSS = """
@@ -52,13 +60,15 @@ def _data_uri(path: Path) -> str:
 def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -> str:
     labels = result["method"]["args"]["interventions"]
     bench = result.get("extra", {}).get("benchmark", "")
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-             f"<title>effeval image report: {html.escape(bench)}</title><style>{CSS}</style></head><body>",
-             f"<h1>effeval image report — {html.escape(bench)}</h1>",
-             "<div class='meta'>"
-             f"pipeline <b>{html.escape(result['model']['name'])}</b> ({html.escape(str(result['model'].get('wrapper')))}), "
-             f"{len(records)} prompts × {len(labels)} interventions × seeds {html.escape(str(result['method']['args']['seeds']))}, "
-             f"{result['method']['args'].get('steps')} steps, run {html.escape(result['run_id'])}</div>"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>effeval image report: {html.escape(bench)}</title><style>{CSS}</style></head><body>",
+        f"<h1>effeval image report — {html.escape(bench)}</h1>",
+        "<div class='meta'>"
+        f"pipeline <b>{html.escape(result['model']['name'])}</b> ({html.escape(str(result['model'].get('wrapper')))}), "
+        f"{len(records)} prompts × {len(labels)} interventions × seeds {html.escape(str(result['method']['args']['seeds']))}, "
+        f"{result['method']['args'].get('steps')} steps, run {html.escape(result['run_id'])}</div>",
+    ]
 
     # summary: metric rows x intervention columns
     metric_names: list[str] = []
@@ -67,7 +77,11 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
             if name not in metric_names and not name.endswith("_abs_change"):  # the JSON has those
                 metric_names.append(name)
     if metric_names:
-        parts.append("<h2>Summary</h2><table><tr><th>metric</th>" + "".join(f"<th>{html.escape(l)}</th>" for l in labels) + "</tr>")
+        parts.append(
+            "<h2>Summary</h2><table><tr><th>metric</th>"
+            + "".join(f"<th>{html.escape(lab)}</th>" for lab in labels)
+            + "</tr>"
+        )
         for name in metric_names:
             cells = []
             for label in labels:
@@ -85,28 +99,43 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
         parts.append("</table>")
     red = result["tasks"].get(f"{bench}/redundancy")
     if red:
-        parts.append("<h2>Redundancy</h2><table>" + "".join(
-            f"<tr><th>{html.escape(k)}</th><td class='num'>{_fmt(v.get('value'))}</td></tr>" for k, v in red.items()) + "</table>")
+        parts.append(
+            "<h2>Redundancy</h2><table>"
+            + "".join(
+                f"<tr><th>{html.escape(k)}</th><td class='num'>{_fmt(v.get('value'))}</td></tr>"
+                for k, v in red.items()
+            )
+            + "</table>"
+        )
 
     # grid
     by_cell: dict[tuple[int, str], list[dict]] = {}
     for r in rows:
         by_cell.setdefault((r["index"], r["intervention"]), []).append(r)
-    parts.append("<h2>Images</h2><table class='grid'><tr><th>prompt</th>"
-                 + "".join(f"<th>{html.escape(l)}</th>" for l in labels) + "</tr>")
+    parts.append(
+        "<h2>Images</h2><table class='grid'><tr><th>prompt</th>"
+        + "".join(f"<th>{html.escape(lab)}</th>" for lab in labels)
+        + "</tr>"
+    )
     for i, record in enumerate(records):
-        parts.append(f"<tr><td class='prompt'><div class='id'>{html.escape(str(record['id']))}</div>"
-                     f"{html.escape(record['prompt'])}</td>")
+        parts.append(
+            f"<tr><td class='prompt'><div class='id'>{html.escape(str(record['id']))}</div>"
+            f"{html.escape(record['prompt'])}</td>"
+        )
         for label in labels:
             figs = []
             for r in sorted(by_cell.get((i, label), []), key=lambda r: r["seed"]):
-                keys = [k for k in CELL_KEYS if k in r] or [k for k in r if k not in RESERVED and not k.startswith("q.")][:4]
+                keys = [k for k in CELL_KEYS if k in r] or [
+                    k for k in r if k not in RESERVED and not k.startswith("q.")
+                ][:4]
                 caption = "<br>".join(f"{html.escape(k)} {_fmt(r[k])}" for k in keys)
                 caption = f"seed {r['seed']}" + (f"<br>{caption}" if caption else "")
                 img = out_dir / r["image"]
                 src = _data_uri(img) if img.is_file() else ""
-                figs.append(f"<figure><img alt='{html.escape(label)} seed {r['seed']}' src='{src}'>"
-                            f"<figcaption>{caption}</figcaption></figure>")
+                figs.append(
+                    f"<figure><img alt='{html.escape(label)} seed {r['seed']}' src='{src}'>"
+                    f"<figcaption>{caption}</figcaption></figure>"
+                )
             parts.append(f"<td>{''.join(figs)}</td>")
         parts.append("</tr>")
     parts.append("</table></body></html>\n")

@@ -31,7 +31,11 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP's reversible byte -> printable unicode map."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):
@@ -49,7 +53,9 @@ def open_clip_bpe_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         from effeval.errors import ConfigError
 
-        raise ConfigError("open_clip is not installed. Fix: pip install 'effeval[image]' (open_clip_torch ships the CLIP BPE vocabulary)")
+        raise ConfigError(
+            "open_clip is not installed. Fix: pip install 'effeval[image]' (open_clip_torch ships the CLIP BPE vocabulary)"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "bpe_simple_vocab_16e6.txt.gz"
 
 
@@ -67,10 +73,15 @@ def write_clip_tokenizer(out: Path, pad_token: str = EOS) -> None:
     vocab += ["".join(m) for m in merges]
     vocab += [BOS, EOS]
     out.mkdir(parents=True, exist_ok=True)
-    (out / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False), encoding="utf-8")
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8")
-    tok = CLIPTokenizer(vocab={t: i for i, t in enumerate(vocab)}, merges=merges,
-                        pad_token=pad_token, model_max_length=77)
+    (out / "vocab.json").write_text(
+        json.dumps({tok: i for i, tok in enumerate(vocab)}, ensure_ascii=False), encoding="utf-8"
+    )
+    (out / "merges.txt").write_text(
+        "#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n", encoding="utf-8"
+    )
+    tok = CLIPTokenizer(
+        vocab={t: i for i, t in enumerate(vocab)}, merges=merges, pad_token=pad_token, model_max_length=77
+    )
     tok.save_pretrained(str(out))
 
 
@@ -79,9 +90,17 @@ def _text_encoder(tokenizer, hidden: int, with_projection: bool, seed: int):
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     cfg = CLIPTextConfig(
-        vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=77, projection_dim=hidden, hidden_act="quick_gelu",
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        projection_dim=hidden,
+        hidden_act="quick_gelu",
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(seed)
     cls = CLIPTextModelWithProjection if with_projection else CLIPTextModel
@@ -95,8 +114,14 @@ def _vae(seed: int):
     torch.manual_seed(seed)
     # Three blocks: 8x downsampling like the real VAE, so a 64x64 image has 8x8 latents.
     return AutoencoderKL(
-        block_out_channels=(16, 32, 32), in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3, norm_num_groups=8,
+        block_out_channels=(16, 32, 32),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=8,
         sample_size=IMAGE_SIZE,
     ).eval()
 
@@ -116,18 +141,39 @@ def build_sd(out: Path, pad_token: str = EOS, seed: int = SEED) -> None:
     text_encoder = _text_encoder(tokenizer, 32, False, seed)
     torch.manual_seed(seed + 1)
     unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32, attention_head_dim=4,
+        sample_size=IMAGE_SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
         norm_num_groups=8,
     ).eval()
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-                              set_alpha_to_one=False, steps_offset=1)
-    pipe = StableDiffusionPipeline(vae=_vae(seed + 2), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
-                                   requires_safety_checker=False)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=_vae(seed + 2),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(str(out), safe_serialization=True)
-    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n")
+    (out / "effeval_zoo.json").write_text(
+        json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n"
+    )
 
 
 def build_sdxl(out: Path, seed: int = SEED) -> None:
@@ -141,20 +187,44 @@ def build_sdxl(out: Path, seed: int = SEED) -> None:
     torch.manual_seed(seed + 1)
     time_dim = 8
     unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 8, in_channels=4, out_channels=4, layers_per_block=1,
-        block_out_channels=(32, 64), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), attention_head_dim=(2, 4), use_linear_projection=True,
-        addition_embed_type="text_time", addition_time_embed_dim=time_dim, transformer_layers_per_block=(1, 1),
+        sample_size=IMAGE_SIZE // 8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_dim,
+        transformer_layers_per_block=(1, 1),
         # 6 micro-conditioning numbers (sizes, crop, target) x time_dim + the pooled text embedding.
-        projection_class_embeddings_input_dim=6 * time_dim + 32, cross_attention_dim=64, norm_num_groups=8,
+        projection_class_embeddings_input_dim=6 * time_dim + 32,
+        cross_attention_dim=64,
+        norm_num_groups=8,
     ).eval()
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                       steps_offset=1, timestep_spacing="leading")
-    pipe = StableDiffusionXLPipeline(vae=_vae(seed + 2), text_encoder=text_encoder, text_encoder_2=text_encoder_2,
-                                     tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler,
-                                     force_zeros_for_empty_prompt=True)
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
+        timestep_spacing="leading",
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=_vae(seed + 2),
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+    )
     pipe.save_pretrained(str(out), safe_serialization=True)
-    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n")
+    (out / "effeval_zoo.json").write_text(
+        json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n"
+    )
 
 
 @register("sd-tiny", "tiny Stable Diffusion 1.x-style pipeline (CLIP BPE tokenizer, 64x64)", default=False)

@@ -15,4 +15,7 @@ class PixelScorer:
         import numpy as np
 
         arr = np.stack([np.asarray(im.convert("RGB"), dtype=np.float64) for im in images])
-        return {"mean_pixel": float(arr.mean() / 255.0), "red_share": float(arr[..., 0].sum() / max(arr.sum(), 1.0))}
+        return {
+            "mean_pixel": float(arr.mean() / 255.0),
+            "red_share": float(arr[..., 0].sum() / max(arr.sum(), 1.0)),
+        }

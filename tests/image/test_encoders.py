@@ -44,7 +44,9 @@ def test_sdxl_encoding_equals_diffusers(sdxl):
     pe, ne, pooled, neg_pooled = pipe.encode_prompt(PROMPT, device="cpu")
     assert encoder.kind == "sdxl"
     # two encoders concatenated along features, pooled from the second
-    assert enc.embeds.shape[-1] == pipe.text_encoder.config.hidden_size + pipe.text_encoder_2.config.hidden_size
+    assert (
+        enc.embeds.shape[-1] == pipe.text_encoder.config.hidden_size + pipe.text_encoder_2.config.hidden_size
+    )
     assert torch.equal(enc.embeds, pe)
     assert torch.equal(enc.pooled, pooled)
     neg, npooled = encoder.negative(enc.length)

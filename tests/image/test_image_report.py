@@ -8,7 +8,12 @@ import pytest
 from PIL import Image
 
 LABELS = ["none", "drop:cup@mask"]
-COLOURS = {("none", 0): (255, 0, 0), ("none", 1): (0, 0, 255), ("drop:cup@mask", 0): (0, 200, 0), ("drop:cup@mask", 1): (255, 255, 0)}
+COLOURS = {
+    ("none", 0): (255, 0, 0),
+    ("none", 1): (0, 0, 255),
+    ("drop:cup@mask", 0): (0, 200, 0),
+    ("drop:cup@mask", 1): (255, 255, 0),
+}
 
 
 @pytest.fixture
@@ -21,14 +26,32 @@ def report(tmp_path):
         rel = f"images/00000/{label.replace(':', '_').replace('@', '_')}__s{seed}.png"
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (64, 64), colour).save(tmp_path / rel)
-        rows.append({"id": "r1", "index": 0, "prompt": records[0]["prompt"], "intervention": label, "seed": seed,
-                     "image": rel, "sequence_length": 77, "positions": {}, "clip_similarity": 0.25 + seed / 10})
-    result = {"run_id": "test", "model": {"name": "sd-tiny", "wrapper": "StableDiffusionPipeline"},
-              "method": {"args": {"interventions": LABELS, "seeds": [0, 1], "steps": 2}},
-              "tasks": {"mini/none": {"clip_similarity": {"value": 0.3, "ci_low": 0.25, "ci_high": 0.35}},
-                        "mini/drop:cup@mask": {"clip_similarity": {"value": 0.3, "ci_low": 0.25, "ci_high": 0.35},
-                                               "clip_similarity_rel_change": {"value": 0.0, "label": "CLIP similarity +0%"}}},
-              "extra": {"benchmark": "mini"}}
+        rows.append(
+            {
+                "id": "r1",
+                "index": 0,
+                "prompt": records[0]["prompt"],
+                "intervention": label,
+                "seed": seed,
+                "image": rel,
+                "sequence_length": 77,
+                "positions": {},
+                "clip_similarity": 0.25 + seed / 10,
+            }
+        )
+    result = {
+        "run_id": "test",
+        "model": {"name": "sd-tiny", "wrapper": "StableDiffusionPipeline"},
+        "method": {"args": {"interventions": LABELS, "seeds": [0, 1], "steps": 2}},
+        "tasks": {
+            "mini/none": {"clip_similarity": {"value": 0.3, "ci_low": 0.25, "ci_high": 0.35}},
+            "mini/drop:cup@mask": {
+                "clip_similarity": {"value": 0.3, "ci_low": 0.25, "ci_high": 0.35},
+                "clip_similarity_rel_change": {"value": 0.0, "label": "CLIP similarity +0%"},
+            },
+        },
+        "extra": {"benchmark": "mini"},
+    }
     path = write_report(tmp_path, result, rows, records)
     return path
 
@@ -36,7 +59,12 @@ def report(tmp_path):
 def test_report_is_self_contained(report):
     html = report.read_text()
     assert html.count("data:image/png;base64,") == len(COLOURS)
-    assert "src='images/" not in html and "http://" not in html and "https://" not in html and "<script" not in html
+    assert (
+        "src='images/" not in html
+        and "http://" not in html
+        and "https://" not in html
+        and "<script" not in html
+    )
     assert "a zebra &amp; a &lt;cup&gt;" in html  # prompts are escaped
     assert "clip_similarity 0.35" in html  # the score under the seed-1 image
     assert "CLIP similarity +0%" in html
@@ -51,9 +79,22 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     shutil.copy(report, alone)
     shutil.rmtree(report.parent / "images")
     shot = tmp_path / "shot.png"
-    proc = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,1400", f"--screenshot={shot}",
-                           alone.as_uri()], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1000,1400",
+            f"--screenshot={shot}",
+            alone.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert shot.is_file(), proc.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
     assert pixels.std() > 10  # not blank

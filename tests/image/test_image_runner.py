@@ -20,14 +20,30 @@ from effeval.errors import ConfigError
 
 HERE = Path(__file__).resolve().parent
 RECORDS = [
-    {"id": "p1", "prompt": "a zebra and a cup on a table", "items": ["zebra", "cup"],
-     "leak": {"source": "zebra", "target": "cup"}},
-    {"id": "p2", "prompt": "a tiger and a sofa in a field", "items": ["tiger", "sofa"],
-     "leak": {"source": "tiger", "target": "sofa"}},
-    {"id": "p3", "prompt": "a leopard and a handbag in a room", "items": ["leopard", "handbag"],
-     "leak": {"source": "leopard", "target": "handbag"}},
-    {"id": "p4", "prompt": "a peacock and a vase on a shelf", "items": ["peacock", "vase"],
-     "leak": {"source": "peacock", "target": "vase"}},
+    {
+        "id": "p1",
+        "prompt": "a zebra and a cup on a table",
+        "items": ["zebra", "cup"],
+        "leak": {"source": "zebra", "target": "cup"},
+    },
+    {
+        "id": "p2",
+        "prompt": "a tiger and a sofa in a field",
+        "items": ["tiger", "sofa"],
+        "leak": {"source": "tiger", "target": "sofa"},
+    },
+    {
+        "id": "p3",
+        "prompt": "a leopard and a handbag in a room",
+        "items": ["leopard", "handbag"],
+        "leak": {"source": "leopard", "target": "handbag"},
+    },
+    {
+        "id": "p4",
+        "prompt": "a peacock and a vase on a shelf",
+        "items": ["peacock", "vase"],
+        "leak": {"source": "peacock", "target": "vase"},
+    },
 ]
 INTERVENTIONS = ["none", "patch:{leak.source}", "drop:{leak.source}@mask"]
 
@@ -40,16 +56,33 @@ def bench_file(tmp_path_factory):
 
 
 def _args(pipeline, bench, out, extra=()):
-    args = ["run", "--pipeline", str(pipeline), "--benchmark", str(bench), "--scorers", "image_helpers:PixelScorer",
-            "--seeds", "0,1", "--out", str(out), "--bootstrap", "50"]
+    args = [
+        "run",
+        "--pipeline",
+        str(pipeline),
+        "--benchmark",
+        str(bench),
+        "--scorers",
+        "image_helpers:PixelScorer",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--bootstrap",
+        "50",
+    ]
     for spec in INTERVENTIONS:
         args += ["--intervention", spec]
     return args + list(extra)
 
 
 def _env():
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-               HF_HUB_OFFLINE="1")
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        HF_HUB_OFFLINE="1",
+    )
     return env
 
 
@@ -101,7 +134,11 @@ def test_outputs(plain_run):
     eff = result["efficiency"]
     mask_lengths = [r["sequence_length"] for r in rows if r["intervention"] == "drop:{leak.source}@mask"]
     assert eff["images"] == len(rows)
-    assert eff["per_intervention"]["drop:{leak.source}@mask"]["mean_sequence_length"] == sum(mask_lengths) / len(mask_lengths) < 77
+    assert (
+        eff["per_intervention"]["drop:{leak.source}@mask"]["mean_sequence_length"]
+        == sum(mask_lengths) / len(mask_lengths)
+        < 77
+    )
     html = (plain_run / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(rows)
 
@@ -146,8 +183,15 @@ def test_kill_9_then_resume_equals_plain_run(plain_run, zoo_path, bench_file, tm
 def test_torchrun_two_processes_equals_plain_run(plain_run, zoo_path, bench_file, tmp_path):
     torchrun = Path(sys.executable).with_name("torchrun")
     out = tmp_path / "ddp"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2",  # --standalone: a free port, no clash
-           "-m", "effeval.image", *_args(zoo_path("sd-tiny"), bench_file, out)]
+    cmd = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",  # --standalone: a free port, no clash
+        "-m",
+        "effeval.image",
+        *_args(zoo_path("sd-tiny"), bench_file, out),
+    ]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rank 1/2: 2 prompt(s) to do" in proc.stderr  # prompts were sharded
@@ -167,14 +211,41 @@ def test_bad_input(zoo_path, bench_file, tmp_path):
     bad.write_text(json.dumps(RECORDS[0]) + "\n" + '{"id": "x", "prompt": "a cat"\n')
     with pytest.raises(ConfigError, match=r"bad\.jsonl:2"):
         main(_args(sd, bad, tmp_path / "o2"))
-    for spec, message in [("drop:giraffe", "'giraffe' is not a word/expression"),
-                          ("patch:giraffe", "item 'giraffe' is not in the prompt"),
-                          ("keep:{colour}", "has no field 'colour'")]:
+    for spec, message in [
+        ("drop:giraffe", "'giraffe' is not a word/expression"),
+        ("patch:giraffe", "item 'giraffe' is not in the prompt"),
+        ("keep:{colour}", "has no field 'colour'"),
+    ]:
         out = tmp_path / f"o-{spec.split(':')[0]}"
         with pytest.raises(ConfigError, match=message):
-            main(["run", "--pipeline", str(sd), "--benchmark", str(bench_file), "--scorers", "none",
-                  "--intervention", spec, "--out", str(out)])
+            main(
+                [
+                    "run",
+                    "--pipeline",
+                    str(sd),
+                    "--benchmark",
+                    str(bench_file),
+                    "--scorers",
+                    "none",
+                    "--intervention",
+                    spec,
+                    "--out",
+                    str(out),
+                ]
+            )
         assert not list(out.rglob("*.png"))  # refused before any image was made
     with pytest.raises(ConfigError, match="--seeds"):
-        main(["run", "--pipeline", str(sd), "--benchmark", str(bench_file), "--seeds", "1,x", "--out", str(tmp_path / "o3")])
+        main(
+            [
+                "run",
+                "--pipeline",
+                str(sd),
+                "--benchmark",
+                str(bench_file),
+                "--seeds",
+                "1,x",
+                "--out",
+                str(tmp_path / "o3"),
+            ]
+        )
     shutil.rmtree(tmp_path, ignore_errors=True)

@@ -108,13 +108,16 @@ def test_bad_interventions(setup):
         apply_intervention(encoder, enc, parse_intervention("drop-redundant"))
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("erase:cup", "unknown intervention 'erase'"),
-    ("drop", "drop needs targets"),
-    ("none:cup", "none takes no targets"),
-    ("drop:cup@blur", "unknown option @blur"),
-    ("patch:cup@mask", "patch has no mask mode"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("erase:cup", "unknown intervention 'erase'"),
+        ("drop", "drop needs targets"),
+        ("none:cup", "none takes no targets"),
+        ("drop:cup@blur", "unknown option @blur"),
+        ("patch:cup@mask", "patch has no mask mode"),
+    ],
+)
 def test_parse_errors(spec, message):
     with pytest.raises(ConfigError, match=message):
         parse_intervention(spec)

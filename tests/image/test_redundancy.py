@@ -74,8 +74,12 @@ def test_thresholds_and_drop_redundant(setup):
     assert len(everyone["redundant_positions"]) == 1
     assert nobody["redundant_positions"] == [] and not e2["fully_represented_by_1_2"]
     # drop-redundant drops exactly the redundant tokens (pad mode)
-    cond = apply_intervention(encoder, enc, parse_intervention("drop-redundant"),
-                              redundant_positions=everyone["redundant_positions"])
+    cond = apply_intervention(
+        encoder,
+        enc,
+        parse_intervention("drop-redundant"),
+        redundant_positions=everyone["redundant_positions"],
+    )
     changed = [p for p in range(enc.length) if not torch.equal(cond.prompt_embeds[:, p], enc.embeds[:, p])]
     assert changed == everyone["redundant_positions"]
     assert gen.calls == calls  # the threshold only changes the decision, not the images
