@@ -43,8 +43,13 @@ class Coins:
     def categorical(self, probs) -> int:
         import torch
 
-        probs = probs.detach().to("cpu", torch.float64)
-        return int(torch.multinomial(probs, 1, generator=self.generator).item())
+        # Inverse CDF over the support (torch.multinomial is ~100x slower on a 131k vocabulary).
+        probs = probs.detach().to("cpu", torch.float64).flatten()
+        support = torch.nonzero(probs > 0).flatten()
+        cdf = torch.cumsum(probs[support], 0)
+        u = torch.rand((), generator=self.generator, dtype=torch.float64) * cdf[-1]
+        k = min(int(torch.searchsorted(cdf, u, right=True)), len(support) - 1)
+        return int(support[k])
 
 
 def as_coins(generator) -> Coins:

@@ -165,7 +165,10 @@ class Intersection:
         return cls(d_ids, t_ids, len(target), len(drafter))
 
     def __len__(self) -> int:
-        return len(set(self.target_ids))
+        """Number of distinct shared target tokens."""
+        if not hasattr(self, "_size"):
+            self._size = len(set(self.target_ids))
+        return self._size
 
     @classmethod
     def of(cls, target_tok, drafter_tok) -> Intersection:
