@@ -50,7 +50,7 @@ from .common import GenerationResult, SamplingConfig, SpecStats, target_probs, t
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_DP_STATES = 4096
+DEFAULT_MAX_DP_STATES = 2048
 # The drafter samples from its own top-50 (transformers' default generation top_k): the proposal
 # is still exact (q is computed from the same truncated law) and most drafter paths get
 # probability 0, which prunes the exact DP by orders of magnitude. 0 = the full distribution.
@@ -336,6 +336,8 @@ class _Cond:
     def sample(self, chooser) -> int:
         if self.ids is None:
             return chooser.categorical(self.probs)
+        if len(self.ids) == 1:  # a point mass (greedy): no randomness consumed
+            return int(self.ids[0])
         return int(self.ids[chooser.categorical(self.probs)])
 
 
@@ -509,7 +511,7 @@ class SLRSDecoder:
             )
         if int(max_dp_states) < 1:
             raise ConfigError(
-                f"max_dp_states={max_dp_states}: must be ≥ 1. Fix: pass e.g. max_dp_states=4096"
+                f"max_dp_states={max_dp_states}: must be ≥ 1. Fix: pass e.g. max_dp_states=2048"
             )
         check_supported(tv, dv)
         self.tv, self.dv, self.config = tv, dv, config
