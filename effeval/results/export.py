@@ -53,6 +53,15 @@ def _numeric_efficiency(eff: dict) -> tuple[dict[str, float], list[str]]:
     return keep, dropped
 
 
+def cost_is_lower_better(key: str) -> bool:
+    """Direction of an efficiency value: times, token counts and calls are costs; rates
+    (per second, acceptance, sparsity, savings) are better when higher."""
+    words = set(key.split("_"))
+    if words & {"per", "rate", "saved", "sparsity", "accepted", "ratio"}:
+        return False
+    return key.endswith(("time_s", "_tokens", "_calls", "params", "parameters", "flops"))
+
+
 def _model_id(run: Run) -> tuple[str, str]:
     """(developer, model) for hub-style ids: an ``org/name`` source keeps its org; a local path
     becomes ``local/<dir name>``."""
@@ -168,7 +177,7 @@ def eee_records(run: Run) -> list[tuple[str, dict]]:
                         "metric_id": f"effeval.efficiency.{key}",
                         "metric_name": key,
                         "metric_kind": "efficiency",
-                        "lower_is_better": key.endswith(("_s", "_tokens")),
+                        "lower_is_better": cost_is_lower_better(key),
                         "score_type": "continuous",
                         "min_score": "-Infinity",
                         "max_score": "Infinity",

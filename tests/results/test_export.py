@@ -197,3 +197,9 @@ def test_nested_efficiency_kept_by_eee_dropped_by_model_index(effeval_json, tmp_
         assert kept["per_request_type"]["generate_until"]["requests"] == 4
         ids = {r["evaluation_result_id"]: r["score_details"]["score"] for r in record["evaluation_results"]}
         assert ids["effeval.efficiency.generated_tokens"] == 96
+        lower = {
+            r["evaluation_result_id"]: r["metric_config"]["lower_is_better"]
+            for r in record["evaluation_results"]
+        }
+        assert lower["effeval.efficiency.wall_time_s"] and lower["effeval.efficiency.generated_tokens"]
+        assert not lower["effeval.efficiency.acceptance_rate"]
