@@ -127,6 +127,12 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "task"
 
 
+def _short_label(run_id: str, width: int = 32) -> str:
+    """Plot label: no ``demo__`` prefix, no trailing lm-eval timestamp, at most ``width`` chars."""
+    label = re.sub(r"__\d{4}-\d{2}-\d{2}T[0-9.\-]+$", "", run_id.removeprefix("demo__"))
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
 def plot_task(results: list[dict], task: str, metric: str, higher: bool | None, path: Path) -> bool:
     """Accuracy-vs-cost scatter with the Pareto front; False when fewer than one run has both."""
     import matplotlib
@@ -150,9 +156,17 @@ def plot_task(results: list[dict], task: str, metric: str, higher: bool | None, 
     fp = sorted(pts[i] for i in front)
     ax.plot([p[0] for p in fp], [p[1] for p in fp], "o-", color="#d62728", label="Pareto front")
     for (c, q), label in zip(pts, labels):
-        ax.annotate(
-            label.replace("demo__", ""), (c, q), fontsize=7, xytext=(3, 3), textcoords="offset points"
+        right_half = c > (min(p[0] for p in pts) + max(p[0] for p in pts)) / 2
+        note = ax.annotate(
+            _short_label(label),
+            (c, q),
+            fontsize=7,
+            xytext=(-3 if right_half else 3, 3),
+            textcoords="offset points",
+            ha="right" if right_half else "left",
         )
+        note.set_in_layout(False)  # long names must not squeeze the axes
+    ax.margins(x=0.12, y=0.12)
     ax.set_xlabel("cost: evaluation wall time (s)")
     ax.set_ylabel(f"{metric} ({'higher' if higher is not False else 'lower'} is better)")
     ax.set_title(task, fontsize=10)
