@@ -154,7 +154,8 @@ def cmd_lm(argv: list[str]) -> int:
     ours = str(task_configs_dir())
 
     def init_with_effeval_tasks(self, *a, include_path=None, include_defaults=True, **kw):
-        paths = [ours] + ([] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path])
+        given = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+        paths = [ours] + [p for p in given if os.path.realpath(str(p)) != os.path.realpath(ours)]
         original(self, *a, include_path=paths, include_defaults=include_defaults and not skip_builtins, **kw)
 
     manager.TaskManager.__init__ = init_with_effeval_tasks
