@@ -105,3 +105,14 @@ def test_not_a_pipeline_and_flux(tmp_path):
 
     with pytest.raises(ConfigError, match="FLUX.*not supported"):
         pipeline_kind(FluxPipeline())
+
+
+def test_sd2_pad_prompt_uses_its_own_padding_token(zoo_path):
+    """SD 2.x pads with '!' (id 0), not EOS: the pad prompt -- and so pad-mode -- follows the tokenizer."""
+    from effeval.image.encoders import PromptEncoder, load_pipeline
+
+    encoder = PromptEncoder(load_pipeline(zoo_path("sd2-tiny")))
+    pad = encoder.pad_prompt()
+    tok = encoder.pipe.tokenizer
+    assert tok.pad_token == "!" and tok.pad_token_id == 0
+    assert pad.input_ids[:4] == [tok.bos_token_id, tok.eos_token_id, 0, 0]

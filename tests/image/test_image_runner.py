@@ -249,3 +249,42 @@ def test_bad_input(zoo_path, bench_file, tmp_path):
             ]
         )
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_drop_redundant_end_to_end(zoo_path, tmp_path):
+    """mwe-001 (Golden Gate Bridge): with threshold -1 any single token "reproduces" the expression,
+    so drop-redundant must drop exactly the other two, and the 1-2 token rate is 1."""
+    from effeval.image.__main__ import main
+
+    out = tmp_path / "mwe"
+    args = [
+        "run",
+        "--pipeline",
+        zoo_path("sd-tiny"),
+        "--benchmark",
+        "mwe",
+        "--limit",
+        "1",
+        "--scorers",
+        "none",
+        "--intervention",
+        "none",
+        "--intervention",
+        "drop-redundant",
+        "--redundancy-threshold",
+        "-1",
+        "--out",
+        str(out),
+        "--no-report",
+    ]
+    assert main(args) == 0
+    red = json.loads((out / "redundancy.json").read_text())
+    (expr,) = red["per_prompt"][0]["expressions"]
+    assert expr["expression"] == "Golden Gate Bridge" and len(expr["minimal_positions"]) == 1
+    redundant = red["per_prompt"][0]["redundant_positions"]
+    assert sorted(set(expr["positions"]) - set(expr["minimal_positions"])) == redundant
+    rows = [json.loads(x) for x in (out / "per_prompt.jsonl").read_text().splitlines()]
+    (dropped,) = [r for r in rows if r["intervention"] == "drop-redundant"]
+    assert dropped["positions"]["changed_positions"] == redundant
+    result = json.loads((out / "results.json").read_text())
+    assert result["tasks"]["mwe/redundancy"]["represented_by_1_2_rate"]["value"] == 1.0
