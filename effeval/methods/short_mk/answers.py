@@ -122,9 +122,10 @@ def make_extractor(spec: str, argument: str = "answer") -> Extractor:
 
 
 def _normalize_exact(ans: str) -> str:
-    ans = ans.strip()
-    ans = ans.strip("$").strip()
-    ans = ans.rstrip(".").strip()
+    previous = None
+    while previous != ans:  # "$12$." -> "12": peel dollars, trailing dots and spaces in any order
+        previous = ans
+        ans = ans.strip().strip("$").rstrip(".")
     return re.sub(r"\s+", " ", ans)
 
 

@@ -1,0 +1,83 @@
+"""Pool analysis reproduces values computed by hand; the CLI writes the JSON table and PNG plot."""
+
+import json
+
+import pytest
+
+from effeval.errors import ConfigError
+from effeval.methods.short_mk.cli import main as cli_main
+from effeval.methods.short_mk.pool import analyze_pool, load_pool
+
+# Two questions, k=3: (thinking tokens, answer) per chain, all finished.
+POOL = [
+    {"id": "A", "target": "5", "chains": [{"think_tokens": 10, "answer": "5"}, {"think_tokens": 6, "answer": "3"},
+                                          {"think_tokens": 8, "answer": "5"}]},
+    {"id": "B", "target": "2", "chains": [{"think_tokens": 4, "answer": "2"}, {"think_tokens": 12, "answer": "7"},
+                                          {"think_tokens": 9, "answer": "\\boxed{2}"[7:-1]}]},
+]
+
+# By hand (A, B):
+# short-1@3: A votes c1 "3" (wrong), stop 6: 6+6+6=18 tokens; B c0 "2" (right), stop 4: 12 tokens.
+# short-2@3: A c1 "3" vs c2 "5" tie -> shorter chain c1 -> wrong; stop 8: 8+6+8=22. B c0,c2 "2" -> right;
+#            stop 9: 4+9+9=22.
+# short-3@3: A 5,3,5 -> right, 24 tokens, time 10; B 2,7,2 -> right, 25 tokens, time 12.
+# majority@1: A c0 "5" right (10); B c0 "2" right (4).
+# majority@2: A "5"(10) vs "3"(6) tie -> "3" wrong, 16 tokens, time 10; B "2"(4) vs "7"(12) -> right, 16, 12.
+# longest@3: A c0 "5" right; B c1 "7" wrong. random: A 2/3 right, B 2/3 right; mean tokens 8 and 25/3.
+EXPECTED = {
+    "short-1@3": (0.5, 15.0, 5.0),
+    "short-2@3": (0.5, 22.0, 8.5),
+    "short-3@3": (1.0, 24.5, 11.0),
+    "majority@1": (1.0, 7.0, 7.0),
+    "majority@2": (0.5, 16.0, 11.0),
+    "majority@3": (1.0, 24.5, 11.0),
+    "shortest@3": (0.5, 15.0, 5.0),
+    "longest@3": (0.5, 24.5, 11.0),
+    "random@3": (2 / 3, (8 + 25 / 3) / 2, (8 + 25 / 3) / 2),
+}
+
+
+@pytest.fixture()
+def pool_file(tmp_path):
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in POOL))
+    return path
+
+
+def test_hand_computed_table(pool_file):
+    table = analyze_pool(load_pool(pool_file))
+    rows = {r["name"]: r for r in table["rows"]}
+    assert set(rows) == set(EXPECTED)
+    for name, (acc, tokens, time_steps) in EXPECTED.items():
+        assert rows[name]["accuracy"] == pytest.approx(acc), name
+        assert rows[name]["thinking_tokens"] == pytest.approx(tokens), name
+        assert rows[name]["time_steps"] == pytest.approx(time_steps), name
+    assert rows["short-1@3"]["thinking_tokens_ratio_to_majority"] == pytest.approx(15 / 24.5)
+
+
+def test_lm_eval_samples_layout_and_aborted_chains(tmp_path):
+    # lm-eval writes request arguments as {"gen_args_0": {"arg_0": context, "arg_1": gen_kwargs}}.
+    log = {"chains": POOL[0]["chains"]}
+    sample = {"doc_id": 0, "target": "5", "arguments": {"gen_args_0": {"arg_0": "Q", "arg_1": {"effeval_short_mk": log}}}}
+    path = tmp_path / "samples.jsonl"
+    path.write_text(json.dumps(sample) + "\n")
+    (q,) = load_pool(path)
+    assert [c.think_tokens for c in q.chains] == [10, 6, 8] and q.target == "5"
+    log["chains"] = [{"think_tokens": 3, "answer": "1", "status": "aborted"}]
+    path.write_text(json.dumps(sample) + "\n")
+    with pytest.raises(ConfigError, match="strategy=majority"):
+        load_pool(path)
+    path.write_text(json.dumps({"doc_id": 0, "target": "5", "arguments": {}}) + "\n")
+    with pytest.raises(ConfigError, match="no per-chain log"):
+        load_pool(path)
+
+
+def test_cli_writes_json_and_png(pool_file, tmp_path, capsys):
+    out = tmp_path / "analysis"
+    assert cli_main(["analyze", str(pool_file), "--out", str(out)]) == 0
+    table = json.loads((tmp_path / "analysis.json").read_text())
+    assert {r["name"] for r in table["rows"]} == set(EXPECTED)
+    png = (tmp_path / "analysis.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    assert "short-1@3" in capsys.readouterr().out
+    assert cli_main(["analyze", str(tmp_path / "missing.jsonl")]) == 2
