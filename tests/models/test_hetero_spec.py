@@ -71,3 +71,26 @@ def test_stock_cli_slem_verify(zoo_path, tmp_path, repo_root):
     assert eff["target_vocab_size"] == 32000 and eff["drafter_vocab_size"] == 131072 and eff["shared_tokens"] > 0
     assert eff["target_calls"] <= eff["generated_tokens"] + 3  # at most one target pass per token, +1 per request
     assert "rougeL,none" in results["results"]["hetero_spec_cnndm_mini"]
+
+
+@pytest.mark.parametrize("algorithm", ["ar", "slem", "tli", "hf"])
+def test_generate_until_in_process_equals_target_alone(zoo_path, algorithm):
+    """Every algorithm through the wrapper: greedy outputs equal target-only decoding (verify=true),
+    stop strings cut the text, and the efficiency block carries the counts."""
+    import torch
+    from lm_eval.api.instance import Instance
+
+    torch.set_num_threads(1)
+    lm = make(pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), algorithm=algorithm,
+              num_draft_tokens=3, verify=True, device="cpu", max_length=512)
+    kwargs = {"until": ["\n\n"], "max_gen_toks": 12, "do_sample": False}
+    requests = [Instance("generate_until", {}, (ctx, kwargs), i)
+                for i, ctx in enumerate(["def add(a, b):\n    return", "Grüße aus München, 12345"])]
+    texts = lm.generate_until(requests)
+    assert len(texts) == 2 and all("\n\n" not in t for t in texts)
+    eff = lm.get_model_info()["effeval"]["efficiency"]
+    assert eff["equality_rate"] == 1.0 and eff["verified_greedy_requests"] == 2
+    assert eff["algorithm"] == algorithm and eff["generated_tokens"] > 0
+    assert eff["target_calls"] > 0 and eff["speedup_vs_ar"] is not None
+    if algorithm in ("slem", "tli"):
+        assert eff["drafted"] > 0 and eff["drafter_calls"] > 0

@@ -47,8 +47,8 @@ def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: Sampl
         kwargs["eos_token_id"] = list(config.eos_token_ids)
     if config.do_sample:
         kwargs.update(temperature=config.temperature, top_k=config.top_k or None, top_p=config.top_p)
-    if config.stop_strings:
-        kwargs["stop_strings"] = list(config.stop_strings)
+    # No stop_strings: transformers 5.24 hands them to the assistant's generate without a tokenizer
+    # and fails; our Stopper cuts the output at the first stop string instead (same tokens).
     device = getattr(target, "device", "cpu")
     input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
     t_count, t_hook = _count_calls(target)
