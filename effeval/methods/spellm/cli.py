@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--body-lr", type=float, default=d.body_lr, help="backbone learning rate with --tune full")
     p.add_argument("--pool", type=int, default=d.pool,
                    help="frozen backbone: positions whose teacher targets are computed once (0: fresh every step)")
+    p.add_argument("--target-temperature", type=float, default=d.target_temperature,
+                   help="teacher temperature for the head targets: 1 = its distribution (default, best fit for "
+                   "scoring), <1 sharpens (higher greedy agreement), 0 = its argmax token")
     p.add_argument("--scoring", choices=("padded", "terminated"), default=d.scoring, help="string scoring mode")
     p.add_argument("--eval-every", type=int, default=d.eval_every)
     p.add_argument("--eval-positions", type=int, default=d.eval_positions)
@@ -68,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         lr=args.lr, tune=args.tune, body_lr=args.body_lr, data=args.data, eval_every=args.eval_every,
         eval_positions=args.eval_positions, save_every=args.save_every, seed=args.seed, scoring=args.scoring,
         resume=not args.no_resume, max_blocks=args.max_blocks, pool=args.pool, progress=not args.no_progress, stop_after=args.stop_after,
+        target_temperature=args.target_temperature,
     )
     summary = distill(cfg)
     if summary.get("stopped_early"):

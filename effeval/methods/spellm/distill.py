@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class DistillConfig:
     scoring: str = "padded"
     resume: bool = True
     max_blocks: int = 2000
+    target_temperature: float = 1.0  # teacher temperature for the targets; 0 = its argmax token (greedy labels)
     pool: int = 4096  # frozen backbone: positions whose teacher targets are computed once (0: fresh each step)
     progress: bool = True
     stop_after: int | None = None  # leave early with a checkpoint (time-boxing); resume later
@@ -75,6 +77,9 @@ class DistillConfig:
         if not isinstance(self.pool, int) or self.pool < 0:
             raise ConfigError(f"--pool: {self.pool!r} must be an integer >= 0. Fix: pass 0 (fresh targets every step) "
                               "or a number of positions")
+        if not isinstance(self.target_temperature, (int, float)) or self.target_temperature < 0:
+            raise ConfigError(f"--target-temperature: {self.target_temperature!r} must be >= 0. Fix: pass 1 (the "
+                              "teacher's distribution), a value in (0, 1) to sharpen it, or 0 for its argmax token")
         if not self.lr > 0 or not self.body_lr > 0:
             raise ConfigError("--lr/--body-lr: must be > 0. Fix: pass a positive learning rate")
         if self.tune not in ("heads", "full"):
@@ -145,7 +150,8 @@ def make_blocks(tok, cfg: DistillConfig):
 class MarginalTargets:
     """Teacher next-token distribution -> per-head symbol marginals (one sparse matmul)."""
 
-    def __init__(self, codec, vocab_size: int):
+    def __init__(self, codec, vocab_size: int, temperature: float = 1.0):
+        self.temperature = float(temperature)
         rows = codec.rows()
         if rows.shape[0] < vocab_size:  # the model may have padded its embedding matrix
             pad = torch.full((vocab_size - rows.shape[0], codec.k), 0, dtype=torch.long)
@@ -154,21 +160,30 @@ class MarginalTargets:
         self.rows = rows  # [V, k]
         self.k = codec.k
         keep = torch.zeros(vocab_size, dtype=torch.bool)
-        for i in range(min(vocab_size, codec.vocab_size)):
-            keep[i] = codec.token_bytes[i] is not None
+        n = min(vocab_size, codec.vocab_size)
+        keep[:n] = torch.tensor([b is not None for b in codec.token_bytes[:n]], dtype=torch.bool)
         if codec.eos_token_id is not None and codec.eos_token_id < vocab_size:
             keep[codec.eos_token_id] = True
         self.keep = keep  # tokens with a string (or EOS)
         v = torch.arange(vocab_size).repeat_interleave(self.k)
         j = torch.arange(self.k).repeat(vocab_size)
         r = (j * NUM_SYMBOLS + rows.reshape(-1))
-        self.matrix = torch.sparse_coo_tensor(torch.stack([r, v]), torch.ones(r.numel()),
-                                              (self.k * NUM_SYMBOLS, vocab_size)).coalesce().to_sparse_csr()
+        with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product below is plain
+            warnings.simplefilter("ignore", UserWarning)
+            self.matrix = torch.sparse_coo_tensor(torch.stack([r, v]), torch.ones(r.numel()),
+                                                  (self.k * NUM_SYMBOLS, vocab_size)).coalesce().to_sparse_csr()
 
-    def teacher_probs(self, logits):
-        """Teacher softmax with string-less specials removed (renormalised), float32 [N, V]."""
+    def teacher_probs(self, logits, temperature: float = 1.0):
+        """Teacher softmax with string-less specials removed (renormalised), float32 [N, V];
+        ``temperature`` 0 gives the one-hot argmax."""
         logits = logits.float().masked_fill(~self.keep.to(logits.device), float("-inf"))
-        return torch.softmax(logits, dim=-1)
+        if temperature == 0:
+            return torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).float()
+        return torch.softmax(logits / temperature, dim=-1)
+
+    def target_probs(self, logits):
+        """The distribution whose marginals the heads are trained on."""
+        return self.teacher_probs(logits, self.temperature)
 
     def marginals(self, probs):
         """[N, V] -> [N, k, |C|]."""
@@ -202,7 +217,7 @@ def build_pool(t_body, lm_head, targets: "MarginalTargets", blocks, n_positions:
     for start in tqdm(range(0, n_blocks, max(1, chunk // per_block)), desc="spellm teacher targets", leave=False):
         ids = blocks[chosen[start: start + max(1, chunk // per_block)]]
         h = t_body(input_ids=ids, use_cache=False).last_hidden_state.reshape(-1, lm_head.weight.shape[1])
-        q = targets.marginals(targets.teacher_probs(lm_head(h)))
+        q = targets.marginals(targets.target_probs(lm_head(h)))
         hiddens.append(h)
         qs.append(q)
         negs.append(neg_entropy(q))
@@ -289,7 +304,7 @@ def _save_checkpoint(path: Path, student, opt, sched, gen, state: DistillState, 
 def _identity(cfg: DistillConfig) -> dict:
     """What must match for a checkpoint to be resumed (everything that changes the result)."""
     keys = ("base", "k", "steps", "batch_size", "seqlen", "lr", "tune", "body_lr", "data", "seed", "scoring",
-            "max_blocks", "pool")
+            "max_blocks", "pool", "target_temperature")
     return {key: getattr(cfg, key) for key in keys}
 
 
@@ -310,7 +325,7 @@ def distill(cfg: DistillConfig) -> dict:
             p.requires_grad_(True)
     lm_head = teacher.get_output_embeddings()
     t_body = base_body(teacher)
-    targets = MarginalTargets(student.codec, int(lm_head.weight.shape[0]))
+    targets = MarginalTargets(student.codec, int(lm_head.weight.shape[0]), cfg.target_temperature)
     blocks, eval_blocks = make_blocks(tok, cfg)
     logger.info("spellm distill: %d training blocks x %d tokens, %d eval blocks; coverage %s",
                 blocks.shape[0], cfg.seqlen, eval_blocks.shape[0], student.codec.coverage())
@@ -366,8 +381,7 @@ def distill(cfg: DistillConfig) -> dict:
             batch = blocks[idx]
             with torch.no_grad():
                 t_hidden = t_body(input_ids=batch, use_cache=False).last_hidden_state
-                probs = targets.teacher_probs(lm_head(t_hidden).reshape(-1, lm_head.weight.shape[0]))
-                q = targets.marginals(probs)
+                q = targets.marginals(targets.target_probs(lm_head(t_hidden).reshape(-1, lm_head.weight.shape[0])))
                 neg = neg_entropy(q)
             if cfg.tune == "full":
                 s_hidden = student.backbone(input_ids=batch, use_cache=False).last_hidden_state

@@ -1,0 +1,92 @@
+"""Self-distillation: agreement with the teacher rises, the loss curve is logged, the saved
+directory reloads with identical outputs, interrupted runs resume to the same result."""
+
+import json
+
+import pytest
+import torch
+
+from effeval.errors import ConfigError
+from effeval.methods.spellm.distill import DistillConfig, distill, evaluate
+
+
+def _small(base, out, **kw):
+    settings = dict(base=base, out=str(out), k=16, steps=150, batch_size=8, seqlen=32, eval_every=75,
+                    eval_positions=128, save_every=1000, pool=1024, progress=False, resume=False)
+    settings.update(kw)
+    return DistillConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def distilled(zoo_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("distill") / "spellm"
+    # greedy labels (the teacher's argmax token): the setting that targets top-1 agreement
+    summary = distill(_small(zoo_path("mamba2-sp", trained=True), out, target_temperature=0.0))
+    return summary, out
+
+
+def test_agreement_with_the_teacher_rises_far_above_chance(distilled):
+    summary, _ = distilled
+    first, last = summary["initial"], summary["final"]
+    vocab = 32000
+    assert first["top1_agreement"] < 0.05
+    # chance (a uniform guess) is 1/V; the stronger baseline always names the teacher's most
+    # frequent top-1 token. 128 positions: one standard error of a proportion is <= 0.045.
+    assert last["top1_agreement"] > 1000 / vocab
+    assert last["top1_agreement"] > last["majority_baseline"] + 3 * 0.045
+    assert summary["losses"][-1] < summary["losses"][0] / 10
+
+
+def test_loss_curve_and_evals_are_logged(distilled):
+    summary, out = distilled
+    lines = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == list(range(1, 151))
+    evals = [json.loads(x) for x in (out / "eval_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == [0, 75, 150]
+    assert json.loads((out / "effeval_spellm.json").read_text())["distillation"]["final"] == summary["final"]
+
+
+def test_saved_directory_reloads_with_identical_outputs(distilled, zoo_path):
+    from effeval.methods.spellm.model import SpeLLMForCausalLM, load_causal_lm
+    from effeval.methods.spellm.distill import MarginalTargets, make_blocks
+
+    summary, out = distilled
+    model = SpeLLMForCausalLM.from_pretrained(out)
+    teacher, tok = load_causal_lm(zoo_path("mamba2-sp", trained=True))
+    model.backbone = teacher.base_model  # same frozen weights: evaluate on the shared path
+    cfg = _small(zoo_path("mamba2-sp", trained=True), out)
+    _, eval_blocks = make_blocks(tok, cfg)
+    again = evaluate(model, teacher, MarginalTargets(model.codec, 32000), eval_blocks, 128, "padded")
+    assert again["top1_agreement"] == summary["final"]["top1_agreement"]
+    reloaded = SpeLLMForCausalLM.from_pretrained(out)
+    ids = torch.tensor([tok.encode("def f(x):\n    return x", add_special_tokens=False)])
+    with torch.no_grad():
+        assert torch.equal(reloaded(ids)[0], SpeLLMForCausalLM.from_pretrained(out)(ids)[0])
+        assert torch.allclose(reloaded(ids)[0], model(ids)[0], atol=1e-5)
+
+
+def test_interrupted_run_resumes_to_the_same_heads(zoo_path, tmp_path):
+    base = zoo_path("llama-sp")
+    quick = dict(steps=8, eval_every=100, pool=128, eval_positions=32, save_every=3)
+    distill(_small(base, tmp_path / "full", **quick))
+    distill(_small(base, tmp_path / "cut", stop_after=4, **quick))
+    resumed = distill(_small(base, tmp_path / "cut", **{**quick, "resume": True}))
+    assert resumed["steps_done"] == 8
+    from safetensors.torch import load_file
+
+    full = load_file(str(tmp_path / "full" / "spellm_heads.safetensors"))
+    cut = load_file(str(tmp_path / "cut" / "spellm_heads.safetensors"))
+    assert all(torch.equal(full[k], cut[k]) for k in full)
+    with pytest.raises(ConfigError, match="different run"):
+        distill(_small(base, tmp_path / "cut", **{**quick, "resume": True, "seed": 1}))
+
+
+def test_bad_distill_input_is_a_clear_error(zoo_path, tmp_path):
+    from effeval.methods.spellm.cli import main
+
+    with pytest.raises(ConfigError, match=r"^k: "):
+        main(["distill", "--base", zoo_path("llama-sp"), "--out", str(tmp_path / "o"), "--k", "0"])
+    with pytest.raises(ConfigError, match=r"^--base: .*not a model directory"):
+        main(["distill", "--base", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    with pytest.raises(ConfigError, match=r"^--data: "):
+        main(["distill", "--base", zoo_path("llama-sp"), "--out", str(tmp_path / "o"), "--data", str(tmp_path / "x.txt")])
