@@ -1,7 +1,7 @@
 """``python -m effeval.image run`` (also ``effeval image run``): generate, intervene, score, report.
 
     python -m effeval.image run --pipeline DIR|zoo:sd-tiny --benchmark leakage|FILE \\
-        --intervention none --intervention 'patch:{leak.source}' --scorers clip,vqa \\
+        --intervention none --intervention 'patch:{leak.target}' --scorers clip,vqa \\
         --seeds 0,1 --out runs/leak
 
 Writes under ``--out``: ``images/<index>/<intervention>__s<seed>.png``, ``prompts/<index>.json``

@@ -8,7 +8,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEMO_INTERVENTIONS = ["none", "patch:{leak.source}", "drop:{leak.source}@mask"]
+DEMO_INTERVENTIONS = ["none", "patch:{leak.target}", "drop:{leak.source}@mask"]
 
 
 def run(ctx) -> list[Path]:

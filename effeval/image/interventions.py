@@ -13,7 +13,7 @@ Spec grammar (one ``--intervention`` each)::
 
 A TARGET is a word or expression of the prompt (every occurrence, case-insensitive), ``#N`` for
 an absolute token position (0 is BOS), or ``{field}`` for the value(s) of a benchmark record's
-field (a string or a list of strings), e.g. ``patch:{leak_source}``.
+field (a string or a list of strings), e.g. ``patch:{leak.target}``.
 
 Modes:
 
@@ -83,7 +83,7 @@ def parse_intervention(spec: str) -> InterventionSpec:
         raise config_error(
             "--intervention",
             f"{spec!r}: unknown intervention {name!r}",
-            f"use one of {', '.join(NAMES)} (e.g. 'drop:red', 'keep:gate@mask', 'patch:{{leak_source}}')",
+            f"use one of {', '.join(NAMES)} (e.g. 'drop:red', 'keep:gate@mask', 'patch:{{leak.target}}')",
         )
     targets = tuple(t.strip() for t in target_text.split("|") if t.strip()) if target_text else ()
     mode, pooled = "pad", "full"
