@@ -18,7 +18,14 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from effeval.models.base import Arg, EffevalWrapperMixin, check_pretrained, parse_model_args, track_requests
+from effeval.models.base import (
+    Arg,
+    EffevalWrapperMixin,
+    check_pretrained,
+    parse_model_args,
+    resolve_device,
+    track_requests,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +124,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
                          seqlen=ours["seqlen"], seed=ours["seed"], shrink=ours["shrink"]).validated()
         _check_targets_early(pretrained, spec.targets, spec.method)
         rest.setdefault("dtype", "float32")
+        rest["device"] = resolve_device(rest.get("device"))  # the CLI passes cuda:0 even without CUDA
         super().__init__(pretrained=pretrained, **rest)
         self._effeval_init(ours)
         model = self._model

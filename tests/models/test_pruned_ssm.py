@@ -26,7 +26,7 @@ def test_stock_lm_eval_cli_wanda_on_offline_twins(zoo_path, calib_file, tmp_path
                   f"calibration={calib_file},nsamples=4,seqlen=32")
     cmd = [str(lm_eval), "--model", "effeval-pruned-ssm", "--model_args", model_args,
            "--tasks", "pruned_ssm_mini_piqa,pruned_ssm_mini_lambada,pruned_ssm_mini_wikitext",
-           "--include_path", str(repo_root / "task_configs"), "--device", "cpu", "--batch_size", "4",
+           "--include_path", str(repo_root / "task_configs"), "--batch_size", "4",  # default device: cuda -> cpu
            "--output_path", str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

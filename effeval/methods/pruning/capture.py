@@ -115,7 +115,7 @@ def blockwise_calibrate(model, kind: str, input_ids, names, hessian: bool,
         for index in tqdm(range(len(layers)), desc="prune layers", unit="layer", disable=not progress):
             block = layers[index]
             stats = {n: InputStats(hessian) for n in names}
-            handles = _register(block.mixer, kind, names, lambda n, x: stats[n].add(x))
+            handles = _register(block.mixer, kind, names, lambda n, x, stats=stats: stats[n].add(x))
             try:
                 outputs = [block(h) for h in hidden]
             finally:

@@ -125,7 +125,7 @@ def structure_scores(model, kind: str, layer: int, scores: dict) -> dict:
         xp = _rows(get("x_proj.weight"))
         a = get("A_log").sum(0)
         return {"states": xp[rank:rank + N] + xp[rank + N:rank + 2 * N] + a}
-    I, G, H = mixer.intermediate_size, mixer.n_groups, mixer.num_heads
+    I, G, H = mixer.intermediate_size, mixer.n_groups, mixer.num_heads  # noqa: E741 (the paper's name for the inner width)
     GN = G * N
     rin = _rows(get("in_proj.weight"))
     if get("in_proj.bias") is not None:
@@ -241,7 +241,7 @@ def mask_model(model, kind: str, plan: list[LayerKeep]) -> None:
                 m.x_proj.weight[rank + drop] = 0
                 m.x_proj.weight[rank + N + drop] = 0
                 continue
-            I, GN = m.intermediate_size, m.n_groups * N
+            I, GN = m.intermediate_size, m.n_groups * N  # noqa: E741 (the paper's name for the inner width)
             ch = _dropped(keep.channels, I)
             st = _dropped(keep.states, GN)
             hd = _dropped(keep.heads, m.num_heads)
@@ -277,7 +277,7 @@ def shrink_model(model, kind: str, plan: list[LayerKeep], new_values: dict):
             sd[p + "x_proj.weight"] = old[p + "x_proj.weight"][rows]
             sd[p + "A_log"] = old[p + "A_log"][:, st]
             continue
-        I, GN, H = m.intermediate_size, m.n_groups * N, m.num_heads
+        I, GN, H = m.intermediate_size, m.n_groups * N, m.num_heads  # noqa: E741 (the paper's name for the inner width)
         ch = keep.channels if keep.channels is not None else torch.arange(I)
         st = keep.states if keep.states is not None else torch.arange(GN)
         hd = keep.heads if keep.heads is not None else torch.arange(H)
