@@ -66,3 +66,20 @@ def test_intersection_pairs_have_equal_bytes(toks):
 def test_tli_refuses_disjoint_vocabularies():
     with pytest.raises(ConfigError, match="share no token.*Fix: use algorithm=slem"):
         shared_vocabulary(TinyTokenizer(["a", "b"]), TinyTokenizer(["x", "yz"]))
+
+
+def test_tli_generate_refuses_disjoint_vocabularies():
+    from effeval.methods.speculative import get_algorithm
+    from effeval.methods.speculative.common import SamplingConfig
+    from spec_fakes import HashLM
+
+    target_tok, drafter_tok = TinyTokenizer(["a", "b"]), TinyTokenizer(["x", "yz"])
+    with pytest.raises(ConfigError, match="algorithm=tli"):
+        get_algorithm("tli")(HashLM(3, 1), target_tok, HashLM(3, 2), drafter_tok, [1], SamplingConfig(max_new_tokens=2))
+
+
+def test_unknown_algorithm_in_registry():
+    from effeval.methods.speculative import get_algorithm
+
+    with pytest.raises(ConfigError, match="unknown.*Fix: use one of ar, slem, tli, slrs, hf"):
+        get_algorithm("eagle")
