@@ -6,7 +6,7 @@ from pathlib import Path
 
 from effeval.zoo import register
 
-DEMO_STEPS = 80
+DEMO_STEPS = 50
 
 
 @register("spellm-llama-sp", "SpeLLM (k=16 byte heads) self-distilled from llama-sp", default=False,
@@ -17,5 +17,5 @@ def build_spellm_llama_sp(out: Path, trained: bool) -> None:
 
     base = zoo.get("llama-sp", trained=trained)
     distill(DistillConfig(base=str(base), out=str(out), k=16, steps=DEMO_STEPS, batch_size=8, seqlen=32,
-                          pool=1024, eval_every=DEMO_STEPS, eval_positions=128, save_every=DEMO_STEPS,
+                          pool=512, eval_every=DEMO_STEPS, eval_positions=128, save_every=DEMO_STEPS,
                           resume=False, progress=False))
