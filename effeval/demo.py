@@ -99,11 +99,12 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
         if data.get("kind") not in ("lm", "image"):
             continue
         scores = []
+        preferred = ("acc", "exact_match", "rougeL", "word_perplexity", "leakage_rate", "clipscore")
         for task, metrics in sorted(data.get("tasks", {}).items()):
-            for metric, val in metrics.items():
-                if val.get("value") is not None and metric in ("acc", "exact_match", "word_perplexity",
-                                                                "leakage_rate", "clip_score"):
-                    scores.append(f"{task.replace('effeval_', '')}:{metric}={val['value']:.3g}")
+            named = [m for m in preferred if metrics.get(m, {}).get("value") is not None]
+            pick = named[:1] or [m for m, v in metrics.items() if isinstance(v.get("value"), (int, float))][:1]
+            for metric in pick:
+                scores.append(f"{task.replace('effeval_', '')}:{metric}={metrics[metric]['value']:.3g}")
         eff = data.get("efficiency", {})
         cost = [f"wall={eff['wall_time_s']:.1f}s"] if isinstance(eff.get("wall_time_s"), (int, float)) else []
         for key in ("tokens_per_s", "acceptance_rate", "global_sparsity", "thinking_tokens_saved_ratio",
