@@ -90,3 +90,17 @@ def test_bad_distill_input_is_a_clear_error(zoo_path, tmp_path):
         main(["distill", "--base", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
     with pytest.raises(ConfigError, match=r"^--data: "):
         main(["distill", "--base", zoo_path("llama-sp"), "--out", str(tmp_path / "o"), "--data", str(tmp_path / "x.txt")])
+
+
+def test_full_tuning_trains_a_copy_of_the_body_and_saves_it(zoo_path, tmp_path):
+    from effeval.methods.spellm.model import SpeLLMForCausalLM, load_causal_lm
+
+    base = zoo_path("llama-sp")
+    distill(_small(base, tmp_path / "full", steps=3, tune="full", eval_every=100, eval_positions=32, pool=0))
+    tuned = SpeLLMForCausalLM.from_pretrained(tmp_path / "full")
+    teacher, _ = load_causal_lm(base)
+    original = dict(teacher.base_model.named_parameters())
+    changed = [n for n, p in tuned.backbone.named_parameters() if not torch.equal(p, original[n])]
+    assert changed  # the saved body is the tuned copy ...
+    again, _ = load_causal_lm(base)  # ... and the base model on disk is untouched
+    assert all(torch.equal(p, dict(again.base_model.named_parameters())[n]) for n, p in original.items())
