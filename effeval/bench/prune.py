@@ -258,7 +258,7 @@ def _plot(payload: dict, png_path) -> None:
         colors.append("tab:blue" if r["method"] == "dstate" else "tab:orange")
     ax2.bar(range(len(values)), values, color=colors)
     ax2.axhline(payload["dense_perplexity"], color="gray", ls=":")
-    ax2.set_xticks(range(len(values)), labels, fontsize=6)
+    ax2.set_xticks(range(len(values)), labels, fontsize=6, rotation=40, ha="right")
     ax2.set_yscale("log")
     ax2.set_title("Structured: d_state (blue) / head-dim (orange)")
     fig.tight_layout()
