@@ -57,9 +57,36 @@ def test_score_is_the_sum_of_string_logprobs_along_the_sequence(spellm):
         seq += step.tokens
     (got, _), = model.score([ScoreItem(ctx, steps)])
     assert got == pytest.approx(expected, abs=1e-3)
-    # windows shorter than the sequence still score every step exactly once
-    (windowed, _), = model.score([ScoreItem(ctx, steps)], max_length=len(seq))
-    assert windowed == pytest.approx(expected, abs=1e-3)
+    (single, _), = model.score([ScoreItem(ctx, steps)], max_length=len(seq))
+    assert single == pytest.approx(expected, abs=1e-3)
+
+
+def test_long_sequences_are_scored_in_windows_each_step_once(spellm):
+    """max_length=m: consecutive windows; a window's steps sit at positions [first, first + m)
+    and each sees the m tokens up to its last step (lm-eval's rolling-window convention)."""
+    model, _ = spellm
+    tok = model.tokenizer
+    ctx = [tok.eos_token_id]
+    steps = model.steps_for(tok.encode("for key, value in sorted(table.items()): print(key)", add_special_tokens=False))
+    seq, targets = list(ctx), []
+    for step in steps:
+        targets.append((len(seq) - 1, step.row))
+        seq += step.tokens
+    m = 5
+    expected, start = 0.0, 0
+    while start < len(targets):
+        first = targets[start][0]
+        group = [t for t in targets[start:] if t[0] < first + m]
+        lo = max(0, group[-1][0] + 1 - m)
+        with torch.no_grad():
+            lp, _ = model(torch.tensor([seq[lo: group[-1][0] + 1]]))
+        for pos, row in group:
+            expected += string_logprob(lp[0, pos - lo], torch.tensor(row)).item()
+        start += len(group)
+    (got, _), = model.score([ScoreItem(ctx, steps)], max_length=m)
+    assert got == pytest.approx(expected, abs=1e-3)
+    (full, _), = model.score([ScoreItem(ctx, steps)], max_length=len(seq))
+    assert got != pytest.approx(full, abs=1e-3)  # the windows really cut the context
 
 
 def test_greedy_flag_marks_exactly_the_best_string(spellm):
