@@ -5,7 +5,7 @@ Trained briefly on synthetic multi-step arithmetic written as thinking chains::
     Q: 7 + 5 - 3 + 4 = ?
     A: <think> 7 + 5 = 12. 12 - 3 = 9. 9 + 4 = 13. </think> \\boxed{13}</s>
 
-Chains vary in length across questions (2-5 operations) and within one: each step may be followed
+Chains vary in length across questions (1-3 operations) and within one: each step may be followed
 by a "wait" re-check. By construction a re-check sometimes talks the chain out of a right
 intermediate result (off by one), so longer chains are less often right, as the paper observes
 for real reasoning models. Answers are checkable (``\\boxed{}``), so short-m@k vs majority voting
@@ -31,7 +31,7 @@ from effeval.zoo.tokenizers import load_tokenizer, write_tokenizer
 logger = logging.getLogger(__name__)
 
 SEED = 4321
-HIDDEN = 128
+HIDDEN = 96
 LAYERS = 3
 TRAIN_STEPS = 600
 BATCH = 24
@@ -45,9 +45,9 @@ def question_text(start: int, ops: list[tuple[str, int]]) -> str:
 
 
 def make_problem(rng: random.Random, n_ops: int | None = None) -> tuple[int, list[tuple[str, int]], int]:
-    """A start value and operations whose running total stays in 0..29; returns (start, ops, answer)."""
-    n_ops = n_ops or rng.randint(2, 5)
-    total = start = rng.randint(1, 15)
+    """A start value and 1-3 operations whose running total stays in 0..29; returns (start, ops, answer)."""
+    n_ops = n_ops or rng.choice((1, 2, 2, 3))
+    total = start = rng.randint(1, 9)
     ops = []
     for _ in range(n_ops):
         if total > 20 or (total >= 3 and rng.random() < 0.45):
@@ -109,61 +109,74 @@ def _config(tok):
 
 
 def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: float = 3e-3) -> list[float]:
-    """Restricted-vocabulary training (see module docstring); returns the loss curve."""
+    """Restricted-vocabulary training (see module docstring); returns the loss curve.
+
+    A compact copy of the model whose vocabulary is the used tokens plus one "other" row is
+    trained, then copied into ``model`` (full vocabulary): used rows where they belong, the
+    "other" row into every unused row. The compact output layer adds ``log(#unused)`` to the
+    "other" logit, which is exactly the mass those identical rows get in the full softmax.
+    """
     import torch
     from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM
 
-    texts = training_texts(6000, seed)
+    texts = training_texts(3000, seed)
     seqs = [tok.encode(t, add_special_tokens=True) + [tok.eos_token_id] for t in texts]
     seqs = [s for s in seqs if len(s) <= SEQLEN]  # drop the rare very long chains rather than cut answers off
-    used = sorted({t for s in seqs for t in s} | {tok.eos_token_id, tok.bos_token_id, tok.pad_token_id})
     vocab = model.config.vocab_size
-    n_other = vocab - len(used)
+    used = sorted({t for s in seqs for t in s} | {tok.eos_token_id, tok.bos_token_id, tok.pad_token_id})
+    n_used, n_other = len(used), vocab - len(used)
     to_local = torch.full((vocab,), -1, dtype=torch.long)
-    to_local[torch.tensor(used)] = torch.arange(len(used))
-    pad_local = -100
-    batch_ids = torch.full((len(seqs), SEQLEN), tok.pad_token_id, dtype=torch.long)
-    labels = torch.full((len(seqs), SEQLEN), pad_local, dtype=torch.long)
-    mask = torch.zeros((len(seqs), SEQLEN), dtype=torch.long)
+    to_local[torch.tensor(used)] = torch.arange(n_used)
+    ids = torch.full((len(seqs), SEQLEN), int(to_local[tok.pad_token_id]), dtype=torch.long)
+    labels = torch.full((len(seqs), SEQLEN), -100, dtype=torch.long)
+    lengths = torch.tensor([len(s) for s in seqs])
     for i, s in enumerate(seqs):
-        batch_ids[i, : len(s)] = torch.tensor(s)
-        labels[i, : len(s) - 1] = to_local[torch.tensor(s[1:])]
-        mask[i, : len(s)] = 1
-    emb = model.get_input_embeddings().weight
-    other = torch.nn.Parameter(emb.detach()[0].clone() * 0)
-    used_t = torch.tensor(used)
-    params = list(model.parameters()) + [other]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+        local = to_local[torch.tensor(s)]
+        ids[i, : len(s)] = local
+        labels[i, : len(s) - 1] = local[1:]
+    cfg = model.config.__class__(**{**model.config.to_dict(), "vocab_size": n_used + 1})
+    torch.manual_seed(seed)
+    compact = AutoModelForCausalLM.from_config(cfg)
+    emb = compact.get_input_embeddings().weight
+    opt = torch.optim.AdamW(compact.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warmup if s < warmup else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
     )
     gen = torch.Generator().manual_seed(seed)
-    log_other = math.log(n_other)
+    offset = torch.zeros(n_used + 1)
+    offset[-1] = math.log(n_other)
     losses = []
-    model.train()
+    compact.train()
+    threads = torch.get_num_threads()
+    # One thread: these matrices are tiny, and on a busy 2-core machine OpenMP's spinning threads
+    # made each step ~14x slower than a single thread (measured).
+    torch.set_num_threads(1)
     for step in tqdm(range(steps), desc="train reasoner-sp", leave=False, mininterval=1.0):
         idx = torch.randint(0, len(seqs), (BATCH,), generator=gen)
-        width = int(mask[idx].sum(1).max())
-        hidden = model.model(input_ids=batch_ids[idx, :width], attention_mask=mask[idx, :width]).last_hidden_state
-        out_rows = torch.cat([emb[used_t], other[None]], dim=0)
-        logits = hidden @ out_rows.T
-        logits[..., -1] += log_other
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[idx, :width].reshape(-1),
-                                                 ignore_index=pad_local)
+        width = int(lengths[idx].max())
+        mask = (torch.arange(width)[None, :] < lengths[idx][:, None]).long()
+        hidden = compact.model(input_ids=ids[idx, :width], attention_mask=mask).last_hidden_state
+        logits = hidden @ emb.T + offset
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_used + 1), labels[idx, :width].reshape(-1))
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(compact.parameters(), 1.0)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 100 == 0:
             logger.info("reasoner-sp step %d loss %.4f", step, losses[-1])
-    model.eval()
+    torch.set_num_threads(threads)
+    compact.eval()
     with torch.no_grad():
-        unused = torch.ones(vocab, dtype=torch.bool)
-        unused[used_t] = False
-        emb[unused] = other.detach()
+        state = {k: v for k, v in compact.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k}
+        model.load_state_dict(state, strict=False)
+        full = model.get_input_embeddings().weight
+        full[:] = emb[-1]
+        full[torch.tensor(used)] = emb[:n_used]
+    model.eval()
     return losses
 
 
