@@ -50,10 +50,10 @@ def output_layer(k: int, tokens: int, repeats: int) -> list[dict]:
     rows = []
     for d in HIDDENS:
         x = torch.randn(tokens, d, generator=gen)
-        heads = torch.randn(k * NUM_SYMBOLS, d, generator=gen) * d ** -0.5
+        heads = torch.randn(k * NUM_SYMBOLS, d, generator=gen) * d**-0.5
         head_bias = torch.zeros(k * NUM_SYMBOLS)
 
-        def run_heads():
+        def run_heads(x=x, heads=heads, head_bias=head_bias):
             logits = torch.addmm(head_bias, x, heads.t()).view(tokens, k, NUM_SYMBOLS)
             return torch.log_softmax(logits, -1)
 
@@ -65,13 +65,13 @@ def output_layer(k: int, tokens: int, repeats: int) -> list[dict]:
                 row["skipped"] = "not enough free memory for the fp32 projection"
                 rows.append(row)
                 continue
-            w = torch.empty(v, d).normal_(0, d ** -0.5, generator=gen)
+            w = torch.empty(v, d).normal_(0, d**-0.5, generator=gen)
 
-            def run_proj():
+            def run_proj(x=x, w=w):
                 return torch.log_softmax(x @ w.t(), -1)
 
             t_proj = time_call(run_proj, repeats=repeats)
-            del w
+            del w, run_proj  # free the V x d weight before the next size
             row.update(
                 projection_s_per_token=t_proj["median_s"] / tokens,
                 heads_s_per_token=t_heads["median_s"] / tokens,
@@ -86,7 +86,9 @@ def output_layer(k: int, tokens: int, repeats: int) -> list[dict]:
             )
             row["heads_vs_projection_memory"] = row["heads_memory_bytes"] / row["projection_memory_bytes"]
             rows.append(row)
-            logger.info("output layer V=%d d=%d: heads/projection time %.4f", v, d, row["heads_vs_projection_time"])
+            logger.info(
+                "output layer V=%d d=%d: heads/projection time %.4f", v, d, row["heads_vs_projection_time"]
+            )
     return rows
 
 
@@ -105,7 +107,7 @@ def end_to_end(zoo_name: str, k: int, prompt_len: int, steps: int, repeats: int)
     tok = AutoTokenizer.from_pretrained(path)
     spellm = SpeLLMForCausalLM.from_base(path, k, seed=0).eval()
     ids = tok.encode(heldout_texts(1)[0], add_special_tokens=False)[: prompt_len + steps]
-    prompt, follow = ids[:prompt_len], ids[prompt_len: prompt_len + steps]
+    prompt, follow = ids[:prompt_len], ids[prompt_len : prompt_len + steps]
 
     @torch.no_grad()
     def run_base():
@@ -158,30 +160,47 @@ def distill_check(steps: int, zoo_name: str = "mamba2-sp", temperatures=(1.0, 0.
     for temperature in temperatures:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            summary = distill(DistillConfig(base=base, out=os.path.join(tmp, "spellm"), steps=steps,
-                                            eval_every=max(1, steps // 3), save_every=steps, resume=False,
-                                            target_temperature=temperature, progress=False))
+            summary = distill(
+                DistillConfig(
+                    base=base,
+                    out=os.path.join(tmp, "spellm"),
+                    steps=steps,
+                    eval_every=max(1, steps // 3),
+                    save_every=steps,
+                    resume=False,
+                    target_temperature=temperature,
+                    progress=False,
+                )
+            )
             wall = time.perf_counter() - start
-        out.append({
-            "base": f"{zoo_name} (trained zoo)",
-            "target_temperature": temperature,
-            "steps": steps,
-            "wall_s": wall,
-            "initial": summary["initial"],
-            "final": summary["final"],
-            "loss_first": summary["losses"][0],
-            "loss_last": summary["losses"][-1],
-            "evals": summary["evals"],
-        })
-        logger.info("distill T=%s: agreement %.3f -> %.3f", temperature, summary["initial"]["top1_agreement"],
-                    summary["final"]["top1_agreement"])
+        out.append(
+            {
+                "base": f"{zoo_name} (trained zoo)",
+                "target_temperature": temperature,
+                "steps": steps,
+                "wall_s": wall,
+                "initial": summary["initial"],
+                "final": summary["final"],
+                "loss_first": summary["losses"][0],
+                "loss_last": summary["losses"][-1],
+                "evals": summary["evals"],
+            }
+        )
+        logger.info(
+            "distill T=%s: agreement %.3f -> %.3f",
+            temperature,
+            summary["initial"]["top1_agreement"],
+            summary["final"]["top1_agreement"],
+        )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     from effeval.bench.common import print_table, write_bench
 
-    parser = argparse.ArgumentParser(prog="python -m effeval.bench spellm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m effeval.bench spellm", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=4, help="tokens per output-layer call")
     parser.add_argument("--repeats", type=int, default=3)
@@ -189,9 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=32, help="decode steps (end to end)")
     parser.add_argument("--distill-steps", type=int, default=300, help="0 skips the distillation check")
     parser.add_argument("--zoo-model", default="qwen-tekken")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared machine, multi-threaded small ops mostly wait "
-                        "for descheduled threads, which buries the output-layer difference in noise)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared machine, multi-threaded small ops mostly wait "
+        "for descheduled threads, which buries the output-layer difference in noise)",
+    )
     args = parser.parse_args(argv)
     import torch
 
@@ -206,21 +229,44 @@ def main(argv: list[str] | None = None) -> int:
         payload["distill"] = distill_check(args.distill_steps)
     at_131k = [r for r in layer if r["vocab"] == 131072 and "heads_vs_projection_time" in r]
     payload["summary"] = {
-        "heads_vs_projection_time_at_131k": {str(r["hidden"]): r["heads_vs_projection_time"] for r in at_131k},
-        "heads_vs_projection_params_at_131k": {str(r["hidden"]): r["heads_vs_projection_params"] for r in at_131k},
+        "heads_vs_projection_time_at_131k": {
+            str(r["hidden"]): r["heads_vs_projection_time"] for r in at_131k
+        },
+        "heads_vs_projection_params_at_131k": {
+            str(r["hidden"]): r["heads_vs_projection_params"] for r in at_131k
+        },
         "end_to_end_spellm_vs_base_time": e2e["spellm_vs_base_time"],
     }
     write_bench("spellm", payload)
-    print_table([{**r, "V": r["vocab"], "d": r["hidden"]} for r in layer],
-                ["V", "d", "projection_s_per_token", "heads_s_per_token", "heads_vs_projection_time",
-                 "heads_vs_projection_params", "heads_vs_projection_memory"])
+    print_table(
+        [{**r, "V": r["vocab"], "d": r["hidden"]} for r in layer],
+        [
+            "V",
+            "d",
+            "projection_s_per_token",
+            "heads_s_per_token",
+            "heads_vs_projection_time",
+            "heads_vs_projection_params",
+            "heads_vs_projection_memory",
+        ],
+    )
     print()
     print_table([e2e], ["model", "vocab", "base_s_per_step", "spellm_s_per_step", "spellm_vs_base_time"])
     if "distill" in payload:
         print()
-        print_table([{"T": d["target_temperature"], "steps": d["steps"], "agree_before": d["initial"]["top1_agreement"],
-                      "agree_after": d["final"]["top1_agreement"], "majority_baseline": d["final"]["majority_baseline"],
-                      "heads_kl": d["final"]["heads_kl"], "vocab_kl": d["final"]["vocab_kl"]}
-                     for d in payload["distill"]],
-                    ["T", "steps", "agree_before", "agree_after", "majority_baseline", "heads_kl", "vocab_kl"])
+        print_table(
+            [
+                {
+                    "T": d["target_temperature"],
+                    "steps": d["steps"],
+                    "agree_before": d["initial"]["top1_agreement"],
+                    "agree_after": d["final"]["top1_agreement"],
+                    "majority_baseline": d["final"]["majority_baseline"],
+                    "heads_kl": d["final"]["heads_kl"],
+                    "vocab_kl": d["final"]["vocab_kl"],
+                }
+                for d in payload["distill"]
+            ],
+            ["T", "steps", "agree_before", "agree_after", "majority_baseline", "heads_kl", "vocab_kl"],
+        )
     return 0

@@ -14,8 +14,15 @@ from lm_eval.api.registry import register_model
 from tqdm.auto import tqdm
 
 from effeval.errors import ConfigError
-from effeval.models.base import Arg, EffevalWrapperMixin, check_pretrained, parse_model_args, positive, resolve_device
-from effeval.models.base import track_requests
+from effeval.models.base import (
+    Arg,
+    EffevalWrapperMixin,
+    check_pretrained,
+    parse_model_args,
+    positive,
+    resolve_device,
+    track_requests,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +99,18 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
     # ------------------------------------------------------------------ requests
 
     def _score(self, items, disable_tqdm: bool):
-        self.stats.add(scored_steps=sum(len(i.steps) for i in items),
-                       scored_tokens_chunked=sum(1 for i in items for s in i.steps if len(s.tokens) != 1))
+        self.stats.add(
+            scored_steps=sum(len(i.steps) for i in items),
+            scored_tokens_chunked=sum(1 for i in items for s in i.steps if len(s.tokens) != 1),
+        )
         self.stats.prompt_tokens += sum(len(i.context) for i in items)
-        return self.model.score(items, max_length=self.max_length, batch_size=self.batch_size, mode=self.scoring,
-                                progress=not disable_tqdm)
+        return self.model.score(
+            items,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            mode=self.scoring,
+            progress=not disable_tqdm,
+        )
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
         from effeval.methods.spellm.model import ScoreItem
@@ -123,7 +137,9 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
     @track_requests("generate_until")
     def generate_until(self, requests, disable_tqdm: bool = False):
         out = []
-        for context, gen_kwargs in tqdm([r.args for r in requests], desc="spellm generate", disable=disable_tqdm):
+        for context, gen_kwargs in tqdm(
+            [r.args for r in requests], desc="spellm generate", disable=disable_tqdm
+        ):
             kw = dict(gen_kwargs or {})
             until = kw.pop("until", None) or []
             if isinstance(until, str):
@@ -131,11 +147,18 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
             max_new = int(kw.pop("max_gen_toks", kw.pop("max_new_tokens", 256)))
             temperature = float(kw.pop("temperature", 0.0) or 0.0)
             do_sample = bool(kw.pop("do_sample", temperature > 0)) and temperature > 0
-            ctx = self.tok_encode(context)[-max(1, self.max_length - max_new):]
+            ctx = self.tok_encode(context)[-max(1, self.max_length - max_new) :]
             self.stats.prompt_tokens += len(ctx)
-            text, info = self.model.generate(ctx, max_new_tokens=max_new, stop_strings=until, do_sample=do_sample,
-                                             temperature=temperature if do_sample else 1.0,
-                                             generator=self._generator, max_length=self.max_length, mode=self.scoring)
+            text, info = self.model.generate(
+                ctx,
+                max_new_tokens=max_new,
+                stop_strings=until,
+                do_sample=do_sample,
+                temperature=temperature if do_sample else 1.0,
+                generator=self._generator,
+                max_length=self.max_length,
+                mode=self.scoring,
+            )
             self.stats.generated_tokens += info["generated_tokens"]
             self.stats.add(decode_steps=info["steps"], generated_bytes=info["generated_bytes"])
             out.append(text)

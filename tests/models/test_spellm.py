@@ -41,11 +41,11 @@ def test_loglikelihood_is_exact_under_the_heads(wrapper):
 
     model = wrapper.model
     context, continuation = "Question: which keyword defines a function?\nAnswer:", " def"
-    (got, _), = wrapper.loglikelihood([_instance("loglikelihood", (context, continuation))])
+    ((got, _),) = wrapper.loglikelihood([_instance("loglikelihood", (context, continuation))])
     whole = wrapper.tok_encode(context + continuation)
     ctx = wrapper.tok_encode(context)
     seq, expected = list(ctx), 0.0
-    for step in model.steps_for(whole[len(ctx):]):
+    for step in model.steps_for(whole[len(ctx) :]):
         with torch.no_grad():
             lp, _ = model(torch.tensor([seq]))
         expected += string_logprob(lp[0, -1], torch.tensor(step.row)).item()
@@ -59,12 +59,16 @@ def test_rolling_loglikelihood_scores_every_token_once(wrapper):
     tokens = wrapper.tok_encode(text)[1:]  # the prefix token (BOS) is the context
     from effeval.methods.spellm.model import ScoreItem
 
-    (direct, _), = wrapper.model.score([ScoreItem([wrapper.prefix_token_id], wrapper.model.steps_for(tokens))])
+    ((direct, _),) = wrapper.model.score(
+        [ScoreItem([wrapper.prefix_token_id], wrapper.model.steps_for(tokens))]
+    )
     assert rolling == pytest.approx(direct, abs=1e-3) and rolling < 0
 
 
 def test_generate_until_stops_and_reports_cost(wrapper):
-    (text,) = wrapper.generate_until([_instance("generate_until", ("def f():\n", {"until": ["\n"], "max_gen_toks": 8}))])
+    (text,) = wrapper.generate_until(
+        [_instance("generate_until", ("def f():\n", {"until": ["\n"], "max_gen_toks": 8}))]
+    )
     assert "\n" not in text
     info = wrapper.get_model_info()["effeval"]
     eff = info["efficiency"]
@@ -78,12 +82,28 @@ def test_generate_until_stops_and_reports_cost(wrapper):
 def test_stock_cli_runs_the_twins(spellm_dir, tmp_path, repo_root):
     out = tmp_path / "out"
     lm_eval = Path(sys.executable).with_name("lm_eval")
-    cmd = [str(lm_eval), "--model", "effeval-spellm", "--model_args", f"pretrained={spellm_dir}",
-           "--tasks", "effeval_spellm_mc,effeval_spellm_ppl,effeval_spellm_gen",
-           "--include_path", str(repo_root / "task_configs"), "--device", "cpu", "--batch_size", "4",
-           "--limit", "3", "--output_path", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        str(lm_eval),
+        "--model",
+        "effeval-spellm",
+        "--model_args",
+        f"pretrained={spellm_dir}",
+        "--tasks",
+        "effeval_spellm_mc,effeval_spellm_ppl,effeval_spellm_gen",
+        "--include_path",
+        str(repo_root / "task_configs"),
+        "--device",
+        "cpu",
+        "--batch_size",
+        "4",
+        "--limit",
+        "3",
+        "--output_path",
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     res = results["results"]
@@ -97,10 +117,22 @@ def test_stock_cli_runs_the_twins(spellm_dir, tmp_path, repo_root):
 
 def test_stock_cli_rejects_a_non_spellm_dir_in_one_line(zoo_path, tmp_path, repo_root):
     lm_eval = Path(sys.executable).with_name("lm_eval")
-    cmd = [str(lm_eval), "--model", "effeval-spellm", "--model_args", f"pretrained={zoo_path('llama-sp')}",
-           "--tasks", "effeval_spellm_mc", "--include_path", str(repo_root / "task_configs"), "--device", "cpu"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        str(lm_eval),
+        "--model",
+        "effeval-spellm",
+        "--model_args",
+        f"pretrained={zoo_path('llama-sp')}",
+        "--tasks",
+        "effeval_spellm_mc",
+        "--include_path",
+        str(repo_root / "task_configs"),
+        "--device",
+        "cpu",
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     assert proc.returncode != 0
     assert "effeval error: pretrained:" in proc.stderr and "not a SpeLLM directory" in proc.stderr
     assert "Traceback" not in proc.stderr

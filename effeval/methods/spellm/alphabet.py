@@ -166,14 +166,16 @@ class CharCodec:
             text = None
         if text is not None:
             ids = self.tokenizer.encode(text, add_special_tokens=False)
-            if all(self.token_bytes[i] is not None for i in ids if i < self.vocab_size) and all(
-                i < self.vocab_size for i in ids
-            ) and b"".join(self.token_bytes[i] for i in ids) == b:
+            if (
+                all(self.token_bytes[i] is not None for i in ids if i < self.vocab_size)
+                and all(i < self.vocab_size for i in ids)
+                and b"".join(self.token_bytes[i] for i in ids) == b
+            ):
                 return list(ids)
         out, pos = [], 0
         while pos < len(b):
             for length in range(min(self.max_token_bytes, len(b) - pos), 0, -1):
-                idx = self.bytes_to_id.get(b[pos: pos + length])
+                idx = self.bytes_to_id.get(b[pos : pos + length])
                 if idx is not None:
                     out.append(idx)
                     pos += length
@@ -192,7 +194,7 @@ class CharCodec:
         if len(b) <= self.k:
             return [Step(self.row_of_bytes(b), [int(token_id)])]
         return [
-            Step(self.row_of_bytes(b[i: i + self.k]), self.string_to_tokens(b[i: i + self.k]))
+            Step(self.row_of_bytes(b[i : i + self.k]), self.string_to_tokens(b[i : i + self.k]))
             for i in range(0, len(b), self.k)
         ]
 
@@ -223,5 +225,10 @@ class CharCodec:
                 same_id += 1
             if b"".join(self.token_bytes[i] for i in ids) == b:
                 same_bytes += 1
-        return {"tokens_tried": tried, "same_token": same_id, "same_bytes": same_bytes,
-                "same_token_fraction": same_id / max(tried, 1), "same_bytes_fraction": same_bytes / max(tried, 1)}
+        return {
+            "tokens_tried": tried,
+            "same_token": same_id,
+            "same_bytes": same_bytes,
+            "same_token_fraction": same_id / max(tried, 1),
+            "same_bytes_fraction": same_bytes / max(tried, 1),
+        }

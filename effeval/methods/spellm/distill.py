@@ -63,23 +63,41 @@ class DistillConfig:
     scoring: str = "padded"
     resume: bool = True
     max_blocks: int = 2000
-    target_temperature: float = 1.0  # teacher temperature for the targets; 0 = its argmax token (greedy labels)
-    pool: int = 4096  # frozen backbone: positions whose teacher targets are computed once (0: fresh each step)
+    target_temperature: float = (
+        1.0  # teacher temperature for the targets; 0 = its argmax token (greedy labels)
+    )
+    pool: int = (
+        4096  # frozen backbone: positions whose teacher targets are computed once (0: fresh each step)
+    )
     progress: bool = True
     stop_after: int | None = None  # leave early with a checkpoint (time-boxing); resume later
 
     def validate(self) -> None:
         check_k(self.k)
-        for name in ("steps", "batch_size", "seqlen", "eval_every", "eval_positions", "save_every", "max_blocks"):
+        for name in (
+            "steps",
+            "batch_size",
+            "seqlen",
+            "eval_every",
+            "eval_positions",
+            "save_every",
+            "max_blocks",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: {value!r} must be an integer >= 1. Fix: pass a positive integer")
+                raise ConfigError(
+                    f"--{name.replace('_', '-')}: {value!r} must be an integer >= 1. Fix: pass a positive integer"
+                )
         if not isinstance(self.pool, int) or self.pool < 0:
-            raise ConfigError(f"--pool: {self.pool!r} must be an integer >= 0. Fix: pass 0 (fresh targets every step) "
-                              "or a number of positions")
+            raise ConfigError(
+                f"--pool: {self.pool!r} must be an integer >= 0. Fix: pass 0 (fresh targets every step) "
+                "or a number of positions"
+            )
         if not isinstance(self.target_temperature, (int, float)) or self.target_temperature < 0:
-            raise ConfigError(f"--target-temperature: {self.target_temperature!r} must be >= 0. Fix: pass 1 (the "
-                              "teacher's distribution), a value in (0, 1) to sharpen it, or 0 for its argmax token")
+            raise ConfigError(
+                f"--target-temperature: {self.target_temperature!r} must be >= 0. Fix: pass 1 (the "
+                "teacher's distribution), a value in (0, 1) to sharpen it, or 0 for its argmax token"
+            )
         if not self.lr > 0 or not self.body_lr > 0:
             raise ConfigError("--lr/--body-lr: must be > 0. Fix: pass a positive learning rate")
         if self.tune not in ("heads", "full"):
@@ -113,8 +131,10 @@ def load_texts(data: str) -> tuple[list[str], list[str] | None]:
                     if line.strip():
                         row = json.loads(line)
                         if "text" not in row:
-                            raise ConfigError(f"--data: {f} has a line without a 'text' field. Fix: one "
-                                              '{"text": ...} object per line')
+                            raise ConfigError(
+                                f"--data: {f} has a line without a 'text' field. Fix: one "
+                                '{"text": ...} object per line'
+                            )
                         texts.append(str(row["text"]))
             else:
                 texts.append(f.read_text(encoding="utf-8", errors="replace"))
@@ -131,8 +151,10 @@ def make_blocks(tok, cfg: DistillConfig):
     try:
         blocks = pack_token_blocks(tok, texts, cfg.seqlen, max_blocks=cfg.max_blocks)
     except ValueError:
-        raise ConfigError(f"--data: too little text for one block of --seqlen {cfg.seqlen} tokens. "
-                          "Fix: give more text or a smaller --seqlen") from None
+        raise ConfigError(
+            f"--data: too little text for one block of --seqlen {cfg.seqlen} tokens. "
+            "Fix: give more text or a smaller --seqlen"
+        ) from None
     need_eval = max(1, math.ceil(cfg.eval_positions / cfg.seqlen))
     if held:
         eval_blocks = pack_token_blocks(tok, held, cfg.seqlen, max_blocks=need_eval)
@@ -167,11 +189,16 @@ class MarginalTargets:
         self.keep = keep  # tokens with a string (or EOS)
         v = torch.arange(vocab_size).repeat_interleave(self.k)
         j = torch.arange(self.k).repeat(vocab_size)
-        r = (j * NUM_SYMBOLS + rows.reshape(-1))
+        r = j * NUM_SYMBOLS + rows.reshape(-1)
         with warnings.catch_warnings():  # torch flags sparse CSR as beta; the product below is plain
             warnings.simplefilter("ignore", UserWarning)
-            self.matrix = torch.sparse_coo_tensor(torch.stack([r, v]), torch.ones(r.numel()),
-                                                  (self.k * NUM_SYMBOLS, vocab_size)).coalesce().to_sparse_csr()
+            self.matrix = (
+                torch.sparse_coo_tensor(
+                    torch.stack([r, v]), torch.ones(r.numel()), (self.k * NUM_SYMBOLS, vocab_size)
+                )
+                .coalesce()
+                .to_sparse_csr()
+            )
 
     def teacher_probs(self, logits, temperature: float = 1.0):
         """Teacher softmax with string-less specials removed (renormalised), float32 [N, V];
@@ -193,7 +220,9 @@ class MarginalTargets:
 
 def neg_entropy(targets):
     """sum_j sum_c q log q per position [N] (the constant part of the KL)."""
-    return torch.where(targets > 0, targets * torch.log(targets.clamp_min(1e-30)), torch.zeros_like(targets)).sum((-1, -2))
+    return torch.where(
+        targets > 0, targets * torch.log(targets.clamp_min(1e-30)), torch.zeros_like(targets)
+    ).sum((-1, -2))
 
 
 def heads_kl(targets, student_lp, target_neg_entropy=None):
@@ -204,7 +233,7 @@ def heads_kl(targets, student_lp, target_neg_entropy=None):
 
 
 @torch.no_grad()
-def build_pool(t_body, lm_head, targets: "MarginalTargets", blocks, n_positions: int, gen, chunk: int = 512):
+def build_pool(t_body, lm_head, targets: MarginalTargets, blocks, n_positions: int, gen, chunk: int = 512):
     """Frozen backbone: hidden states and teacher marginals for ``n_positions`` random positions,
     computed once. Training steps then draw minibatches from this pool, which costs the teacher's
     V-sized projection once per position instead of once per position per epoch."""
@@ -214,8 +243,10 @@ def build_pool(t_body, lm_head, targets: "MarginalTargets", blocks, n_positions:
     n_blocks = min(blocks.shape[0], max(1, math.ceil(n_positions / per_block)))
     chosen = torch.randperm(blocks.shape[0], generator=gen)[:n_blocks]
     hiddens, qs, negs = [], [], []
-    for start in tqdm(range(0, n_blocks, max(1, chunk // per_block)), desc="spellm teacher targets", leave=False):
-        ids = blocks[chosen[start: start + max(1, chunk // per_block)]]
+    for start in tqdm(
+        range(0, n_blocks, max(1, chunk // per_block)), desc="spellm teacher targets", leave=False
+    ):
+        ids = blocks[chosen[start : start + max(1, chunk // per_block)]]
         h = t_body(input_ids=ids, use_cache=False).last_hidden_state.reshape(-1, lm_head.weight.shape[1])
         q = targets.marginals(targets.target_probs(lm_head(h)))
         hiddens.append(h)
@@ -303,8 +334,22 @@ def _save_checkpoint(path: Path, student, opt, sched, gen, state: DistillState, 
 
 def _identity(cfg: DistillConfig) -> dict:
     """What must match for a checkpoint to be resumed (everything that changes the result)."""
-    keys = ("base", "k", "steps", "batch_size", "seqlen", "lr", "tune", "body_lr", "data", "seed", "scoring",
-            "max_blocks", "pool", "target_temperature")
+    keys = (
+        "base",
+        "k",
+        "steps",
+        "batch_size",
+        "seqlen",
+        "lr",
+        "tune",
+        "body_lr",
+        "data",
+        "seed",
+        "scoring",
+        "max_blocks",
+        "pool",
+        "target_temperature",
+    )
     return {key: getattr(cfg, key) for key in keys}
 
 
@@ -327,8 +372,13 @@ def distill(cfg: DistillConfig) -> dict:
     t_body = base_body(teacher)
     targets = MarginalTargets(student.codec, int(lm_head.weight.shape[0]), cfg.target_temperature)
     blocks, eval_blocks = make_blocks(tok, cfg)
-    logger.info("spellm distill: %d training blocks x %d tokens, %d eval blocks; coverage %s",
-                blocks.shape[0], cfg.seqlen, eval_blocks.shape[0], student.codec.coverage())
+    logger.info(
+        "spellm distill: %d training blocks x %d tokens, %d eval blocks; coverage %s",
+        blocks.shape[0],
+        cfg.seqlen,
+        eval_blocks.shape[0],
+        student.codec.coverage(),
+    )
 
     groups = [{"params": list(student.heads.parameters()), "lr": cfg.lr}]
     if cfg.tune == "full":
@@ -357,20 +407,37 @@ def distill(cfg: DistillConfig) -> dict:
 
     def run_eval(step: int) -> None:
         student.eval()
-        result = {"step": step, **evaluate(student, teacher, targets, eval_blocks, cfg.eval_positions, cfg.scoring)}
+        result = {
+            "step": step,
+            **evaluate(student, teacher, targets, eval_blocks, cfg.eval_positions, cfg.scoring),
+        }
         state.evals.append(result)
-        logger.info("spellm eval step %d: top-1 agreement %.3f (majority baseline %.3f), heads KL %.3f, "
-                    "vocab KL %.3f", step, result["top1_agreement"], result["majority_baseline"],
-                    result["heads_kl"], result["vocab_kl"])
+        logger.info(
+            "spellm eval step %d: top-1 agreement %.3f (majority baseline %.3f), heads KL %.3f, "
+            "vocab KL %.3f",
+            step,
+            result["top1_agreement"],
+            result["majority_baseline"],
+            result["heads_kl"],
+            result["vocab_kl"],
+        )
 
     pool = None
     if cfg.tune == "heads" and cfg.pool > 0 and state.step < cfg.steps:
         # its own generator, so the pool is the same whether the run was resumed or not
-        pool = build_pool(t_body, lm_head, targets, blocks, cfg.pool, torch.Generator().manual_seed(cfg.seed + 1))
+        pool = build_pool(
+            t_body, lm_head, targets, blocks, cfg.pool, torch.Generator().manual_seed(cfg.seed + 1)
+        )
     if state.step == 0 and not state.evals:
         run_eval(0)
-    bar = tqdm(range(state.step, cfg.steps), desc="spellm distill", initial=state.step, total=cfg.steps,
-               disable=not cfg.progress, mininterval=1.0)
+    bar = tqdm(
+        range(state.step, cfg.steps),
+        desc="spellm distill",
+        initial=state.step,
+        total=cfg.steps,
+        disable=not cfg.progress,
+        mininterval=1.0,
+    )
     for step in bar:
         student.train()
         if pool is not None:
@@ -381,7 +448,9 @@ def distill(cfg: DistillConfig) -> dict:
             batch = blocks[idx]
             with torch.no_grad():
                 t_hidden = t_body(input_ids=batch, use_cache=False).last_hidden_state
-                q = targets.marginals(targets.target_probs(lm_head(t_hidden).reshape(-1, lm_head.weight.shape[0])))
+                q = targets.marginals(
+                    targets.target_probs(lm_head(t_hidden).reshape(-1, lm_head.weight.shape[0]))
+                )
                 neg = neg_entropy(q)
             if cfg.tune == "full":
                 s_hidden = student.backbone(input_ids=batch, use_cache=False).last_hidden_state
@@ -403,10 +472,18 @@ def distill(cfg: DistillConfig) -> dict:
             _save_checkpoint(ckpt, student, opt, sched, gen, state, cfg)
         if cfg.stop_after is not None and state.step >= cfg.stop_after and state.step < cfg.steps:
             _save_checkpoint(ckpt, student, opt, sched, gen, state, cfg)
-            logger.info("spellm distill: stopped after step %d (checkpoint in %s); run again to resume",
-                        state.step, ckpt)
-            return {"config": asdict(cfg), "steps_done": state.step, "stopped_early": True,
-                    "losses": state.losses, "evals": state.evals}
+            logger.info(
+                "spellm distill: stopped after step %d (checkpoint in %s); run again to resume",
+                state.step,
+                ckpt,
+            )
+            return {
+                "config": asdict(cfg),
+                "steps_done": state.step,
+                "stopped_early": True,
+                "losses": state.losses,
+                "evals": state.evals,
+            }
     student.eval()
     first, last = state.evals[0], state.evals[-1]
     summary = {

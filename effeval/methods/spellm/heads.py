@@ -116,7 +116,9 @@ def best_rows(char_logprobs, mode: str = "padded", allow_eos: bool = True):
     return rows, torch.where(eos_mask, eos, best_score)
 
 
-def sample_rows(char_logprobs, generator, mode: str = "padded", temperature: float = 1.0, allow_eos: bool = True):
+def sample_rows(
+    char_logprobs, generator, mode: str = "padded", temperature: float = 1.0, allow_eos: bool = True
+):
     """Sample valid strings from the heads' distribution (temperature on every head)."""
     torch = _torch()
     lp = torch.log_softmax(char_logprobs / temperature, dim=-1) if temperature != 1.0 else char_logprobs

@@ -57,7 +57,9 @@ def load_causal_lm(path: str, argument: str = "base", dtype=torch.float32, devic
             "by save_pretrained, e.g. `effeval zoo path llama-sp --trained`"
         )
     if (p / CONFIG_NAME).exists():
-        raise ConfigError(f"{argument}: {str(path)!r} is already a SpeLLM directory. Fix: pass its base model")
+        raise ConfigError(
+            f"{argument}: {str(path)!r} is already a SpeLLM directory. Fix: pass its base model"
+        )
     model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype).to(device).eval()
     tok = AutoTokenizer.from_pretrained(str(p))
     return model, tok
@@ -96,7 +98,9 @@ class SpeLLMForCausalLM(torch.nn.Module):
             source = str(base)
             base, tokenizer = load_causal_lm(source)
         if tokenizer is None:
-            raise ConfigError("tokenizer: none given for the base model. Fix: pass the base model's tokenizer")
+            raise ConfigError(
+                "tokenizer: none given for the base model. Fix: pass the base model's tokenizer"
+            )
         CharCodec(tokenizer, k, argument="base tokenizer")  # fail early on a tokenizer with no strings
         body = base_body(base)
         cfg = base.config
@@ -104,7 +108,7 @@ class SpeLLMForCausalLM(torch.nn.Module):
         heads = make_heads(hidden, k)
         gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
-            heads.proj.weight.normal_(0.0, hidden ** -0.5 * 0.1, generator=gen)
+            heads.proj.weight.normal_(0.0, hidden**-0.5 * 0.1, generator=gen)
             heads.proj.bias.zero_()
         heads.to(next(body.parameters()).dtype)
         out_emb = base.get_output_embeddings()
@@ -134,7 +138,9 @@ class SpeLLMForCausalLM(torch.nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         self.backbone.save_pretrained(str(out / BACKBONE_DIR))
         self.tokenizer.save_pretrained(str(out))
-        save_file({n: p.detach().contiguous() for n, p in self.heads.state_dict().items()}, str(out / HEADS_NAME))
+        save_file(
+            {n: p.detach().contiguous() for n, p in self.heads.state_dict().items()}, str(out / HEADS_NAME)
+        )
         tmp = out / (CONFIG_NAME + ".tmp")
         tmp.write_text(json.dumps(self.spellm_config, indent=2) + "\n")
         os.replace(tmp, out / CONFIG_NAME)  # written last: its presence marks a complete directory
@@ -147,8 +153,10 @@ class SpeLLMForCausalLM(torch.nn.Module):
 
         p = Path(os.path.expanduser(str(path)))
         if not p.is_dir():
-            raise ConfigError(f"{argument}: no directory at {str(path)!r}. Fix: pass a folder made by "
-                              "`effeval spellm distill --base DIR --out DIR`")
+            raise ConfigError(
+                f"{argument}: no directory at {str(path)!r}. Fix: pass a folder made by "
+                "`effeval spellm distill --base DIR --out DIR`"
+            )
         if not (p / CONFIG_NAME).exists():
             raise ConfigError(
                 f"{argument}: {str(path)!r} is not a SpeLLM directory (no {CONFIG_NAME}). Fix: convert the model "
@@ -156,8 +164,10 @@ class SpeLLMForCausalLM(torch.nn.Module):
             )
         config = json.loads((p / CONFIG_NAME).read_text())
         if config.get("format") != FORMAT:
-            raise ConfigError(f"{argument}: {CONFIG_NAME} has format {config.get('format')!r}, expected {FORMAT!r}. "
-                              "Fix: re-run `effeval spellm distill` with this effeval version")
+            raise ConfigError(
+                f"{argument}: {CONFIG_NAME} has format {config.get('format')!r}, expected {FORMAT!r}. "
+                "Fix: re-run `effeval spellm distill` with this effeval version"
+            )
         k = check_k(config.get("k"))
         kwargs = {"dtype": dtype} if dtype is not None else {}
         body = AutoModel.from_pretrained(str(p / config.get("backbone", BACKBONE_DIR)), **kwargs)
@@ -219,8 +229,14 @@ class SpeLLMForCausalLM(torch.nn.Module):
         return steps
 
     @torch.no_grad()
-    def score(self, items: list[ScoreItem], max_length: int = 2048, batch_size: int = 8, mode: str | None = None,
-              progress: bool = False) -> list[tuple[float, bool]]:
+    def score(
+        self,
+        items: list[ScoreItem],
+        max_length: int = 2048,
+        batch_size: int = 8,
+        mode: str | None = None,
+        progress: bool = False,
+    ) -> list[tuple[float, bool]]:
         """Exact log p of each item's steps given its context, and whether every step is the
         greedy (argmax) string. Sequences longer than ``max_length`` are scored in consecutive
         windows (each window sees at most ``max_length`` tokens of history)."""
@@ -246,13 +262,13 @@ class SpeLLMForCausalLM(torch.nn.Module):
                     stop += 1
                 last = targets[stop - 1][0]
                 lo = max(0, last + 1 - max_length)
-                windows.append((idx, seq[lo: last + 1], [(p - lo, r) for p, r in targets[start:stop]]))
+                windows.append((idx, seq[lo : last + 1], [(p - lo, r) for p, r in targets[start:stop]]))
                 start = stop
         totals = [0.0] * len(items)
         greedy = [True] * len(items)
         order = sorted(range(len(windows)), key=lambda i: -len(windows[i][1]))
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         for batch in tqdm(batches, desc="spellm score", disable=not progress, leave=False):
             width = max(len(windows[i][1]) for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -276,8 +292,17 @@ class SpeLLMForCausalLM(torch.nn.Module):
     # ------------------------------------------------------------------ generation
 
     @torch.no_grad()
-    def generate(self, context: list[int], max_new_tokens: int = 256, stop_strings=(), do_sample: bool = False,
-                 temperature: float = 1.0, generator=None, max_length: int = 2048, mode: str | None = None):
+    def generate(
+        self,
+        context: list[int],
+        max_new_tokens: int = 256,
+        stop_strings=(),
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        generator=None,
+        max_length: int = 2048,
+        mode: str | None = None,
+    ):
         """Greedy or sampled decoding. Each step: heads -> best/sampled valid string -> its input
         tokens appended. Stops at EOS, at a stop string (output cut before it), after
         ``max_new_tokens`` input tokens, or at ``max_length``. Returns (text, stats dict)."""
@@ -314,4 +339,9 @@ class SpeLLMForCausalLM(torch.nn.Module):
                 break
         else:
             text = out.decode("utf-8", errors="replace")
-        return text, {"steps": steps, "generated_tokens": n_tokens, "generated_bytes": len(out), "stopped": stopped}
+        return text, {
+            "steps": steps,
+            "generated_tokens": n_tokens,
+            "generated_bytes": len(out),
+            "stopped": stopped,
+        }

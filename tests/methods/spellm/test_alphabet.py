@@ -21,11 +21,16 @@ def test_every_token_that_fits_round_trips(tokenizer):
     assert report["tokens_tried"] == codec.coverage()["tokens_fitting_k"]
     assert report["same_bytes_fraction"] == 1.0
     mismatched = [
-        i for i, b in enumerate(codec.token_bytes)
-        if b is not None and len(b) <= 16 and codec.string_to_tokens(codec.row_to_string(codec.token_row(i))) != [i]
+        i
+        for i, b in enumerate(codec.token_bytes)
+        if b is not None
+        and len(b) <= 16
+        and codec.string_to_tokens(codec.row_to_string(codec.token_row(i))) != [i]
     ]
-    assert all(i in codec._fallback and codec.bytes_to_id[codec.token_bytes[i]] not in codec._fallback
-               for i in mismatched)
+    assert all(
+        i in codec._fallback and codec.bytes_to_id[codec.token_bytes[i]] not in codec._fallback
+        for i in mismatched
+    )
     assert report["same_token_fraction"] > 0.99
 
 

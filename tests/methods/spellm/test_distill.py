@@ -11,8 +11,20 @@ from effeval.methods.spellm.distill import DistillConfig, distill, evaluate
 
 
 def _small(base, out, **kw):
-    settings = dict(base=base, out=str(out), k=16, steps=150, batch_size=8, seqlen=32, eval_every=75,
-                    eval_positions=128, save_every=1000, pool=1024, progress=False, resume=False)
+    settings = dict(
+        base=base,
+        out=str(out),
+        k=16,
+        steps=150,
+        batch_size=8,
+        seqlen=32,
+        eval_every=75,
+        eval_positions=128,
+        save_every=1000,
+        pool=1024,
+        progress=False,
+        resume=False,
+    )
     settings.update(kw)
     return DistillConfig(**settings)
 
@@ -47,8 +59,8 @@ def test_loss_curve_and_evals_are_logged(distilled):
 
 
 def test_saved_directory_reloads_with_identical_outputs(distilled, zoo_path):
-    from effeval.methods.spellm.model import SpeLLMForCausalLM, load_causal_lm
     from effeval.methods.spellm.distill import MarginalTargets, make_blocks
+    from effeval.methods.spellm.model import SpeLLMForCausalLM, load_causal_lm
 
     summary, out = distilled
     model = SpeLLMForCausalLM.from_pretrained(out)
@@ -89,7 +101,17 @@ def test_bad_distill_input_is_a_clear_error(zoo_path, tmp_path):
     with pytest.raises(ConfigError, match=r"^--base: .*not a model directory"):
         main(["distill", "--base", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
     with pytest.raises(ConfigError, match=r"^--data: "):
-        main(["distill", "--base", zoo_path("llama-sp"), "--out", str(tmp_path / "o"), "--data", str(tmp_path / "x.txt")])
+        main(
+            [
+                "distill",
+                "--base",
+                zoo_path("llama-sp"),
+                "--out",
+                str(tmp_path / "o"),
+                "--data",
+                str(tmp_path / "x.txt"),
+            ]
+        )
 
 
 def test_full_tuning_trains_a_copy_of_the_body_and_saves_it(zoo_path, tmp_path):

@@ -27,7 +27,7 @@ def test_string_logprob_matches_a_hand_computation():
     lp = heads(hidden)
     logits = (hidden.double() @ heads.proj.weight.double().t() + heads.proj.bias.double()).tolist()
     for n in range(3):
-        per_head = [_hand_log_softmax(logits[n][j * NUM_SYMBOLS:(j + 1) * NUM_SYMBOLS]) for j in range(4)]
+        per_head = [_hand_log_softmax(logits[n][j * NUM_SYMBOLS : (j + 1) * NUM_SYMBOLS]) for j in range(4)]
         padded = sum(per_head[j][rows[n, j]] for j in range(4))
         first_stop = next((j for j in range(4) if rows[n, j] >= 256), 3)
         terminated = sum(per_head[j][rows[n, j]] for j in range(first_stop + 1))
@@ -69,8 +69,9 @@ def test_sampling_follows_the_scoring_distribution_over_valid_strings():
     logits[:, :, allowed] = torch.randn(1, k, len(allowed), generator=gen)
     lp = torch.log_softmax(logits, -1)
     candidates = _valid_strings(alphabet, k)
-    probs = torch.softmax(string_logprob(lp[0].expand(len(candidates), k, NUM_SYMBOLS),
-                                         torch.tensor(candidates), "padded"), 0)
+    probs = torch.softmax(
+        string_logprob(lp[0].expand(len(candidates), k, NUM_SYMBOLS), torch.tensor(candidates), "padded"), 0
+    )
     n = 20000
     draws = sample_rows(lp.expand(n, k, NUM_SYMBOLS), torch.Generator().manual_seed(3), "padded")
     counts = {c: 0 for c in candidates}

@@ -55,9 +55,9 @@ def test_score_is_the_sum_of_string_logprobs_along_the_sequence(spellm):
             lp, _ = model(torch.tensor([seq]))
         expected += string_logprob(lp[0, -1], torch.tensor(step.row), "padded").item()
         seq += step.tokens
-    (got, _), = model.score([ScoreItem(ctx, steps)])
+    ((got, _),) = model.score([ScoreItem(ctx, steps)])
     assert got == pytest.approx(expected, abs=1e-3)
-    (single, _), = model.score([ScoreItem(ctx, steps)], max_length=len(seq))
+    ((single, _),) = model.score([ScoreItem(ctx, steps)], max_length=len(seq))
     assert single == pytest.approx(expected, abs=1e-3)
 
 
@@ -67,7 +67,9 @@ def test_long_sequences_are_scored_in_windows_each_step_once(spellm):
     model, _ = spellm
     tok = model.tokenizer
     ctx = [tok.eos_token_id]
-    steps = model.steps_for(tok.encode("for key, value in sorted(table.items()): print(key)", add_special_tokens=False))
+    steps = model.steps_for(
+        tok.encode("for key, value in sorted(table.items()): print(key)", add_special_tokens=False)
+    )
     seq, targets = list(ctx), []
     for step in steps:
         targets.append((len(seq) - 1, step.row))
@@ -79,13 +81,13 @@ def test_long_sequences_are_scored_in_windows_each_step_once(spellm):
         group = [t for t in targets[start:] if t[0] < first + m]
         lo = max(0, group[-1][0] + 1 - m)
         with torch.no_grad():
-            lp, _ = model(torch.tensor([seq[lo: group[-1][0] + 1]]))
+            lp, _ = model(torch.tensor([seq[lo : group[-1][0] + 1]]))
         for pos, row in group:
             expected += string_logprob(lp[0, pos - lo], torch.tensor(row)).item()
         start += len(group)
-    (got, _), = model.score([ScoreItem(ctx, steps)], max_length=m)
+    ((got, _),) = model.score([ScoreItem(ctx, steps)], max_length=m)
     assert got == pytest.approx(expected, abs=1e-3)
-    (full, _), = model.score([ScoreItem(ctx, steps)], max_length=len(seq))
+    ((full, _),) = model.score([ScoreItem(ctx, steps)], max_length=len(seq))
     assert got != pytest.approx(full, abs=1e-3)  # the windows really cut the context
 
 
@@ -100,11 +102,11 @@ def test_greedy_flag_marks_exactly_the_best_string(spellm):
     row = best_rows(lp[:, -1])[0][0].tolist()
     string = model.codec.row_to_string(row)
     best = Step(tuple(row), model.codec.string_to_tokens(string))
-    (_, greedy), = model.score([ScoreItem(ctx, [best])])
+    ((_, greedy),) = model.score([ScoreItem(ctx, [best])])
     assert greedy
     other = list(row)
     other[0] = (other[0] + 1) % 256
-    (_, greedy), = model.score([ScoreItem(ctx, [Step(tuple(other), best.tokens)])])
+    ((_, greedy),) = model.score([ScoreItem(ctx, [Step(tuple(other), best.tokens)])])
     assert not greedy
 
 
@@ -124,13 +126,15 @@ def test_stop_strings_cut_the_output(spellm):
     ctx = model.tokenizer.encode("a", add_special_tokens=False)
     text, _ = model.generate(ctx, max_new_tokens=6)
     assert text
-    stop = text[len(text) // 2:] or text
+    stop = text[len(text) // 2 :] or text
     cut, info = model.generate(ctx, max_new_tokens=6, stop_strings=[stop])
     assert info["stopped"] == "stop_string" and stop not in cut and text.startswith(cut)
 
 
 def test_non_spellm_dir_is_a_clear_error(zoo_path, tmp_path):
-    with pytest.raises(ConfigError, match=r"^pretrained: .*not a SpeLLM directory.*Fix: .*effeval spellm distill"):
+    with pytest.raises(
+        ConfigError, match=r"^pretrained: .*not a SpeLLM directory.*Fix: .*effeval spellm distill"
+    ):
         SpeLLMForCausalLM.from_pretrained(zoo_path("llama-sp"))
     with pytest.raises(ConfigError, match=r"^pretrained: no directory"):
         SpeLLMForCausalLM.from_pretrained(tmp_path / "missing")
