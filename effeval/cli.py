@@ -136,7 +136,35 @@ def check_lm_argv(argv: list[str]) -> bool:
     extra = _flag_value(argv, "--include_path", "--include-path")
     ours_tm = TaskManager(include_path=[str(task_configs_dir())] + ([extra] if extra else []), include_defaults=False)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
-    return all(t in ours_tm.all_tasks or os.path.exists(t) for t in requested)
+    index = ours_tm._index  # name -> Entry(kind, cfg); lm-eval 0.4.x
+    return all(os.path.exists(t) or _resolves_without_builtins(t, index, set()) for t in requested)
+
+
+def _resolves_without_builtins(name: str, index, seen: set) -> bool:
+    """True when ``name`` and (for a group) every member is defined in our task folder.
+
+    A group of ours may list lm-eval built-ins (e.g. ``pruned_ssm``: piqa, hellaswag, ...);
+    then the built-in index is needed. Anything we cannot classify counts as needing it.
+    """
+    entry = index.get(name)
+    if entry is None or name in seen:
+        return entry is not None
+    seen.add(name)
+    kind = getattr(getattr(entry, "kind", None), "name", "")
+    if kind != "GROUP":
+        return kind == "TASK" or kind == "PY_TASK"
+    members = (entry.cfg or {}).get("task") or []
+    for member in members if isinstance(members, list) else [members]:
+        if isinstance(member, dict):
+            inner = member.get("task")
+            if isinstance(inner, str) and inner in index:
+                if not _resolves_without_builtins(inner, index, seen):
+                    return False
+            elif not ("custom_dataset" in member or "dataset_path" in member):
+                return False
+        elif not _resolves_without_builtins(str(member), index, seen):
+            return False
+    return True
 
 
 def cmd_lm(argv: list[str]) -> int:
