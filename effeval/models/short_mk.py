@@ -25,7 +25,14 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from effeval.errors import ConfigError
-from effeval.models.base import Arg, EffevalWrapperMixin, check_pretrained, parse_model_args, resolve_device, track_requests
+from effeval.models.base import (
+    Arg,
+    EffevalWrapperMixin,
+    check_pretrained,
+    parse_model_args,
+    resolve_device,
+    track_requests,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +51,33 @@ ARGS = [
     Arg("think_end", str, "</think>", help="end-of-thinking marker (a string; several tokens is fine)"),
     Arg("answer", str, "boxed", help="answer extractor: boxed | number | mc | regex:<pattern>"),
     Arg("normalize", str, "math", choices=("exact", "math", "numeric")),
-    Arg("answer_phase", str, "continue", choices=("continue", "in_chain"),
-        help="continue: write the answer after the marker; in_chain: the answer is already in the chain"),
-    Arg("answer_tokens", int, 64, check=lambda x: None if x >= 0 else f"must be >= 0, got {x}. Fix: pass e.g. answer_tokens=64"),
-    Arg("max_think_tokens", int, None, allow_none=True, help="thinking budget (default: the task's max_gen_toks)"),
+    Arg(
+        "answer_phase",
+        str,
+        "continue",
+        choices=("continue", "in_chain"),
+        help="continue: write the answer after the marker; in_chain: the answer is already in the chain",
+    ),
+    Arg(
+        "answer_tokens",
+        int,
+        64,
+        check=lambda x: None if x >= 0 else f"must be >= 0, got {x}. Fix: pass e.g. answer_tokens=64",
+    ),
+    Arg(
+        "max_think_tokens",
+        int,
+        None,
+        allow_none=True,
+        help="thinking budget (default: the task's max_gen_toks)",
+    ),
     Arg("seed", int, 1234),
-    Arg("measure_savings", bool, False, help="keep aborted chains running (booked apart) to measure tokens saved"),
+    Arg(
+        "measure_savings",
+        bool,
+        False,
+        help="keep aborted chains running (booked apart) to measure tokens saved",
+    ),
     Arg("chain_log", str, None, allow_none=True, help="also append the per-chain log to this JSONL file"),
     Arg("log_text", bool, False, help="include every chain's text in the per-chain log"),
 ]
@@ -67,7 +95,9 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
 
         check_strategy(ours["strategy"], ours["k"], ours["m"])
         if ours["max_think_tokens"] is not None and ours["max_think_tokens"] < 1:
-            raise ConfigError(f"{self.MODEL_NAME} model_args 'max_think_tokens': must be >= 1. Fix: pass e.g. max_think_tokens=32768")
+            raise ConfigError(
+                f"{self.MODEL_NAME} model_args 'max_think_tokens': must be >= 1. Fix: pass e.g. max_think_tokens=32768"
+            )
         self._extractor = make_extractor(ours["answer"])
         rest["pretrained"] = check_pretrained(ours["pretrained"], model=self.MODEL_NAME)
         rest["device"] = resolve_device(rest.get("device"))
@@ -100,11 +130,22 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
         think_budget = a["max_think_tokens"] or max_gen
         until = [s for s in kw.get("until", []) if s]
         return SamplingConfig(
-            k=a["k"], m=a["m"], strategy=a["strategy"], think_end=a["think_end"], answer=a["answer"],
-            normalize=a["normalize"], answer_phase=a["answer_phase"], answer_tokens=a["answer_tokens"],
-            max_think_tokens=min(think_budget, max_gen), temperature=temperature if do_sample else 1.0,
-            top_p=float(kw.get("top_p", 1.0) or 1.0), top_k=int(kw.get("top_k", 0) or 0), do_sample=do_sample,
-            stop=tuple(until), seed=a["seed"], measure_savings=a["measure_savings"],
+            k=a["k"],
+            m=a["m"],
+            strategy=a["strategy"],
+            think_end=a["think_end"],
+            answer=a["answer"],
+            normalize=a["normalize"],
+            answer_phase=a["answer_phase"],
+            answer_tokens=a["answer_tokens"],
+            max_think_tokens=min(think_budget, max_gen),
+            temperature=temperature if do_sample else 1.0,
+            top_p=float(kw.get("top_p", 1.0) or 1.0),
+            top_k=int(kw.get("top_k", 0) or 0),
+            do_sample=do_sample,
+            stop=tuple(until),
+            seed=a["seed"],
+            measure_savings=a["measure_savings"],
         ), max_gen
 
     # ------------------------------------------------------------------ lm-eval API
@@ -129,17 +170,31 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
                 max_gen = max(16, self.max_length // 2)
                 room = self.max_length - max_gen
                 cfg.max_think_tokens = min(cfg.max_think_tokens, max_gen)
-                logger.warning("short-m@k: max_gen_toks exceeds the model's %d-token window; using %d", self.max_length, max_gen)
+                logger.warning(
+                    "short-m@k: max_gen_toks exceeds the model's %d-token window; using %d",
+                    self.max_length,
+                    max_gen,
+                )
             prompt = self.tok_encode(context, left_truncate_len=room)
-            result = sample_short_mk(HFStepBackend(self.model, self.device), prompt, cfg, decode=self._decode,
-                                     encode=self._encode_plain, eos_ids=eos_ids, extractor=self._extractor,
-                                     detector=self._detector)
+            result = sample_short_mk(
+                HFStepBackend(self.model, self.device),
+                prompt,
+                cfg,
+                decode=self._decode,
+                encode=self._encode_plain,
+                eos_ids=eos_ids,
+                extractor=self._extractor,
+                detector=self._detector,
+            )
             eff = result.efficiency()
             self.stats.prompt_tokens += len(prompt)
             self.stats.generated_tokens += result.total_tokens
-            self.stats.add(**{key: value for key, value in eff.items() if key != "chains"},
-                           chains_sampled=eff["chains"], shadow_forward_passes=result.shadow_forward_passes,
-                           vote_ties=int(result.vote.margin == 0 and len(result.vote.tally) > 1))
+            self.stats.add(
+                **{key: value for key, value in eff.items() if key != "chains"},
+                chains_sampled=eff["chains"],
+                shadow_forward_passes=result.shadow_forward_passes,
+                vote_ties=int(result.vote.margin == 0 and len(result.vote.tally) > 1),
+            )
             log = result.log(with_text=self.effeval_args["log_text"])
             if isinstance(gen_kwargs, dict):
                 gen_kwargs[LOG_KEY] = log  # lm-eval writes request arguments into the samples file
@@ -167,10 +222,18 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
             info["mean_vote_margin"] = c.get("vote_margin", 0) / requests
         if "counterfactual_total_tokens" in c:
             info["tokens_saved"] = c["counterfactual_total_tokens"] - c.get("total_generated_tokens", 0)
-            info["tokens_saved_ratio"] = info["tokens_saved"] / c["counterfactual_total_tokens"] if c["counterfactual_total_tokens"] else 0.0
-            info["thinking_tokens_saved"] = c["counterfactual_thinking_tokens"] - c.get("thinking_tokens_all", 0)
+            info["tokens_saved_ratio"] = (
+                info["tokens_saved"] / c["counterfactual_total_tokens"]
+                if c["counterfactual_total_tokens"]
+                else 0.0
+            )
+            info["thinking_tokens_saved"] = c["counterfactual_thinking_tokens"] - c.get(
+                "thinking_tokens_all", 0
+            )
             info["thinking_tokens_saved_ratio"] = (
-                info["thinking_tokens_saved"] / c["counterfactual_thinking_tokens"] if c["counterfactual_thinking_tokens"] else 0.0
+                info["thinking_tokens_saved"] / c["counterfactual_thinking_tokens"]
+                if c["counterfactual_thinking_tokens"]
+                else 0.0
             )
         elif self.effeval_args["strategy"] in ("majority", "longest"):
             info["tokens_saved"] = 0  # every chain ran to its end

@@ -102,9 +102,17 @@ def _config(tok):
     import transformers as tf
 
     return tf.LlamaConfig(
-        vocab_size=len(tok), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=LAYERS,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
     )
 
 
@@ -142,7 +150,12 @@ def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: f
     opt = torch.optim.AdamW(compact.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warmup if s < warmup else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
+        opt,
+        lambda s: (
+            (s + 1) / warmup
+            if s < warmup
+            else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
+        ),
     )
     gen = torch.Generator().manual_seed(seed)
     offset = torch.zeros(n_used + 1)
@@ -159,7 +172,9 @@ def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: f
         mask = (torch.arange(width)[None, :] < lengths[idx][:, None]).long()
         hidden = compact.model(input_ids=ids[idx, :width], attention_mask=mask).last_hidden_state
         logits = hidden @ emb.T + offset
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, n_used + 1), labels[idx, :width].reshape(-1))
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, n_used + 1), labels[idx, :width].reshape(-1)
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(compact.parameters(), 1.0)
         opt.step()
@@ -171,7 +186,9 @@ def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: f
     torch.set_num_threads(threads)
     compact.eval()
     with torch.no_grad():
-        state = {k: v for k, v in compact.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k}
+        state = {
+            k: v for k, v in compact.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k
+        }
         model.load_state_dict(state, strict=False)
         full = model.get_input_embeddings().weight
         full[:] = emb[-1]
@@ -180,8 +197,11 @@ def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: f
     return losses
 
 
-@register("reasoner-sp", "tiny <think>-chain arithmetic reasoner (Llama, Mistral 32k SentencePiece) for short-m@k",
-          default=False)
+@register(
+    "reasoner-sp",
+    "tiny <think>-chain arithmetic reasoner (Llama, Mistral 32k SentencePiece) for short-m@k",
+    default=False,
+)
 def _reasoner_sp(out: Path, trained: bool) -> None:
     import torch
     from transformers import AutoModelForCausalLM

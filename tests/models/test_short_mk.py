@@ -33,9 +33,14 @@ def sample(tiny, prompt, **cfg):
 
     _, tok, model = tiny
     backend = HFStepBackend(model)
-    result = sample_short_mk(backend, tok.encode(prompt), SamplingConfig(**cfg),
-                             decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
-                             encode=lambda s: tok.encode(s, add_special_tokens=False), eos_ids=[tok.eos_token_id])
+    result = sample_short_mk(
+        backend,
+        tok.encode(prompt),
+        SamplingConfig(**cfg),
+        decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
+        encode=lambda s: tok.encode(s, add_special_tokens=False),
+        eos_ids=[tok.eos_token_id],
+    )
     return result, backend
 
 
@@ -44,12 +49,20 @@ def test_shared_prompt_cache_matches_plain_greedy_generation(tiny):
 
     _, tok, model = tiny
     prompt = "Q: 3 + 4 = ?\nA: <think>"
-    result, backend = sample(tiny, prompt, k=3, m=1, strategy="majority", do_sample=False, max_think_tokens=10,
-                             answer_phase="in_chain")
+    result, backend = sample(
+        tiny,
+        prompt,
+        k=3,
+        m=1,
+        strategy="majority",
+        do_sample=False,
+        max_think_tokens=10,
+        answer_phase="in_chain",
+    )
     ids = tok(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
         ref = model.generate(ids, max_new_tokens=10, do_sample=False, eos_token_id=None)
-    expected = tok.decode(ref[0, ids.shape[1]:], skip_special_tokens=True)
+    expected = tok.decode(ref[0, ids.shape[1] :], skip_special_tokens=True)
     assert [c.text for c in result.chains] == [expected] * 3
     assert backend.forward_calls == 10  # one prompt pass for all 3 rows + 9 decode steps
 
@@ -68,8 +81,13 @@ def test_k8_same_seed_identical_and_short1_cheaper_than_majority(tiny):
                 assert sum(c.selected for c in r.chains) == m
                 assert r.forward_passes <= r.stop_step + common["answer_tokens"]
     assert totals[("short", 1)] < totals[("short", 3)] <= totals[("majority", 1)]
-    texts = {seed: [c.text for c in sample(tiny, prompts[0], strategy="majority", **{**common, "seed": seed})[0].chains]
-             for seed in (7, 8)}
+    texts = {
+        seed: [
+            c.text
+            for c in sample(tiny, prompts[0], strategy="majority", **{**common, "seed": seed})[0].chains
+        ]
+        for seed in (7, 8)
+    }
     assert texts[7] != texts[8]  # the seed drives the sampling
 
 
@@ -100,7 +118,9 @@ def test_wrapper_generate_until_logs_every_chain(tiny):
     req = Instance("generate_until", {}, ("Q: 1 + 1 = ?\nA: <think>", gen_kwargs), 0)
     (text,) = lm.generate_until([req])
     log = req.args[1]["effeval_short_mk"]
-    assert len(log["chains"]) == 4 and {"think_tokens", "status", "answer", "selected"} <= set(log["chains"][0])
+    assert len(log["chains"]) == 4 and {"think_tokens", "status", "answer", "selected"} <= set(
+        log["chains"][0]
+    )
     chosen = log["chains"][log["chosen"]]
     assert chosen["selected"] and chosen["status"] in ("finished", "eos", "truncated")
     eff = lm.get_model_info()["effeval"]["efficiency"]
@@ -112,14 +132,30 @@ def test_wrapper_generate_until_logs_every_chain(tiny):
 def test_stock_lm_eval_cli_samples_show_the_chain_log(tiny, tmp_path, repo_root):
     lm_eval = Path(sys.executable).with_name("lm_eval")
     out = tmp_path / "run"
-    cmd = [str(lm_eval), "--model", "effeval-short-mk", "--model_args",
-           f"pretrained={tiny[0]},k=4,m=2,max_think_tokens=12,answer_tokens=3,think_end={EASY_MARK}",
-           "--tasks", "short_mk_arith_mini", "--include_path", str(repo_root / "task_configs"), "--limit", "2",
-           "--device", "cpu", "--output_path", str(out), "--log_samples"]
+    cmd = [
+        str(lm_eval),
+        "--model",
+        "effeval-short-mk",
+        "--model_args",
+        f"pretrained={tiny[0]},k=4,m=2,max_think_tokens=12,answer_tokens=3,think_end={EASY_MARK}",
+        "--tasks",
+        "short_mk_arith_mini",
+        "--include_path",
+        str(repo_root / "task_configs"),
+        "--limit",
+        "2",
+        "--device",
+        "cpu",
+        "--output_path",
+        str(out),
+        "--log_samples",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    samples = [json.loads(line) for f in out.rglob("samples_short_mk_arith_mini_*.jsonl") for line in f.open()]
+    samples = [
+        json.loads(line) for f in out.rglob("samples_short_mk_arith_mini_*.jsonl") for line in f.open()
+    ]
     assert len(samples) == 2
     for s in samples:
         log = s["arguments"]["gen_args_0"]["arg_1"]["effeval_short_mk"]

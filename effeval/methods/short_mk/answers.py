@@ -99,7 +99,9 @@ def make_extractor(spec: str, argument: str = "answer") -> Extractor:
     if spec.startswith("regex:"):
         pattern = spec[len("regex:") :]
         if not pattern:
-            raise ConfigError(f"{argument}: 'regex:' has an empty pattern. Fix: write regex:<pattern>, e.g. regex:ANSWER=(\\d+)")
+            raise ConfigError(
+                f"{argument}: 'regex:' has an empty pattern. Fix: write regex:<pattern>, e.g. regex:ANSWER=(\\d+)"
+            )
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
@@ -161,7 +163,9 @@ def _normalize_math(ans: str) -> str:
 
 
 def _as_fraction(ans: str) -> Fraction | None:
-    m = re.fullmatch(r"\\frac\{?\s*(-?\d+)\s*\}?\{?\s*(-?\d+)\s*\}?", ans) or re.fullmatch(r"(-?\d+)\s*/\s*(-?\d+)", ans)
+    m = re.fullmatch(r"\\frac\{?\s*(-?\d+)\s*\}?\{?\s*(-?\d+)\s*\}?", ans) or re.fullmatch(
+        r"(-?\d+)\s*/\s*(-?\d+)", ans
+    )
     try:
         if m:
             return Fraction(int(m.group(1)), int(m.group(2)))
@@ -185,7 +189,9 @@ _NORMALIZERS = {"exact": _normalize_exact, "math": _normalize_math, "numeric": _
 
 def make_normalizer(name: str, argument: str = "normalize") -> Callable[[str | None], str | None]:
     if name not in _NORMALIZERS:
-        raise ConfigError(f"{argument}: unknown normaliser {name!r}. Fix: use one of {', '.join(NORMALIZERS)}")
+        raise ConfigError(
+            f"{argument}: unknown normaliser {name!r}. Fix: use one of {', '.join(NORMALIZERS)}"
+        )
     fn = _NORMALIZERS[name]
 
     def normalize(ans: str | None) -> str | None:
@@ -197,7 +203,9 @@ def make_normalizer(name: str, argument: str = "normalize") -> Callable[[str | N
     return normalize
 
 
-def is_correct(answer: str | None, target: str | None, normalize: str = "math", extract_target: bool = True) -> bool:
+def is_correct(
+    answer: str | None, target: str | None, normalize: str = "math", extract_target: bool = True
+) -> bool:
     """Whether ``answer`` equals ``target`` after the same normalisation.
 
     A target that itself contains ``\\boxed{}`` (MATH solutions) is reduced to its boxed content.

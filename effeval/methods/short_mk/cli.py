@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -17,10 +16,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="effeval shortmk", description="short-m@k tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
     an = sub.add_parser("analyze", help="every strategy and every m <= k from a pool of complete chains")
-    an.add_argument("samples", help="lm-eval samples_*.jsonl of an effeval-short-mk strategy=majority run, or a native pool")
+    an.add_argument(
+        "samples",
+        help="lm-eval samples_*.jsonl of an effeval-short-mk strategy=majority run, or a native pool",
+    )
     an.add_argument("--out", default=None, help="output stem (default: next to the input, <name>.shortmk)")
-    an.add_argument("--normalize", default="math", help="answer normaliser: exact | math | numeric (default math)")
-    an.add_argument("--answer", default=None, help="re-extract answers from logged chain texts: boxed | number | mc | regex:PAT")
+    an.add_argument(
+        "--normalize", default="math", help="answer normaliser: exact | math | numeric (default math)"
+    )
+    an.add_argument(
+        "--answer",
+        default=None,
+        help="re-extract answers from logged chain texts: boxed | number | mc | regex:PAT",
+    )
     an.add_argument("--seed", type=int, default=1234, help="seed of the tie-break choices")
     return parser
 
@@ -38,8 +46,17 @@ def analyze(args) -> int:
     png_path = json_path.with_suffix(".png")
     write_json_atomic(json_path, table)
     plot_pool(table, png_path)
-    print_table(table["rows"], ["name", "accuracy", "thinking_tokens", "time_steps", "thinking_tokens_ratio_to_majority",
-                                "time_ratio_to_majority"])
+    print_table(
+        table["rows"],
+        [
+            "name",
+            "accuracy",
+            "thinking_tokens",
+            "time_steps",
+            "thinking_tokens_ratio_to_majority",
+            "time_ratio_to_majority",
+        ],
+    )
     print(f"\ntable: {json_path}\nplot:  {png_path}")
     return 0
 

@@ -13,7 +13,11 @@ from pathlib import Path
 
 def run(ctx) -> list[Path]:
     model_dir = ctx.zoo("reasoner-sp")
-    model_args = (f"pretrained={model_dir},k=4,m=2,strategy=short,max_think_tokens=40,answer_tokens=8,"
-                  "measure_savings=true,dtype=float32")
+    model_args = (
+        f"pretrained={model_dir},k=4,m=2,strategy=short,max_think_tokens=40,answer_tokens=8,"
+        "measure_savings=true,dtype=float32"
+    )
     extra = [] if ctx.limit else ["--limit", "4"]
-    return [ctx.run_lm_eval("short-mk-reasoner-sp", "effeval-short-mk", model_args, "short_mk_arith_mini", extra)]
+    return [
+        ctx.run_lm_eval("short-mk-reasoner-sp", "effeval-short-mk", model_args, "short_mk_arith_mini", extra)
+    ]

@@ -46,10 +46,16 @@ class HFStepBackend:
         with torch.inference_mode():
             batch = _cache_batch_size(self.cache)
             if batch is not None and len(keep) != batch:
-                self.cache.batch_select_indices(torch.tensor(list(keep), dtype=torch.long, device=self.device))
+                self.cache.batch_select_indices(
+                    torch.tensor(list(keep), dtype=torch.long, device=self.device)
+                )
             position = torch.full((len(keep), 1), self.position, dtype=torch.long, device=self.device)
-            out = self._forward(tokens.view(-1, 1), past_key_values=self.cache, position_ids=position,
-                                cache_position=torch.tensor([self.position], device=self.device))
+            out = self._forward(
+                tokens.view(-1, 1),
+                past_key_values=self.cache,
+                position_ids=position,
+                cache_position=torch.tensor([self.position], device=self.device),
+            )
             self.cache = out.past_key_values
             self.position += 1
             return out.logits[:, -1, :].float()

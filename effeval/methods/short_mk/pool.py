@@ -64,7 +64,9 @@ def _find_log(obj: Any) -> dict | None:
 
 def _chain_from(entry: dict, index: int, extractor, normalize) -> Chain:
     if "think_tokens" not in entry:
-        raise ConfigError(f"pool: a chain has no 'think_tokens'. Fix: give every chain think_tokens (int) and answer")
+        raise ConfigError(
+            "pool: a chain has no 'think_tokens'. Fix: give every chain think_tokens (int) and answer"
+        )
     answer = entry.get("answer")
     if extractor is not None and entry.get("text") is not None:
         answer = extractor(entry["text"])
@@ -74,9 +76,14 @@ def _chain_from(entry: dict, index: int, extractor, normalize) -> Chain:
             "pool: a chain was aborted by an early stop, so its full length is unknown. "
             "Fix: analyse the samples of a strategy=majority run (all chains run to the end)"
         )
-    return Chain(index=int(entry.get("index", index)), think_tokens=int(entry["think_tokens"]),
-                 answer_tokens=int(entry.get("answer_tokens", 0)), status=status, answer=answer,
-                 vote_key=normalize(answer))
+    return Chain(
+        index=int(entry.get("index", index)),
+        think_tokens=int(entry["think_tokens"]),
+        answer_tokens=int(entry.get("answer_tokens", 0)),
+        status=status,
+        answer=answer,
+        vote_key=normalize(answer),
+    )
 
 
 def load_pool(path: str | Path, answer: str | None = None, normalize: str = "math") -> list[PoolQuestion]:
@@ -86,7 +93,9 @@ def load_pool(path: str | Path, answer: str | None = None, normalize: str = "mat
     ``answer`` (an extractor spec) re-extracts answers from chain texts when the log has them."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"pool file {str(path)!r} does not exist. Fix: pass a samples_*.jsonl written with --log_samples")
+        raise ConfigError(
+            f"pool file {str(path)!r} does not exist. Fix: pass a samples_*.jsonl written with --log_samples"
+        )
     extractor = make_extractor(answer) if answer else None
     norm = make_normalizer(normalize)
     out = []
@@ -97,9 +106,15 @@ def load_pool(path: str | Path, answer: str | None = None, normalize: str = "mat
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{lineno}: malformed JSON ({exc.msg}). Fix: one JSON object per line") from None
+                raise ConfigError(
+                    f"{path}:{lineno}: malformed JSON ({exc.msg}). Fix: one JSON object per line"
+                ) from None
             if "chains" in row:
-                entries, target, qid = row["chains"], row.get("target"), row.get("id", row.get("doc_id", lineno))
+                entries, target, qid = (
+                    row["chains"],
+                    row.get("target"),
+                    row.get("id", row.get("doc_id", lineno)),
+                )
             else:
                 log = _find_log(row.get("arguments"))
                 if log is None:
@@ -110,7 +125,9 @@ def load_pool(path: str | Path, answer: str | None = None, normalize: str = "mat
                 entries, target, qid = log["chains"], row.get("target"), row.get("doc_id", lineno)
             chains = [_chain_from(e, i, extractor, norm) for i, e in enumerate(entries)]
             if not chains:
-                raise ConfigError(f"{path}:{lineno}: a question with no chains. Fix: every question needs k >= 1 chains")
+                raise ConfigError(
+                    f"{path}:{lineno}: a question with no chains. Fix: every question needs k >= 1 chains"
+                )
             out.append(PoolQuestion(str(qid), None if target is None else str(target), chains))
     if not out:
         raise ConfigError(f"{path}: empty pool. Fix: pass a file with at least one question")
@@ -124,11 +141,22 @@ def _correct(key: str | None, target: str | None, norm) -> bool:
     return key == norm(boxed if boxed is not None else target)
 
 
-def _row(name: str, strategy: str, m: int | None, k: int, acc: list[float], think: list[float], time_: list[float],
-         chosen_len: list[float]) -> dict[str, Any]:
+def _row(
+    name: str,
+    strategy: str,
+    m: int | None,
+    k: int,
+    acc: list[float],
+    think: list[float],
+    time_: list[float],
+    chosen_len: list[float],
+) -> dict[str, Any]:
     n = len(acc)
     return {
-        "name": name, "strategy": strategy, "m": m, "k": k,
+        "name": name,
+        "strategy": strategy,
+        "m": m,
+        "k": k,
         "accuracy": sum(acc) / n,
         "thinking_tokens": sum(think) / n,
         "time_steps": sum(time_) / n,
@@ -137,14 +165,18 @@ def _row(name: str, strategy: str, m: int | None, k: int, acc: list[float], thin
     }
 
 
-def analyze_pool(questions: Sequence[PoolQuestion], normalize: str = "math", seed: int = 1234) -> dict[str, Any]:
+def analyze_pool(
+    questions: Sequence[PoolQuestion], normalize: str = "math", seed: int = 1234
+) -> dict[str, Any]:
     """The table for every strategy and every m <= k (see module docstring)."""
     if not questions:
         raise ConfigError("pool: no questions. Fix: pass a pool with at least one question")
     ks = {len(q.chains) for q in questions}
     k = min(ks)
     if len(ks) > 1:
-        logger.warning("pool: questions have different numbers of chains %s; using the first %d of each", sorted(ks), k)
+        logger.warning(
+            "pool: questions have different numbers of chains %s; using the first %d of each", sorted(ks), k
+        )
     norm = make_normalizer(normalize)
     gen = make_generator(seed)
     rows = []
@@ -168,8 +200,13 @@ def analyze_pool(questions: Sequence[PoolQuestion], normalize: str = "math", see
                 stop = max(c.think_tokens for c in voters)
             result = vote(voters or list(chains), gen)
             chosen = chains[[c.index for c in chains].index(result.chosen)]
-            return (float(_correct(result.answer, target, norm)), float(sum(min(c.think_tokens, stop) for c in chains)),
-                    float(stop), float(chosen.think_tokens))
+            return (
+                float(_correct(result.answer, target, norm)),
+                float(sum(min(c.think_tokens, stop) for c in chains)),
+                float(stop),
+                float(chosen.think_tokens),
+            )
+
         return select
 
     def majority(j):
@@ -177,8 +214,13 @@ def analyze_pool(questions: Sequence[PoolQuestion], normalize: str = "math", see
             sub = list(chains[:j])
             result = vote(sub, gen)
             chosen = next(c for c in sub if c.index == result.chosen)
-            return (float(_correct(result.answer, target, norm)), float(sum(c.think_tokens for c in sub)),
-                    float(max(c.think_tokens for c in sub)), float(chosen.think_tokens))
+            return (
+                float(_correct(result.answer, target, norm)),
+                float(sum(c.think_tokens for c in sub)),
+                float(max(c.think_tokens for c in sub)),
+                float(chosen.think_tokens),
+            )
+
         return select
 
     def single(strategy):
@@ -188,8 +230,19 @@ def analyze_pool(questions: Sequence[PoolQuestion], normalize: str = "math", see
             ok = float(_correct(result.answer, target, norm))
             if strategy == "shortest":
                 stop = chosen.think_tokens if chosen.finished else max(c.think_tokens for c in chains)
-                return ok, float(sum(min(c.think_tokens, stop) for c in chains)), float(stop), float(chosen.think_tokens)
-            return ok, float(sum(c.think_tokens for c in chains)), float(max(c.think_tokens for c in chains)), float(chosen.think_tokens)
+                return (
+                    ok,
+                    float(sum(min(c.think_tokens, stop) for c in chains)),
+                    float(stop),
+                    float(chosen.think_tokens),
+                )
+            return (
+                ok,
+                float(sum(c.think_tokens for c in chains)),
+                float(max(c.think_tokens for c in chains)),
+                float(chosen.think_tokens),
+            )
+
         return select
 
     for m in range(1, k + 1):
@@ -207,7 +260,9 @@ def analyze_pool(questions: Sequence[PoolQuestion], normalize: str = "math", see
     rows.append(_row(f"random@{k}", "random", None, 1, acc, think, think, think))
     base = next(r for r in rows if r["name"] == f"majority@{k}")
     for r in rows:
-        r["thinking_tokens_ratio_to_majority"] = r["thinking_tokens"] / base["thinking_tokens"] if base["thinking_tokens"] else None
+        r["thinking_tokens_ratio_to_majority"] = (
+            r["thinking_tokens"] / base["thinking_tokens"] if base["thinking_tokens"] else None
+        )
         r["time_ratio_to_majority"] = r["time_steps"] / base["time_steps"] if base["time_steps"] else None
         r["accuracy_minus_majority"] = r["accuracy"] - base["accuracy"]
     return {"k": k, "questions": len(questions), "normalize": normalize, "seed": seed, "rows": rows}
@@ -224,11 +279,21 @@ def plot_pool(table: dict[str, Any], out_png: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
     for strategy, style in (("short", "o-"), ("majority", "s--")):
         pts = [r for r in rows if r["strategy"] == strategy]
-        ax.plot([r["thinking_tokens"] for r in pts], [r["accuracy"] for r in pts], style,
-                label="short-m@k (m=1..k)" if strategy == "short" else "majority@j (j=1..k)")
+        ax.plot(
+            [r["thinking_tokens"] for r in pts],
+            [r["accuracy"] for r in pts],
+            style,
+            label="short-m@k (m=1..k)" if strategy == "short" else "majority@j (j=1..k)",
+        )
         for r in pts:
             label = f"m={r['m']}" if strategy == "short" else f"j={r['k']}"
-            ax.annotate(label, (r["thinking_tokens"], r["accuracy"]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            ax.annotate(
+                label,
+                (r["thinking_tokens"], r["accuracy"]),
+                fontsize=6,
+                xytext=(2, 2),
+                textcoords="offset points",
+            )
     for strategy, marker in (("shortest", "v"), ("longest", "^"), ("random", "x")):
         for r in rows:
             if r["strategy"] == strategy:

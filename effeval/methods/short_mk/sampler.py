@@ -93,11 +93,17 @@ class SamplingConfig:
                 "after the marker) or in_chain (the answer is already in the chain)"
             )
         if self.answer_tokens < 0:
-            raise ConfigError(f"answer_tokens: must be >= 0, got {self.answer_tokens}. Fix: pass e.g. answer_tokens=64")
+            raise ConfigError(
+                f"answer_tokens: must be >= 0, got {self.answer_tokens}. Fix: pass e.g. answer_tokens=64"
+            )
         if self.max_think_tokens < 1:
-            raise ConfigError(f"max_think_tokens: must be >= 1, got {self.max_think_tokens}. Fix: pass e.g. max_think_tokens=32768")
+            raise ConfigError(
+                f"max_think_tokens: must be >= 1, got {self.max_think_tokens}. Fix: pass e.g. max_think_tokens=32768"
+            )
         if self.do_sample and self.temperature <= 0:
-            raise ConfigError(f"temperature: must be > 0 when sampling, got {self.temperature}. Fix: pass temperature>0 or do_sample=false")
+            raise ConfigError(
+                f"temperature: must be > 0 when sampling, got {self.temperature}. Fix: pass temperature>0 or do_sample=false"
+            )
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top_p: must be in (0, 1], got {self.top_p}. Fix: pass e.g. top_p=0.95")
         make_extractor(self.answer)
@@ -163,7 +169,9 @@ class ThinkEndDetector:
 
     def __init__(self, marker: str, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str]):
         if not marker or not marker.strip():
-            raise ConfigError("think_end: empty marker. Fix: pass the model's end-of-thinking string, e.g. think_end=</think>")
+            raise ConfigError(
+                "think_end: empty marker. Fix: pass the model's end-of-thinking string, e.g. think_end=</think>"
+            )
         self.marker = marker
         self.decode = decode
         ids = list(encode(marker))
@@ -214,7 +222,9 @@ def _filter_logits(logits, cfg: SamplingConfig):
     return logits
 
 
-def sample_tokens(logits, chain_ids: Sequence[int], generators: dict[int, Any], cfg: SamplingConfig) -> list[int]:
+def sample_tokens(
+    logits, chain_ids: Sequence[int], generators: dict[int, Any], cfg: SamplingConfig
+) -> list[int]:
     """One token per row; row r uses the generator of chain ``chain_ids[r]``."""
     import torch
 
@@ -289,7 +299,9 @@ def sample_short_mk(
                 elif detector.hit(row.tokens):
                     c.status, c.finish_step = "finished", step
                     row.think_len = len(row.tokens)
-                    row.phase = "answer" if cfg.answer_phase == "continue" and cfg.answer_tokens > 0 else "done"
+                    row.phase = (
+                        "answer" if cfg.answer_phase == "continue" and cfg.answer_tokens > 0 else "done"
+                    )
                     just_finished.append(rid)
                 elif c.think_tokens >= cfg.max_think_tokens:
                     c.status, row.phase = "truncated", "done"
@@ -342,7 +354,9 @@ def sample_short_mk(
         elif cfg.measure_savings:
             c.full_think_tokens, c.full_total_tokens = c.think_tokens, c.total_tokens
         gen_tokens = [t for t in row.tokens if t not in eos]
-        c.text = _cut_at_stop(decode(gen_tokens), decode([t for t in row.tokens[: row.think_len] if t not in eos]), cfg.stop)
+        c.text = _cut_at_stop(
+            decode(gen_tokens), decode([t for t in row.tokens[: row.think_len] if t not in eos]), cfg.stop
+        )
         c.answer = extractor(c.text)
         c.vote_key = normalize(c.answer)
         chains.append(c)

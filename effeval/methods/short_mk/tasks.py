@@ -41,7 +41,12 @@ def gpqa_process_docs(dataset):
     every run and machine (lm-eval's own GPQA task shuffles with Python's global RNG)."""
 
     def one(doc: dict) -> dict:
-        choices = [doc["Correct Answer"], doc["Incorrect Answer 1"], doc["Incorrect Answer 2"], doc["Incorrect Answer 3"]]
+        choices = [
+            doc["Correct Answer"],
+            doc["Incorrect Answer 1"],
+            doc["Incorrect Answer 2"],
+            doc["Incorrect Answer 3"],
+        ]
         choices = [str(c).strip() for c in choices]
         rng = random.Random(int(hashlib.sha256(doc["Question"].encode()).hexdigest()[:16], 16))
         order = list(range(4))

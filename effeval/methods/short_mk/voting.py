@@ -82,7 +82,9 @@ def check_strategy(strategy: str, k: int, m: int) -> None:
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
         raise ConfigError(f"m: must be an integer >= 1, got {m!r}. Fix: pass m=1 or m=3 (m <= k)")
     if m > k:
-        raise ConfigError(f"m: m={m} is larger than k={k}; short-m@k stops after m of k chains finish. Fix: pass m <= k")
+        raise ConfigError(
+            f"m: m={m} is larger than k={k}; short-m@k stops after m of k chains finish. Fix: pass m <= k"
+        )
 
 
 def make_generator(seed: int):
@@ -169,7 +171,9 @@ def decide(strategy: str, chains: Sequence[Chain], m: int, gen) -> tuple[list[Ch
     elif strategy == "longest":
         pool = [c for c in chains if c.finished] or list(chains)
         best = max(c.think_tokens for c in pool)
-        voters = [seeded_choice(sorted((c for c in pool if c.think_tokens == best), key=lambda c: c.index), gen)]
+        voters = [
+            seeded_choice(sorted((c for c in pool if c.think_tokens == best), key=lambda c: c.index), gen)
+        ]
     elif strategy == "random":
         voters = [seeded_choice(sorted(chains, key=lambda c: c.index), gen)]
     else:

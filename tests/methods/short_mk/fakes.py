@@ -65,5 +65,7 @@ def run(scripts, tok=None, **cfg_kwargs):
     tok = tok or CharTokenizer()
     backend = ScriptedBackend(scripts, tok)
     cfg = SamplingConfig(k=len(scripts), **cfg_kwargs)
-    result = sample_short_mk(backend, tok.encode("q?"), cfg, decode=tok.decode, encode=tok.encode, eos_ids=[EOS])
+    result = sample_short_mk(
+        backend, tok.encode("q?"), cfg, decode=tok.decode, encode=tok.encode, eos_ids=[EOS]
+    )
     return result, backend

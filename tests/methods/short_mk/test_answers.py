@@ -63,7 +63,10 @@ def test_vote_majority_then_shortest_then_seeded():
     assert v.answer is None and v.chosen == 1
     winners = {vote(chains((4, "a"), (4, "b")), make_generator(s)).answer for s in range(16)}
     assert winners == {"a", "b"}  # full tie: seeded, both outcomes reachable
-    assert vote(chains((4, "a"), (4, "b")), make_generator(3)).answer == vote(chains((4, "a"), (4, "b")), make_generator(3)).answer
+    assert (
+        vote(chains((4, "a"), (4, "b")), make_generator(3)).answer
+        == vote(chains((4, "a"), (4, "b")), make_generator(3)).answer
+    )
 
 
 def test_task_hooks_score_boxed_and_letters_and_shuffle_deterministically():
@@ -72,7 +75,9 @@ def test_task_hooks_score_boxed_and_letters_and_shuffle_deterministically():
     from effeval.methods.short_mk.tasks import gpqa_process_docs, process_results_boxed, process_results_mc
     from effeval.task_data import data_dir, read_jsonl
 
-    assert process_results_boxed({"answer": "12"}, ["<think> 5+7 </think> \\boxed{12.0}"]) == {"exact_match": 1.0}
+    assert process_results_boxed({"answer": "12"}, ["<think> 5+7 </think> \\boxed{12.0}"]) == {
+        "exact_match": 1.0
+    }
     assert process_results_boxed({"answer": "12"}, ["\\boxed{12} wait \\boxed{13}"]) == {"exact_match": 0.0}
     rows = read_jsonl(data_dir() / "short_mk" / "mc_mini.jsonl")
     docs = gpqa_process_docs(datasets.Dataset.from_list(rows))
@@ -82,4 +87,6 @@ def test_task_hooks_score_boxed_and_letters_and_shuffle_deterministically():
     for doc, row in zip(docs, rows):
         letter = doc["answer"]
         assert f"({letter}) {row['Correct Answer']}" in doc["question"]
-        assert process_results_mc(doc, [f"<think>hmm (A)</think> so \\boxed{{{letter}}}"]) == {"exact_match": 1.0}
+        assert process_results_mc(doc, [f"<think>hmm (A)</think> so \\boxed{{{letter}}}"]) == {
+            "exact_match": 1.0
+        }

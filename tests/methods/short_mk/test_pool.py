@@ -10,10 +10,24 @@ from effeval.methods.short_mk.pool import analyze_pool, load_pool
 
 # Two questions, k=3: (thinking tokens, answer) per chain, all finished.
 POOL = [
-    {"id": "A", "target": "5", "chains": [{"think_tokens": 10, "answer": "5"}, {"think_tokens": 6, "answer": "3"},
-                                          {"think_tokens": 8, "answer": "5"}]},
-    {"id": "B", "target": "2", "chains": [{"think_tokens": 4, "answer": "2"}, {"think_tokens": 12, "answer": "7"},
-                                          {"think_tokens": 9, "answer": "\\boxed{2}"[7:-1]}]},
+    {
+        "id": "A",
+        "target": "5",
+        "chains": [
+            {"think_tokens": 10, "answer": "5"},
+            {"think_tokens": 6, "answer": "3"},
+            {"think_tokens": 8, "answer": "5"},
+        ],
+    },
+    {
+        "id": "B",
+        "target": "2",
+        "chains": [
+            {"think_tokens": 4, "answer": "2"},
+            {"think_tokens": 12, "answer": "7"},
+            {"think_tokens": 9, "answer": "\\boxed{2}"[7:-1]},
+        ],
+    },
 ]
 
 # By hand (A, B):
@@ -58,7 +72,11 @@ def test_hand_computed_table(pool_file):
 def test_lm_eval_samples_layout_and_aborted_chains(tmp_path):
     # lm-eval writes request arguments as {"gen_args_0": {"arg_0": context, "arg_1": gen_kwargs}}.
     log = {"chains": POOL[0]["chains"]}
-    sample = {"doc_id": 0, "target": "5", "arguments": {"gen_args_0": {"arg_0": "Q", "arg_1": {"effeval_short_mk": log}}}}
+    sample = {
+        "doc_id": 0,
+        "target": "5",
+        "arguments": {"gen_args_0": {"arg_0": "Q", "arg_1": {"effeval_short_mk": log}}},
+    }
     path = tmp_path / "samples.jsonl"
     path.write_text(json.dumps(sample) + "\n")
     (q,) = load_pool(path)

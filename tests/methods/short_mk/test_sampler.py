@@ -25,8 +25,9 @@ def continued(finish_step: int, answer: str) -> str:
 def test_forward_passes_stop_at_mth_finish_and_only_those_m_vote():
     finish = [30, 22, 40, 25, 35]
     answers = ["1", "7", "1", "9", "1"]  # the majority answer 1 is NOT among the first two to finish
-    result, backend = run([in_chain(s, a) for s, a in zip(finish, answers)], m=2, strategy="short",
-                          answer_phase="in_chain")
+    result, backend = run(
+        [in_chain(s, a) for s, a in zip(finish, answers)], m=2, strategy="short", answer_phase="in_chain"
+    )
     assert backend.calls == 25 == result.forward_passes  # prefill gives step 1; the 2nd finish is step 25
     assert result.stop_step == 25
     voters = sorted(c.index for c in result.chains if c.selected)
@@ -45,7 +46,9 @@ def test_forward_passes_stop_at_mth_finish_and_only_those_m_vote():
 def test_majority_runs_every_chain_and_votes_over_all():
     finish = [30, 22, 40, 25, 35]
     answers = ["1", "7", "1", "9", "1"]
-    result, backend = run([in_chain(s, a) for s, a in zip(finish, answers)], strategy="majority", answer_phase="in_chain")
+    result, backend = run(
+        [in_chain(s, a) for s, a in zip(finish, answers)], strategy="majority", answer_phase="in_chain"
+    )
     assert backend.calls == 40 == result.forward_passes
     assert result.vote.answer == "1" and result.vote.tally == {"1": 3, "7": 1, "9": 1}
     assert result.vote.chosen == 0  # the shortest chain with the winning answer
@@ -55,8 +58,9 @@ def test_majority_runs_every_chain_and_votes_over_all():
 def test_answer_phase_continue_adds_exactly_the_answer_steps_of_the_m_chains():
     finish = [20, 12, 30, 15]
     answers = ["4", "55", "4", "6"]
-    result, backend = run([continued(s, a) for s, a in zip(finish, answers)], m=2, answer_phase="continue",
-                          answer_tokens=64)
+    result, backend = run(
+        [continued(s, a) for s, a in zip(finish, answers)], m=2, answer_phase="continue", answer_tokens=64
+    )
     # chain 3 finishes thinking at 15, then writes " \boxed{6}" (10 tokens) + EOS: its last step is 26;
     # chain 1 (12) writes " \boxed{55}" (11 tokens) + EOS: done at 24.
     assert result.forward_passes == backend.calls == 26
@@ -82,7 +86,9 @@ def test_eos_ends_a_chain_and_counts_as_finished():
 
 
 def test_thinking_budget_truncates_and_nobody_finished_falls_back_to_all_chains():
-    result, backend = run([in_chain(40, "2"), in_chain(50, "2")], m=1, max_think_tokens=20, answer_phase="in_chain")
+    result, backend = run(
+        [in_chain(40, "2"), in_chain(50, "2")], m=1, max_think_tokens=20, answer_phase="in_chain"
+    )
     assert all(c.status == "truncated" and c.think_tokens == 20 for c in result.chains)
     assert backend.calls == 20
     assert result.vote.answer == "2"  # the boxed answer was written before the budget ran out
@@ -110,8 +116,9 @@ def test_measure_savings_books_shadow_work_apart_and_matches_majority():
     full, _ = run(scripts, strategy="majority")
     assert measured.forward_passes == short.forward_passes  # the method's own passes are unchanged
     assert measured.shadow_forward_passes == b_meas.calls - short.forward_passes > 0
-    assert [c.log() | {"full_think_tokens": None, "full_total_tokens": None} for c in measured.chains] == \
-        [c.log() | {"full_think_tokens": None, "full_total_tokens": None} for c in short.chains]
+    assert [c.log() | {"full_think_tokens": None, "full_total_tokens": None} for c in measured.chains] == [
+        c.log() | {"full_think_tokens": None, "full_total_tokens": None} for c in short.chains
+    ]
     eff = measured.efficiency()
     assert eff["counterfactual_total_tokens"] == full.total_tokens
     assert eff["counterfactual_thinking_tokens"] == sum(finish)
@@ -119,14 +126,16 @@ def test_measure_savings_books_shadow_work_apart_and_matches_majority():
 
 
 def test_random_generates_one_chain():
-    result, backend = run([in_chain(30, "1"), in_chain(22, "2"), in_chain(26, "3")], strategy="random",
-                          answer_phase="in_chain")
+    result, backend = run(
+        [in_chain(30, "1"), in_chain(22, "2"), in_chain(26, "3")], strategy="random", answer_phase="in_chain"
+    )
     assert len(result.chains) == 1 and backend.batch_sizes[0] == 1
 
 
 def test_longest_waits_for_all_and_returns_the_longest():
-    result, backend = run([in_chain(30, "1"), in_chain(22, "2"), in_chain(26, "3")], strategy="longest",
-                          answer_phase="in_chain")
+    result, backend = run(
+        [in_chain(30, "1"), in_chain(22, "2"), in_chain(26, "3")], strategy="longest", answer_phase="in_chain"
+    )
     assert backend.calls == 30 and result.vote.answer == "1"
 
 
