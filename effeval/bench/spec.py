@@ -89,7 +89,7 @@ def _first_token_tv(name, generate, target, t_tok, drafter, d_tok, config, k, n,
     generator = torch.Generator().manual_seed(seed)
     counts = collections.Counter()
     start = time.perf_counter()
-    for _ in tqdm(range(n), desc=f"TV samples {name}", leave=False):
+    for _ in tqdm(range(n), desc=f"TV samples {name}", leave=False, mininterval=5):
         res = generate(target, t_tok, drafter, d_tok, ids, config, num_draft_tokens=k, generator=generator)
         counts[res.token_ids[0] if res.token_ids else t_tok.eos_token_id] += 1  # no token: EOS came first
     empirical = torch.zeros_like(exact)
@@ -101,8 +101,8 @@ def _first_token_tv(name, generate, target, t_tok, drafter, d_tok, config, k, n,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m effeval.bench spec", description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="qwen-tekken", help="zoo name of the target (default qwen-tekken)")
-    parser.add_argument("--drafter", default="llama-sp", help="zoo name of the drafter (default llama-sp)")
+    parser.add_argument("--target", default="llama-sp", help="zoo name of the target (default llama-sp)")
+    parser.add_argument("--drafter", default="qwen-tekken", help="zoo name of the drafter (default qwen-tekken)")
     parser.add_argument("--random", action="store_true", help="use random-weight zoo models (default: trained)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--num-draft-tokens", type=int, default=4)
