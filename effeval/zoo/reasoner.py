@@ -185,16 +185,25 @@ def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: f
             logger.info("reasoner-sp step %d loss %.4f", step, losses[-1])
     torch.set_num_threads(threads)
     compact.eval()
+    expand_compact(compact, model, used)
+    return losses
+
+
+def expand_compact(compact, model, used: list[int]) -> None:
+    """Copy a compact model (vocabulary = ``used`` + one "other" row) into the full-vocabulary
+    ``model``: transformer weights as they are, used rows in place, "other" into every unused row."""
+    import torch
+
     with torch.no_grad():
         state = {
             k: v for k, v in compact.state_dict().items() if "embed_tokens" not in k and "lm_head" not in k
         }
         model.load_state_dict(state, strict=False)
+        emb = compact.get_input_embeddings().weight
         full = model.get_input_embeddings().weight
         full[:] = emb[-1]
-        full[torch.tensor(used)] = emb[:n_used]
+        full[torch.tensor(used)] = emb[: len(used)]
     model.eval()
-    return losses
 
 
 @register(
