@@ -38,17 +38,25 @@ class HFStepBackend:
                     out = self._forward(ids.expand(n, -1))
                     cache = out.past_key_values
             self.cache = cache
+            self.rows = n
             return out.logits[:, -1, :].expand(n, -1).float()
 
     def decode(self, tokens, keep: Sequence[int]):
         import torch
 
         with torch.inference_mode():
-            batch = _cache_batch_size(self.cache)
-            if batch is not None and len(keep) != batch:
+            if len(keep) != self.rows:
+                if not hasattr(self.cache, "batch_select_indices"):
+                    from effeval.errors import ConfigError
+
+                    raise ConfigError(
+                        f"pretrained: this model's cache ({type(self.cache).__name__}) cannot drop finished "
+                        "rows, which short-m@k needs. Fix: use a transformers model with a DynamicCache"
+                    )
                 self.cache.batch_select_indices(
                     torch.tensor(list(keep), dtype=torch.long, device=self.device)
                 )
+                self.rows = len(keep)
             position = torch.full((len(keep), 1), self.position, dtype=torch.long, device=self.device)
             out = self._forward(
                 tokens.view(-1, 1),
@@ -59,14 +67,3 @@ class HFStepBackend:
             self.cache = out.past_key_values
             self.position += 1
             return out.logits[:, -1, :].float()
-
-
-def _cache_batch_size(cache) -> int | None:
-    layers = getattr(cache, "layers", None)
-    if layers:
-        keys = getattr(layers[0], "keys", None)
-        if keys is not None and hasattr(keys, "shape"):
-            return int(keys.shape[0])
-    if hasattr(cache, "key_cache") and cache.key_cache:
-        return int(cache.key_cache[0].shape[0])
-    return None
