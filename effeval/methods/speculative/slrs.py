@@ -135,6 +135,7 @@ class DrafterVocab:
         self.max_len = max((len(b) for b in self.sorted_bytes), default=0)
         self.alphabet = {c for b in self.sorted_bytes for c in b}
         self._ranges: dict[bytes, tuple[int, int]] = {}
+        self._mergeable: dict[int, list[int]] = {}
         self._masks: dict[bool, object] = {}
 
     def allowed_mask(self, with_eos: bool):
@@ -150,6 +151,21 @@ class DrafterVocab:
                 cached[list(self.eos_ids)] = True
             self._masks[with_eos] = cached
         return cached
+
+    def mergeable_after(self, prev: int) -> list[int]:
+        """Tokens d such that bytes(prev)+bytes(d) is itself a drafter token."""
+        got = self._mergeable.get(prev)
+        if got is None:
+            a = self.token_bytes[prev] if 0 <= prev < self.size else None
+            got = []
+            if a:
+                lo, hi = self.prefix_range(a)
+                for s in self.sorted_bytes[lo:hi]:
+                    if len(s) > len(a):
+                        got.extend(self.ids_by_bytes.get(s[len(a) :], ()))
+                got = sorted(set(got))
+            self._mergeable[prev] = got
+        return got
 
     def prefix_range(self, y: bytes) -> tuple[int, int]:
         """Slice of ``sorted_bytes`` holding exactly the tokens that start with ``y``."""
@@ -376,7 +392,8 @@ class _DrafterTree:
             )
         rows = self.dec.drafter_logits_fn([self.root + p for p in missing])
         self.batches += 1
-        for p, cond in zip(missing, self.dec.drafter_conds(rows)):
+        prevs = [p[-1] if p else None for p in missing]  # the root's own tokenization is not masked
+        for p, cond in zip(missing, self.dec.drafter_conds(rows, prevs)):
             self.cond[p] = cond
 
     # -- drafting
@@ -503,6 +520,7 @@ class SLRSDecoder:
         num_draft_tokens: int,
         max_dp_states: int = DEFAULT_MAX_DP_STATES,
         drafter_top_k: int = DEFAULT_DRAFTER_TOP_K,
+        canonical_pairs: bool = True,
         stats: SpecStats | None = None,
     ):
         if int(num_draft_tokens) < 1:
@@ -525,6 +543,7 @@ class SLRSDecoder:
                 f"drafter_top_k={drafter_top_k}: must be ≥ 0. Fix: pass 0 (full drafter distribution) or e.g. 50"
             )
         self.drafter_top_k = int(drafter_top_k)
+        self.canonical_pairs = bool(canonical_pairs)
         self.stats = stats if stats is not None else SpecStats()
         self._allowed = dv.allowed_mask(with_eos=tv.proposal_eos is not None)
         self._eos = set(tv.eos_ids)
@@ -532,16 +551,26 @@ class SLRSDecoder:
         # revisit the same deterministic states thousands of times).
         self.tree_cache: dict | None = None
 
-    def drafter_conds(self, rows) -> list[_Cond]:
+    def drafter_conds(self, rows, prevs=None) -> list[_Cond]:
         """The drafter's proposal conditionals for a batch of logits rows: processed like the
         target (temperature, top-k, top-p) over the tokens the stream can use, restricted to the
         drafter's own top ``drafter_top_k`` (0 = all); a point mass on its argmax when greedy.
+        With ``canonical_pairs``, token d may not follow the path's previous token a (``prevs``)
+        when bytes(a)+bytes(d) is itself a drafter token (a tokenizer would have merged them).
         Whatever this law is, q is computed from these very numbers, so SLRS stays exact."""
         import torch
 
         x = torch.stack(list(rows)) if not torch.is_tensor(rows) else rows
         x = x.detach().to("cpu", torch.float32)
         x = x.masked_fill(~self._allowed[: x.shape[-1]], float("-inf"))
+        if self.canonical_pairs and prevs is not None:
+            x = x.clone()
+            for j, prev in enumerate(prevs):
+                banned = self.dv.mergeable_after(prev) if prev is not None else ()
+                if banned:
+                    row = x[j].index_fill(0, torch.tensor(banned, dtype=torch.long), float("-inf"))
+                    if torch.isfinite(row).any():  # never ban every token: keep the row as it was
+                        x[j] = row
         if not self.config.do_sample:
             best = torch.argmax(x, dim=-1)
             return [_Cond(self.dv, torch.tensor([int(i)]), torch.ones(1, dtype=torch.float64)) for i in best]
@@ -660,6 +689,7 @@ def exact_output_law(
     config: SamplingConfig | None = None,
     max_dp_states: int = DEFAULT_MAX_DP_STATES,
     drafter_top_k: int = 0,
+    canonical_pairs: bool = True,
     decoder_cls: type = SLRSDecoder,
 ) -> dict[tuple[int, ...], float]:
     """EXACT law of the first ``n_tokens`` emitted by SLRS (tuples; shorter when EOS comes first),
@@ -696,6 +726,7 @@ def exact_output_law(
         num_draft_tokens=num_draft_tokens,
         max_dp_states=max_dp_states,
         drafter_top_k=drafter_top_k,
+        canonical_pairs=canonical_pairs,
     )
     dec.tree_cache = {}
 
@@ -786,6 +817,7 @@ def generate(
     generator=None,
     max_dp_states: int = DEFAULT_MAX_DP_STATES,
     drafter_top_k: int = DEFAULT_DRAFTER_TOP_K,
+    canonical_pairs: bool = True,
     drafter_batch_size: int = 64,
 ) -> GenerationResult:
     """SLRS decoding of one prompt with transformers models (batch size 1)."""
@@ -852,6 +884,7 @@ def generate(
         num_draft_tokens=num_draft_tokens,
         max_dp_states=max_dp_states,
         drafter_top_k=drafter_top_k,
+        canonical_pairs=canonical_pairs,
         stats=stats,
     )
     dec.decode(prompt_ids, _as_chooser(generator), config.max_new_tokens, push=stopper.push)

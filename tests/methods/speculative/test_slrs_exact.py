@@ -72,7 +72,7 @@ def max_diff(a, b):
     return max(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))
 
 
-def slrs_law(pair, config, n_tokens, k, drafter_top_k=0):
+def slrs_law(pair, config, n_tokens, k, drafter_top_k=0, canonical_pairs=False):
     target_fn, drafter_fn = models(pair)
     tb, db = PAIRS[pair]
     return slrs.exact_output_law(
@@ -86,6 +86,7 @@ def slrs_law(pair, config, n_tokens, k, drafter_top_k=0):
         drafter_eos_ids=(EOS,),
         config=config,
         drafter_top_k=drafter_top_k,
+        canonical_pairs=canonical_pairs,
     )
 
 
@@ -100,32 +101,38 @@ def test_fixtures_cover_the_hard_cases():
     ]
     assert len(paths) == 3
     assert tv.extensions(b"ab") == [b"abb"] and tv.extensions(b"b") == [b"ba"]
+    # canonical_pairs bans "b" after "a" ("ab" is a token) and "ba" after "ab" ("abba"), not "b" after "ab"
+    a, b, ab, ba = (dv.ids_by_bytes[x][0] for x in (b"a", b"b", b"ab", b"ba"))
+    assert b in dv.mergeable_after(a) and ba in dv.mergeable_after(ab) and b not in dv.mergeable_after(ab)
 
 
-@pytest.mark.parametrize("drafter_top_k", [0, 2])
+@pytest.mark.parametrize(("drafter_top_k", "canonical_pairs"), [(0, False), (2, False), (0, True)])
 @pytest.mark.parametrize("config_name", list(CONFIGS))
 @pytest.mark.parametrize("pair", list(PAIRS))
-def test_first_token_law_is_the_target_law(pair, config_name, drafter_top_k):
+def test_first_token_law_is_the_target_law(pair, config_name, drafter_top_k, canonical_pairs):
     config = CONFIGS[config_name]
-    law = slrs_law(pair, config, n_tokens=1, k=1, drafter_top_k=drafter_top_k)
+    law = slrs_law(
+        pair, config, n_tokens=1, k=1, drafter_top_k=drafter_top_k, canonical_pairs=canonical_pairs
+    )
     assert abs(sum(law.values()) - 1.0) < 1e-9
     assert max_diff(law, target_law(models(pair)[0], config, 1)) < 1e-6
 
 
 @pytest.mark.parametrize(
-    ("pair", "config_name", "k"),
+    ("pair", "config_name", "k", "canonical_pairs"),
     [
-        ("mixed", "T=1", 2),
-        ("mixed", "T=0.7,top_k=3", 3),
-        ("byte_drafter", "T=1", 2),
-        ("long_drafter", "top_p=0.8", 2),
+        ("mixed", "T=1", 2, False),
+        ("mixed", "T=1", 2, True),
+        ("mixed", "T=0.7,top_k=3", 3, False),
+        ("byte_drafter", "T=1", 2, False),
+        ("long_drafter", "top_p=0.8", 2, True),
     ],
 )
-def test_first_two_tokens_law_is_the_target_law(pair, config_name, k):
+def test_first_two_tokens_law_is_the_target_law(pair, config_name, k, canonical_pairs):
     """k ≥ 2 checks the stream reuse: proposal i is verified against its law GIVEN the drafter
     path drawn for proposals < i (including leftovers of a drafter token that spans tokens)."""
     config = CONFIGS[config_name]
-    law = slrs_law(pair, config, n_tokens=2, k=k)
+    law = slrs_law(pair, config, n_tokens=2, k=k, canonical_pairs=canonical_pairs)
     assert abs(sum(law.values()) - 1.0) < 1e-9
     assert max_diff(law, target_law(models(pair)[0], config, 2)) < 1e-6
 
@@ -183,6 +190,7 @@ def sample_two_tokens(pair, n, seed, k=2):
         drafter_logits,
         num_draft_tokens=k,
         drafter_top_k=0,
+        canonical_pairs=False,  # non-canonical drafter paths have mass: q must count them
     )
     dec.tree_cache = {}  # conditionals are deterministic per drafter root: reuse them across samples
     chooser = slrs._SamplingChooser(torch.Generator().manual_seed(seed))
