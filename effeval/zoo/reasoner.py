@@ -36,8 +36,8 @@ LAYERS = 3
 TRAIN_STEPS = 600
 BATCH = 24
 SEQLEN = 160
-RECHECK_P = 0.3  # chance of a "wait" re-check after a step
-BAD_RECHECK_P = 0.5  # chance that a re-check changes a right result into a wrong one
+RECHECK_P = 0.35  # chance of a "wait" re-check after a step
+BAD_RECHECK_P = 0.7  # chance that a re-check changes a right result into a wrong one
 
 
 def question_text(start: int, ops: list[tuple[str, int]]) -> str:
