@@ -23,6 +23,11 @@ drawn from the target. Greedy (``do_sample=False``): both laws are point masses,
 reduces to "accept iff the proposal is the target's argmax, else emit the argmax" — token-for-
 token plain argmax decoding — and no q is computed.
 
+The drafter's proposal law is its processed softmax restricted to its top ``drafter_top_k``
+and, by default, to *canonical pairs* (no token right after one it would have merged with);
+any such law keeps SLRS exact because q is computed from the same numbers, and both prune the DP
+(without canonical pairs, whitespace runs make it exponential).
+
 The cost is SLRS's known weakness: q needs drafter conditionals at every path prefix of the
 strings involved (``dp_states``; one drafter forward row each, batched per DP level). A round
 whose DP needs more than ``max_dp_states`` states is refused with a ConfigError rather than
