@@ -85,7 +85,7 @@ def zoo_pair(zoo_path):
         path = zoo_path(name)
         return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
-    return load("llama-sp"), load("qwen-tekken")
+    return load("qwen-tekken"), load("llama-sp")
 
 
 @pytest.mark.parametrize("algorithm", [
@@ -93,11 +93,11 @@ def zoo_pair(zoo_path):
     pytest.param("hf", marks=pytest.mark.xfail(
         reason="transformers 5.24's different-tokenizer sampling path (universal speculative decoding) does "
                "not reproduce the target's processed distribution: its first-token samples drift from the exact "
-               "softmax beyond sampling noise (Timor et al. 2025 report TV 0.356 vs 0.114 for plain sampling)",
+               "softmax beyond sampling noise (issue #3 quotes TV 0.356 vs 0.114 for plain sampling)",
         strict=False)),
 ])
 def test_real_pair_first_token_tv(algorithm, zoo_pair, record_property):
-    """Real tokenizers (Mistral SentencePiece target, tekken drafter), T=0.5, top-k 8: the first
+    """Real tokenizers (tekken target, Mistral SentencePiece drafter), T=0.5, top-k 8: the first
     emitted token of ``algorithm`` vs the exact target law. hf runs the same check."""
     (target, t_tok), (drafter, d_tok) = zoo_pair
     if algorithm == "hf":  # transformers rewrites the drafter in place: never share ours
@@ -114,7 +114,7 @@ def test_real_pair_first_token_tv(algorithm, zoo_pair, record_property):
     generator = torch.Generator().manual_seed(7)
     counts = collections.Counter()
     for _ in range(HF_N):
-        res = generate(target, t_tok, drafter, d_tok, ids, config, num_draft_tokens=3, generator=generator)
+        res = generate(target, t_tok, drafter, d_tok, ids, config, num_draft_tokens=2, generator=generator)
         counts[res.token_ids[0] if res.token_ids else "eos"] += 1
     distance, bound = tv(counts, law, HF_N), tv_bound(p, HF_N)
     record_property("tv", distance)
