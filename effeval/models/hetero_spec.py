@@ -19,7 +19,15 @@ from lm_eval.models.huggingface import HFLM
 
 from effeval.errors import ConfigError
 from effeval.methods.speculative.registry import ALGORITHMS, get_algorithm
-from effeval.models.base import Arg, EffevalWrapperMixin, check_pretrained, parse_model_args, positive, resolve_device, track_requests
+from effeval.models.base import (
+    Arg,
+    EffevalWrapperMixin,
+    check_pretrained,
+    parse_model_args,
+    positive,
+    resolve_device,
+    track_requests,
+)
 
 logger = logging.getLogger(__name__)
 

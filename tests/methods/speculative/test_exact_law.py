@@ -3,11 +3,10 @@ randomness is followed with its probability, and the law of the first (and first
 tokens must equal the target's processed distribution to 1e-6."""
 
 import pytest
-import torch
+from spec_fakes import HashLM, TinyTokenizer, enumerate_law
 
 from effeval.methods.speculative import get_algorithm
 from effeval.methods.speculative.common import SamplingConfig, target_probs
-from spec_fakes import HashLM, TinyTokenizer, enumerate_law
 
 # The vocabularies share a, b, c; the target also has "ab", "ba" (only reachable via the residual)
 # and the drafter "abc", "cb" (mass outside the intersection, removed by renormalisation).

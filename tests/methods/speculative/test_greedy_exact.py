@@ -5,13 +5,13 @@ greedy continuation), one that never agrees, and a briefly trained zoo drafter t
 
 import pytest
 import torch
+from prompts import PROMPTS
+from spec_fakes import ScriptedDrafter
 
 from effeval.methods.speculative import get_algorithm
 from effeval.methods.speculative.common import SamplingConfig
 from effeval.methods.speculative.decoding import prompt_text
 from effeval.methods.speculative.vocab import Vocab
-from prompts import PROMPTS
-from spec_fakes import ScriptedDrafter
 
 PAIRS = {"llama-sp_from_qwen-tekken": ("llama-sp", "qwen-tekken"), "qwen-tekken_from_llama-sp": ("qwen-tekken", "llama-sp")}
 MAX_NEW = 16

@@ -7,15 +7,14 @@ gives P(TV ≥ E[TV] + t) ≤ exp(−2Nt²). With t = √(ln(1/δ)/(2N)) a corre
 probability ≤ δ (fixed seeds make the test deterministic anyway)."""
 
 import collections
-import dataclasses
 import math
 
 import pytest
 import torch
+from spec_fakes import HashLM, TinyTokenizer
 
 from effeval.methods.speculative import get_algorithm
 from effeval.methods.speculative.common import SamplingConfig, target_probs
-from spec_fakes import HashLM, TinyTokenizer
 
 DELTA = 1e-4
 

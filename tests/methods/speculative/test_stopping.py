@@ -3,12 +3,12 @@ max_new_tokens caps the count; and a speculative step that could accept several 
 exactly where AR stops."""
 
 import torch
+from spec_fakes import FakeLM, TinyTokenizer
 
 from effeval.methods.speculative import get_algorithm
 from effeval.methods.speculative.common import SamplingConfig, SpecStats
 from effeval.methods.speculative.decoding import Stopper
 from effeval.methods.speculative.vocab import Vocab
-from spec_fakes import FakeLM, TinyTokenizer
 
 TOK = TinyTokenizer(["a", "b", "\n", "c", "é"])  # ids 1..5, 0 = EOS
 

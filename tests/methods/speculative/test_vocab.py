@@ -2,11 +2,11 @@
 TLI shared-vocabulary check."""
 
 import pytest
+from spec_fakes import TinyTokenizer
 
 from effeval.errors import ConfigError
 from effeval.methods.speculative.tli import shared_vocabulary
 from effeval.methods.speculative.vocab import Intersection, Vocab, split_utf8_tail
-from spec_fakes import TinyTokenizer
 
 TEXTS = ["hello world", "  two  spaces", "naïve café 日本語 🙂", "x\n\tdef f():\n    return 1", "1,234.5e-6"]
 
@@ -69,9 +69,10 @@ def test_tli_refuses_disjoint_vocabularies():
 
 
 def test_tli_generate_refuses_disjoint_vocabularies():
+    from spec_fakes import HashLM
+
     from effeval.methods.speculative import get_algorithm
     from effeval.methods.speculative.common import SamplingConfig
-    from spec_fakes import HashLM
 
     target_tok, drafter_tok = TinyTokenizer(["a", "b"]), TinyTokenizer(["x", "yz"])
     with pytest.raises(ConfigError, match="algorithm=tli"):
