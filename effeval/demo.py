@@ -99,7 +99,7 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
         if data.get("kind") not in ("lm", "image"):
             continue
         scores = []
-        preferred = ("acc", "exact_match", "rougeL", "word_perplexity", "leakage_rate", "clipscore")
+        preferred = ("acc", "exact_match", "rougeL", "pass@1", "f1", "word_perplexity", "leakage_rate", "clipscore")
         for task, metrics in sorted(data.get("tasks", {}).items()):
             named = [m for m in preferred if metrics.get(m, {}).get("value") is not None]
             pick = named[:1] or [m for m, v in metrics.items() if isinstance(v.get("value"), (int, float))][:1]
