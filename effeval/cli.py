@@ -19,7 +19,10 @@ logger = logging.getLogger("effeval")
 
 # Sub-commands that live with their method: "name": ("module:function(argv)", help).
 DELEGATED = {
-    "image": ("effeval.image.__main__:main", "text-to-image interventions and scoring (python -m effeval.image)"),
+    "image": (
+        "effeval.image.__main__:main",
+        "text-to-image interventions and scoring (python -m effeval.image)",
+    ),
     "prune": ("effeval.methods.pruning.cli:main", "prune a Mamba/Mamba2 checkpoint and save it"),
     "spellm": ("effeval.methods.spellm.cli:main", "SpeLLM: distil character heads from a causal LM"),
     "shortmk": ("effeval.methods.short_mk.cli:main", "short-m@k: analyze a pool of sampled chains"),
@@ -86,7 +89,9 @@ def _check_model_args(model: str, model_args: str | None) -> None:
         try:
             json.loads(model_args)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"--model_args: not valid JSON ({exc.msg}). Fix: use key=value,key=value") from None
+            raise ConfigError(
+                f"--model_args: not valid JSON ({exc.msg}). Fix: use key=value,key=value"
+            ) from None
         return
     for part in model_args.split(","):
         if part.strip() and "=" not in part:
@@ -109,9 +114,8 @@ def _flag_value(argv: list[str], *names: str) -> str | None:
 
 
 def _known_model_names() -> list[str]:
-    from lm_eval.api.registry import model_registry
-
     import lm_eval.models  # noqa: F401
+    from lm_eval.api.registry import model_registry
 
     return sorted(model_registry.keys())
 
@@ -134,7 +138,9 @@ def check_lm_argv(argv: list[str]) -> bool:
     from lm_eval.tasks import TaskManager
 
     extra = _flag_value(argv, "--include_path", "--include-path")
-    ours_tm = TaskManager(include_path=[str(task_configs_dir())] + ([extra] if extra else []), include_defaults=False)
+    ours_tm = TaskManager(
+        include_path=[str(task_configs_dir())] + ([extra] if extra else []), include_defaults=False
+    )
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
     index = ours_tm._index  # name -> Entry(kind, cfg); lm-eval 0.4.x
     return all(os.path.exists(t) or _resolves_without_builtins(t, index, set()) for t in requested)
@@ -182,13 +188,21 @@ def cmd_lm(argv: list[str]) -> int:
     ours = str(task_configs_dir())
 
     def init_with_effeval_tasks(self, *a, include_path=None, include_defaults=True, **kw):
-        given = [] if include_path is None else list(include_path) if isinstance(include_path, (list, tuple)) else [include_path]
+        given = (
+            []
+            if include_path is None
+            else list(include_path)
+            if isinstance(include_path, (list, tuple))
+            else [include_path]
+        )
         paths = [ours] + [p for p in given if os.path.realpath(str(p)) != os.path.realpath(ours)]
         original(self, *a, include_path=paths, include_defaults=include_defaults and not skip_builtins, **kw)
 
     manager.TaskManager.__init__ = init_with_effeval_tasks
     if skip_builtins:
-        logger.info("effeval lm: every requested task is in task_configs; not indexing lm-eval's built-in tasks")
+        logger.info(
+            "effeval lm: every requested task is in task_configs; not indexing lm-eval's built-in tasks"
+        )
     from lm_eval.__main__ import cli_evaluate
 
     sys.argv = ["lm_eval", *argv]
@@ -223,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    sub.add_parser("lm", help="run lm-eval with effeval's tasks added (all lm_eval run flags work)", add_help=False)
+    sub.add_parser(
+        "lm", help="run lm-eval with effeval's tasks added (all lm_eval run flags work)", add_help=False
+    )
 
     zoo = sub.add_parser("zoo", help="tiny offline models with real tokenizers")
     zsub = zoo.add_subparsers(dest="zoo_cmd", required=True)

@@ -47,8 +47,9 @@ class DemoContext:
 
         return str(zoo.get(name, trained=self.trained))
 
-    def run_lm_eval(self, run_name: str, model: str, model_args: str, tasks: str,
-                    extra_args: list[str] | None = None) -> Path:
+    def run_lm_eval(
+        self, run_name: str, model: str, model_args: str, tasks: str, extra_args: list[str] | None = None
+    ) -> Path:
         """Run lm-eval's CLI (through ``effeval lm``), convert its output, write effeval JSON."""
         from effeval.cli import task_configs_dir
         from effeval.results.convert import convert_lm_eval, find_results_files
@@ -59,9 +60,26 @@ class DemoContext:
         # `effeval lm` is lm-eval's own CLI plus our task folder; it skips indexing lm-eval's ~14k
         # built-in tasks (~9 s per run) since every demo task is ours.
         effeval = Path(sys.executable).with_name("effeval")
-        cmd = [str(effeval) if effeval.exists() else "effeval", "lm", "--model", model, "--model_args", model_args,
-               "--tasks", tasks, "--include_path", str(task_configs_dir()), "--device", "cpu",
-               "--batch_size", "4", "--output_path", str(raw), "--log_samples", *(extra_args or [])]
+        cmd = [
+            str(effeval) if effeval.exists() else "effeval",
+            "lm",
+            "--model",
+            model,
+            "--model_args",
+            model_args,
+            "--tasks",
+            tasks,
+            "--include_path",
+            str(task_configs_dir()),
+            "--device",
+            "cpu",
+            "--batch_size",
+            "4",
+            "--output_path",
+            str(raw),
+            "--log_samples",
+            *(extra_args or []),
+        ]
         if self.limit:
             cmd += ["--limit", str(self.limit)]
         logger.info("demo: %s", " ".join(cmd))
@@ -99,27 +117,53 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
         if data.get("kind") not in ("lm", "image"):
             continue
         scores = []
-        preferred = ("acc", "exact_match", "rougeL", "pass@1", "f1", "word_perplexity", "leakage_rate", "clipscore")
+        preferred = (
+            "acc",
+            "exact_match",
+            "rougeL",
+            "pass@1",
+            "f1",
+            "word_perplexity",
+            "leakage_rate",
+            "clipscore",
+        )
         for task, metrics in sorted(data.get("tasks", {}).items()):
             named = [m for m in preferred if metrics.get(m, {}).get("value") is not None]
-            pick = named[:1] or [m for m, v in metrics.items() if isinstance(v.get("value"), (int, float))][:1]
+            pick = (
+                named[:1] or [m for m, v in metrics.items() if isinstance(v.get("value"), (int, float))][:1]
+            )
             for metric in pick:
                 scores.append(f"{task.replace('effeval_', '')}:{metric}={metrics[metric]['value']:.3g}")
         eff = data.get("efficiency", {})
         cost = [f"wall={eff['wall_time_s']:.1f}s"] if isinstance(eff.get("wall_time_s"), (int, float)) else []
-        for key in ("tokens_per_s", "acceptance_rate", "global_sparsity", "thinking_tokens_saved_ratio",
-                    "head_vs_projection_params"):
+        for key in (
+            "tokens_per_s",
+            "acceptance_rate",
+            "global_sparsity",
+            "thinking_tokens_saved_ratio",
+            "head_vs_projection_params",
+        ):
             if isinstance(eff.get(key), (int, float)):
                 cost.append(f"{key}={eff[key]:.3g}")
-        rows.append({"run": data["run_id"], "method": data["method"]["name"], "quality": " ".join(scores[:4]),
-                     "cost": " ".join(cost)})
+        rows.append(
+            {
+                "run": data["run_id"],
+                "method": data["method"]["name"],
+                "quality": " ".join(scores[:4]),
+                "cost": " ".join(cost),
+            }
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m effeval.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="results/demo", help="where effeval JSON goes (default results/demo)")
-    parser.add_argument("--trained", action="store_true", help="use the briefly trained zoo (slower to build)")
+    parser.add_argument(
+        "--out", default="results/demo", help="where effeval JSON goes (default results/demo)"
+    )
+    parser.add_argument(
+        "--trained", action="store_true", help="use the briefly trained zoo (slower to build)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
     parser.add_argument("--only", default=None, help="comma-separated step names to run")
     args = parser.parse_args(argv)

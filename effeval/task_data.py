@@ -30,7 +30,9 @@ def read_jsonl(path: str | Path) -> list[dict]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ConfigError(f"{path}:{lineno}: malformed JSON ({exc.msg}). Fix: one JSON object per line") from None
+                raise ConfigError(
+                    f"{path}:{lineno}: malformed JSON ({exc.msg}). Fix: one JSON object per line"
+                ) from None
             if not isinstance(row, dict):
                 raise ConfigError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
@@ -44,7 +46,9 @@ def load_jsonl(data_file: str | None = None, split: str = "test", **_unused):
     import datasets
 
     if not data_file:
-        raise ConfigError("task YAML: dataset_kwargs.data_file is missing. Fix: name a file under task_configs/data/")
+        raise ConfigError(
+            "task YAML: dataset_kwargs.data_file is missing. Fix: name a file under task_configs/data/"
+        )
     path = Path(data_file)
     if not path.is_absolute():
         path = data_dir() / path

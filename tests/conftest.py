@@ -9,7 +9,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("EFFEVAL_ZOO_DIR", os.path.expanduser("~/.cache/effeval/zoo"))
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         names = list(BENCHES) if name == "all" else [name]
         for one in names:
             if one not in BENCHES:
-                raise ConfigError(f"benchmark {one!r} is unknown. Fix: use one of {', '.join(BENCHES)} or all")
+                raise ConfigError(
+                    f"benchmark {one!r} is unknown. Fix: use one of {', '.join(BENCHES)} or all"
+                )
             module, func = BENCHES[one].split(":")
             code = getattr(importlib.import_module(module), func)(rest)
             if code:

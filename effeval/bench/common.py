@@ -33,10 +33,10 @@ def time_call(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> dict[
 
 def write_bench(name: str, payload: dict[str, Any], out_dir: str | os.PathLike | None = None) -> Path:
     """Write ``{bench, created, environment, ...payload}`` atomically to ``<out_dir>/<name>.json``."""
+    import torch
+
     from effeval.results.convert import environment_block
     from effeval.results.writer import write_json_atomic
-
-    import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     env = environment_block(device)
@@ -55,6 +55,7 @@ def write_bench(name: str, payload: dict[str, Any], out_dir: str | os.PathLike |
 
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """A plain aligned table on stdout (benchmarks print their ratios)."""
+
     def fmt(v):
         return f"{v:.4g}" if isinstance(v, float) else str(v)
 

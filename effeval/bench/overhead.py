@@ -175,7 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m effeval.bench overhead", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--loglikelihood", type=int, default=1200, help="loglikelihood requests (default 1200)")
+    parser.add_argument(
+        "--loglikelihood", type=int, default=1200, help="loglikelihood requests (default 1200)"
+    )
     parser.add_argument("--generate", type=int, default=60, help="generate_until requests (default 60)")
     parser.add_argument("--max-gen-toks", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)

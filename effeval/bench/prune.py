@@ -72,7 +72,9 @@ def _throughput(dense, pruned, batch, rounds: int = 9) -> dict:
             best = [float("inf"), float("inf")]
             for _ in range(rounds):
                 for i, run in enumerate(runs):
-                    best[i] = min(best[i], _cpu_seconds(lambda run=run: run(input_ids=batch, use_cache=False)))
+                    best[i] = min(
+                        best[i], _cpu_seconds(lambda run=run: run(input_ids=batch, use_cache=False))
+                    )
             out[f"dense_{label}tokens_per_cpu_s"] = batch.numel() / best[0]
             out[f"pruned_{label}tokens_per_cpu_s"] = batch.numel() / best[1]
             out[f"{label}forward_speedup"] = best[0] / best[1]
@@ -88,8 +90,18 @@ def _wider_throughput() -> dict:
     from effeval.methods.pruning.api import PruneSpec, prune_model
 
     torch.manual_seed(0)
-    cfg = tf.Mamba2Config(vocab_size=1024, hidden_size=256, expand=2, num_heads=8, head_dim=64, state_size=128,
-                          n_groups=1, num_hidden_layers=2, chunk_size=64, time_step_rank=16)
+    cfg = tf.Mamba2Config(
+        vocab_size=1024,
+        hidden_size=256,
+        expand=2,
+        num_heads=8,
+        head_dim=64,
+        state_size=128,
+        n_groups=1,
+        num_hidden_layers=2,
+        chunk_size=64,
+        time_step_rank=16,
+    )
     dense = tf.Mamba2ForCausalLM(cfg).eval()
     batch = torch.randint(0, 1024, (4, 256), generator=torch.Generator().manual_seed(0))
     ratios = {}
@@ -97,13 +109,28 @@ def _wider_throughput() -> dict:
         model = copy.deepcopy(dense)
         pruned = prune_model(model, spec=PruneSpec(method, 0.5, criterion="magnitude"), progress=False).model
         ratios[f"{method}@0.5"] = _throughput(dense, pruned, batch, rounds=5)
-    return {"config": {k: getattr(cfg, k) for k in ("hidden_size", "expand", "num_heads", "head_dim", "state_size",
-                                                     "num_hidden_layers", "vocab_size")},
-            "batch": list(batch.shape), "ratios": ratios}
+    return {
+        "config": {
+            k: getattr(cfg, k)
+            for k in (
+                "hidden_size",
+                "expand",
+                "num_heads",
+                "head_dim",
+                "state_size",
+                "num_hidden_layers",
+                "vocab_size",
+            )
+        },
+        "batch": list(batch.shape),
+        "ratios": ratios,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m effeval.bench prune", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m effeval.bench prune", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--nsamples", type=int, default=32, help="calibration windows (paper: 128)")
     parser.add_argument("--seqlen", type=int, default=64, help="calibration window length (paper: 128)")
     parser.add_argument("--eval-windows", type=int, default=24)
@@ -140,8 +167,15 @@ def main(argv: list[str] | None = None) -> int:
             res = prune_model(model, spec=PruneSpec(method, s), input_ids=calib, progress=False)
             cpu = time.process_time() - cpu
             ppl = dense_ppl if s == 0 else perplexity(model, evalset)
-            curves[method].append({"sparsity": s, "perplexity": ppl, "global_sparsity": res.report["global_sparsity"],
-                                   "prune_wall_time_s": res.report["prune_wall_time_s"], "prune_cpu_time_s": cpu})
+            curves[method].append(
+                {
+                    "sparsity": s,
+                    "perplexity": ppl,
+                    "global_sparsity": res.report["global_sparsity"],
+                    "prune_wall_time_s": res.report["prune_wall_time_s"],
+                    "prune_cpu_time_s": cpu,
+                }
+            )
             logger.info("%s %.1f: ppl %.2f", method, s, ppl)
 
     # every mixer weight (in_proj + conv1d + out_proj) at two sparsities: out_proj is the sensitive one
@@ -149,11 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     for method in UNSTRUCTURED:
         for s in (0.5, 0.7):
             model = copy.deepcopy(dense)
-            res = prune_model(model, spec=PruneSpec(method, s, targets="in_proj+conv1d+out_proj"), input_ids=calib,
-                              progress=False)
-            all_targets.append({"method": method, "sparsity": s, "perplexity": perplexity(model, evalset),
-                                "global_sparsity": res.report["global_sparsity"],
-                                "prune_wall_time_s": res.report["prune_wall_time_s"]})
+            res = prune_model(
+                model,
+                spec=PruneSpec(method, s, targets="in_proj+conv1d+out_proj"),
+                input_ids=calib,
+                progress=False,
+            )
+            all_targets.append(
+                {
+                    "method": method,
+                    "sparsity": s,
+                    "perplexity": perplexity(model, evalset),
+                    "global_sparsity": res.report["global_sparsity"],
+                    "prune_wall_time_s": res.report["prune_wall_time_s"],
+                }
+            )
 
     structured = []
     throughput_batch = evalset[:4]
@@ -163,18 +207,30 @@ def main(argv: list[str] | None = None) -> int:
                 model = copy.deepcopy(dense)
                 shrink = True
                 try:
-                    res = prune_model(model, spec=PruneSpec(method, s, criterion=criterion), input_ids=calib,
-                                      progress=False)
+                    res = prune_model(
+                        model, spec=PruneSpec(method, s, criterion=criterion), input_ids=calib, progress=False
+                    )
                 except ConfigError as exc:  # not expressible by the stock config: evaluate the masked model
                     logger.info("%s %.2f: %s -> masked only", method, s, exc)
                     shrink = False
                     model = copy.deepcopy(dense)
-                    res = prune_model(model, spec=PruneSpec(method, s, criterion=criterion, shrink=False),
-                                      input_ids=calib, progress=False)
-                row = {"method": method, "sparsity": s, "criterion": criterion, "shrunk": shrink,
-                       "perplexity": perplexity(res.model, evalset), "params_before": res.report["params_before"],
-                       "params_after": res.report["params_after"], "prune_wall_time_s": res.report["prune_wall_time_s"],
-                       "config_after": res.report["config_after"]}
+                    res = prune_model(
+                        model,
+                        spec=PruneSpec(method, s, criterion=criterion, shrink=False),
+                        input_ids=calib,
+                        progress=False,
+                    )
+                row = {
+                    "method": method,
+                    "sparsity": s,
+                    "criterion": criterion,
+                    "shrunk": shrink,
+                    "perplexity": perplexity(res.model, evalset),
+                    "params_before": res.report["params_before"],
+                    "params_after": res.report["params_after"],
+                    "prune_wall_time_s": res.report["prune_wall_time_s"],
+                    "config_after": res.report["config_after"],
+                }
                 if shrink and criterion == "magnitude":
                     row.update(_throughput(dense, res.model, throughput_batch))
                 structured.append(row)
@@ -187,13 +243,35 @@ def main(argv: list[str] | None = None) -> int:
     cpus = {m: next(r["prune_cpu_time_s"] for r in curves[m] if r["sparsity"] == 0.5) for m in UNSTRUCTURED}
     timing = {"dense_eval_2_windows_wall": time_call(lambda: perplexity(dense, evalset[:2]), repeats=1)}
     payload = {
-        "model": {"zoo": "mamba2-sp", "trained": True, "path": str(path),
-                  "config": {k: getattr(dense.config, k) for k in ("hidden_size", "state_size", "expand", "num_heads",
-                                                                     "head_dim", "n_groups", "num_hidden_layers")}},
-        "calibration": {"source": "zoo training corpus (pydoc topics + stdlib sources)", "nsamples": args.nsamples,
-                        "seqlen": args.seqlen, "seed": 0},
-        "eval": {"source": "effeval.zoo.corpus.heldout_texts (stdlib modules not trained on)",
-                 "tokens": int(evalset.numel()), "windows": int(evalset.shape[0]), "seqlen": args.eval_seqlen},
+        "model": {
+            "zoo": "mamba2-sp",
+            "trained": True,
+            "path": str(path),
+            "config": {
+                k: getattr(dense.config, k)
+                for k in (
+                    "hidden_size",
+                    "state_size",
+                    "expand",
+                    "num_heads",
+                    "head_dim",
+                    "n_groups",
+                    "num_hidden_layers",
+                )
+            },
+        },
+        "calibration": {
+            "source": "zoo training corpus (pydoc topics + stdlib sources)",
+            "nsamples": args.nsamples,
+            "seqlen": args.seqlen,
+            "seed": 0,
+        },
+        "eval": {
+            "source": "effeval.zoo.corpus.heldout_texts (stdlib modules not trained on)",
+            "tokens": int(evalset.numel()),
+            "windows": int(evalset.shape[0]),
+            "seqlen": args.eval_seqlen,
+        },
         "targets": ["in_proj"],
         "dense_perplexity": dense_ppl,
         "unstructured": curves,
@@ -206,33 +284,59 @@ def main(argv: list[str] | None = None) -> int:
             "magnitude_over_wanda_perplexity_at_50": at50["magnitude"] / at50["wanda"],
             "prune_wall_time_s_at_50": walls,
             "prune_cpu_time_s_at_50": cpus,
-            "forward_speedup_cpu_time": {f"{r['method']}@{r['sparsity']}": r["forward_speedup"]
-                                         for r in structured if "forward_speedup" in r},
-            "wider_model_backbone_forward_speedup_cpu_time": {k: v["backbone_forward_speedup"]
-                                                              for k, v in wider["ratios"].items()},
-            "backbone_forward_speedup_cpu_time": {f"{r['method']}@{r['sparsity']}": r["backbone_forward_speedup"]
-                                         for r in structured if "backbone_forward_speedup" in r},
+            "forward_speedup_cpu_time": {
+                f"{r['method']}@{r['sparsity']}": r["forward_speedup"]
+                for r in structured
+                if "forward_speedup" in r
+            },
+            "wider_model_backbone_forward_speedup_cpu_time": {
+                k: v["backbone_forward_speedup"] for k, v in wider["ratios"].items()
+            },
+            "backbone_forward_speedup_cpu_time": {
+                f"{r['method']}@{r['sparsity']}": r["backbone_forward_speedup"]
+                for r in structured
+                if "backbone_forward_speedup" in r
+            },
         },
         "timing_reference": timing,
-        "notes": ("Mamba2Config needs an integer expand = num_heads*head_dim/hidden_size, so head-dim 25% "
-                  "(expand 2 -> 1.5) cannot be saved as a smaller stock checkpoint; it is evaluated masked."),
+        "notes": (
+            "Mamba2Config needs an integer expand = num_heads*head_dim/hidden_size, so head-dim 25% "
+            "(expand 2 -> 1.5) cannot be saved as a smaller stock checkpoint; it is evaluated masked."
+        ),
     }
     out_dir = args.out or bench_dir()
     json_path = write_bench("prune", payload, out_dir)
     _plot(payload, json_path.with_suffix(".png"))
-    rows = [{"method": m, **{f"s={r['sparsity']:.1f}": r["perplexity"] for r in curves[m]}} for m in UNSTRUCTURED]
+    rows = [
+        {"method": m, **{f"s={r['sparsity']:.1f}": r["perplexity"] for r in curves[m]}} for m in UNSTRUCTURED
+    ]
     print(f"dense held-out perplexity: {dense_ppl:.3f}")
     print_table(rows, ["method"] + [f"s={s:.1f}" for s in SPARSITIES])
     print()
     print_table(all_targets, ["method", "sparsity", "perplexity", "prune_wall_time_s"])
     print()
-    print_table(structured, ["method", "sparsity", "criterion", "shrunk", "perplexity", "params_after",
-                             "forward_speedup", "backbone_forward_speedup"])
-    print("\nwider random Mamba2, backbone forward speed-up (CPU time): "
-          + ", ".join(f"{k} {v['backbone_forward_speedup']:.2f}x" for k, v in wider["ratios"].items()))
+    print_table(
+        structured,
+        [
+            "method",
+            "sparsity",
+            "criterion",
+            "shrunk",
+            "perplexity",
+            "params_after",
+            "forward_speedup",
+            "backbone_forward_speedup",
+        ],
+    )
+    print(
+        "\nwider random Mamba2, backbone forward speed-up (CPU time): "
+        + ", ".join(f"{k} {v['backbone_forward_speedup']:.2f}x" for k, v in wider["ratios"].items())
+    )
     print("\nprune time at 50% (CPU s, 1 thread): " + ", ".join(f"{m} {v:.2f}" for m, v in cpus.items()))
-    print(f"\nperplexity at 50%: magnitude {at50['magnitude']:.2f}, wanda {at50['wanda']:.2f}, "
-          f"sparsegpt {at50['sparsegpt']:.2f} (dense {dense_ppl:.2f}); wrote {json_path}")
+    print(
+        f"\nperplexity at 50%: magnitude {at50['magnitude']:.2f}, wanda {at50['wanda']:.2f}, "
+        f"sparsegpt {at50['sparsegpt']:.2f} (dense {dense_ppl:.2f}); wrote {json_path}"
+    )
     return 0
 
 
@@ -253,7 +357,9 @@ def _plot(payload: dict, png_path) -> None:
     ax1.legend()
     labels, values, colors = [], [], []
     for r in payload["structured"]:
-        labels.append(f"{r['method']} {int(r['sparsity'] * 100)}%\n{r['criterion']}{'' if r['shrunk'] else ' (mask)'}")
+        labels.append(
+            f"{r['method']} {int(r['sparsity'] * 100)}%\n{r['criterion']}{'' if r['shrunk'] else ' (mask)'}"
+        )
         values.append(r["perplexity"])
         colors.append("tab:blue" if r["method"] == "dstate" else "tab:orange")
     ax2.bar(range(len(values)), values, color=colors)

@@ -27,11 +27,11 @@ PROMPTS = [
     "def __init__(self, name, value=None):\n    self.name = name\n",
     "import os\nimport sys\n\n\ndef main(",
     "    for line in lines:\n        if not line.strip():\n",
-    "class Error(Exception):\n    \"\"\"Base class for exceptions in this module.\"\"\"\n",
+    'class Error(Exception):\n    """Base class for exceptions in this module."""\n',
     "The following example shows how to",
     "    def __repr__(self):\n        return",
     "if __name__ == '__main__':\n",
-    "        raise ValueError(\"",
+    '        raise ValueError("',
 ]
 TV_PROMPT = "    def __repr__(self):\n        return"
 
@@ -51,8 +51,16 @@ def _time_prompt_set(generate, target, t_tok, drafter, d_tok, prompts, max_new, 
     config = SamplingConfig(max_new_tokens=max_new, eos_token_ids=(t_tok.eos_token_id,))
     start = time.perf_counter()
     for i, prompt in enumerate(prompts):
-        generate(target, t_tok, drafter, d_tok, t_tok(prompt)["input_ids"], config, num_draft_tokens=k,
-                 generator=torch.Generator().manual_seed(i))
+        generate(
+            target,
+            t_tok,
+            drafter,
+            d_tok,
+            t_tok(prompt)["input_ids"],
+            config,
+            num_draft_tokens=k,
+            generator=torch.Generator().manual_seed(i),
+        )
     return time.perf_counter() - start
 
 
@@ -64,12 +72,28 @@ def _greedy_row(name, generate, target, t_tok, drafter, d_tok, prompts, max_new,
     config = SamplingConfig(max_new_tokens=max_new, eos_token_ids=(t_tok.eos_token_id,))
     outputs, tokens, accepted, drafted, steps, t_calls, d_calls = [], 0, 0, 0, 0, 0, 0
     # Warm up once (first-call allocations), then time the whole prompt set.
-    generate(target, t_tok, drafter, d_tok, t_tok(prompts[0])["input_ids"], config, num_draft_tokens=k,
-             generator=torch.Generator().manual_seed(0))
+    generate(
+        target,
+        t_tok,
+        drafter,
+        d_tok,
+        t_tok(prompts[0])["input_ids"],
+        config,
+        num_draft_tokens=k,
+        generator=torch.Generator().manual_seed(0),
+    )
     start = time.perf_counter()
     for i, prompt in enumerate(prompts):
-        res = generate(target, t_tok, drafter, d_tok, t_tok(prompt)["input_ids"], config, num_draft_tokens=k,
-                       generator=torch.Generator().manual_seed(i))
+        res = generate(
+            target,
+            t_tok,
+            drafter,
+            d_tok,
+            t_tok(prompt)["input_ids"],
+            config,
+            num_draft_tokens=k,
+            generator=torch.Generator().manual_seed(i),
+        )
         outputs.append(res.token_ids)
         s = res.stats
         tokens += s.new_tokens
@@ -80,9 +104,15 @@ def _greedy_row(name, generate, target, t_tok, drafter, d_tok, prompts, max_new,
         d_calls += s.drafter_calls
     wall = time.perf_counter() - start
     row = {
-        "algorithm": name, "wall_time_s": wall, "new_tokens": tokens, "tokens_per_s": tokens / wall,
-        "target_calls": t_calls, "drafter_calls": d_calls, "drafted": drafted if name != "hf" else None,
-        "accepted": accepted, "acceptance_rate": (accepted / drafted) if drafted else None,
+        "algorithm": name,
+        "wall_time_s": wall,
+        "new_tokens": tokens,
+        "tokens_per_s": tokens / wall,
+        "target_calls": t_calls,
+        "drafter_calls": d_calls,
+        "drafted": drafted if name != "hf" else None,
+        "accepted": accepted,
+        "acceptance_rate": (accepted / drafted) if drafted else None,
         "mean_accepted_length": (accepted / steps if steps else None) if name != "ar" else None,
         "tokens_per_target_call": tokens / t_calls if t_calls else None,
     }
@@ -115,14 +145,22 @@ def _first_token_tv(name, generate, target, t_tok, drafter, d_tok, config, k, n,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m effeval.bench spec", description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="llama-sp", help="zoo name of the target (default llama-sp)")
-    parser.add_argument("--drafter", default="qwen-tekken", help="zoo name of the drafter (default qwen-tekken)")
-    parser.add_argument("--random", action="store_true", help="use random-weight zoo models (default: trained)")
+    parser.add_argument(
+        "--drafter", default="qwen-tekken", help="zoo name of the drafter (default qwen-tekken)"
+    )
+    parser.add_argument(
+        "--random", action="store_true", help="use random-weight zoo models (default: trained)"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--num-draft-tokens", type=int, default=4)
     parser.add_argument("--tv-samples", type=int, default=2000)
     parser.add_argument("--temperature", type=float, default=0.5)
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed passes per algorithm, interleaved; the fastest counts (shared machines)")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed passes per algorithm, interleaved; the fastest counts (shared machines)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: tiny models)")
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")
     args = parser.parse_args(argv)
@@ -150,8 +188,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         logger.info("spec bench: greedy %s", name)
         try:
-            row, outputs = _greedy_row(name, get_algorithm(name), target, t_tok, hf_drafter if name == "hf" else drafter,
-                                       d_tok, PROMPTS, args.max_new_tokens, args.num_draft_tokens, reference)
+            row, outputs = _greedy_row(
+                name,
+                get_algorithm(name),
+                target,
+                t_tok,
+                hf_drafter if name == "hf" else drafter,
+                d_tok,
+                PROMPTS,
+                args.max_new_tokens,
+                args.num_draft_tokens,
+                reference,
+            )
         except Exception as exc:  # an unavailable or failing algorithm is reported, not fatal
             logger.warning("spec bench: %s failed: %s", name, exc)
             greedy.append({"algorithm": name, "error": f"{type(exc).__name__}: {exc}"})
@@ -166,8 +214,16 @@ def main(argv: list[str] | None = None) -> int:
             if "tokens_per_s" not in row:
                 continue
             name = row["algorithm"]
-            wall = _time_prompt_set(get_algorithm(name), target, t_tok, hf_drafter if name == "hf" else drafter,
-                                    d_tok, PROMPTS, args.max_new_tokens, args.num_draft_tokens)
+            wall = _time_prompt_set(
+                get_algorithm(name),
+                target,
+                t_tok,
+                hf_drafter if name == "hf" else drafter,
+                d_tok,
+                PROMPTS,
+                args.max_new_tokens,
+                args.num_draft_tokens,
+            )
             if wall < row["wall_time_s"]:
                 row["wall_time_s"], row["tokens_per_s"] = wall, row["new_tokens"] / wall
     for row in greedy:
@@ -177,16 +233,28 @@ def main(argv: list[str] | None = None) -> int:
         if "tokens_per_s" in row:
             row["speedup_vs_ar"] = row["tokens_per_s"] / ar_speed
 
-    config = SamplingConfig(do_sample=True, temperature=args.temperature, max_new_tokens=2,
-                            eos_token_ids=(t_tok.eos_token_id,))
+    config = SamplingConfig(
+        do_sample=True, temperature=args.temperature, max_new_tokens=2, eos_token_ids=(t_tok.eos_token_id,)
+    )
     with torch.no_grad():
         exact = target_probs(target(torch.tensor([t_tok(TV_PROMPT)["input_ids"]])).logits[0, -1], config)
     sampling = []
     for name in ["ar"] + [n for n in names if n in ("tli", "slrs", "hf")]:
         logger.info("spec bench: %d first-token samples of %s", args.tv_samples, name)
         try:
-            row = _first_token_tv(name, get_algorithm(name), target, t_tok, hf_drafter if name == "hf" else drafter,
-                                  d_tok, config, args.num_draft_tokens, args.tv_samples, 1234, exact)
+            row = _first_token_tv(
+                name,
+                get_algorithm(name),
+                target,
+                t_tok,
+                hf_drafter if name == "hf" else drafter,
+                d_tok,
+                config,
+                args.num_draft_tokens,
+                args.tv_samples,
+                1234,
+                exact,
+            )
         except Exception as exc:
             logger.warning("spec bench: %s sampling failed: %s", name, exc)
             row = {"algorithm": name, "error": f"{type(exc).__name__}: {exc}"}
@@ -195,22 +263,42 @@ def main(argv: list[str] | None = None) -> int:
         sampling.append(row)
 
     payload = {
-        "pair": {"target": args.target, "drafter": args.drafter, "trained": trained,
-                 "target_vocab_size": len(Vocab.of(t_tok)), "drafter_vocab_size": len(Vocab.of(d_tok)),
-                 "shared_tokens": len(Intersection.of(t_tok, d_tok))},
-        "settings": {"prompts": len(PROMPTS), "max_new_tokens": args.max_new_tokens,
-                     "num_draft_tokens": args.num_draft_tokens, "tv_samples": args.tv_samples,
-                     "temperature": args.temperature, "tv_prompt": TV_PROMPT, "torch_threads": args.threads,
-                     "timing": "fastest of --repeats interleaved passes over the prompt set, after one warm-up"},
+        "pair": {
+            "target": args.target,
+            "drafter": args.drafter,
+            "trained": trained,
+            "target_vocab_size": len(Vocab.of(t_tok)),
+            "drafter_vocab_size": len(Vocab.of(d_tok)),
+            "shared_tokens": len(Intersection.of(t_tok, d_tok)),
+        },
+        "settings": {
+            "prompts": len(PROMPTS),
+            "max_new_tokens": args.max_new_tokens,
+            "num_draft_tokens": args.num_draft_tokens,
+            "tv_samples": args.tv_samples,
+            "temperature": args.temperature,
+            "tv_prompt": TV_PROMPT,
+            "torch_threads": args.threads,
+            "timing": "fastest of --repeats interleaved passes over the prompt set, after one warm-up",
+        },
         "greedy": greedy,
         "first_token_tv": sampling,
     }
     path = write_bench("spec", payload, args.out)
-    print_table([r for r in greedy if "tokens_per_s" in r],
-                ["algorithm", "tokens_per_s", "speedup_vs_ar", "mean_accepted_length", "acceptance_rate",
-                 "target_calls", "equal_to_ar", "prompts"])
+    print_table(
+        [r for r in greedy if "tokens_per_s" in r],
+        [
+            "algorithm",
+            "tokens_per_s",
+            "speedup_vs_ar",
+            "mean_accepted_length",
+            "acceptance_rate",
+            "target_calls",
+            "equal_to_ar",
+            "prompts",
+        ],
+    )
     print()
     print_table([r for r in sampling if "tv" in r], ["algorithm", "samples", "tv"])
     print(f"\nwrote {path}")
     return 0
-

@@ -77,8 +77,11 @@ def load_benchmark(name_or_path: str, limit: int | None = None) -> list[dict]:
             )
         fmt = fmt or detect_format(path)
         loader = {
-            "effeval": load_effeval_jsonl, "geneval": load_geneval, "t2i-compbench": load_t2i_compbench,
-            "tifa": load_tifa, "dsg": load_dsg,
+            "effeval": load_effeval_jsonl,
+            "geneval": load_geneval,
+            "t2i-compbench": load_t2i_compbench,
+            "tifa": load_tifa,
+            "dsg": load_dsg,
         }[fmt]
         records = loader(path)
     if not records:
@@ -106,7 +109,11 @@ def detect_format(path: Path) -> str:
                         first = json.loads(line)
                     except json.JSONDecodeError:
                         return "effeval"  # the effeval loader reports the line
-                    return "geneval" if isinstance(first, dict) and "tag" in first and "include" in first else "effeval"
+                    return (
+                        "geneval"
+                        if isinstance(first, dict) and "tag" in first and "include" in first
+                        else "effeval"
+                    )
         return "effeval"
     raise ConfigError(
         f"{ARG}: cannot tell the format of {path} from its suffix {suffix or '(none)'}. "
@@ -120,7 +127,11 @@ def detect_format(path: Path) -> str:
 
 def _check_question(q: Any, j: int, where: str) -> dict:
     if not isinstance(q, dict):
-        raise _err(where, f"questions[{j}] is {type(q).__name__}, not an object", 'write {"text": ..., "expected": "yes"}')
+        raise _err(
+            where,
+            f"questions[{j}] is {type(q).__name__}, not an object",
+            'write {"text": ..., "expected": "yes"}',
+        )
     text = q.get("text")
     if not isinstance(text, str) or not text.strip():
         raise _err(where, f"questions[{j}] has no 'text'", "give every question its text")
@@ -138,7 +149,9 @@ def _check_question(q: Any, j: int, where: str) -> dict:
 def validate_record(rec: Any, where: str, benchmark: str) -> dict:
     """Check one effeval record (``where`` = "file:line") and fill in defaults and char spans."""
     if not isinstance(rec, dict):
-        raise _err(where, f"the line is a JSON {type(rec).__name__}, not an object", "write one JSON object per line")
+        raise _err(
+            where, f"the line is a JSON {type(rec).__name__}, not an object", "write one JSON object per line"
+        )
     for key in ("id", "prompt"):
         if not isinstance(rec.get(key), str) or not rec[key].strip():
             raise _err(where, f"missing or empty '{key}'", f'add "{key}": "<text>"')
@@ -156,17 +169,29 @@ def validate_record(rec: Any, where: str, benchmark: str) -> dict:
         raise _err(where, "'items' is not a list of strings", 'write "items": ["cat", "cup"]')
     for item in items:
         if item.lower() not in prompt.lower():
-            raise _err(where, f"item {item!r} does not occur in the prompt {prompt!r}", "use items spelled as in the prompt")
+            raise _err(
+                where,
+                f"item {item!r} does not occur in the prompt {prompt!r}",
+                "use items spelled as in the prompt",
+            )
     leak = rec.get("leak")
     if leak is not None:
         if not isinstance(leak, dict) or not {"source", "target"} <= set(leak):
-            raise _err(where, "'leak' needs 'source' and 'target'", 'write "leak": {"source": ..., "target": ...}')
+            raise _err(
+                where, "'leak' needs 'source' and 'target'", 'write "leak": {"source": ..., "target": ...}'
+            )
         for role in ("source", "target"):
             if leak[role] not in items:
-                raise _err(where, f"leak.{role} {leak[role]!r} is not one of the items {items}", "list it in 'items'")
+                raise _err(
+                    where, f"leak.{role} {leak[role]!r} is not one of the items {items}", "list it in 'items'"
+                )
     expressions = rec.get("expressions", [])
     if not isinstance(expressions, list):
-        raise _err(where, "'expressions' is not a list", 'write "expressions": [{"text": ..., "words": [start, end]}]')
+        raise _err(
+            where,
+            "'expressions' is not a list",
+            'write "expressions": [{"text": ..., "words": [start, end]}]',
+        )
     words = prompt.split()
     starts, pos = [], 0
     for w in words:  # character offset of each whitespace-separated word
@@ -176,16 +201,28 @@ def validate_record(rec: Any, where: str, benchmark: str) -> dict:
     spans = []
     for e in expressions:
         span = e.get("words") if isinstance(e, dict) else None
-        if (not isinstance(span, list) or len(span) != 2 or not all(isinstance(x, int) for x in span)
-                or not 0 <= span[0] < span[1] <= len(words)):
-            raise _err(where, f"expression {e!r} has no valid 'words': [start, end] within the prompt's {len(words)} words",
-                       "give the expression's word span as prompt.split()[start:end]")
-        text = " ".join(words[span[0]:span[1]])
+        if (
+            not isinstance(span, list)
+            or len(span) != 2
+            or not all(isinstance(x, int) for x in span)
+            or not 0 <= span[0] < span[1] <= len(words)
+        ):
+            raise _err(
+                where,
+                f"expression {e!r} has no valid 'words': [start, end] within the prompt's {len(words)} words",
+                "give the expression's word span as prompt.split()[start:end]",
+            )
+        text = " ".join(words[span[0] : span[1]])
         if e.get("text") != text:
-            raise _err(where, f"expression text {e.get('text')!r} != words {span} of the prompt ({text!r})",
-                       "make 'text' equal the words in the span")
+            raise _err(
+                where,
+                f"expression text {e.get('text')!r} != words {span} of the prompt ({text!r})",
+                "make 'text' equal the words in the span",
+            )
         end_word = span[1] - 1
-        spans.append({**e, "char_start": starts[span[0]], "char_end": starts[end_word] + len(words[end_word])})
+        spans.append(
+            {**e, "char_start": starts[span[0]], "char_end": starts[end_word] + len(words[end_word])}
+        )
     rec["expressions"] = spans
     rec.setdefault("benchmark", benchmark)
     rec.setdefault("category", benchmark)
@@ -205,10 +242,16 @@ def load_effeval_jsonl(path: Path, benchmark: str | None = None) -> list[dict]:
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise _err(where, f"invalid JSON ({exc.msg} at column {exc.colno})", "write one JSON object per line") from None
+                raise _err(
+                    where, f"invalid JSON ({exc.msg} at column {exc.colno})", "write one JSON object per line"
+                ) from None
             rec = validate_record(rec, where, benchmark)
             if rec["id"] in seen:
-                raise _err(where, f"id {rec['id']!r} repeats line {seen[rec['id']]}", "give every record a distinct id")
+                raise _err(
+                    where,
+                    f"id {rec['id']!r} repeats line {seen[rec['id']]}",
+                    "give every record a distinct id",
+                )
             seen[rec["id"]] = lineno
             rec.setdefault("source", {"format": "effeval", "file": path.name, "line": lineno})
             records.append(rec)
@@ -220,9 +263,21 @@ def load_effeval_jsonl(path: Path, benchmark: str | None = None) -> list[dict]:
 
 
 _NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
-_IRREGULAR_PLURALS = {"person": "people", "mouse": "mice", "sheep": "sheep", "skis": "skis", "scissors": "scissors",
-                      "knife": "knives", "bus": "buses"}
-_GENEVAL_RELATIONS = {"left of": "to the left of", "right of": "to the right of", "above": "above", "below": "below"}
+_IRREGULAR_PLURALS = {
+    "person": "people",
+    "mouse": "mice",
+    "sheep": "sheep",
+    "skis": "skis",
+    "scissors": "scissors",
+    "knife": "knives",
+    "bus": "buses",
+}
+_GENEVAL_RELATIONS = {
+    "left of": "to the left of",
+    "right of": "to the right of",
+    "above": "above",
+    "below": "below",
+}
 
 
 def plural(noun: str) -> str:
@@ -248,26 +303,61 @@ def geneval_questions(rec: dict) -> list[dict]:
     qs = []
     for k, obj in enumerate(include):
         cls, count = obj["class"], int(obj.get("count", 1))
-        qs.append({"id": f"o{k}.present", "text": f"Is there {_article(cls)} {cls}?", "kind": "presence",
-                   "expected": "yes", "item": cls})
+        qs.append(
+            {
+                "id": f"o{k}.present",
+                "text": f"Is there {_article(cls)} {cls}?",
+                "kind": "presence",
+                "expected": "yes",
+                "item": cls,
+            }
+        )
         if count > 1:
             n = _NUMBER_WORDS.get(count, str(count))
-            qs.append({"id": f"o{k}.count", "text": f"Are there {n} {plural(cls)}?", "kind": "count",
-                       "expected": "yes", "item": cls})
+            qs.append(
+                {
+                    "id": f"o{k}.count",
+                    "text": f"Are there {n} {plural(cls)}?",
+                    "kind": "count",
+                    "expected": "yes",
+                    "item": cls,
+                }
+            )
         if obj.get("color"):
-            qs.append({"id": f"o{k}.color", "text": f"Is the {cls} {obj['color']}?", "kind": "binding",
-                       "expected": "yes", "item": cls})
+            qs.append(
+                {
+                    "id": f"o{k}.color",
+                    "text": f"Is the {cls} {obj['color']}?",
+                    "kind": "binding",
+                    "expected": "yes",
+                    "item": cls,
+                }
+            )
         if obj.get("position"):
             relation, ref = obj["position"]
             ref_cls = include[int(ref)]["class"]
             rel = _GENEVAL_RELATIONS.get(relation, relation)
-            qs.append({"id": f"o{k}.position", "text": f"Is the {cls} {rel} the {ref_cls}?", "kind": "relation",
-                       "expected": "yes", "item": cls})
+            qs.append(
+                {
+                    "id": f"o{k}.position",
+                    "text": f"Is the {cls} {rel} the {ref_cls}?",
+                    "kind": "relation",
+                    "expected": "yes",
+                    "item": cls,
+                }
+            )
     for k, obj in enumerate(rec.get("exclude", [])):
         cls, count = obj["class"], int(obj["count"])
         n = _NUMBER_WORDS.get(count, str(count))
-        qs.append({"id": f"x{k}.count", "text": f"Are there {n} or more {plural(cls)}?", "kind": "count",
-                   "expected": "no", "item": cls})
+        qs.append(
+            {
+                "id": f"x{k}.count",
+                "text": f"Are there {n} or more {plural(cls)}?",
+                "kind": "count",
+                "expected": "no",
+                "item": cls,
+            }
+        )
     return qs
 
 
@@ -281,22 +371,39 @@ def load_geneval(path: Path) -> list[dict]:
             where = f"{path}:{lineno}"
             try:
                 rec = json.loads(line)
-                if not isinstance(rec, dict) or not isinstance(rec.get("prompt"), str) or not isinstance(rec.get("include"), list):
+                if (
+                    not isinstance(rec, dict)
+                    or not isinstance(rec.get("prompt"), str)
+                    or not isinstance(rec.get("include"), list)
+                ):
                     raise ValueError("needs 'prompt' (string) and 'include' (list)")
                 questions = geneval_questions(rec)
             except json.JSONDecodeError as exc:
-                raise _err(where, f"invalid JSON ({exc.msg} at column {exc.colno})", "pass GenEval's evaluation_metadata.jsonl") from None
+                raise _err(
+                    where,
+                    f"invalid JSON ({exc.msg} at column {exc.colno})",
+                    "pass GenEval's evaluation_metadata.jsonl",
+                ) from None
             except (ValueError, KeyError, TypeError, IndexError) as exc:
-                raise _err(where, f"not a GenEval metadata record ({exc})",
-                           "each line needs tag, include [{class, count, color?, position?}], prompt") from None
+                raise _err(
+                    where,
+                    f"not a GenEval metadata record ({exc})",
+                    "each line needs tag, include [{class, count, color?, position?}], prompt",
+                ) from None
             # GenEval numbers its output folders by 0-based line index (00000, 00001, ...).
             index = len(records)
-            records.append({
-                "id": f"geneval-{index:05d}", "prompt": rec["prompt"], "benchmark": "geneval",
-                "category": rec.get("tag", "geneval"), "items": [o["class"] for o in rec["include"]],
-                "questions": questions, "expressions": [],
-                "source": {"format": "geneval", "file": path.name, "line": lineno, "record": rec},
-            })
+            records.append(
+                {
+                    "id": f"geneval-{index:05d}",
+                    "prompt": rec["prompt"],
+                    "benchmark": "geneval",
+                    "category": rec.get("tag", "geneval"),
+                    "items": [o["class"] for o in rec["include"]],
+                    "questions": questions,
+                    "expressions": [],
+                    "source": {"format": "geneval", "file": path.name, "line": lineno, "record": rec},
+                }
+            )
     return records
 
 
@@ -322,9 +429,14 @@ def load_t2i_compbench(path: Path) -> list[dict]:
     except UnicodeDecodeError as exc:
         raise _err(str(path), f"not UTF-8 text ({exc})", "pass a T2I-CompBench prompt .txt file") from None
     lines = text.splitlines()
-    if stem == "new_objects" or (lines and all(re.fullmatch(r"[\w ]+ - [\w ]+", ln.strip()) for ln in lines[:5] if ln.strip())):
-        raise _err(str(path), "this is T2I-CompBench's noun list ('singular - plural'), not prompts",
-                   "pass a category file such as color_val.txt")
+    if stem == "new_objects" or (
+        lines and all(re.fullmatch(r"[\w ]+ - [\w ]+", ln.strip()) for ln in lines[:5] if ln.strip())
+    ):
+        raise _err(
+            str(path),
+            "this is T2I-CompBench's noun list ('singular - plural'), not prompts",
+            "pass a category file such as color_val.txt",
+        )
     category = stem
     base = stem.split("_")[0]
     records = []
@@ -335,15 +447,24 @@ def load_t2i_compbench(path: Path) -> list[dict]:
         questions = []
         if base in _COMPBENCH_VQA:
             phrases = [p.strip() for p in re.split(r",\s*|\s+and\s+", prompt) if p.strip()]
-            questions = [{"id": f"np{k}", "text": f"{p}?", "kind": "binding", "expected": "yes", "item": p}
-                         for k, p in enumerate(phrases)]
+            questions = [
+                {"id": f"np{k}", "text": f"{p}?", "kind": "binding", "expected": "yes", "item": p}
+                for k, p in enumerate(phrases)
+            ]
         # T2I-CompBench names images <prompt>_<6-digit index>; keep that index (duplicates stay).
         index = len(records)
-        records.append({
-            "id": f"{category}-{index:06d}", "prompt": prompt, "benchmark": "t2i-compbench", "category": category,
-            "items": [], "questions": questions, "expressions": [],
-            "source": {"format": "t2i-compbench", "file": path.name, "line": lineno},
-        })
+        records.append(
+            {
+                "id": f"{category}-{index:06d}",
+                "prompt": prompt,
+                "benchmark": "t2i-compbench",
+                "category": category,
+                "items": [],
+                "questions": questions,
+                "expressions": [],
+                "source": {"format": "t2i-compbench", "file": path.name, "line": lineno},
+            }
+        )
     return records
 
 
@@ -351,9 +472,15 @@ def load_t2i_compbench(path: Path) -> list[dict]:
 # TIFA
 
 _TIFA_KINDS = {
-    "animal/human": "presence", "object": "presence", "food": "presence",
-    "color": "binding", "material": "binding", "shape": "binding", "attribute": "binding",
-    "counting": "count", "spatial": "relation",
+    "animal/human": "presence",
+    "object": "presence",
+    "food": "presence",
+    "color": "binding",
+    "material": "binding",
+    "shape": "binding",
+    "attribute": "binding",
+    "counting": "count",
+    "spatial": "relation",
 }
 
 
@@ -369,24 +496,46 @@ def load_tifa(path: Path) -> list[dict]:
     except json.JSONDecodeError as exc:
         raise _err(f"{path}:{exc.lineno}", f"invalid JSON ({exc.msg})", "pass a TIFA JSON file") from None
     if not isinstance(data, list):
-        raise _err(str(path), "top level is not a JSON array", "pass TIFA's question-answer or text-inputs JSON")
+        raise _err(
+            str(path), "top level is not a JSON array", "pass TIFA's question-answer or text-inputs JSON"
+        )
     by_id: dict[str, dict] = {}
     for k, qa in enumerate(data):
-        if not isinstance(qa, dict) or not isinstance(qa.get("id"), str) or not isinstance(qa.get("caption"), str):
-            raise _err(f"{path}: record {k}", "lacks 'id' or 'caption'", "pass TIFA's question-answer or text-inputs JSON")
-        rec = by_id.setdefault(qa["id"], {
-            "id": qa["id"], "prompt": qa["caption"], "benchmark": "tifa", "category": qa["id"].rsplit("_", 1)[0],
-            "items": [], "questions": [], "other_questions": [], "expressions": [],
-            "source": {"format": "tifa", "file": path.name, "record": k},
-        })
+        if (
+            not isinstance(qa, dict)
+            or not isinstance(qa.get("id"), str)
+            or not isinstance(qa.get("caption"), str)
+        ):
+            raise _err(
+                f"{path}: record {k}",
+                "lacks 'id' or 'caption'",
+                "pass TIFA's question-answer or text-inputs JSON",
+            )
+        rec = by_id.setdefault(
+            qa["id"],
+            {
+                "id": qa["id"],
+                "prompt": qa["caption"],
+                "benchmark": "tifa",
+                "category": qa["id"].rsplit("_", 1)[0],
+                "items": [],
+                "questions": [],
+                "other_questions": [],
+                "expressions": [],
+                "source": {"format": "tifa", "file": path.name, "record": k},
+            },
+        )
         if "question" not in qa:
             continue
         try:
             choices = [str(c).strip().lower() for c in qa["choices"]]
             answer = str(qa["answer"]).strip().lower()
         except (KeyError, TypeError):
-            raise _err(f"{path}: record {k}", "a question record lacks 'choices' or 'answer'",
-                       "pass TIFA's question-answer JSON (id, caption, question, choices, answer, element_type, element)") from None
+            raise _err(
+                f"{path}: record {k}",
+                "a question record lacks 'choices' or 'answer'",
+                "pass TIFA's question-answer JSON (id, caption, question, choices, answer, element_type, element)",
+            ) from None
         j = len(rec["questions"]) + len(rec["other_questions"])
         element_type = qa.get("element_type", qa.get("answer_type", "other"))
         q = {"id": f"q{j}", "text": qa["question"], "item": qa.get("element"), "element_type": element_type}
@@ -400,8 +549,17 @@ def load_tifa(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 # DSG
 
-DSG_COLUMNS = ["item_id", "text", "keywords", "proposition_id", "dependency", "category_broad",
-               "category_detailed", "tuple", "question_natural_language"]
+DSG_COLUMNS = [
+    "item_id",
+    "text",
+    "keywords",
+    "proposition_id",
+    "dependency",
+    "category_broad",
+    "category_detailed",
+    "tuple",
+    "question_natural_language",
+]
 _DSG_KINDS = {"entity": "presence", "attribute": "binding", "relation": "relation"}
 
 
@@ -418,8 +576,11 @@ def load_dsg(path: Path) -> list[dict]:
             raise _err(f"{path}:1", "empty file", "pass a DSG annotations CSV") from None
         missing = [c for c in DSG_COLUMNS if c not in header]
         if missing:
-            raise _err(f"{path}:1", f"header lacks DSG column(s) {', '.join(missing)}",
-                       f"pass a DSG annotations CSV with header {','.join(DSG_COLUMNS)}")
+            raise _err(
+                f"{path}:1",
+                f"header lacks DSG column(s) {', '.join(missing)}",
+                f"pass a DSG annotations CSV with header {','.join(DSG_COLUMNS)}",
+            )
         col = {c: header.index(c) for c in DSG_COLUMNS}
         by_id: dict[str, dict] = {}
         for row in reader:
@@ -427,30 +588,50 @@ def load_dsg(path: Path) -> list[dict]:
             if not row or not any(cell.strip() for cell in row):
                 continue
             if len(row) != len(header):
-                raise _err(f"{path}:{lineno}", f"{len(row)} fields, header has {len(header)}",
-                           "quote fields that contain commas (RFC 4180)")
+                raise _err(
+                    f"{path}:{lineno}",
+                    f"{len(row)} fields, header has {len(header)}",
+                    "quote fields that contain commas (RFC 4180)",
+                )
             get = {c: row[i] for c, i in col.items()}
             try:
                 pid = int(get["proposition_id"])
             except ValueError:
-                raise _err(f"{path}:{lineno}", f"proposition_id {get['proposition_id']!r} is not an integer",
-                           "use DSG's integer proposition ids") from None
+                raise _err(
+                    f"{path}:{lineno}",
+                    f"proposition_id {get['proposition_id']!r} is not an integer",
+                    "use DSG's integer proposition ids",
+                ) from None
             # DSG-1k has a few dependency cells with a stray word ("5, right", "air"); keep the ids.
             tokens = [d for d in re.split(r"\s*,\s*", get["dependency"].strip()) if d]
             deps = [int(d) for d in tokens if d.isdigit() and d != "0"]
             if any(not d.isdigit() for d in tokens):
                 logger.debug("%s:%d: non-integer dependency %r ignored", path, lineno, get["dependency"])
-            rec = by_id.setdefault(get["item_id"], {
-                "id": get["item_id"], "prompt": get["text"], "benchmark": "dsg",
-                "category": get["item_id"].rsplit("_", 1)[0], "items": [], "questions": [], "expressions": [],
-                "source": {"format": "dsg", "file": path.name, "line": lineno},
-            })
-            rec["questions"].append({
-                "id": f"p{pid}", "text": get["question_natural_language"],
-                "kind": _DSG_KINDS.get(get["category_broad"], "other"), "expected": "yes",
-                "item": get["keywords"], "depends_on": deps, "tuple": get["tuple"],
-                "category_detailed": get["category_detailed"],
-            })
+            rec = by_id.setdefault(
+                get["item_id"],
+                {
+                    "id": get["item_id"],
+                    "prompt": get["text"],
+                    "benchmark": "dsg",
+                    "category": get["item_id"].rsplit("_", 1)[0],
+                    "items": [],
+                    "questions": [],
+                    "expressions": [],
+                    "source": {"format": "dsg", "file": path.name, "line": lineno},
+                },
+            )
+            rec["questions"].append(
+                {
+                    "id": f"p{pid}",
+                    "text": get["question_natural_language"],
+                    "kind": _DSG_KINDS.get(get["category_broad"], "other"),
+                    "expected": "yes",
+                    "item": get["keywords"],
+                    "depends_on": deps,
+                    "tuple": get["tuple"],
+                    "category_detailed": get["category_detailed"],
+                }
+            )
     return list(by_id.values())
 
 

@@ -41,7 +41,9 @@ def _row_id(row: dict, k: int) -> str:
     for key in ("id", "prompt_id"):
         if key in row:
             return str(row[key])
-    raise ConfigError(f"metrics rows: row {k} has no 'id'. Fix: give every per-prompt row the benchmark record's id")
+    raise ConfigError(
+        f"metrics rows: row {k} has no 'id'. Fix: give every per-prompt row the benchmark record's id"
+    )
 
 
 def per_prompt_means(rows: list[dict], key: str) -> dict[str, float]:
@@ -73,7 +75,9 @@ def _quantiles(samples, confidence: float) -> tuple[float | None, float | None]:
     return float(q[0]), float(q[1])
 
 
-def mean_ci(values: list[float], n_boot: int = 1000, seed: int = 0, confidence: float = 0.95) -> dict[str, Any]:
+def mean_ci(
+    values: list[float], n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, Any]:
     import torch
 
     v = torch.tensor(values, dtype=torch.float64)
@@ -82,8 +86,9 @@ def mean_ci(values: list[float], n_boot: int = 1000, seed: int = 0, confidence: 
     return {"value": point, "ci_low": lo, "ci_high": hi, "n": len(values)}
 
 
-def paired_change(values: list[float], baseline: list[float], n_boot: int = 1000, seed: int = 0,
-                  confidence: float = 0.95) -> dict[str, Any]:
+def paired_change(
+    values: list[float], baseline: list[float], n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> dict[str, Any]:
     import torch
 
     v = torch.tensor(values, dtype=torch.float64)
@@ -92,9 +97,17 @@ def paired_change(values: list[float], baseline: list[float], n_boot: int = 1000
     vm, bm = v[idx].mean(dim=1), b[idx].mean(dim=1)
     point_v, point_b = float(v.mean()), float(b.mean())
     abs_lo, abs_hi = _quantiles(vm - bm, confidence)
-    out = {"baseline": point_b, "value": point_v, "abs_change": point_v - point_b,
-           "abs_ci_low": abs_lo, "abs_ci_high": abs_hi, "rel_change": None, "rel_ci_low": None,
-           "rel_ci_high": None, "n_paired": len(values)}
+    out = {
+        "baseline": point_b,
+        "value": point_v,
+        "abs_change": point_v - point_b,
+        "abs_ci_low": abs_lo,
+        "abs_ci_high": abs_hi,
+        "rel_change": None,
+        "rel_ci_low": None,
+        "rel_ci_high": None,
+        "n_paired": len(values),
+    }
     if point_b != 0:
         # resamples whose baseline mean is 0 have no relative change: dropped (nan -> filtered)
         rel = torch.where(bm != 0, (vm - bm) / bm, torch.full_like(bm, float("nan")))
@@ -111,8 +124,14 @@ def change_label(short: str, rel_change: float | None, abs_change: float) -> str
     return f"{short} {'+' if pct >= 0 else MINUS}{abs(pct):.0f}%"
 
 
-def aggregate(per_prompt_rows: list[dict], baseline_rows: list[dict] | None = None, n_boot: int = 1000,
-              seed: int = 0, confidence: float = 0.95, keys: list[str] | None = None) -> dict[str, Any]:
+def aggregate(
+    per_prompt_rows: list[dict],
+    baseline_rows: list[dict] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+    keys: list[str] | None = None,
+) -> dict[str, Any]:
     """Metrics over one intervention's rows (and their change vs ``baseline_rows``)."""
     if not isinstance(n_boot, int) or n_boot < 1:
         raise ConfigError(f"--bootstrap: {n_boot!r} resamples. Fix: use a positive integer such as 1000")
@@ -129,20 +148,31 @@ def aggregate(per_prompt_rows: list[dict], baseline_rows: list[dict] | None = No
             continue
         prompt_ids.update(values)
         ids = sorted(values)  # order-free: merged shards and resumed runs give the same CI
-        metrics[name] = {**mean_ci([values[i] for i in ids], n_boot, seed, confidence),
-                         "higher_is_better": higher, "key": key}
+        metrics[name] = {
+            **mean_ci([values[i] for i in ids], n_boot, seed, confidence),
+            "higher_is_better": higher,
+            "key": key,
+        }
         if baseline_rows is not None:
             base = per_prompt_means(baseline_rows, key)
             common = sorted(set(values) & set(base))
             if common:
-                ch = paired_change([values[i] for i in common], [base[i] for i in common], n_boot, seed, confidence)
+                ch = paired_change(
+                    [values[i] for i in common], [base[i] for i in common], n_boot, seed, confidence
+                )
                 ch["label"] = change_label(short, ch["rel_change"], ch["abs_change"])
                 ch["higher_is_better"] = higher
                 changes[name] = ch
     out: dict[str, Any] = {
-        "n_prompts": len(prompt_ids), "n_rows": len(per_prompt_rows), "metrics": metrics,
-        "bootstrap": {"n": n_boot, "seed": seed, "confidence": confidence,
-                      "method": "percentile; prompts resampled with replacement (torch.Generator)"},
+        "n_prompts": len(prompt_ids),
+        "n_rows": len(per_prompt_rows),
+        "metrics": metrics,
+        "bootstrap": {
+            "n": n_boot,
+            "seed": seed,
+            "confidence": confidence,
+            "method": "percentile; prompts resampled with replacement (torch.Generator)",
+        },
     }
     if baseline_rows is not None:
         out["vs_baseline"] = changes

@@ -71,7 +71,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 def resolve_model(spec: str, argument: str) -> dict[str, Any]:
     """``spec`` (local dir | ``zoo:NAME`` | hub id) -> {"model_id", "path", "revision", "source"}."""
     if not spec or not isinstance(spec, str):
-        raise config_error(argument, f"expected a model directory or hub id, got {spec!r}", "pass a local directory")
+        raise config_error(
+            argument, f"expected a model directory or hub id, got {spec!r}", "pass a local directory"
+        )
     if spec.startswith("zoo:"):
         from effeval import zoo
 
@@ -80,12 +82,15 @@ def resolve_model(spec: str, argument: str) -> dict[str, Any]:
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise config_error(argument, f"{spec} is a file, not a model directory", "pass the model's directory")
+            raise config_error(
+                argument, f"{spec} is a file, not a model directory", "pass the model's directory"
+            )
         return {"model_id": spec, "path": str(path.resolve()), "revision": None, "source": "local"}
-    repo_id = spec[len("hf-hub:"):] if spec.startswith("hf-hub:") else spec
+    repo_id = spec[len("hf-hub:") :] if spec.startswith("hf-hub:") else spec
     if repo_id.count("/") != 1 or spec.startswith((".", "/", "~")):
         raise config_error(
-            argument, f"{spec!r} is neither an existing directory nor a hub id (org/name)",
+            argument,
+            f"{spec!r} is neither an existing directory nor a hub id (org/name)",
             "pass an existing local model directory, a hub id like org/name, or zoo:open-clip-tiny / zoo:blip-vqa-tiny",
         )
     try:
@@ -94,7 +99,8 @@ def resolve_model(spec: str, argument: str) -> dict[str, Any]:
         local = snapshot_download(repo_id=repo_id)
     except Exception as exc:  # offline and not cached, unknown repo, no access
         raise config_error(
-            argument, f"could not get hub model {repo_id!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
+            argument,
+            f"could not get hub model {repo_id!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
             "download it once while online (or pass a local directory); HF_HUB_OFFLINE=1 only reads the cache",
         ) from None
     return {"model_id": repo_id, "path": local, "revision": Path(local).name, "source": "hf-hub"}
@@ -134,10 +140,14 @@ def _load_images(images, argument: str) -> list:
     for im in images:
         if isinstance(im, (str, os.PathLike)):
             if not Path(im).is_file():
-                raise config_error(argument, f"image file {im} does not exist", "pass existing image paths or PIL images")
+                raise config_error(
+                    argument, f"image file {im} does not exist", "pass existing image paths or PIL images"
+                )
             im = Image.open(im)
         if not isinstance(im, Image.Image):
-            raise config_error(argument, f"expected PIL images, got {type(im).__name__}", "pass PIL.Image objects")
+            raise config_error(
+                argument, f"expected PIL images, got {type(im).__name__}", "pass PIL.Image objects"
+            )
         out.append(im.convert("RGB"))
     return out
 
@@ -173,14 +183,17 @@ class _OpenClip:
         path = Path(self.info["path"])
         if not (path / "open_clip_config.json").is_file():
             raise config_error(
-                argument, f"{path} has no open_clip_config.json, so it is not an open_clip model directory",
+                argument,
+                f"{path} has no open_clip_config.json, so it is not an open_clip model directory",
                 "pass a directory saved in open_clip's hub layout (open_clip_config.json + weights), e.g. zoo:open-clip-tiny",
             )
         # open_clip logs every loading step at INFO on the root logger; keep runs' logs readable.
         root_level = logging.root.level
         logging.root.setLevel(max(root_level, logging.WARNING))
         try:
-            self.model, _, self.preprocess = open_clip.create_model_and_transforms(f"local-dir:{path}", device=device)
+            self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+                f"local-dir:{path}", device=device
+            )
             self.tokenizer = open_clip.get_tokenizer(f"local-dir:{path}")
         finally:
             logging.root.setLevel(root_level)
@@ -253,10 +266,17 @@ def _pil_to_uint8_chw(im):
 class ClipScorer(Scorer):
     name = "clip"
 
-    def __init__(self, clip_model: str = DEFAULT_CLIP_MODEL, clip_template: str = DEFAULT_CLIP_TEMPLATE,
-                 clipscore_weight: float = 1.0, device: str | None = None):
+    def __init__(
+        self,
+        clip_model: str = DEFAULT_CLIP_MODEL,
+        clip_template: str = DEFAULT_CLIP_TEMPLATE,
+        clipscore_weight: float = 1.0,
+        device: str | None = None,
+    ):
         if "{prompt}" not in clip_template:
-            raise config_error("clip_template", f"{clip_template!r} has no {{prompt}} field", "include {prompt}")
+            raise config_error(
+                "clip_template", f"{clip_template!r} has no {{prompt}} field", "include {prompt}"
+            )
         self.clip = _OpenClip.get(clip_model, _pick_device(device), "clip_model")
         self.template = clip_template
         self.weight = float(clipscore_weight)
@@ -264,8 +284,11 @@ class ClipScorer(Scorer):
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "scorer": self.name, **self.clip.info, "library": "open_clip",
-            "text_template": self.template, "clipscore_weight": self.weight,
+            "scorer": self.name,
+            **self.clip.info,
+            "library": "open_clip",
+            "text_template": self.template,
+            "clipscore_weight": self.weight,
             "clipscore_impl": self.clipscore_impl,
             "definitions": {
                 "clip_similarity": "mean over images of cos(E_image, E_text)",
@@ -286,7 +309,9 @@ class ClipScorer(Scorer):
                     out.append(self.weight * float(s))
                 return out
             except (ImportError, AttributeError, TypeError, ValueError) as exc:
-                logger.warning("torchmetrics CLIPScore unusable (%s); computing the same formula directly", exc)
+                logger.warning(
+                    "torchmetrics CLIPScore unusable (%s); computing the same formula directly", exc
+                )
                 self.clipscore_impl = "effeval direct formula w*max(100*cos,0) (torchmetrics failed)"
         cos = (self.clip.image_features(images) @ self.clip.text_features([text]).T)[:, 0]
         return [self.weight * max(100.0 * float(c), 0.0) for c in cos]
@@ -326,25 +351,33 @@ class _BlipVqaBackend:
     def yes_no_logits(self, image, questions: list[str]):
         """(n_questions, 2) logits of ("yes", "no") at the first answer step, for one image."""
         torch = self.torch
-        enc = self.processor(images=[image] * len(questions), text=questions, return_tensors="pt", padding=True)
+        enc = self.processor(
+            images=[image] * len(questions), text=questions, return_tensors="pt", padding=True
+        )
         enc = {k: v.to(self.device) for k, v in enc.items()}
         m = self.model
         with torch.no_grad():
             image_embeds = m.vision_model(pixel_values=enc["pixel_values"]).last_hidden_state
             image_mask = torch.ones(image_embeds.shape[:-1], dtype=torch.long, device=self.device)
             question = m.text_encoder(
-                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                encoder_hidden_states=image_embeds, encoder_attention_mask=image_mask,
+                input_ids=enc["input_ids"],
+                attention_mask=enc["attention_mask"],
+                encoder_hidden_states=image_embeds,
+                encoder_attention_mask=image_mask,
             ).last_hidden_state
             # The answer decoder runs per question on the unpadded question states: in transformers
             # 5.24 BLIP's decoder does not mask padded encoder positions exactly (results move
             # with the padding length), while slicing reproduces BLIP's own generate().
             start = torch.full((1, 1), m.decoder_start_token_id, device=self.device)
             lengths = enc["attention_mask"].sum(dim=1).tolist()
-            logits = torch.cat([
-                m.text_decoder(input_ids=start, encoder_hidden_states=question[k: k + 1, : int(n)]).logits[:, 0, :]
-                for k, n in enumerate(lengths)
-            ])
+            logits = torch.cat(
+                [
+                    m.text_decoder(
+                        input_ids=start, encoder_hidden_states=question[k : k + 1, : int(n)]
+                    ).logits[:, 0, :]
+                    for k, n in enumerate(lengths)
+                ]
+            )
         return logits[:, [self.yes_id, self.no_id]].float()
 
 
@@ -383,15 +416,20 @@ class _ImageTextToTextBackend:
             enc = self.processor(images=[image], text=self._prompt(q), return_tensors="pt").to(self.device)
             with torch.no_grad():
                 last = self.model(**enc).logits[0, -1, :].float()
-            rows.append(torch.stack([torch.logsumexp(last[self.yes_ids], 0), torch.logsumexp(last[self.no_ids], 0)]))
+            rows.append(
+                torch.stack([torch.logsumexp(last[self.yes_ids], 0), torch.logsumexp(last[self.no_ids], 0)])
+            )
         return torch.stack(rows)
 
 
 def _single_token_id(tok, word: str) -> int:
     ids = tok(word, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
-        raise config_error("vqa_model", f"its tokenizer splits the answer {word!r} into {len(ids)} tokens",
-                           "use a VQA model whose vocabulary has 'yes' and 'no' as single tokens")
+        raise config_error(
+            "vqa_model",
+            f"its tokenizer splits the answer {word!r} into {len(ids)} tokens",
+            "use a VQA model whose vocabulary has 'yes' and 'no' as single tokens",
+        )
     return ids[0]
 
 
@@ -402,7 +440,9 @@ def _first_token_ids(tok, words: list[str]) -> list[int]:
         if t and t[0] not in ids:
             ids.append(t[0])
     if not ids:
-        raise config_error("vqa_model", f"its tokenizer encodes none of {words}", "use a model with a text tokenizer")
+        raise config_error(
+            "vqa_model", f"its tokenizer encodes none of {words}", "use a model with a text tokenizer"
+        )
     return ids
 
 
@@ -411,19 +451,32 @@ def _detect_vqa_backend(path: str) -> str:
 
     cfg_file = Path(path) / "config.json"
     if not cfg_file.is_file():
-        raise config_error("vqa_model", f"{path} has no config.json, so it is not a transformers model directory",
-                           "pass a BLIP-VQA-style or image-text-to-text model directory, e.g. zoo:blip-vqa-tiny")
+        raise config_error(
+            "vqa_model",
+            f"{path} has no config.json, so it is not a transformers model directory",
+            "pass a BLIP-VQA-style or image-text-to-text model directory, e.g. zoo:blip-vqa-tiny",
+        )
     cfg = json.loads(cfg_file.read_text())
     archs = cfg.get("architectures") or []
-    return "blip-vqa" if "BlipForQuestionAnswering" in archs or cfg.get("model_type") == "blip" else "image-text-to-text"
+    return (
+        "blip-vqa"
+        if "BlipForQuestionAnswering" in archs or cfg.get("model_type") == "blip"
+        else "image-text-to-text"
+    )
 
 
 class VqaScorer(Scorer):
     name = "vqa"
     KIND_KEYS = {"leak": "leakage", "presence": "omission", "binding": "binding"}
 
-    def __init__(self, vqa_model: str = DEFAULT_VQA_MODEL, vqa_backend: str = "auto",
-                 vqa_template: str | None = None, threshold: float = 0.5, device: str | None = None):
+    def __init__(
+        self,
+        vqa_model: str = DEFAULT_VQA_MODEL,
+        vqa_backend: str = "auto",
+        vqa_template: str | None = None,
+        threshold: float = 0.5,
+        device: str | None = None,
+    ):
         if not 0.0 < float(threshold) < 1.0:
             raise config_error("threshold", f"{threshold} is outside (0, 1)", "use a probability such as 0.5")
         self.info = resolve_model(vqa_model, "vqa_model")
@@ -437,16 +490,24 @@ class VqaScorer(Scorer):
             self.template = vqa_template or DEFAULT_ITT_TEMPLATE
             self.backend = _ImageTextToTextBackend(path, device, self.template)
         else:
-            raise config_error("vqa_backend", f"{vqa_backend!r} is unknown", "use auto, blip-vqa or image-text-to-text")
+            raise config_error(
+                "vqa_backend", f"{vqa_backend!r} is unknown", "use auto, blip-vqa or image-text-to-text"
+            )
         if "{question}" not in self.template:
-            raise config_error("vqa_template", f"{self.template!r} has no {{question}} field", "include {question}")
+            raise config_error(
+                "vqa_template", f"{self.template!r} has no {{question}} field", "include {question}"
+            )
         self.threshold = float(threshold)
         self.info["weights_sha256"] = weights_sha256(path)
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "scorer": self.name, **self.info, "library": "transformers", "backend": self.backend.kind,
-            "question_template": self.template, "threshold": self.threshold,
+            "scorer": self.name,
+            **self.info,
+            "library": "transformers",
+            "backend": self.backend.kind,
+            "question_template": self.template,
+            "threshold": self.threshold,
             "p_yes": "softmax over the (yes, no) answer-token logits at the first answer step",
             "definitions": {
                 "vqa_accuracy": "share of questions whose thresholded answer equals the expected answer",
@@ -473,8 +534,10 @@ class VqaScorer(Scorer):
         """DSG's rule: a question counts as passed only if it and all its parents (``depends_on``
         proposition ids -> question ids ``p<n>``) are passed; mean over questions and images."""
         index = {q["id"]: j for j, q in enumerate(questions)}
-        passed = [[(float(p[i, j]) >= self.threshold) == (q["expected"] == "yes") for j, q in enumerate(questions)]
-                  for i in range(p.shape[0])]
+        passed = [
+            [(float(p[i, j]) >= self.threshold) == (q["expected"] == "yes") for j, q in enumerate(questions)]
+            for i in range(p.shape[0])
+        ]
 
         def ok(i: int, j: int, seen: frozenset) -> bool:
             parents = [index[f"p{d}"] for d in questions[j].get("depends_on", []) if f"p{d}" in index]
@@ -533,7 +596,9 @@ class _ClipFeatureExtractor:
         return Extractor()
 
 
-def fid_kid_from_pixels(baseline_pixels, pixels, clip: _OpenClip, kid_subsets: int = 50, seed: int = 0) -> dict:
+def fid_kid_from_pixels(
+    baseline_pixels, pixels, clip: _OpenClip, kid_subsets: int = 50, seed: int = 0
+) -> dict:
     """FID and KID (torchmetrics) between two sets of CLIP-preprocessed image tensors."""
     import torch
     from torchmetrics.image.fid import FrechetInceptionDistance
@@ -541,7 +606,9 @@ def fid_kid_from_pixels(baseline_pixels, pixels, clip: _OpenClip, kid_subsets: i
 
     n = min(len(baseline_pixels), len(pixels))
     if n < 2:
-        raise config_error("images", f"FID/KID need at least 2 images per set, got {n}", "score more prompts or seeds")
+        raise config_error(
+            "images", f"FID/KID need at least 2 images per set, got {n}", "score more prompts or seeds"
+        )
     extractor = _ClipFeatureExtractor(clip)
     fid = FrechetInceptionDistance(feature=extractor, reset_real_features=True)
     import warnings
@@ -556,14 +623,25 @@ def fid_kid_from_pixels(baseline_pixels, pixels, clip: _OpenClip, kid_subsets: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         kid_mean, kid_std = kid.compute()
-    return {"fid": float(fid.compute()), "kid_mean": float(kid_mean), "kid_std": float(kid_std), "n_images": n}
+    return {
+        "fid": float(fid.compute()),
+        "kid_mean": float(kid_mean),
+        "kid_std": float(kid_std),
+        "n_images": n,
+    }
 
 
 class QualityScorer(Scorer):
     name = "quality"
 
-    def __init__(self, quality_model: str | None = None, clip_model: str = DEFAULT_CLIP_MODEL,
-                 device: str | None = None, kid_subsets: int = 50, seed: int = 0):
+    def __init__(
+        self,
+        quality_model: str | None = None,
+        clip_model: str = DEFAULT_CLIP_MODEL,
+        device: str | None = None,
+        kid_subsets: int = 50,
+        seed: int = 0,
+    ):
         self.clip = _OpenClip.get(quality_model or clip_model, _pick_device(device), "quality_model")
         self.kid_subsets = int(kid_subsets)
         self.seed = int(seed)
@@ -572,9 +650,12 @@ class QualityScorer(Scorer):
 
     def metadata(self) -> dict[str, Any]:
         return {
-            "scorer": self.name, **self.clip.info, "library": "open_clip + torchmetrics",
+            "scorer": self.name,
+            **self.clip.info,
+            "library": "open_clip + torchmetrics",
             "feature": "open_clip image embedding (unnormalised) in place of Inception pool3",
-            "kid_subsets": self.kid_subsets, "kid_seed": self.seed,
+            "kid_subsets": self.kid_subsets,
+            "kid_seed": self.seed,
             "definitions": {
                 "baseline_clip_cosine": "mean over seeds of cos(CLIP(image), CLIP(baseline image, same seed))",
                 "fid": "torchmetrics FrechetInceptionDistance on CLIP image features, baseline vs scored images",
@@ -589,8 +670,11 @@ class QualityScorer(Scorer):
         images = _load_images(images, "images")
         baseline = _load_images(baseline, "record['baseline_images']")
         if len(baseline) != len(images):
-            raise config_error("record['baseline_images']", f"{len(baseline)} baseline images for {len(images)} images",
-                               "pass one baseline image per scored image (same seeds, same order)")
+            raise config_error(
+                "record['baseline_images']",
+                f"{len(baseline)} baseline images for {len(images)} images",
+                "pass one baseline image per scored image (same seeds, same order)",
+            )
         pix, base_pix = self.clip.pixel_values(images), self.clip.pixel_values(baseline)
         self._pixels.append(pix.cpu())
         self._baseline_pixels.append(base_pix.cpu())
@@ -608,8 +692,13 @@ class QualityScorer(Scorer):
         if sum(len(p) for p in self._pixels) < 2:
             logger.warning("quality: fewer than 2 images with baselines; no FID/KID")
             return {}
-        out = fid_kid_from_pixels(torch.cat(self._baseline_pixels), torch.cat(self._pixels), self.clip,
-                                  kid_subsets=self.kid_subsets, seed=self.seed)
+        out = fid_kid_from_pixels(
+            torch.cat(self._baseline_pixels),
+            torch.cat(self._pixels),
+            self.clip,
+            kid_subsets=self.kid_subsets,
+            seed=self.seed,
+        )
         logger.info("quality: FID/KID over %d image pairs", out.pop("n_images"))
         return out  # metrics only: callers report every key as a score
 
@@ -634,16 +723,24 @@ def build_scorers(names, **opts) -> list[Scorer]:
         names = [n for n in names.split(",")]
     names = [n.strip() for n in names if n and n.strip()]
     if not names:
-        raise config_error("--scorers", "no scorer named", f"use a comma-separated subset of {','.join(SCORERS)}")
+        raise config_error(
+            "--scorers", "no scorer named", f"use a comma-separated subset of {','.join(SCORERS)}"
+        )
     unknown = [n for n in names if n not in SCORERS]
     if unknown:
-        raise config_error("--scorers", f"unknown scorer(s) {', '.join(unknown)}", f"use names from {', '.join(SCORERS)}")
+        raise config_error(
+            "--scorers", f"unknown scorer(s) {', '.join(unknown)}", f"use names from {', '.join(SCORERS)}"
+        )
     if len(set(names)) != len(names):
         raise config_error("--scorers", f"scorer listed twice in {names}", "name each scorer once")
     known = set().union(*SCORER_OPTIONS.values())
     bad = sorted(k for k in opts if k not in known)
     if bad:
-        raise config_error("scorer options", f"unknown option(s) {', '.join(bad)}", f"use options from {', '.join(sorted(known))}")
+        raise config_error(
+            "scorer options",
+            f"unknown option(s) {', '.join(bad)}",
+            f"use options from {', '.join(sorted(known))}",
+        )
     out = []
     for n in names:
         kwargs = {k: v for k, v in opts.items() if k in SCORER_OPTIONS[n] and v is not None}

@@ -203,7 +203,8 @@ class EfficiencyStats:
             "generated_tokens": self.generated_tokens,
             # generated tokens per second of request time; None when nothing was generated
             "tokens_per_s": (self.generated_tokens / self.wall_time_s)
-            if self.wall_time_s > 0 and self.generated_tokens > 0 else None,
+            if self.wall_time_s > 0 and self.generated_tokens > 0
+            else None,
             "per_request_type": self.per_request_type,
         }
         out.update(self.counters)

@@ -47,7 +47,9 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
     def __init__(self, pretrained: Any = None, **kwargs):
         ours, rest = parse_model_args(self.ARGS, kwargs, self.MODEL_NAME)
         if pretrained is None:
-            raise ConfigError(f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<target model>")
+            raise ConfigError(
+                f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<target model>"
+            )
         pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
         drafter_path = check_pretrained(ours["drafter"], "drafter", self.MODEL_NAME)
         self._generate = get_algorithm(ours["algorithm"])  # unknown/unavailable: ConfigError before loading
@@ -60,15 +62,22 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         self.verify = ours["verify"]
         self.seed = ours["seed"]
         self.drafter_path = drafter_path
-        self.drafter_is_target = isinstance(pretrained, str) and os.path.realpath(str(drafter_path)) == os.path.realpath(pretrained)
+        self.drafter_is_target = isinstance(pretrained, str) and os.path.realpath(
+            str(drafter_path)
+        ) == os.path.realpath(pretrained)
         if self.drafter_is_target:
-            logger.warning("%s: drafter is the target itself (%s); allowed, but it measures overhead, not a speedup",
-                           self.MODEL_NAME, drafter_path)
+            logger.warning(
+                "%s: drafter is the target itself (%s); allowed, but it measures overhead, not a speedup",
+                self.MODEL_NAME,
+                drafter_path,
+            )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.drafter_tokenizer = AutoTokenizer.from_pretrained(drafter_path)
         # transformers' own path rewrites the drafter in place: it always gets its own copy.
-        self.drafter = AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype).to(self.device).eval()
+        self.drafter = (
+            AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype).to(self.device).eval()
+        )
         from effeval.methods.speculative.tli import shared_vocabulary
         from effeval.methods.speculative.vocab import Intersection, Vocab
 
@@ -97,7 +106,9 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
 
         eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
         out = []
-        for request in tqdm(requests, disable=disable_tqdm or self.rank != 0, desc=f"hetero-spec {self.algorithm}"):
+        for request in tqdm(
+            requests, disable=disable_tqdm or self.rank != 0, desc=f"hetero-spec {self.algorithm}"
+        ):
             context, gen_kwargs = request.args
             kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
@@ -111,15 +122,21 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
 
                 baseline = self._run(ar.generate, ids, config, context)
                 equal = result.token_ids == baseline.token_ids
-                self.stats.add(verified_requests=1, ar_wall_time_s=baseline.stats.wall_time_s,
-                               ar_target_calls=baseline.stats.target_calls)
+                self.stats.add(
+                    verified_requests=1,
+                    ar_wall_time_s=baseline.stats.wall_time_s,
+                    ar_target_calls=baseline.stats.target_calls,
+                )
                 if config.do_sample:  # independent samples need not be equal; only greedy is checked
                     self.stats.add(verified_sampled_requests=1)
                 else:
                     self.stats.add(verified_greedy_requests=1, equal_outputs=int(equal))
                     if not equal:
-                        logger.error("%s: output differs from target-only decoding for context %r", self.MODEL_NAME,
-                                     context[-80:])
+                        logger.error(
+                            "%s: output differs from target-only decoding for context %r",
+                            self.MODEL_NAME,
+                            context[-80:],
+                        )
             self.cache_hook.add_partial("generate_until", (context, gen_kwargs), result.text)
             out.append(result.text)
         return out
@@ -132,9 +149,13 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         temperature = float(kwargs.get("temperature", 0.0) or 0.0)
         do_sample = bool(kwargs.get("do_sample", False)) and temperature > 0
         return SamplingConfig(
-            do_sample=do_sample, temperature=temperature if do_sample else 1.0,
-            top_k=int(kwargs.get("top_k", 0) or 0), top_p=float(kwargs.get("top_p", 1.0) or 1.0),
-            max_new_tokens=max_gen, stop_strings=tuple(s for s in until if s), eos_token_ids=(int(self.eot_token_id),),
+            do_sample=do_sample,
+            temperature=temperature if do_sample else 1.0,
+            top_k=int(kwargs.get("top_k", 0) or 0),
+            top_p=float(kwargs.get("top_p", 1.0) or 1.0),
+            max_new_tokens=max_gen,
+            stop_strings=tuple(s for s in until if s),
+            eos_token_ids=(int(self.eot_token_id),),
         )
 
     def _run(self, generate, ids, config, context: str):
@@ -143,15 +164,29 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         # One generator per request, seeded by the request, so results do not depend on order.
         digest = int.from_bytes(hashlib.sha256(context.encode("utf-8")).digest()[:8], "little")
         generator = torch.Generator().manual_seed((self.seed * 1_000_003 + digest) % 2**63)
-        return generate(self.model, self.tokenizer, self.drafter, self.drafter_tokenizer, ids, config,
-                        num_draft_tokens=self.num_draft_tokens, generator=generator)
+        return generate(
+            self.model,
+            self.tokenizer,
+            self.drafter,
+            self.drafter_tokenizer,
+            ids,
+            config,
+            num_draft_tokens=self.num_draft_tokens,
+            generator=generator,
+        )
 
     def _record(self, result, prompt_len: int) -> None:
         s = result.stats
         self.stats.prompt_tokens += prompt_len
         self.stats.generated_tokens += s.new_tokens
-        self.stats.add(drafted=s.drafted, accepted=s.accepted, verification_steps=len(s.accepted_lengths),
-                       target_calls=s.target_calls, drafter_calls=s.drafter_calls, spec_wall_time_s=s.wall_time_s)
+        self.stats.add(
+            drafted=s.drafted,
+            accepted=s.accepted,
+            verification_steps=len(s.accepted_lengths),
+            target_calls=s.target_calls,
+            drafter_calls=s.drafter_calls,
+            spec_wall_time_s=s.wall_time_s,
+        )
 
     def effeval_method_info(self) -> dict[str, Any]:
         c = self._effeval_merged.counters
@@ -178,4 +213,3 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             info["ar_tokens_per_s"] = ratio(generated, c.get("ar_wall_time_s", 0))
             info["speedup_vs_ar"] = ratio(c.get("ar_wall_time_s", 0), c.get("spec_wall_time_s", 0))
         return info
-

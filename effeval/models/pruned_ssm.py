@@ -38,8 +38,19 @@ ARGS = [
     Arg("method", str, "wanda", help="magnitude|wanda|sparsegpt|dstate|headdim|heads"),
     Arg("sparsity", float, None, allow_none=True, check=_fraction),
     Arg("pattern", str, "unstructured", help="unstructured|2:4|4:8"),
-    Arg("targets", str, "in_proj", help="'+'-separated mixer modules: in_proj, out_proj, x_proj, dt_proj, conv1d"),
-    Arg("calibration", str, None, allow_none=True, help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME"),
+    Arg(
+        "targets",
+        str,
+        "in_proj",
+        help="'+'-separated mixer modules: in_proj, out_proj, x_proj, dt_proj, conv1d",
+    ),
+    Arg(
+        "calibration",
+        str,
+        None,
+        allow_none=True,
+        help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME",
+    ),
     Arg("nsamples", int, 128),
     Arg("seqlen", int, 128),
     Arg("seed", int, 0),
@@ -65,8 +76,10 @@ def task_documents(name: str, limit: int = 2000) -> list[str]:
     try:
         task = get_task_dict([name], manager)[name]
     except Exception as exc:
-        raise ConfigError(f"calibration: lm-eval task {name!r} cannot be loaded ({type(exc).__name__}: "
-                          f"{str(exc)[:200]}). Fix: use a task name from `lm_eval ls tasks`") from None
+        raise ConfigError(
+            f"calibration: lm-eval task {name!r} cannot be loaded ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Fix: use a task name from `lm_eval ls tasks`"
+        ) from None
     if task.has_training_docs():
         docs = task.training_docs()
     elif task.has_validation_docs():
@@ -117,11 +130,21 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
 
         ours, rest = parse_model_args(ARGS, kwargs, self.MODEL_NAME)
         if pretrained is None:
-            raise ConfigError(f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<model dir>")
+            raise ConfigError(
+                f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<model dir>"
+            )
         pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
-        spec = PruneSpec(method=ours["method"], sparsity=ours["sparsity"], pattern=ours["pattern"],
-                         targets=ours["targets"], criterion=ours["criterion"], nsamples=ours["nsamples"],
-                         seqlen=ours["seqlen"], seed=ours["seed"], shrink=ours["shrink"]).validated()
+        spec = PruneSpec(
+            method=ours["method"],
+            sparsity=ours["sparsity"],
+            pattern=ours["pattern"],
+            targets=ours["targets"],
+            criterion=ours["criterion"],
+            nsamples=ours["nsamples"],
+            seqlen=ours["seqlen"],
+            seed=ours["seed"],
+            shrink=ours["shrink"],
+        ).validated()
         _check_targets_early(pretrained, spec.targets, spec.method)
         rest.setdefault("dtype", "float32")
         rest["device"] = resolve_device(rest.get("device"))  # the CLI passes cuda:0 even without CUDA
@@ -134,8 +157,10 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
                 from effeval.methods.pruning.api import calibration_ids
 
                 if ours["calibration"] is None:
-                    raise ConfigError(f"{self.MODEL_NAME} model_args 'calibration': method={spec.method} needs "
-                                      "calibration text. Fix: add calibration=<text file>, dataset:<name> or task:<name>")
+                    raise ConfigError(
+                        f"{self.MODEL_NAME} model_args 'calibration': method={spec.method} needs "
+                        "calibration text. Fix: add calibration=<text file>, dataset:<name> or task:<name>"
+                    )
                 input_ids = calibration_ids(self.tokenizer, ours["calibration"], spec, task_documents)
         structured = spec.method in ("dstate", "headdim", "heads")
         throughput: dict[str, Any] = {}
@@ -143,8 +168,13 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
         if structured:
             import torch
 
-            probe = input_ids[: min(4, len(input_ids))] if input_ids is not None else \
-                torch.randint(0, len(self.tokenizer), (2, 64), generator=torch.Generator().manual_seed(spec.seed))
+            probe = (
+                input_ids[: min(4, len(input_ids))]
+                if input_ids is not None
+                else torch.randint(
+                    0, len(self.tokenizer), (2, 64), generator=torch.Generator().manual_seed(spec.seed)
+                )
+            )
             throughput["dense_forward_tokens_per_s"] = forward_tokens_per_s(model, probe)
         result = prune_model(model, self.tokenizer, spec, input_ids=input_ids)
         if result.model is not model:
@@ -152,20 +182,47 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
             self._config = result.model.config
         if structured:
             throughput["pruned_forward_tokens_per_s"] = forward_tokens_per_s(self._model, probe)
-            throughput["forward_speedup"] = throughput["pruned_forward_tokens_per_s"] / throughput["dense_forward_tokens_per_s"]
+            throughput["forward_speedup"] = (
+                throughput["pruned_forward_tokens_per_s"] / throughput["dense_forward_tokens_per_s"]
+            )
         self._prune_report = {**result.report, **throughput}
         if ours["save_to"]:
             save_pruned(self._model, self.tokenizer, ours["save_to"], result.report)
-        logger.info("effeval-pruned-ssm: %s sparsity=%.3f global=%.3f params %d -> %d (non-zero %d) in %.1fs",
-                    spec.method, spec.sparsity, result.report.get("global_sparsity", 0.0), result.report["params_before"],
-                    result.report["params_after"], result.report["nonzero_params"], result.report["prune_wall_time_s"])
+        logger.info(
+            "effeval-pruned-ssm: %s sparsity=%.3f global=%.3f params %d -> %d (non-zero %d) in %.1fs",
+            spec.method,
+            spec.sparsity,
+            result.report.get("global_sparsity", 0.0),
+            result.report["params_before"],
+            result.report["params_after"],
+            result.report["nonzero_params"],
+            result.report["prune_wall_time_s"],
+        )
 
     def effeval_method_info(self) -> dict[str, Any]:
         rep = self._prune_report
-        keys = ("method", "pattern", "criterion", "requested_sparsity", "global_sparsity", "target_sparsity",
-                "module_sparsity", "params_before", "params_after", "nonzero_params_before", "nonzero_params",
-                "model_sparsity", "prune_wall_time_s", "calibration_tokens", "calibration_samples", "config_before",
-                "config_after", "dense_forward_tokens_per_s", "pruned_forward_tokens_per_s", "forward_speedup")
+        keys = (
+            "method",
+            "pattern",
+            "criterion",
+            "requested_sparsity",
+            "global_sparsity",
+            "target_sparsity",
+            "module_sparsity",
+            "params_before",
+            "params_after",
+            "nonzero_params_before",
+            "nonzero_params",
+            "model_sparsity",
+            "prune_wall_time_s",
+            "calibration_tokens",
+            "calibration_samples",
+            "config_before",
+            "config_after",
+            "dense_forward_tokens_per_s",
+            "pruned_forward_tokens_per_s",
+            "forward_speedup",
+        )
         return {k: rep[k] for k in keys if k in rep and rep[k] is not None}
 
     def _count_prompt_tokens(self, requests) -> None:

@@ -115,7 +115,9 @@ def build_all(names=None, trained: bool = False, root=None, force: bool = False)
         names = [n for n, e in entries.items() if e.default]
     unknown = [n for n in names if n not in entries]
     if unknown:
-        raise ConfigError(f"zoo model(s) {', '.join(unknown)} unknown. Fix: use names from {', '.join(sorted(entries))}")
+        raise ConfigError(
+            f"zoo model(s) {', '.join(unknown)} unknown. Fix: use names from {', '.join(sorted(entries))}"
+        )
     out = {}
     for name in tqdm(names, desc="zoo build", unit="model"):
         out[name] = get(name, trained=trained, root=root, force=force)

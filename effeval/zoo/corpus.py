@@ -11,9 +11,24 @@ from pathlib import Path
 
 # A fixed, sorted selection keeps the corpus small and identical across runs.
 _STDLIB_MODULES = (
-    "argparse.py", "collections/__init__.py", "dataclasses.py", "functools.py", "heapq.py",
-    "json/decoder.py", "json/encoder.py", "pathlib.py", "random.py", "shutil.py", "statistics.py",
-    "string.py", "textwrap.py", "fractions.py", "bisect.py", "calendar.py", "csv.py", "difflib.py",
+    "argparse.py",
+    "collections/__init__.py",
+    "dataclasses.py",
+    "functools.py",
+    "heapq.py",
+    "json/decoder.py",
+    "json/encoder.py",
+    "pathlib.py",
+    "random.py",
+    "shutil.py",
+    "statistics.py",
+    "string.py",
+    "textwrap.py",
+    "fractions.py",
+    "bisect.py",
+    "calendar.py",
+    "csv.py",
+    "difflib.py",
 )
 
 
@@ -54,8 +69,18 @@ def corpus_texts(kind: str = "mixed") -> list[str]:
 
 def heldout_texts(n: int = 8) -> list[str]:
     """Text the zoo never trains on (other stdlib modules), for perplexity checks."""
-    names = ("ipaddress.py", "gettext.py", "locale.py", "pprint.py", "sched.py", "selectors.py", "zipapp.py",
-             "tabnanny.py", "numbers.py", "operator.py")
+    names = (
+        "ipaddress.py",
+        "gettext.py",
+        "locale.py",
+        "pprint.py",
+        "sched.py",
+        "selectors.py",
+        "zipapp.py",
+        "tabnanny.py",
+        "numbers.py",
+        "operator.py",
+    )
     out = []
     for name in names[:n]:
         path = stdlib_dir() / name

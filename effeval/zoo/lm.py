@@ -51,27 +51,56 @@ def make_config(arch: str, tok):
     ids = _special_ids(tok)
     if arch == "llama":
         return tf.LlamaConfig(
-            vocab_size=vocab, hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-            tie_word_embeddings=True, **ids,
+            vocab_size=vocab,
+            hidden_size=HIDDEN,
+            intermediate_size=2 * HIDDEN,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            tie_word_embeddings=True,
+            **ids,
         )
     if arch == "qwen2":
         return tf.Qwen2Config(
-            vocab_size=vocab, hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=2,
-            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-            tie_word_embeddings=True, **ids,
+            vocab_size=vocab,
+            hidden_size=HIDDEN,
+            intermediate_size=2 * HIDDEN,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            tie_word_embeddings=True,
+            **ids,
         )
     if arch == "mamba":
         return tf.MambaConfig(
-            vocab_size=vocab, hidden_size=HIDDEN, state_size=16, num_hidden_layers=2, expand=2,
-            conv_kernel=4, time_step_rank=8, tie_word_embeddings=True, **ids,
+            vocab_size=vocab,
+            hidden_size=HIDDEN,
+            state_size=16,
+            num_hidden_layers=2,
+            expand=2,
+            conv_kernel=4,
+            time_step_rank=8,
+            tie_word_embeddings=True,
+            **ids,
         )
     if arch == "mamba2":
         # num_heads * head_dim must equal expand * hidden_size.
         return tf.Mamba2Config(
-            vocab_size=vocab, hidden_size=HIDDEN, state_size=16, num_hidden_layers=2, expand=2,
-            num_heads=8, head_dim=16, n_groups=1, conv_kernel=4, chunk_size=64, time_step_rank=8,
-            tie_word_embeddings=False, **ids,
+            vocab_size=vocab,
+            hidden_size=HIDDEN,
+            state_size=16,
+            num_hidden_layers=2,
+            expand=2,
+            num_heads=8,
+            head_dim=16,
+            n_groups=1,
+            conv_kernel=4,
+            chunk_size=64,
+            time_step_rank=8,
+            tie_word_embeddings=False,
+            **ids,
         )
     raise ValueError(f"unknown architecture {arch!r}")
 
@@ -90,8 +119,9 @@ def build_causal_lm(out: Path, arch: str, tokenizer: str, trained: bool, name: s
 
         steps, seqlen = TRAIN_PLAN[name]
         blocks = pack_token_blocks(tok, corpus_texts("mixed"), seqlen, max_blocks=4000)
-        losses = train_causal_lm(model, blocks, steps=steps, batch_size=TRAIN_BATCH,
-                                 seed=seed, desc=f"train {name}")
+        losses = train_causal_lm(
+            model, blocks, steps=steps, batch_size=TRAIN_BATCH, seed=seed, desc=f"train {name}"
+        )
         (out / "train_log.txt").write_text("\n".join(f"{i}\t{v:.5f}" for i, v in enumerate(losses)) + "\n")
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(out))

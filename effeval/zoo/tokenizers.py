@@ -71,7 +71,9 @@ def write_tokenizer(name: str, out_dir: str | os.PathLike) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copyfile(source, Path(tmp) / "tekken.json")
         tok = AutoTokenizer.from_pretrained(tmp)
-    tok.add_special_tokens({"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"})
+    tok.add_special_tokens(
+        {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+    )
     tok.model_max_length = 4096
     tok.save_pretrained(str(out))
     return out

@@ -23,7 +23,9 @@ SPECS = [
 
 def test_coercion_of_cli_and_python_values():
     ours, rest = parse_model_args(
-        SPECS, {"k": "8", "verify": "true", "temperature": 0, "drafter": "/x", "dtype": "float32"}, "effeval-x"
+        SPECS,
+        {"k": "8", "verify": "true", "temperature": 0, "drafter": "/x", "dtype": "float32"},
+        "effeval-x",
     )
     assert ours == {"k": 8, "strategy": "short", "verify": True, "temperature": 0.0, "drafter": "/x"}
     assert rest == {"dtype": "float32"}  # unknown keys go to the lm-eval base class

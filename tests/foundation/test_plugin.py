@@ -49,11 +49,28 @@ def test_hook_is_cheap_and_imports_nothing_heavy():
 def hf_run(tmp_path_factory, zoo_path):
     """One real `lm_eval --model hf` run on the smoke tasks (via the stock console script)."""
     out = tmp_path_factory.mktemp("lm_eval_hf")
-    proc = run([
-        str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={zoo_path('llama-sp')},dtype=float32",
-        "--tasks", "effeval_smoke", "--include_path", str(REPO / "task_configs"), "--device", "cuda:0",
-        "--batch_size", "4", "--limit", "4", "--output_path", str(out), "--log_samples",
-    ])
+    proc = run(
+        [
+            str(BIN / "lm_eval"),
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={zoo_path('llama-sp')},dtype=float32",
+            "--tasks",
+            "effeval_smoke",
+            "--include_path",
+            str(REPO / "task_configs"),
+            "--device",
+            "cuda:0",
+            "--batch_size",
+            "4",
+            "--limit",
+            "4",
+            "--output_path",
+            str(out),
+            "--log_samples",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -90,8 +107,10 @@ def test_python_dash_m_lm_eval_and_simple_evaluate_see_effeval_models(tmp_path, 
     )
     out = run([sys.executable, "-c", code], cwd=str(tmp_path))
     assert "effeval-hetero-spec" in out.stdout and "hf" in out.stdout, out.stdout + out.stderr
-    proc = run([sys.executable, "-m", "lm_eval", "ls", "tasks", "--include_path", str(REPO / "task_configs")],
-               cwd=str(tmp_path))
+    proc = run(
+        [sys.executable, "-m", "lm_eval", "ls", "tasks", "--include_path", str(REPO / "task_configs")],
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0 or "effeval_smoke" in proc.stdout
 
 
@@ -125,12 +144,25 @@ def test_results_convert_rejects_files_that_are_not_lm_eval_output(tmp_path):
 
 def test_stock_cli_runs_an_effeval_model(tmp_path, zoo_path):
     out = tmp_path / "out"
-    proc = run([
-        str(BIN / "lm_eval"), "--model", "effeval-hetero-spec", "--model_args",
-        f"pretrained={zoo_path('llama-sp')},drafter={zoo_path('qwen-tekken')},algorithm=ar",
-        "--tasks", "effeval_smoke_gen", "--include_path", str(REPO / "task_configs"),
-        "--batch_size", "1", "--limit", "2", "--output_path", str(out),
-    ])
+    proc = run(
+        [
+            str(BIN / "lm_eval"),
+            "--model",
+            "effeval-hetero-spec",
+            "--model_args",
+            f"pretrained={zoo_path('llama-sp')},drafter={zoo_path('qwen-tekken')},algorithm=ar",
+            "--tasks",
+            "effeval_smoke_gen",
+            "--include_path",
+            str(REPO / "task_configs"),
+            "--batch_size",
+            "1",
+            "--limit",
+            "2",
+            "--output_path",
+            str(out),
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads(next(out.rglob("results_*.json")).read_text())
     eff = data["config"]["effeval"]["efficiency"]
@@ -139,13 +171,23 @@ def test_stock_cli_runs_an_effeval_model(tmp_path, zoo_path):
 
 
 def test_stock_cli_prints_one_line_for_a_missing_pretrained_dir(tmp_path):
-    proc = run([
-        str(BIN / "lm_eval"), "--model", "effeval-hetero-spec", "--model_args",
-        f"pretrained={tmp_path}/missing,drafter={tmp_path}/missing2",
-        "--tasks", "effeval_smoke_gen", "--include_path", str(REPO / "task_configs"),
-    ])
+    proc = run(
+        [
+            str(BIN / "lm_eval"),
+            "--model",
+            "effeval-hetero-spec",
+            "--model_args",
+            f"pretrained={tmp_path}/missing,drafter={tmp_path}/missing2",
+            "--tasks",
+            "effeval_smoke_gen",
+            "--include_path",
+            str(REPO / "task_configs"),
+        ]
+    )
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("effeval error: effeval-hetero-spec model_args 'pretrained': no model directory at")
+    assert last.startswith(
+        "effeval error: effeval-hetero-spec model_args 'pretrained': no model directory at"
+    )
     assert "Fix:" in last

@@ -49,8 +49,13 @@ def test_tokenizer_families_differ_where_it_matters(zoo_path):
 
 
 @pytest.mark.parametrize(
-    "name, cls", [("llama-sp", "LlamaForCausalLM"), ("qwen-tekken", "Qwen2ForCausalLM"),
-                  ("mamba-sp", "MambaForCausalLM"), ("mamba2-sp", "Mamba2ForCausalLM")]
+    "name, cls",
+    [
+        ("llama-sp", "LlamaForCausalLM"),
+        ("qwen-tekken", "Qwen2ForCausalLM"),
+        ("mamba-sp", "MambaForCausalLM"),
+        ("mamba2-sp", "Mamba2ForCausalLM"),
+    ],
 )
 def test_zoo_models_load_offline_with_auto_classes(zoo_path, name, cls):
     import torch
@@ -97,8 +102,14 @@ def test_trainer_lowers_the_loss_deterministically():
 
     def run():
         torch.manual_seed(0)
-        cfg = tf.LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                             num_attention_heads=2, num_key_value_heads=2)
+        cfg = tf.LlamaConfig(
+            vocab_size=50,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
         model = tf.LlamaForCausalLM(cfg)
         gen = torch.Generator().manual_seed(1)
         # a learnable pattern: each row counts upward modulo 50

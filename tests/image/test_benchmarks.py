@@ -26,8 +26,12 @@ def test_builtin_benchmarks_are_complete_and_consistent(name):
             # a leak question about the target (expected no) and presence questions for both items
             assert r["leak"]["source"] in r["items"] and r["leak"]["target"] in r["items"]
             leak_qs = [q for q in r["questions"] if q["kind"] == "leak"]
-            assert leak_qs and all(q["expected"] == "no" and q["item"] == r["leak"]["target"] for q in leak_qs)
-            present = {q["item"] for q in r["questions"] if q["kind"] == "presence" and q["expected"] == "yes"}
+            assert leak_qs and all(
+                q["expected"] == "no" and q["item"] == r["leak"]["target"] for q in leak_qs
+            )
+            present = {
+                q["item"] for q in r["questions"] if q["kind"] == "presence" and q["expected"] == "yes"
+            }
             assert present == set(r["items"])
         elif name == "omission":
             assert len(r["items"]) >= 3 and kinds == {"presence"}
@@ -36,14 +40,16 @@ def test_builtin_benchmarks_are_complete_and_consistent(name):
             assert "binding" in kinds
             for pair in r["pairs"]:
                 assert f"{pair['attribute']} {pair['object']}" in r["prompt"]
-                assert any(q["text"] == f"Is the {pair['object']} {pair['attribute']}?" and q["expected"] == "yes"
-                           for q in r["questions"])
+                assert any(
+                    q["text"] == f"Is the {pair['object']} {pair['attribute']}?" and q["expected"] == "yes"
+                    for q in r["questions"]
+                )
         elif name == "mwe":
             (e,) = r["expressions"]
             start, end = e["words"]
             assert end - start >= 2
             assert " ".join(r["prompt"].split()[start:end]) == e["text"]
-            assert r["prompt"][e["char_start"]: e["char_end"]] == e["text"]
+            assert r["prompt"][e["char_start"] : e["char_end"]] == e["text"]
 
 
 def _write(path, text, newline="\n"):
@@ -51,26 +57,44 @@ def _write(path, text, newline="\n"):
     return path
 
 
-GOOD = {"id": "x1", "prompt": "a red cup and a zebra", "items": ["cup", "zebra"],
-        "questions": [{"id": "q", "text": "Is there a cup?", "kind": "presence", "expected": "yes"}]}
+GOOD = {
+    "id": "x1",
+    "prompt": "a red cup and a zebra",
+    "items": ["cup", "zebra"],
+    "questions": [{"id": "q", "text": "Is there a cup?", "kind": "presence", "expected": "yes"}],
+}
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ('{"id": "x2", "prompt": "a cat"', r"invalid JSON"),
-    ('{"id": "x2"}', r"missing or empty 'prompt'"),
-    ('["not", "an", "object"]', r"not an object"),
-    ('{"id": "x2", "prompt": "a cat", "questions": [{"text": "Is there a cat?", "expected": "maybe"}]}',
-     r"questions\[0\]\.expected is 'maybe'"),
-    ('{"id": "x2", "prompt": "a cat", "questions": [{"text": "Cat?", "expected": "yes", "kind": "vibes"}]}',
-     r"questions\[0\]\.kind is 'vibes'"),
-    ('{"id": "x2", "prompt": "a cat", "items": ["dog"]}', r"item 'dog' does not occur in the prompt"),
-    ('{"id": "x2", "prompt": "the Golden Gate Bridge", "expressions": [{"text": "Golden Gate", "words": [1, 4]}]}',
-     r"expression text 'Golden Gate' != words \[1, 4\]"),
-    ('{"id": "x2", "prompt": "a cat", "expressions": [{"text": "cat", "words": [1, 9]}]}', r"no valid 'words'"),
-    ('{"id": "x2", "prompt": "a cat", "items": ["cat"], "leak": {"source": "cat", "target": "dog"}}',
-     r"leak.target 'dog' is not one of the items"),
-    ('{"id": "x1", "prompt": "a cat"}', r"id 'x1' repeats line 1"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ('{"id": "x2", "prompt": "a cat"', r"invalid JSON"),
+        ('{"id": "x2"}', r"missing or empty 'prompt'"),
+        ('["not", "an", "object"]', r"not an object"),
+        (
+            '{"id": "x2", "prompt": "a cat", "questions": [{"text": "Is there a cat?", "expected": "maybe"}]}',
+            r"questions\[0\]\.expected is 'maybe'",
+        ),
+        (
+            '{"id": "x2", "prompt": "a cat", "questions": [{"text": "Cat?", "expected": "yes", "kind": "vibes"}]}',
+            r"questions\[0\]\.kind is 'vibes'",
+        ),
+        ('{"id": "x2", "prompt": "a cat", "items": ["dog"]}', r"item 'dog' does not occur in the prompt"),
+        (
+            '{"id": "x2", "prompt": "the Golden Gate Bridge", "expressions": [{"text": "Golden Gate", "words": [1, 4]}]}',
+            r"expression text 'Golden Gate' != words \[1, 4\]",
+        ),
+        (
+            '{"id": "x2", "prompt": "a cat", "expressions": [{"text": "cat", "words": [1, 9]}]}',
+            r"no valid 'words'",
+        ),
+        (
+            '{"id": "x2", "prompt": "a cat", "items": ["cat"], "leak": {"source": "cat", "target": "dog"}}',
+            r"leak.target 'dog' is not one of the items",
+        ),
+        ('{"id": "x1", "prompt": "a cat"}', r"id 'x1' repeats line 1"),
+    ],
+)
 def test_malformed_benchmark_line_names_file_and_line(tmp_path, bad_line, message):
     path = _write(tmp_path / "mine.jsonl", json.dumps(GOOD) + "\n\n" + bad_line + "\n")
     with pytest.raises(ConfigError) as err:
@@ -81,20 +105,30 @@ def test_malformed_benchmark_line_names_file_and_line(tmp_path, bad_line, messag
 
 
 def test_own_jsonl_file_loads_with_defaults_and_spans(tmp_path):
-    rec = {"id": "m1", "prompt": "San Francisco's Golden Gate Bridge at dusk",
-           "expressions": [{"text": "Golden Gate Bridge", "words": [2, 5]}],
-           "questions": [{"text": "Is the Golden Gate Bridge visible?", "expected": "yes"}]}
+    rec = {
+        "id": "m1",
+        "prompt": "San Francisco's Golden Gate Bridge at dusk",
+        "expressions": [{"text": "Golden Gate Bridge", "words": [2, 5]}],
+        "questions": [{"text": "Is the Golden Gate Bridge visible?", "expected": "yes"}],
+    }
     path = _write(tmp_path / "custom.jsonl", json.dumps(rec) + "\n")
     (r,) = load_benchmark(f"effeval:{path}")
-    assert r["benchmark"] == "custom" and r["questions"][0]["id"] == "q0" and r["questions"][0]["kind"] == "other"
+    assert (
+        r["benchmark"] == "custom"
+        and r["questions"][0]["id"] == "q0"
+        and r["questions"][0]["kind"] == "other"
+    )
     e = r["expressions"][0]
     assert (e["char_start"], e["char_end"]) == (16, 34) and r["prompt"][16:34] == "Golden Gate Bridge"
     assert load_benchmark(str(path), limit=1) == [r]
 
 
 def test_unknown_benchmark_and_bad_limit_are_clear_errors(tmp_path):
-    with pytest.raises(ConfigError, match=r"--benchmark: 'leakge' is neither a built-in benchmark nor an existing "
-                                          r"file\. Fix: use one of leakage, omission, binding, mwe"):
+    with pytest.raises(
+        ConfigError,
+        match=r"--benchmark: 'leakge' is neither a built-in benchmark nor an existing "
+        r"file\. Fix: use one of leakage, omission, binding, mwe",
+    ):
         load_benchmark("leakge")
     with pytest.raises(ConfigError, match="--limit"):
         load_benchmark("leakage", limit=0)
@@ -125,31 +159,50 @@ def _qa(record):
 def test_geneval_metadata_sample(tmp_path):
     path = _write(tmp_path / "evaluation_metadata.jsonl", GENEVAL_SAMPLE)
     recs = load_benchmark(str(path))
-    assert [r["category"] for r in recs] == ["single_object", "two_object", "counting", "colors", "position", "color_attr"]
+    assert [r["category"] for r in recs] == [
+        "single_object",
+        "two_object",
+        "counting",
+        "colors",
+        "position",
+        "color_attr",
+    ]
     assert [r["id"] for r in recs] == [f"geneval-{i:05d}" for i in range(6)]
     assert _qa(recs[0]) == [("Is there a bench?", "presence", "yes")]
-    assert _qa(recs[2]) == [("Is there a clock?", "presence", "yes"), ("Are there two clocks?", "count", "yes"),
-                            ("Are there three or more clocks?", "count", "no")]
+    assert _qa(recs[2]) == [
+        ("Is there a clock?", "presence", "yes"),
+        ("Are there two clocks?", "count", "yes"),
+        ("Are there three or more clocks?", "count", "no"),
+    ]
     assert ("Is the fire hydrant blue?", "binding", "yes") in _qa(recs[3])
     assert ("Is the dog to the right of the teddy bear?", "relation", "yes") in _qa(recs[4])
     assert recs[5]["items"] == ["wine glass", "apple"]
     assert ("Is the apple black?", "binding", "yes") in _qa(recs[5])
-    bad = _write(tmp_path / "bad.jsonl", GENEVAL_SAMPLE + '{"tag": "colors", "include": [{"count": 1}], "prompt": "x"}\n')
+    bad = _write(
+        tmp_path / "bad.jsonl",
+        GENEVAL_SAMPLE + '{"tag": "colors", "include": [{"count": 1}], "prompt": "x"}\n',
+    )
     with pytest.raises(ConfigError, match=rf"{re.escape(str(bad))}:7: not a GenEval metadata record"):
         load_benchmark(f"geneval:{bad}")
 
 
 def test_t2i_compbench_txt_sample_crlf_no_final_newline(tmp_path):
     # CRLF, no trailing newline, a non-ASCII line and a duplicate prompt, as in the real files
-    text = "a green bench and a blue bowl\na conical birthday hat and a spherical pi\u00f1ata\n" \
-           "a green bench and a blue bowl\nrubber gloves, a fluffy teddy bear and a glass bottle"
+    text = (
+        "a green bench and a blue bowl\na conical birthday hat and a spherical pi\u00f1ata\n"
+        "a green bench and a blue bowl\nrubber gloves, a fluffy teddy bear and a glass bottle"
+    )
     path = _write(tmp_path / "color_val.txt", text, newline="\r\n")
     recs = load_benchmark(str(path))
     assert [r["prompt"] for r in recs] == text.split("\n")  # duplicates kept, no "\r" left
     assert [r["id"] for r in recs] == [f"color_val-{i:06d}" for i in range(4)]
     assert recs[0]["category"] == "color_val"
     assert _qa(recs[0]) == [("a green bench?", "binding", "yes"), ("a blue bowl?", "binding", "yes")]
-    assert [q["text"] for q in recs[3]["questions"]] == ["rubber gloves?", "a fluffy teddy bear?", "a glass bottle?"]
+    assert [q["text"] for q in recs[3]["questions"]] == [
+        "rubber gloves?",
+        "a fluffy teddy bear?",
+        "a glass bottle?",
+    ]
     spatial = _write(tmp_path / "spatial_val.txt", "a giraffe next to a lamp\r\n")
     (r,) = load_benchmark(str(spatial))
     assert r["questions"] == [] and r["category"] == "spatial_val"
@@ -159,18 +212,45 @@ def test_t2i_compbench_txt_sample_crlf_no_final_newline(tmp_path):
 
 
 TIFA_SAMPLE = [
-    {"id": "coco_301091", "caption": "On a gray day a surfer carrying a white board walks on a beach.",
-     "question": "is this a surfer?", "choices": ["yes", "no"], "answer": "yes",
-     "element_type": "animal/human", "element": "surfer", "coco_val_id": "380711"},
-    {"id": "coco_301091", "caption": "On a gray day a surfer carrying a white board walks on a beach.",
-     "question": "what is the surfer carrying?", "choices": ["board", "umbrella", "bag", "dog"], "answer": "board",
-     "element_type": "object", "element": "board", "coco_val_id": "380711"},
-    {"id": "coco_301091", "caption": "On a gray day a surfer carrying a white board walks on a beach.",
-     "question": "is the board white?", "choices": ["yes", "no"], "answer": "yes",
-     "element_type": "color", "element": "white", "coco_val_id": "380711"},
-    {"id": "drawbench_52", "caption": "A red colored car.",
-     "question": "is the car blue?", "choices": ["yes", "no"], "answer": "no",
-     "element_type": "color", "element": "red"},
+    {
+        "id": "coco_301091",
+        "caption": "On a gray day a surfer carrying a white board walks on a beach.",
+        "question": "is this a surfer?",
+        "choices": ["yes", "no"],
+        "answer": "yes",
+        "element_type": "animal/human",
+        "element": "surfer",
+        "coco_val_id": "380711",
+    },
+    {
+        "id": "coco_301091",
+        "caption": "On a gray day a surfer carrying a white board walks on a beach.",
+        "question": "what is the surfer carrying?",
+        "choices": ["board", "umbrella", "bag", "dog"],
+        "answer": "board",
+        "element_type": "object",
+        "element": "board",
+        "coco_val_id": "380711",
+    },
+    {
+        "id": "coco_301091",
+        "caption": "On a gray day a surfer carrying a white board walks on a beach.",
+        "question": "is the board white?",
+        "choices": ["yes", "no"],
+        "answer": "yes",
+        "element_type": "color",
+        "element": "white",
+        "coco_val_id": "380711",
+    },
+    {
+        "id": "drawbench_52",
+        "caption": "A red colored car.",
+        "question": "is the car blue?",
+        "choices": ["yes", "no"],
+        "answer": "no",
+        "element_type": "color",
+        "element": "red",
+    },
 ]
 
 
@@ -204,8 +284,14 @@ def test_dsg_csv_sample(tmp_path):
     recs = load_benchmark(str(path))
     assert [r["id"] for r in recs] == ["whoops_5", "vrd_1"]
     cube, dog = recs
-    assert cube["prompt"] == "A rubix cube with ten squares of purple" and dog["prompt"] == "a dog, left of a cat"
-    assert _qa(cube) == [("Is there a rubix cube?", "presence", "yes"), ("Is the rubix cube purple?", "binding", "yes")]
+    assert (
+        cube["prompt"] == "A rubix cube with ten squares of purple"
+        and dog["prompt"] == "a dog, left of a cat"
+    )
+    assert _qa(cube) == [
+        ("Is there a rubix cube?", "presence", "yes"),
+        ("Is the rubix cube purple?", "binding", "yes"),
+    ]
     assert [q["depends_on"] for q in cube["questions"]] == [[], [1]]
     assert dog["questions"][1]["id"] == "p3" and dog["questions"][1]["depends_on"] == [1, 2]
     assert dog["questions"][1]["kind"] == "relation"
@@ -215,6 +301,7 @@ def test_dsg_csv_sample(tmp_path):
 
 
 # --- the real peer files in ../shared (read there, never copied) ---------------------------
+
 
 def test_real_peer_files(shared_dir):
     root = shared_dir / "peer-prompts"

@@ -28,7 +28,9 @@ BASELINE = [
 
 def _hand_ci(values, n_boot, seed, confidence=0.95):
     """The documented procedure, re-done with numpy on the same torch index draws."""
-    idx = torch.randint(0, len(values), (n_boot, len(values)), generator=torch.Generator().manual_seed(seed)).numpy()
+    idx = torch.randint(
+        0, len(values), (n_boot, len(values)), generator=torch.Generator().manual_seed(seed)
+    ).numpy()
     means = np.asarray(values)[idx].mean(axis=1)
     a = (1 - confidence) / 2
     return np.quantile(means, [a, 1 - a]), idx
@@ -57,7 +59,10 @@ def test_bootstrap_ci_matches_hand_computation():
         assert got["ci_low"] < got["ci_high"]
     # 99% intervals are at least as wide as 95% ones; constant data gives a zero-width interval
     wide = aggregate(ROWS, n_boot=400, seed=7, confidence=0.99)["metrics"]["clipscore"]
-    assert wide["ci_low"] <= out["metrics"]["clipscore"]["ci_low"] and wide["ci_high"] >= out["metrics"]["clipscore"]["ci_high"]
+    assert (
+        wide["ci_low"] <= out["metrics"]["clipscore"]["ci_low"]
+        and wide["ci_high"] >= out["metrics"]["clipscore"]["ci_high"]
+    )
     flat = aggregate([{"id": str(i), "clipscore": 5.0} for i in range(6)], n_boot=100)["metrics"]["clipscore"]
     assert flat["ci_low"] == flat["ci_high"] == flat["value"] == 5.0
 
@@ -79,9 +84,13 @@ def test_change_vs_baseline_relative_reduction_and_paired_ci():
     (_, _), idx = _hand_ci(v, 500, 0)
     vm, bm = v[idx].mean(1), b[idx].mean(1)
     assert (ch["abs_ci_low"], ch["abs_ci_high"]) == pytest.approx(tuple(np.quantile(vm - bm, [0.025, 0.975])))
-    assert (ch["rel_ci_low"], ch["rel_ci_high"]) == pytest.approx(tuple(np.quantile((vm - bm) / bm, [0.025, 0.975])))
+    assert (ch["rel_ci_low"], ch["rel_ci_high"]) == pytest.approx(
+        tuple(np.quantile((vm - bm) / bm, [0.025, 0.975]))
+    )
     clip = out["vs_baseline"]["clipscore"]
-    assert clip["baseline"] == pytest.approx((22 + 29 + 27) / 3) and clip["value"] == pytest.approx((22 + 30 + 26) / 3)
+    assert clip["baseline"] == pytest.approx((22 + 29 + 27) / 3) and clip["value"] == pytest.approx(
+        (22 + 30 + 26) / 3
+    )
     assert clip["label"] == "CLIPScore +0%"
     assert "omission_rate" not in out["vs_baseline"]  # the baseline has no omission numbers
 

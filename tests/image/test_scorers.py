@@ -73,13 +73,17 @@ def test_clipscore_weight_scales_score(clip_dir):
     rec = {"id": "p", "prompt": "a red cup and a zebra on a table"}
     (plain,) = build_scorers(["clip"], clip_model=clip_dir, device="cpu")
     (hessel,) = build_scorers(["clip"], clip_model=clip_dir, clipscore_weight=2.5, device="cpu")
-    assert hessel.score(images, rec)["clipscore"] == pytest.approx(2.5 * plain.score(images, rec)["clipscore"], rel=1e-5)
+    assert hessel.score(images, rec)["clipscore"] == pytest.approx(
+        2.5 * plain.score(images, rec)["clipscore"], rel=1e-5
+    )
 
 
 def test_clip_metadata_records_model_hash_and_template(clip_dir):
     from effeval.image.scorers import build_scorers
 
-    (scorer,) = build_scorers(["clip"], clip_model=clip_dir, clip_template="a photo of {prompt}", device="cpu")
+    (scorer,) = build_scorers(
+        ["clip"], clip_model=clip_dir, clip_template="a photo of {prompt}", device="cpu"
+    )
     meta = scorer.metadata()
     weights = Path(clip_dir) / "open_clip_model.safetensors"
     h = hashlib.sha256(b"open_clip_model.safetensors\0" + weights.read_bytes()).hexdigest()
@@ -94,7 +98,9 @@ def test_clip_metadata_records_model_hash_and_template(clip_dir):
 def direct_blip(vqa_dir):
     import transformers as tf
 
-    return tf.AutoProcessor.from_pretrained(vqa_dir), tf.BlipForQuestionAnswering.from_pretrained(vqa_dir).eval()
+    return tf.AutoProcessor.from_pretrained(vqa_dir), tf.BlipForQuestionAnswering.from_pretrained(
+        vqa_dir
+    ).eval()
 
 
 def _blip_direct_p_yes(direct_blip, image, question):
@@ -103,7 +109,9 @@ def _blip_direct_p_yes(direct_blip, image, question):
 
     processor, model = direct_blip
     inputs = processor(images=image, text=question, return_tensors="pt")
-    out = model.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True)
+    out = model.generate(
+        **inputs, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True
+    )
     logits = out.logits[0][0]
     yes, no = processor.tokenizer.convert_tokens_to_ids(["yes", "no"])
     return float(torch.softmax(logits[[yes, no]], dim=-1)[0])
@@ -131,16 +139,19 @@ def test_vqa_indicators_follow_their_definitions(vqa_dir):
 
     (scorer,) = build_scorers(["vqa"], vqa_model=vqa_dir, device="cpu")
     # fixed P(yes) per (image, question): 2 images x 5 questions
-    table = torch.tensor([[0.9, 0.2, 0.7, 0.6, 0.1],
-                          [0.8, 0.4, 0.3, 0.2, 0.3]])
+    table = torch.tensor([[0.9, 0.2, 0.7, 0.6, 0.1], [0.8, 0.4, 0.3, 0.2, 0.3]])
     scorer.p_yes = lambda images, texts: table[: len(images), : len(texts)]
-    record = {"id": "r", "prompt": "x", "questions": [
-        {"id": "p1", "text": "a", "kind": "presence", "expected": "yes"},
-        {"id": "p2", "text": "b", "kind": "presence", "expected": "yes"},
-        {"id": "l1", "text": "c", "kind": "leak", "expected": "no"},
-        {"id": "b1", "text": "d", "kind": "binding", "expected": "yes"},
-        {"id": "b2", "text": "e", "kind": "binding", "expected": "no"},
-    ]}
+    record = {
+        "id": "r",
+        "prompt": "x",
+        "questions": [
+            {"id": "p1", "text": "a", "kind": "presence", "expected": "yes"},
+            {"id": "p2", "text": "b", "kind": "presence", "expected": "yes"},
+            {"id": "l1", "text": "c", "kind": "leak", "expected": "no"},
+            {"id": "b1", "text": "d", "kind": "binding", "expected": "yes"},
+            {"id": "b2", "text": "e", "kind": "binding", "expected": "no"},
+        ],
+    }
     got = scorer.score([None, None], record)
     # answered as expected (threshold 0.5): img0 [1,0,0,1,1], img1 [1,0,1,0,1]
     assert got["omission"] == pytest.approx(1 - (1 + 0 + 1 + 0) / 4)
@@ -152,13 +163,16 @@ def test_vqa_indicators_follow_their_definitions(vqa_dir):
     assert got["q.l1.p_yes"] == pytest.approx(0.5)
     assert "dsg_score" not in got
     # DSG dependencies: p2 depends on p1, b1 on p2 (fails on both images), b2 on p1
-    dsg = {**record, "questions": [
-        {"id": "p1", "text": "a", "kind": "presence", "expected": "yes", "depends_on": []},
-        {"id": "p2", "text": "b", "kind": "presence", "expected": "yes", "depends_on": [1]},
-        {"id": "p3", "text": "c", "kind": "other", "expected": "no", "depends_on": [2]},
-        {"id": "p4", "text": "d", "kind": "binding", "expected": "yes", "depends_on": [1]},
-        {"id": "p5", "text": "e", "kind": "binding", "expected": "no", "depends_on": [4]},
-    ]}
+    dsg = {
+        **record,
+        "questions": [
+            {"id": "p1", "text": "a", "kind": "presence", "expected": "yes", "depends_on": []},
+            {"id": "p2", "text": "b", "kind": "presence", "expected": "yes", "depends_on": [1]},
+            {"id": "p3", "text": "c", "kind": "other", "expected": "no", "depends_on": [2]},
+            {"id": "p4", "text": "d", "kind": "binding", "expected": "yes", "depends_on": [1]},
+            {"id": "p5", "text": "e", "kind": "binding", "expected": "no", "depends_on": [4]},
+        ],
+    }
     # passed: img0 [1,0,0,1,1] -> with parents [1,0,0,1,1]; img1 [1,0,1,0,1] -> [1,0,0,0,0]
     assert scorer.score([None, None], dsg)["dsg_score"] == pytest.approx((3 + 1) / 10)
     # a record without leak questions has no leakage key (not a zero)
@@ -186,11 +200,15 @@ def test_quality_fid_matches_direct_formula(clip_dir, direct_clip):
     base, imgs = _noise_images(6, seed=10), _noise_images(6, seed=11)
     got_cos = []
     for k in range(3):  # three prompts, two seeds each
-        rec = {"id": f"r{k}", "prompt": "p", "baseline_images": base[2 * k: 2 * k + 2]}
-        got_cos.append(scorer.score(imgs[2 * k: 2 * k + 2], rec)["baseline_clip_cosine"])
+        rec = {"id": f"r{k}", "prompt": "p", "baseline_images": base[2 * k : 2 * k + 2]}
+        got_cos.append(scorer.score(imgs[2 * k : 2 * k + 2], rec)["baseline_clip_cosine"])
     fb, _ = _direct_features(direct_clip, base)
     fi, _ = _direct_features(direct_clip, imgs)
-    cos = np.sum(fb.numpy() * fi.numpy(), 1) / np.linalg.norm(fb.numpy(), axis=1) / np.linalg.norm(fi.numpy(), axis=1)
+    cos = (
+        np.sum(fb.numpy() * fi.numpy(), 1)
+        / np.linalg.norm(fb.numpy(), axis=1)
+        / np.linalg.norm(fi.numpy(), axis=1)
+    )
     assert got_cos == pytest.approx([cos[0:2].mean(), cos[2:4].mean(), cos[4:6].mean()], abs=1e-5)
 
     final = scorer.finalize()
@@ -211,7 +229,9 @@ def test_quality_fid_matches_direct_formula(clip_dir, direct_clip):
 def test_bad_scorer_inputs_are_clear_errors(tmp_path, clip_dir):
     from effeval.image.scorers import build_scorers
 
-    with pytest.raises(ConfigError, match=r"--scorers: unknown scorer\(s\) nope.*Fix: use names from clip, vqa, quality"):
+    with pytest.raises(
+        ConfigError, match=r"--scorers: unknown scorer\(s\) nope.*Fix: use names from clip, vqa, quality"
+    ):
         build_scorers(["clip", "nope"])
     with pytest.raises(ConfigError, match="--scorers: no scorer"):
         build_scorers("")
@@ -252,11 +272,18 @@ def test_vqa_generic_image_text_to_text_backend_matches_generate(zoo_path):
     questions = ["Is there a cup?", "Is the car red?"]
     got = scorer.p_yes([image], questions)
     for j, q in enumerate(questions):
-        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": f"{q} Answer yes or no."}]}]
+        messages = [
+            {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "text", "text": f"{q} Answer yes or no."}],
+            }
+        ]
         prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
         assert prompt.endswith(f"{q} Answer yes or no.\nASSISTANT:")
         inputs = processor(images=[image], text=prompt, return_tensors="pt")
-        out = model.generate(**inputs, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True)
+        out = model.generate(
+            **inputs, max_new_tokens=1, do_sample=False, output_logits=True, return_dict_in_generate=True
+        )
         logits = out.logits[0][0]
         pair = torch.stack([torch.logsumexp(logits[yes], 0), torch.logsumexp(logits[no], 0)])
         assert float(got[0, j]) == pytest.approx(float(torch.softmax(pair, 0)[0]), abs=1e-5)

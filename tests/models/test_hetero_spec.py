@@ -30,13 +30,17 @@ def test_drafter_directory_must_exist(zoo_path, tmp_path):
 
 def test_unknown_algorithm_is_a_config_error(zoo_path):
     with pytest.raises(ConfigError, match="algorithm.*Fix: use one of ar, slem, tli, slrs, hf"):
-        make(pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), algorithm="medusa", device="cpu")
+        make(
+            pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), algorithm="medusa", device="cpu"
+        )
 
 
 @pytest.mark.parametrize("k", [0, -3])
 def test_num_draft_tokens_must_be_positive(zoo_path, k):
     with pytest.raises(ConfigError, match="num_draft_tokens.*> 0"):
-        make(pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), num_draft_tokens=k, device="cpu")
+        make(
+            pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), num_draft_tokens=k, device="cpu"
+        )
 
 
 def test_drafter_equal_to_target_is_allowed_and_noted(zoo_path, caplog):
@@ -55,10 +59,23 @@ def test_drafter_equal_to_target_is_allowed_and_noted(zoo_path, caplog):
 def test_stock_cli_slem_verify(zoo_path, tmp_path, repo_root):
     target, drafter = zoo_path("llama-sp"), zoo_path("qwen-tekken")
     lm_eval = Path(sys.executable).with_name("lm_eval")
-    cmd = [str(lm_eval), "--model", "effeval-hetero-spec",
-           "--model_args", f"pretrained={target},drafter={drafter},algorithm=slem,verify=true,num_draft_tokens=3",
-           "--tasks", "hetero_spec_cnndm_mini", "--include_path", str(repo_root / "task_configs"),
-           "--device", "cpu", "--limit", "3", "--output_path", str(tmp_path / "out")]
+    cmd = [
+        str(lm_eval),
+        "--model",
+        "effeval-hetero-spec",
+        "--model_args",
+        f"pretrained={target},drafter={drafter},algorithm=slem,verify=true,num_draft_tokens=3",
+        "--tasks",
+        "hetero_spec_cnndm_mini",
+        "--include_path",
+        str(repo_root / "task_configs"),
+        "--device",
+        "cpu",
+        "--limit",
+        "3",
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -67,9 +84,15 @@ def test_stock_cli_slem_verify(zoo_path, tmp_path, repo_root):
     assert results["config"]["effeval"]["method"]["args"]["algorithm"] == "slem"
     assert eff["verified_greedy_requests"] == 3
     assert eff["equality_rate"] == 1.0
-    assert eff["drafted"] > 0 and eff["acceptance_rate"] is not None and eff["mean_accepted_length"] is not None
-    assert eff["target_vocab_size"] == 32000 and eff["drafter_vocab_size"] == 131072 and eff["shared_tokens"] > 0
-    assert eff["target_calls"] <= eff["generated_tokens"] + 3  # at most one target pass per token, +1 per request
+    assert (
+        eff["drafted"] > 0 and eff["acceptance_rate"] is not None and eff["mean_accepted_length"] is not None
+    )
+    assert (
+        eff["target_vocab_size"] == 32000 and eff["drafter_vocab_size"] == 131072 and eff["shared_tokens"] > 0
+    )
+    assert (
+        eff["target_calls"] <= eff["generated_tokens"] + 3
+    )  # at most one target pass per token, +1 per request
     assert "rougeL,none" in results["results"]["hetero_spec_cnndm_mini"]
 
 
@@ -81,11 +104,20 @@ def test_generate_until_in_process_equals_target_alone(zoo_path, algorithm):
     from lm_eval.api.instance import Instance
 
     torch.set_num_threads(1)
-    lm = make(pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), algorithm=algorithm,
-              num_draft_tokens=3, verify=True, device="cpu", max_length=512)
+    lm = make(
+        pretrained=zoo_path("llama-sp"),
+        drafter=zoo_path("qwen-tekken"),
+        algorithm=algorithm,
+        num_draft_tokens=3,
+        verify=True,
+        device="cpu",
+        max_length=512,
+    )
     kwargs = {"until": ["\n\n"], "max_gen_toks": 12, "do_sample": False}
-    requests = [Instance("generate_until", {}, (ctx, kwargs), i)
-                for i, ctx in enumerate(["def add(a, b):\n    return", "Grüße aus München, 12345"])]
+    requests = [
+        Instance("generate_until", {}, (ctx, kwargs), i)
+        for i, ctx in enumerate(["def add(a, b):\n    return", "Grüße aus München, 12345"])
+    ]
     texts = lm.generate_until(requests)
     assert len(texts) == 2 and all("\n\n" not in t for t in texts)
     eff = lm.get_model_info()["effeval"]["efficiency"]

@@ -22,13 +22,28 @@ def calib_file(tmp_path_factory):
 
 def test_stock_lm_eval_cli_wanda_on_offline_twins(zoo_path, calib_file, tmp_path, repo_root):
     lm_eval = Path(sys.executable).with_name("lm_eval")
-    model_args = (f"pretrained={zoo_path('mamba-sp')},method=wanda,sparsity=0.5,targets=in_proj+conv1d,"
-                  f"calibration={calib_file},nsamples=4,seqlen=32")
-    cmd = [str(lm_eval), "--model", "effeval-pruned-ssm", "--model_args", model_args,
-           "--tasks", "pruned_ssm_mini_piqa,pruned_ssm_mini_lambada,pruned_ssm_mini_wikitext",
-           "--include_path", str(repo_root / "task_configs"), "--batch_size", "4",  # default device: cuda -> cpu
-           "--output_path", str(tmp_path / "out")]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    model_args = (
+        f"pretrained={zoo_path('mamba-sp')},method=wanda,sparsity=0.5,targets=in_proj+conv1d,"
+        f"calibration={calib_file},nsamples=4,seqlen=32"
+    )
+    cmd = [
+        str(lm_eval),
+        "--model",
+        "effeval-pruned-ssm",
+        "--model_args",
+        model_args,
+        "--tasks",
+        "pruned_ssm_mini_piqa,pruned_ssm_mini_lambada,pruned_ssm_mini_wikitext",
+        "--include_path",
+        str(repo_root / "task_configs"),
+        "--batch_size",
+        "4",  # default device: cuda -> cpu
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())
     assert 0.0 <= results["results"]["pruned_ssm_mini_piqa"]["acc,none"] <= 1.0
@@ -50,8 +65,15 @@ def test_structured_wrapper_shrinks_and_reports_throughput(zoo_path, tmp_path):
 
     from effeval.models.pruned_ssm import PrunedSSMLM
 
-    lm = PrunedSSMLM(pretrained=zoo_path("mamba2-sp"), method="headdim", sparsity=0.5, criterion="magnitude", device="cpu",
-                     batch_size=2, save_to=str(tmp_path / "saved"))
+    lm = PrunedSSMLM(
+        pretrained=zoo_path("mamba2-sp"),
+        method="headdim",
+        sparsity=0.5,
+        criterion="magnitude",
+        device="cpu",
+        batch_size=2,
+        save_to=str(tmp_path / "saved"),
+    )
     assert lm.model.config.head_dim == 8 and lm.model.config.expand == 1
     info = lm.get_model_info()["effeval"]["efficiency"]
     assert info["params_after"] < info["params_before"]
@@ -70,12 +92,15 @@ def test_task_documents_give_calibration_text():
     assert len(docs) == 8 and "To open a jar" in docs[0] and "hot water" in docs[0]  # prompt + gold answer
 
 
-@pytest.mark.parametrize("args,match", [
-    ({"sparsity": 1.0}, "sparsity"),
-    ({"sparsity": 0.5, "pattern": "4:2"}, "pattern"),
-    ({"sparsity": 0.5, "targets": "in_proj+nope"}, "unknown target module"),
-    ({"sparsity": 0.5, "method": "bogus"}, "method"),
-])
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        ({"sparsity": 1.0}, "sparsity"),
+        ({"sparsity": 0.5, "pattern": "4:2"}, "pattern"),
+        ({"sparsity": 0.5, "targets": "in_proj+nope"}, "unknown target module"),
+        ({"sparsity": 0.5, "method": "bogus"}, "method"),
+    ],
+)
 def test_bad_model_args(zoo_path, args, match):
     from effeval.models.pruned_ssm import PrunedSSMLM
 
@@ -98,5 +123,12 @@ def test_paper_group_references_lm_eval_builtins(repo_root):
         builtins.update(re.findall(r"^task:\s*(\S+)\s*$", path.read_text(errors="replace"), flags=re.M))
     assert set(paper) <= builtins
     mini = yaml.safe_load((repo_root / "task_configs/pruned_ssm/_pruned_ssm_mini.yaml").read_text())
-    assert [t.replace("pruned_ssm_mini_", "") for t in mini["task"]] == \
-        ["piqa", "lambada", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "wikitext"]
+    assert [t.replace("pruned_ssm_mini_", "") for t in mini["task"]] == [
+        "piqa",
+        "lambada",
+        "hellaswag",
+        "winogrande",
+        "arc_easy",
+        "arc_challenge",
+        "wikitext",
+    ]

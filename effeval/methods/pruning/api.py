@@ -49,19 +49,25 @@ class PruneSpec:
         sparsity = self.sparsity
         if nm is not None:
             if method not in UNSTRUCTURED:
-                raise ConfigError(f"pattern: {self.pattern} applies to magnitude/wanda/sparsegpt, not method={method}. "
-                                  "Fix: drop pattern or use an unstructured method")
+                raise ConfigError(
+                    f"pattern: {self.pattern} applies to magnitude/wanda/sparsegpt, not method={method}. "
+                    "Fix: drop pattern or use an unstructured method"
+                )
             implied = nm_sparsity(nm)
             if sparsity is not None and abs(float(sparsity) - implied) > 1e-9:
-                raise ConfigError(f"sparsity: {sparsity} contradicts pattern={self.pattern} (which zeros {implied:g}). "
-                                  "Fix: drop sparsity or set it to that value")
+                raise ConfigError(
+                    f"sparsity: {sparsity} contradicts pattern={self.pattern} (which zeros {implied:g}). "
+                    "Fix: drop sparsity or set it to that value"
+                )
             sparsity = implied
         if sparsity is None:
             raise ConfigError("sparsity: missing. Fix: pass sparsity=<fraction in [0, 1)>, e.g. sparsity=0.5")
         try:
             sparsity = float(sparsity)
         except (TypeError, ValueError):
-            raise ConfigError(f"sparsity: {sparsity!r} is not a number. Fix: pass a fraction in [0, 1)") from None
+            raise ConfigError(
+                f"sparsity: {sparsity!r} is not a number. Fix: pass a fraction in [0, 1)"
+            ) from None
         if not (0.0 <= sparsity < 1.0):
             raise ConfigError(f"sparsity: {sparsity} is outside [0, 1). Fix: pass a fraction such as 0.5")
         criterion = str(self.criterion).strip().lower().replace("_", "-")
@@ -69,18 +75,32 @@ class PruneSpec:
             raise ConfigError(f"criterion: unknown {self.criterion!r}. Fix: use one of {', '.join(CRITERIA)}")
         for name in ("nsamples", "seqlen", "blocksize", "batch_size"):
             if int(getattr(self, name)) < 1:
-                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}. Fix: pass a positive integer")
+                raise ConfigError(
+                    f"{name}: must be >= 1, got {getattr(self, name)}. Fix: pass a positive integer"
+                )
         if not (0 < float(self.percdamp) < 10):
             raise ConfigError(f"percdamp: {self.percdamp} is outside (0, 10). Fix: use e.g. 0.01")
-        return PruneSpec(method=method, sparsity=sparsity, pattern="unstructured" if nm is None else f"{nm[0]}:{nm[1]}",
-                         targets=self.targets, criterion=criterion, nsamples=int(self.nsamples),
-                         seqlen=int(self.seqlen), seed=int(self.seed), sequential=bool(self.sequential),
-                         shrink=bool(self.shrink), blocksize=int(self.blocksize), percdamp=float(self.percdamp),
-                         batch_size=int(self.batch_size))
+        return PruneSpec(
+            method=method,
+            sparsity=sparsity,
+            pattern="unstructured" if nm is None else f"{nm[0]}:{nm[1]}",
+            targets=self.targets,
+            criterion=criterion,
+            nsamples=int(self.nsamples),
+            seqlen=int(self.seqlen),
+            seed=int(self.seed),
+            sequential=bool(self.sequential),
+            shrink=bool(self.shrink),
+            blocksize=int(self.blocksize),
+            percdamp=float(self.percdamp),
+            batch_size=int(self.batch_size),
+        )
 
     @property
     def needs_calibration(self) -> bool:
-        return self.method in CALIBRATED or (self.method in STRUCTURES and self.criterion.startswith("taylor"))
+        return self.method in CALIBRATED or (
+            self.method in STRUCTURES and self.criterion.startswith("taylor")
+        )
 
 
 @dataclass
@@ -122,13 +142,22 @@ def calibration_ids(tokenizer, calibration, spec: PruneSpec, task_loader=None):
     from effeval.methods.pruning.calibration import load_texts, token_windows
 
     if tokenizer is None:
-        raise ConfigError("calibration: a tokenizer is needed to tokenize calibration text. Fix: pass the model's tokenizer")
+        raise ConfigError(
+            "calibration: a tokenizer is needed to tokenize calibration text. Fix: pass the model's tokenizer"
+        )
     texts = load_texts(calibration, task_loader=task_loader)
     return token_windows(tokenizer, texts, spec.nsamples, spec.seqlen, spec.seed)
 
 
-def prune_model(model, tokenizer=None, spec: PruneSpec | None = None, calibration=None, task_loader=None,
-                input_ids=None, progress: bool = True) -> PruneResult:
+def prune_model(
+    model,
+    tokenizer=None,
+    spec: PruneSpec | None = None,
+    calibration=None,
+    task_loader=None,
+    input_ids=None,
+    progress: bool = True,
+) -> PruneResult:
     """Prune ``model`` (in place for unstructured; a new smaller model for shrinking structured).
 
     ``input_ids`` ([nsamples, seqlen]) bypasses text loading when given."""
@@ -142,14 +171,20 @@ def prune_model(model, tokenizer=None, spec: PruneSpec | None = None, calibratio
     start = time.perf_counter()
     if spec.needs_calibration and input_ids is None:
         if calibration is None:
-            raise ConfigError(f"calibration: method={spec.method} (criterion={spec.criterion}) needs calibration text. "
-                              "Fix: pass calibration=<text file>, dataset:<name> or task:<lm-eval task>")
+            raise ConfigError(
+                f"calibration: method={spec.method} (criterion={spec.criterion}) needs calibration text. "
+                "Fix: pass calibration=<text file>, dataset:<name> or task:<lm-eval task>"
+            )
         input_ids = calibration_ids(tokenizer, calibration, spec, task_loader)
     if spec.needs_calibration:
         calib_tokens = int(input_ids.numel())
     was_training = model.training
     model.eval()
-    report: dict[str, Any] = {"method": spec.method, "requested_sparsity": spec.sparsity, "pattern": spec.pattern}
+    report: dict[str, Any] = {
+        "method": spec.method,
+        "requested_sparsity": spec.sparsity,
+        "pattern": spec.pattern,
+    }
     if spec.method in UNSTRUCTURED:
         report["targets"] = list(targets_names)
         targets = _prune_unstructured(model, kind, spec, targets_names, input_ids, progress)
@@ -161,18 +196,20 @@ def prune_model(model, tokenizer=None, spec: PruneSpec | None = None, calibratio
     out_model.train(was_training)
     wall = time.perf_counter() - start
     params_after, nonzero_after = count_params(out_model)
-    report.update({
-        "criterion": spec.criterion if spec.method in STRUCTURES else None,
-        "params_before": params_before,
-        "params_after": params_after,
-        "nonzero_params_before": nonzero_before,
-        "nonzero_params": nonzero_after,
-        "model_sparsity": 1.0 - nonzero_after / params_before,
-        "prune_wall_time_s": wall,
-        "calibration_tokens": calib_tokens,
-        "calibration_samples": int(input_ids.shape[0]) if spec.needs_calibration else 0,
-        "spec": asdict(spec),
-    })
+    report.update(
+        {
+            "criterion": spec.criterion if spec.method in STRUCTURES else None,
+            "params_before": params_before,
+            "params_after": params_after,
+            "nonzero_params_before": nonzero_before,
+            "nonzero_params": nonzero_after,
+            "model_sparsity": 1.0 - nonzero_after / params_before,
+            "prune_wall_time_s": wall,
+            "calibration_tokens": calib_tokens,
+            "calibration_samples": int(input_ids.shape[0]) if spec.needs_calibration else 0,
+            "spec": asdict(spec),
+        }
+    )
     return PruneResult(out_model, report)
 
 
@@ -198,14 +235,24 @@ def _prune_unstructured(model, kind, spec: PruneSpec, names, input_ids, progress
                 if spec.method == "wanda":
                     w[un.wanda_mask(w, st.col_norm(), spec.sparsity, nm, where=t.path)] = 0
                 else:
-                    new, _ = un.sparsegpt_prune(w, st.hessian_matrix(), spec.sparsity, nm, spec.blocksize,
-                                                spec.percdamp, where=t.path)
+                    new, _ = un.sparsegpt_prune(
+                        w, st.hessian_matrix(), spec.sparsity, nm, spec.blocksize, spec.percdamp, where=t.path
+                    )
                     w.copy_(new)
 
     from effeval.methods.pruning.capture import blockwise_calibrate
 
-    blockwise_calibrate(model, kind, input_ids, names, hessian=spec.method == "sparsegpt", on_layer=on_layer,
-                        sequential=spec.sequential, batch_size=spec.batch_size, progress=progress)
+    blockwise_calibrate(
+        model,
+        kind,
+        input_ids,
+        names,
+        hessian=spec.method == "sparsegpt",
+        on_layer=on_layer,
+        sequential=spec.sequential,
+        batch_size=spec.batch_size,
+        progress=progress,
+    )
     return arch.all_targets(model, names)
 
 
@@ -213,7 +260,9 @@ def _prune_structured(model, kind, spec: PruneSpec, input_ids, progress: bool):
     from effeval.methods.pruning import structured as st
 
     if spec.sparsity <= 0:
-        raise ConfigError(f"sparsity: method={spec.method} needs sparsity > 0 (got {spec.sparsity}). Fix: pass e.g. sparsity=0.5")
+        raise ConfigError(
+            f"sparsity: method={spec.method} needs sparsity > 0 (got {spec.sparsity}). Fix: pass e.g. sparsity=0.5"
+        )
     new_values = st.check_expressible(model, kind, spec.method, spec.sparsity) if spec.shrink else None
     if not spec.shrink and kind == "mamba" and spec.method != "dstate":
         st.check_expressible(model, kind, spec.method, spec.sparsity)  # raises the clear v1 error
@@ -227,15 +276,23 @@ def _prune_structured(model, kind, spec: PruneSpec, input_ids, progress: bool):
     else:
         st.mask_model(model, kind, plan)
         out = model
-    return out, {"structure": spec.method, "shrunk": spec.shrink, "config_before": before,
-                 "config_after": _shape_fields(out.config, kind),
-                 "kept": [{k: (v.tolist() if v is not None else None) for k, v in asdict(keep).items()}
-                          for keep in plan]}
+    return out, {
+        "structure": spec.method,
+        "shrunk": spec.shrink,
+        "config_before": before,
+        "config_after": _shape_fields(out.config, kind),
+        "kept": [
+            {k: (v.tolist() if v is not None else None) for k, v in asdict(keep).items()} for keep in plan
+        ],
+    }
 
 
 def _shape_fields(config, kind) -> dict:
-    names = ("hidden_size", "state_size", "expand", "num_heads", "head_dim", "n_groups") if kind == "mamba2" \
+    names = (
+        ("hidden_size", "state_size", "expand", "num_heads", "head_dim", "n_groups")
+        if kind == "mamba2"
         else ("hidden_size", "state_size", "expand", "intermediate_size")
+    )
     return {n: getattr(config, n, None) for n in names}
 
 

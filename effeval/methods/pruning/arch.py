@@ -57,7 +57,9 @@ def resolve_targets(kind: str | None, targets) -> tuple[str, ...]:
         if name not in out:
             out.append(name)
     if not out:
-        raise ConfigError("targets: no module named. Fix: pass e.g. targets=in_proj or targets=in_proj+out_proj")
+        raise ConfigError(
+            "targets: no module named. Fix: pass e.g. targets=in_proj or targets=in_proj+out_proj"
+        )
     return tuple(out)
 
 

@@ -27,7 +27,9 @@ MAX_CHARS = 4_000_000  # enough text for thousands of windows; keeps tokenizatio
 def load_texts(source, task_loader: Callable[[str], list[str]] | None = None) -> list[str]:
     """Texts from a calibration source (see module doc)."""
     if source is None:
-        raise ConfigError("calibration: no source given. Fix: pass calibration=<text file>, dataset:<name> or task:<name>")
+        raise ConfigError(
+            "calibration: no source given. Fix: pass calibration=<text file>, dataset:<name> or task:<name>"
+        )
     if isinstance(source, (list, tuple)):
         texts = [str(t) for t in source]
         if not any(t.strip() for t in texts):
@@ -37,20 +39,24 @@ def load_texts(source, task_loader: Callable[[str], list[str]] | None = None) ->
         return _dataset_texts(source, "text", "calibration dataset")
     source = str(source)
     if source.startswith("task:"):
-        name = source[len("task:"):]
+        name = source[len("task:") :]
         if task_loader is None:
-            raise ConfigError(f"calibration: {source!r} needs lm-eval task documents. Fix: use the effeval-pruned-ssm "
-                              "wrapper or `effeval prune`, or pass a text file")
+            raise ConfigError(
+                f"calibration: {source!r} needs lm-eval task documents. Fix: use the effeval-pruned-ssm "
+                "wrapper or `effeval prune`, or pass a text file"
+            )
         texts = task_loader(name)
         if not texts:
             raise ConfigError(f"calibration: task {name!r} has no documents. Fix: pick another task")
         return texts
     if source.startswith("dataset:"):
-        return _load_dataset(source[len("dataset:"):])
-    path = Path(os.path.expanduser(source[len("file:"):] if source.startswith("file:") else source))
+        return _load_dataset(source[len("dataset:") :])
+    path = Path(os.path.expanduser(source[len("file:") :] if source.startswith("file:") else source))
     if not path.is_file():
-        raise ConfigError(f"calibration: no file at {str(path)!r}. Fix: pass an existing text file, "
-                          "dataset:<name>[:config[:split[:column]]] or task:<lm-eval task>")
+        raise ConfigError(
+            f"calibration: no file at {str(path)!r}. Fix: pass an existing text file, "
+            "dataset:<name>[:config[:split[:column]]] or task:<lm-eval task>"
+        )
     with open(path, encoding="utf-8", errors="replace") as fh:
         text = fh.read(MAX_CHARS)
     if not text.strip():
@@ -76,15 +82,19 @@ def _load_dataset(spec: str) -> list[str]:
     except ConfigError:
         raise
     except Exception as exc:  # offline, unknown name, bad split: one clear line
-        raise ConfigError(f"calibration: cannot load dataset {spec!r} ({type(exc).__name__}: {str(exc)[:200]}). "
-                          "Fix: check name/config/split, or pass a local text file") from None
+        raise ConfigError(
+            f"calibration: cannot load dataset {spec!r} ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Fix: check name/config/split, or pass a local text file"
+        ) from None
     return _dataset_texts(ds, column, f"dataset {spec!r}")
 
 
 def _dataset_texts(ds, column: str, what: str) -> list[str]:
     if column not in ds.column_names:
-        raise ConfigError(f"calibration: {what} has no column {column!r} (columns: {', '.join(ds.column_names)}). "
-                          "Fix: add :<column> to the dataset spec")
+        raise ConfigError(
+            f"calibration: {what} has no column {column!r} (columns: {', '.join(ds.column_names)}). "
+            "Fix: add :<column> to the dataset spec"
+        )
     texts, total = [], 0
     for row in ds:
         text = row[column]
@@ -94,7 +104,9 @@ def _dataset_texts(ds, column: str, what: str) -> list[str]:
             if total >= MAX_CHARS:
                 break
     if not texts:
-        raise ConfigError(f"calibration: {what} has no text in column {column!r}. Fix: pick another column or dataset")
+        raise ConfigError(
+            f"calibration: {what} has no text in column {column!r}. Fix: pick another column or dataset"
+        )
     return texts
 
 
@@ -105,7 +117,9 @@ def token_windows(tokenizer, texts: Sequence[str], nsamples: int, seqlen: int, s
     import torch
 
     if nsamples < 1 or seqlen < 2:
-        raise ConfigError(f"calibration: nsamples={nsamples}, seqlen={seqlen}. Fix: use nsamples >= 1 and seqlen >= 2")
+        raise ConfigError(
+            f"calibration: nsamples={nsamples}, seqlen={seqlen}. Fix: use nsamples >= 1 and seqlen >= 2"
+        )
     ids: list[int] = []
     sep = "\n\n"
     for text in texts:
@@ -113,11 +127,13 @@ def token_windows(tokenizer, texts: Sequence[str], nsamples: int, seqlen: int, s
         if len(ids) >= 50 * nsamples * seqlen:
             break
     if len(ids) < 2:
-        raise ConfigError("calibration: the text tokenizes to fewer than 2 tokens. Fix: give more calibration text")
+        raise ConfigError(
+            "calibration: the text tokenizes to fewer than 2 tokens. Fix: give more calibration text"
+        )
     if len(ids) < seqlen:
         logger.warning("calibration: only %d tokens of text; seqlen %d -> %d", len(ids), seqlen, len(ids))
         seqlen = len(ids)
     stream = torch.tensor(ids, dtype=torch.long)
     gen = torch.Generator().manual_seed(int(seed))
     starts = torch.randint(0, len(ids) - seqlen + 1, (nsamples,), generator=gen)
-    return torch.stack([stream[s:s + seqlen] for s in starts.tolist()])
+    return torch.stack([stream[s : s + seqlen] for s in starts.tolist()])

@@ -75,14 +75,14 @@ def _register(mixer, kind: str, names, emit: Callable[[str, object], None]) -> l
             if kind == "mamba":
                 conv_in = output[..., :inter]
             else:
-                conv_in = output[..., inter:inter + mixer.conv_dim]
+                conv_in = output[..., inter : inter + mixer.conv_dim]
             emit("conv1d", conv_taps(conv_in.transpose(1, 2), mixer.conv_kernel_size))
 
     def x_proj_hook(module, args, output):
         if "x_proj" in names:
             emit("x_proj", args[0].reshape(-1, args[0].shape[-1]))
         if "dt_proj" in names:
-            time_step = output[..., :mixer.time_step_rank]
+            time_step = output[..., : mixer.time_step_rank]
             emit("dt_proj", time_step.reshape(-1, time_step.shape[-1]))
 
     def out_proj_hook(module, args, output):
@@ -97,9 +97,17 @@ def _register(mixer, kind: str, names, emit: Callable[[str, object], None]) -> l
     return handles
 
 
-def blockwise_calibrate(model, kind: str, input_ids, names, hessian: bool,
-                        on_layer: Callable[[int, dict[str, InputStats]], None],
-                        sequential: bool = True, batch_size: int = 8, progress: bool = True) -> None:
+def blockwise_calibrate(
+    model,
+    kind: str,
+    input_ids,
+    names,
+    hessian: bool,
+    on_layer: Callable[[int, dict[str, InputStats]], None],
+    sequential: bool = True,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> None:
     """Run the calibration windows block by block; after each block's statistics are collected,
     ``on_layer(layer_index, {target_name: InputStats})`` prunes it.
 

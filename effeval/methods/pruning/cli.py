@@ -30,19 +30,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="effeval prune", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="directory of a saved MambaForCausalLM / Mamba2ForCausalLM")
     p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
-    p.add_argument("--sparsity", type=float, default=None, help="fraction to remove, in [0, 1) (implied by N:M patterns)")
+    p.add_argument(
+        "--sparsity", type=float, default=None, help="fraction to remove, in [0, 1) (implied by N:M patterns)"
+    )
     p.add_argument("--out", required=True, help="output directory for the pruned checkpoint")
-    p.add_argument("--pattern", default="unstructured", help="unstructured, 2:4 or 4:8 (unstructured methods)")
-    p.add_argument("--targets", default=None, help="mixer modules, '+'-separated (default in_proj; also out_proj, "
-                   "x_proj, dt_proj, conv1d)")
-    p.add_argument("--calibration", default=None, help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME")
+    p.add_argument(
+        "--pattern", default="unstructured", help="unstructured, 2:4 or 4:8 (unstructured methods)"
+    )
+    p.add_argument(
+        "--targets",
+        default=None,
+        help="mixer modules, '+'-separated (default in_proj; also out_proj, x_proj, dt_proj, conv1d)",
+    )
+    p.add_argument(
+        "--calibration", default=None, help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME"
+    )
     p.add_argument("--nsamples", type=int, default=128)
     p.add_argument("--seqlen", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--criterion", default="taylor-first", help=f"structured importance: {', '.join(CRITERIA)}")
-    p.add_argument("--no-shrink", action="store_true", help="structured: keep shapes, zero the pruned structures")
-    p.add_argument("--dense-activations", action="store_true",
-                   help="calibrate every layer on the dense model's activations (default: sequential)")
+    p.add_argument(
+        "--criterion", default="taylor-first", help=f"structured importance: {', '.join(CRITERIA)}"
+    )
+    p.add_argument(
+        "--no-shrink", action="store_true", help="structured: keep shapes, zero the pruned structures"
+    )
+    p.add_argument(
+        "--dense-activations",
+        action="store_true",
+        help="calibrate every layer on the dense model's activations (default: sequential)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
     return p
@@ -65,9 +81,18 @@ def _run(args) -> int:
     from effeval.methods.pruning.api import PruneSpec, prune_model, save_pruned
     from effeval.models.base import check_pretrained, resolve_device
 
-    spec = PruneSpec(method=args.method, sparsity=args.sparsity, pattern=args.pattern, targets=args.targets,
-                     criterion=args.criterion, nsamples=args.nsamples, seqlen=args.seqlen, seed=args.seed,
-                     sequential=not args.dense_activations, shrink=not args.no_shrink).validated()
+    spec = PruneSpec(
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        targets=args.targets,
+        criterion=args.criterion,
+        nsamples=args.nsamples,
+        seqlen=args.seqlen,
+        seed=args.seed,
+        sequential=not args.dense_activations,
+        shrink=not args.no_shrink,
+    ).validated()
     path = check_pretrained(args.model, "--model", "effeval prune")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -75,7 +100,9 @@ def _run(args) -> int:
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if args.dtype not in dtypes:
         raise ConfigError(f"--dtype: unknown {args.dtype!r}. Fix: use one of {', '.join(dtypes)}")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[args.dtype]).to(resolve_device(args.device))
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[args.dtype]).to(
+        resolve_device(args.device)
+    )
     tokenizer = AutoTokenizer.from_pretrained(path)
     result = prune_model(model, tokenizer, spec, calibration=args.calibration, task_loader=_task_loader)
     save_pruned(result.model, tokenizer, args.out, result.report)
@@ -85,8 +112,20 @@ def _run(args) -> int:
     rows = [{"module": k, "sparsity": v} for k, v in rep.get("module_sparsity", {}).items()]
     if rows:
         print_table(rows, ["module", "sparsity"])
-    summary = {k: rep[k] for k in ("method", "global_sparsity", "params_before", "params_after", "nonzero_params",
-                                   "prune_wall_time_s", "calibration_tokens", "config_after") if k in rep}
+    summary = {
+        k: rep[k]
+        for k in (
+            "method",
+            "global_sparsity",
+            "params_before",
+            "params_after",
+            "nonzero_params",
+            "prune_wall_time_s",
+            "calibration_tokens",
+            "config_after",
+        )
+        if k in rep
+    }
     print(json.dumps(summary, indent=2))
     print(f"saved pruned model to {args.out}")
     return 0

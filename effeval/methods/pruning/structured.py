@@ -39,22 +39,30 @@ logger = logging.getLogger(__name__)
 
 STRUCTURES = ("dstate", "headdim", "heads")
 CRITERIA = ("taylor-first", "taylor-second", "magnitude", "random")
-ALIASES = {"d_state": "dstate", "state": "dstate", "head_dim": "headdim", "head-dim": "headdim", "head": "heads"}
+ALIASES = {
+    "d_state": "dstate",
+    "state": "dstate",
+    "head_dim": "headdim",
+    "head-dim": "headdim",
+    "head": "heads",
+}
 
 
 @dataclass
 class LayerKeep:
     """Kept indices of one mixer (sorted LongTensors; ``None`` = keep all)."""
 
-    states: object = None    # Mamba2: indices into G*N; Mamba: indices into N
+    states: object = None  # Mamba2: indices into G*N; Mamba: indices into N
     channels: object = None  # Mamba2: indices into I
-    heads: object = None     # Mamba2: indices into H
+    heads: object = None  # Mamba2: indices into H
 
 
 def n_keep(total: int, sparsity: float, what: str) -> int:
     keep = total - int(round(total * sparsity))
     if keep < 1:
-        raise ConfigError(f"sparsity: {sparsity} would remove every {what} ({total}). Fix: use a smaller sparsity")
+        raise ConfigError(
+            f"sparsity: {sparsity} would remove every {what} ({total}). Fix: use a smaller sparsity"
+        )
     return keep
 
 
@@ -71,7 +79,9 @@ def weight_scores(model, criterion: str, input_ids=None, batch_size: int = 8, pr
     if criterion not in ("taylor-first", "taylor-second"):
         raise ConfigError(f"criterion: unknown {criterion!r}. Fix: use one of {', '.join(CRITERIA)}")
     if input_ids is None:
-        raise ConfigError(f"criterion={criterion} needs calibration text. Fix: pass calibration=<file> or criterion=magnitude")
+        raise ConfigError(
+            f"criterion={criterion} needs calibration text. Fix: pass calibration=<file> or criterion=magnitude"
+        )
     from tqdm.auto import tqdm
 
     grads = {n: torch.zeros_like(p, dtype=torch.float32) for n, p in params.items()}
@@ -124,7 +134,7 @@ def structure_scores(model, kind: str, layer: int, scores: dict) -> dict:
         rank = mixer.time_step_rank
         xp = _rows(get("x_proj.weight"))
         a = get("A_log").sum(0)
-        return {"states": xp[rank:rank + N] + xp[rank + N:rank + 2 * N] + a}
+        return {"states": xp[rank : rank + N] + xp[rank + N : rank + 2 * N] + a}
     I, G, H = mixer.intermediate_size, mixer.n_groups, mixer.num_heads  # noqa: E741 (the paper's name for the inner width)
     GN = G * N
     rin = _rows(get("in_proj.weight"))
@@ -134,9 +144,9 @@ def structure_scores(model, kind: str, layer: int, scores: dict) -> dict:
     if get("conv1d.bias") is not None:
         rconv = rconv + get("conv1d.bias")
     cout = get("out_proj.weight").sum(0)
-    channels = rin[:I] + rin[I:2 * I] + rconv[:I] + cout + get("norm.weight")
-    states = rin[2 * I:2 * I + GN] + rin[2 * I + GN:2 * I + 2 * GN] + rconv[I:I + GN] + rconv[I + GN:]
-    heads = (channels.view(H, -1).sum(1) + rin[2 * I + 2 * GN:] + get("A_log") + get("D") + get("dt_bias"))
+    channels = rin[:I] + rin[I : 2 * I] + rconv[:I] + cout + get("norm.weight")
+    states = rin[2 * I : 2 * I + GN] + rin[2 * I + GN : 2 * I + 2 * GN] + rconv[I : I + GN] + rconv[I + GN :]
+    heads = channels.view(H, -1).sum(1) + rin[2 * I + 2 * GN :] + get("A_log") + get("D") + get("dt_bias")
     return {"states": states, "channels": channels, "heads": heads}
 
 
@@ -162,7 +172,8 @@ def check_expressible(model, kind: str, structure: str, sparsity: float) -> dict
     if kind == "mamba":
         raise ConfigError(
             f"method={structure}: Mamba (v1) has no heads (every channel is its own SSM), so head-dim / head "
-            "pruning does not apply. Fix: use method=dstate, or a Mamba2 model")
+            "pruning does not apply. Fix: use method=dstate, or a Mamba2 model"
+        )
     H, P, hidden = cfg.num_heads, cfg.head_dim, cfg.hidden_size
     if structure == "headdim":
         new = {"head_dim": n_keep(P, sparsity, "head-dim channel"), "num_heads": H}
@@ -176,13 +187,15 @@ def check_expressible(model, kind: str, structure: str, sparsity: float) -> dict
             f"method={structure} sparsity={sparsity}: the shrunk inner width {new['num_heads']}x{new['head_dim']}="
             f"{inner} is not a multiple of hidden_size={hidden}, and Mamba2Config needs hidden_size*expand == "
             f"num_heads*head_dim with an integer expand. Fix: use sparsity in {allowed or 'none (expand=1)'}, "
-            "or shrink=false to keep the masked same-shape model")
+            "or shrink=false to keep the masked same-shape model"
+        )
     new["expand"] = inner // hidden
     return new
 
 
-def select(model, kind: str, structure: str, sparsity: float, criterion: str, scores: dict | None,
-           seed: int = 0) -> list[LayerKeep]:
+def select(
+    model, kind: str, structure: str, sparsity: float, criterion: str, scores: dict | None, seed: int = 0
+) -> list[LayerKeep]:
     """Which structures each layer keeps (same count in every layer: the config is global)."""
     import torch
 
@@ -191,7 +204,9 @@ def select(model, kind: str, structure: str, sparsity: float, criterion: str, sc
     for layer, mixer in enumerate(model.backbone.layers):
         mixer = mixer.mixer
         if criterion == "random":
-            sizes = {"states": mixer.ssm_state_size * (getattr(mixer, "n_groups", 1) if kind == "mamba2" else 1)}
+            sizes = {
+                "states": mixer.ssm_state_size * (getattr(mixer, "n_groups", 1) if kind == "mamba2" else 1)
+            }
             if kind == "mamba2":
                 sizes.update(channels=mixer.intermediate_size, heads=mixer.num_heads)
             s = {k: torch.rand(v, generator=gen) for k, v in sizes.items()}

@@ -28,9 +28,13 @@ def parse_pattern(pattern) -> tuple[int, int] | None:
         n_text, m_text = text.split(":")
         n, m = int(n_text), int(m_text)
     except ValueError:
-        raise ConfigError(f"pattern: {pattern!r} is not 'unstructured' or 'N:M'. Fix: use unstructured, 2:4 or 4:8") from None
+        raise ConfigError(
+            f"pattern: {pattern!r} is not 'unstructured' or 'N:M'. Fix: use unstructured, 2:4 or 4:8"
+        ) from None
     if not (0 < n < m):
-        raise ConfigError(f"pattern: N:M needs 0 < N < M (N weights kept of every M), got {text}. Fix: use 2:4 or 4:8")
+        raise ConfigError(
+            f"pattern: N:M needs 0 < N < M (N weights kept of every M), got {text}. Fix: use 2:4 or 4:8"
+        )
     return n, m
 
 
@@ -40,8 +44,10 @@ def nm_sparsity(nm: tuple[int, int]) -> float:
 
 def _check_nm_cols(cols: int, nm, where: str) -> None:
     if cols % nm[1]:
-        raise ConfigError(f"pattern: {where} has {cols} inputs per row, not a multiple of M={nm[1]}. "
-                          f"Fix: use a pattern whose M divides {cols}, or unstructured")
+        raise ConfigError(
+            f"pattern: {where} has {cols} inputs per row, not a multiple of M={nm[1]}. "
+            f"Fix: use a pattern whose M divides {cols}, or unstructured"
+        )
 
 
 def lowest_per_row(scores, sparsity: float):
@@ -117,8 +123,15 @@ def _inverse_cholesky(hessian, percdamp: float):
     raise RuntimeError("SparseGPT: Hessian is not positive definite even with heavy damping")
 
 
-def sparsegpt_prune(weight, hessian, sparsity: float, nm=None, blocksize: int = 128, percdamp: float = 0.01,
-                    where: str = "weight"):
+def sparsegpt_prune(
+    weight,
+    hessian,
+    sparsity: float,
+    nm=None,
+    blocksize: int = 128,
+    percdamp: float = 0.01,
+    where: str = "weight",
+):
     """Prune ``weight`` [rows, cols] with SparseGPT; returns (new weight, mask).
 
     ``hessian`` is [cols, cols] (shared by all rows) or [rows, cols, cols] (one per row, conv).
@@ -161,9 +174,9 @@ def sparsegpt_prune(weight, hessian, sparsity: float, nm=None, blocksize: int = 
             w = W1[:, i]
             d = d1[:, i]
             if nm is not None and i % nm[1] == 0:
-                scores = W1[:, i:i + nm[1]].pow(2) / d1[:, i:i + nm[1]].pow(2)
+                scores = W1[:, i : i + nm[1]].pow(2) / d1[:, i : i + nm[1]].pow(2)
                 idx = torch.topk(scores, nm[1] - nm[0], dim=1, largest=False).indices
-                mask1[:, i:i + nm[1]].scatter_(1, idx, True)
+                mask1[:, i : i + nm[1]].scatter_(1, idx, True)
             q = w.clone()
             q[mask1[:, i]] = 0.0
             Q1[:, i] = q

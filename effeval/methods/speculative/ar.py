@@ -10,8 +10,17 @@ from effeval.methods.speculative.decoding import CachedLM, Stopper, as_coins, ch
 from effeval.methods.speculative.vocab import Vocab
 
 
-def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: SamplingConfig, *,
-             num_draft_tokens: int = 0, generator=None) -> GenerationResult:
+def generate(
+    target,
+    target_tok,
+    drafter,
+    drafter_tok,
+    prompt_ids,
+    config: SamplingConfig,
+    *,
+    num_draft_tokens: int = 0,
+    generator=None,
+) -> GenerationResult:
     """Decode with the target alone (``drafter``/``num_draft_tokens`` are ignored)."""
     started = time.perf_counter()
     coins = as_coins(generator)

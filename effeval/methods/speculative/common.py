@@ -26,8 +26,10 @@ _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 @functools.lru_cache(maxsize=1)
 def _byte_level_decoder() -> dict[str, int]:
     """Inverse of GPT-2's ``bytes_to_unicode``: printable stand-in character -> byte."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
-        range(ord("®"), ord("ÿ") + 1)
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
     )
     chars = list(printable)
     n = 0
@@ -114,7 +116,9 @@ class SamplingConfig:
     eos_token_ids: tuple[int, ...] = ()
 
     @classmethod
-    def from_gen_kwargs(cls, gen_kwargs: dict[str, Any], eos_token_ids=(), default_max: int = 256) -> SamplingConfig:
+    def from_gen_kwargs(
+        cls, gen_kwargs: dict[str, Any], eos_token_ids=(), default_max: int = 256
+    ) -> SamplingConfig:
         """lm-eval ``generate_until`` kwargs -> config (``until`` -> stop strings)."""
         kw = dict(gen_kwargs or {})
         until = kw.pop("until", None) or ()

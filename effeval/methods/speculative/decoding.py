@@ -106,7 +106,11 @@ class CachedLM:
         self.cache = cache if cache is not None else getattr(out, "past_key_values", None)
         self.ids = list(ids)
         self.calls += 1
-        return out.logits[0, -n:].float() if out.logits.dtype in (torch.float16, torch.bfloat16) else out.logits[0, -n:]
+        return (
+            out.logits[0, -n:].float()
+            if out.logits.dtype in (torch.float16, torch.bfloat16)
+            else out.logits[0, -n:]
+        )
 
 
 def choose(logits, config: SamplingConfig, coins: Coins) -> int:
@@ -158,7 +162,9 @@ class Stopper:
         stats.new_tokens = len(self.tokens)
         stats.wall_time_s = time.perf_counter() - started
         data = self.generated if self.cut is None else self.generated[: self.cut]
-        return GenerationResult(self.tokens, data.decode("utf-8", errors="replace"), stats, self.stopped_by or "length")
+        return GenerationResult(
+            self.tokens, data.decode("utf-8", errors="replace"), stats, self.stopped_by or "length"
+        )
 
 
 def prompt_text(target_tok, prompt_ids) -> str:

@@ -28,8 +28,17 @@ def _count_calls(model):
     return counter, model.register_forward_pre_hook(hook)
 
 
-def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: SamplingConfig, *,
-             num_draft_tokens: int = 5, generator=None) -> GenerationResult:
+def generate(
+    target,
+    target_tok,
+    drafter,
+    drafter_tok,
+    prompt_ids,
+    config: SamplingConfig,
+    *,
+    num_draft_tokens: int = 5,
+    generator=None,
+) -> GenerationResult:
     import torch
 
     started = time.perf_counter()
@@ -38,10 +47,16 @@ def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: Sampl
     if isinstance(gen, torch.Generator):
         torch.manual_seed(int(torch.randint(0, 2**62, (), generator=gen).item()))
     kwargs = dict(
-        max_new_tokens=max(config.max_new_tokens, 1), do_sample=config.do_sample,
-        assistant_model=drafter, tokenizer=target_tok, assistant_tokenizer=drafter_tok,
-        num_assistant_tokens=num_draft_tokens, num_assistant_tokens_schedule="constant",
-        pad_token_id=target_tok.pad_token_id if target_tok.pad_token_id is not None else target_tok.eos_token_id,
+        max_new_tokens=max(config.max_new_tokens, 1),
+        do_sample=config.do_sample,
+        assistant_model=drafter,
+        tokenizer=target_tok,
+        assistant_tokenizer=drafter_tok,
+        num_assistant_tokens=num_draft_tokens,
+        num_assistant_tokens_schedule="constant",
+        pad_token_id=target_tok.pad_token_id
+        if target_tok.pad_token_id is not None
+        else target_tok.eos_token_id,
     )
     if config.eos_token_ids:
         kwargs["eos_token_id"] = list(config.eos_token_ids)
@@ -60,7 +75,7 @@ def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: Sampl
         t_hook.remove()
         d_hook.remove()
     stopper = Stopper(config, Vocab.of(target_tok))
-    for token in out[0, input_ids.shape[1]:].tolist():
+    for token in out[0, input_ids.shape[1] :].tolist():
         if stopper.done:
             break
         stopper.push(token)

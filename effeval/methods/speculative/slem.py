@@ -36,8 +36,17 @@ def draft_text(drafter_lm: CachedLM, drafter_vocab: Vocab, context_ids: list[int
     return bytes(out)
 
 
-def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: SamplingConfig, *,
-             num_draft_tokens: int = 5, generator=None) -> GenerationResult:
+def generate(
+    target,
+    target_tok,
+    drafter,
+    drafter_tok,
+    prompt_ids,
+    config: SamplingConfig,
+    *,
+    num_draft_tokens: int = 5,
+    generator=None,
+) -> GenerationResult:
     started = time.perf_counter()
     coins = as_coins(generator)
     stats = SpecStats()
@@ -51,7 +60,7 @@ def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: Sampl
         drafted = draft_text(drafter_lm, d_vocab, d_ids, num_draft_tokens)
         if pending and not drafted.startswith(pending):
             drafted = b""  # the drafter did not finish the pending character: nothing usable
-        drafted = drafted[len(pending):]  # the pending bytes are already in the target's context
+        drafted = drafted[len(pending) :]  # the pending bytes are already in the target's context
         proposal = t_vocab.continuation_ids(ids, drafted) if drafted else []
         rows = target_lm.next_logits(ids + proposal, len(proposal) + 1)
         accepted = 0

@@ -58,8 +58,17 @@ def restricted_proposal(drafter_logits, config: SamplingConfig, inter: Intersect
     return q / mass
 
 
-def generate(target, target_tok, drafter, drafter_tok, prompt_ids, config: SamplingConfig, *,
-             num_draft_tokens: int = 5, generator=None) -> GenerationResult:
+def generate(
+    target,
+    target_tok,
+    drafter,
+    drafter_tok,
+    prompt_ids,
+    config: SamplingConfig,
+    *,
+    num_draft_tokens: int = 5,
+    generator=None,
+) -> GenerationResult:
     started = time.perf_counter()
     coins = as_coins(generator)
     stats = SpecStats()

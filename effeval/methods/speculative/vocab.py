@@ -52,7 +52,10 @@ class Vocab:
             old = self.by_bytes.get(data)
             # Two ids for one byte string (SentencePiece "A" and "<0x41>"): the ordinary piece is
             # the one the tokenizer itself produces, so it is the canonical id.
-            if old is None or (_BYTE_FALLBACK.match(pieces.get(old, "") or "") and not _BYTE_FALLBACK.match(pieces.get(idx, "") or "")):
+            if old is None or (
+                _BYTE_FALLBACK.match(pieces.get(old, "") or "")
+                and not _BYTE_FALLBACK.match(pieces.get(idx, "") or "")
+            ):
                 self.by_bytes[data] = idx
         self.max_token_len = max((len(b) for b in self.by_bytes), default=1)
         eos = getattr(tokenizer, "eos_token_id", None)
@@ -113,7 +116,11 @@ class Vocab:
         new_complete, _ = split_utf8_tail(new_bytes)
         if not new_complete:
             return self.longest_match(new_bytes)
-        tail = [i for i in list(context_ids)[-_CONTEXT_TOKENS:] if self.bytes[i] is not None] if len(self) else []
+        tail = (
+            [i for i in list(context_ids)[-_CONTEXT_TOKENS:] if self.bytes[i] is not None]
+            if len(self)
+            else []
+        )
         # Start the re-tokenized window at a UTF-8 character boundary.
         while tail and (self.bytes[tail[0]][:1] or b"\x00")[0] & 0b1100_0000 == 0b1000_0000:
             tail = tail[1:]
@@ -190,8 +197,10 @@ class Intersection:
 
         cached = getattr(self, "_tensors", None)
         if cached is None or cached[0].device != torch.device(device):
-            cached = (torch.tensor(self.drafter_ids, dtype=torch.long, device=device),
-                      torch.tensor(self.target_ids, dtype=torch.long, device=device))
+            cached = (
+                torch.tensor(self.drafter_ids, dtype=torch.long, device=device),
+                torch.tensor(self.target_ids, dtype=torch.long, device=device),
+            )
             self._tensors = cached
         return cached
 

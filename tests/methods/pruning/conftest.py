@@ -9,12 +9,31 @@ def build_tiny(kind: str, eps: float = 1e-5, seed: int = 0):
 
     torch.manual_seed(seed)
     if kind == "mamba":
-        cfg = tf.MambaConfig(vocab_size=128, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2,
-                             conv_kernel=4, time_step_rank=8, layer_norm_epsilon=eps)
+        cfg = tf.MambaConfig(
+            vocab_size=128,
+            hidden_size=32,
+            state_size=8,
+            num_hidden_layers=2,
+            expand=2,
+            conv_kernel=4,
+            time_step_rank=8,
+            layer_norm_epsilon=eps,
+        )
         return tf.MambaForCausalLM(cfg).eval()
-    cfg = tf.Mamba2Config(vocab_size=128, hidden_size=32, state_size=8, num_hidden_layers=2, expand=2, num_heads=8,
-                          head_dim=8, n_groups=2, conv_kernel=4, chunk_size=16, time_step_rank=8,
-                          layer_norm_epsilon=eps)
+    cfg = tf.Mamba2Config(
+        vocab_size=128,
+        hidden_size=32,
+        state_size=8,
+        num_hidden_layers=2,
+        expand=2,
+        num_heads=8,
+        head_dim=8,
+        n_groups=2,
+        conv_kernel=4,
+        chunk_size=16,
+        time_step_rank=8,
+        layer_norm_epsilon=eps,
+    )
     return tf.Mamba2ForCausalLM(cfg).eval()
 
 

@@ -36,16 +36,28 @@ def test_unknown_target_module(kind, target, tiny):
 def tiny_llama():
     import transformers as tf
 
-    cfg = tf.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1)
+    cfg = tf.LlamaConfig(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    )
     return tf.LlamaForCausalLM(cfg).eval()
 
 
 @pytest.mark.parametrize("method", ["wanda", "sparsegpt", "dstate", "heads"])
 def test_non_ssm_model_for_ssm_only_method(method):
-    with pytest.raises(ConfigError, match="needs a MambaForCausalLM or Mamba2ForCausalLM, got LlamaForCausalLM"):
-        prune_model(tiny_llama(), spec=PruneSpec(method, 0.5, criterion="magnitude"),
-                    input_ids=torch.zeros(1, 4, dtype=torch.long), progress=False)
+    with pytest.raises(
+        ConfigError, match="needs a MambaForCausalLM or Mamba2ForCausalLM, got LlamaForCausalLM"
+    ):
+        prune_model(
+            tiny_llama(),
+            spec=PruneSpec(method, 0.5, criterion="magnitude"),
+            input_ids=torch.zeros(1, 4, dtype=torch.long),
+            progress=False,
+        )
 
 
 def test_magnitude_works_on_other_architectures_by_module_name():
@@ -97,9 +109,29 @@ def test_cli_prunes_and_saves_a_stock_loadable_checkpoint(zoo_path, tmp_path, ca
     calib = tmp_path / "calib.txt"
     calib.write_text("\n\n".join(pydoc_topics()[:10]))
     out = tmp_path / "wanda"
-    assert main(["--model", zoo_path("mamba-sp"), "--method", "wanda", "--sparsity", "0.5", "--targets",
-                 "in_proj+dt_proj", "--calibration", str(calib), "--nsamples", "4", "--seqlen", "32",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                zoo_path("mamba-sp"),
+                "--method",
+                "wanda",
+                "--sparsity",
+                "0.5",
+                "--targets",
+                "in_proj+dt_proj",
+                "--calibration",
+                str(calib),
+                "--nsamples",
+                "4",
+                "--seqlen",
+                "32",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     model = AutoModelForCausalLM.from_pretrained(out)
     mixer = model.backbone.layers[0].mixer
     assert float((mixer.in_proj.weight == 0).float().mean()) == 0.5
@@ -108,11 +140,41 @@ def test_cli_prunes_and_saves_a_stock_loadable_checkpoint(zoo_path, tmp_path, ca
     assert report["calibration_tokens"] == 4 * 32 and report["global_sparsity"] == 0.5
 
     out2 = tmp_path / "dstate"
-    assert main(["--model", zoo_path("mamba2-sp"), "--method", "dstate", "--sparsity", "0.5", "--criterion",
-                 "magnitude", "--out", str(out2)]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                zoo_path("mamba2-sp"),
+                "--method",
+                "dstate",
+                "--sparsity",
+                "0.5",
+                "--criterion",
+                "magnitude",
+                "--out",
+                str(out2),
+            ]
+        )
+        == 0
+    )
     small = AutoModelForCausalLM.from_pretrained(out2)
-    assert small.config.state_size == 8 and small.backbone.layers[0].mixer.conv1d.weight.shape[0] == 128 + 2 * 8
+    assert (
+        small.config.state_size == 8 and small.backbone.layers[0].mixer.conv1d.weight.shape[0] == 128 + 2 * 8
+    )
 
-    assert main(["--model", zoo_path("mamba2-sp"), "--method", "wanda", "--sparsity", "1.2", "--out",
-                 str(tmp_path / "bad")]) == 2
+    assert (
+        main(
+            [
+                "--model",
+                zoo_path("mamba2-sp"),
+                "--method",
+                "wanda",
+                "--sparsity",
+                "1.2",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     assert "sparsity" in capsys.readouterr().err

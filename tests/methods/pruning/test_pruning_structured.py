@@ -17,10 +17,16 @@ CASES = [
 
 
 # every structure once, every criterion once (the criterion only changes which indices are kept)
-@pytest.mark.parametrize("kind,method,smaller,criterion", [
-    (*CASES[0], "magnitude"), (*CASES[1], "taylor-second"), (*CASES[2], "random"),
-    (*CASES[3], "taylor-first"), (*CASES[3], "taylor-second"),
-])
+@pytest.mark.parametrize(
+    "kind,method,smaller,criterion",
+    [
+        (*CASES[0], "magnitude"),
+        (*CASES[1], "taylor-second"),
+        (*CASES[2], "random"),
+        (*CASES[3], "taylor-first"),
+        (*CASES[3], "taylor-second"),
+    ],
+)
 def test_shrunk_model_reloads_and_matches_masked(kind, method, smaller, criterion, tiny, calib_ids, tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -64,7 +70,7 @@ def test_magnitude_keeps_the_heaviest_states(tiny):
     for layer, keep in enumerate(res.report["kept"]):
         xp = before[f"backbone.layers.{layer}.mixer.x_proj.weight"]
         a = before[f"backbone.layers.{layer}.mixer.A_log"]
-        energy = xp[rank:rank + N].pow(2).sum(1) + xp[rank + N:].pow(2).sum(1) + a.pow(2).sum(0)
+        energy = xp[rank : rank + N].pow(2).sum(1) + xp[rank + N :].pow(2).sum(1) + a.pow(2).sum(0)
         assert sorted(keep["states"]) == sorted(torch.topk(energy, 4).indices.tolist())
 
 
@@ -75,8 +81,9 @@ def test_taylor_scores_use_loss_gradients(tiny, calib_ids):
     model.zero_grad()
     model(input_ids=ids, labels=ids).loss.backward()
     w = model.backbone.layers[0].mixer.in_proj.weight
-    torch.testing.assert_close(first["backbone.layers.0.mixer.in_proj.weight"], (w.grad * w).abs().detach(),
-                               rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(
+        first["backbone.layers.0.mixer.in_proj.weight"], (w.grad * w).abs().detach(), rtol=1e-4, atol=1e-7
+    )
     assert structure_scores(model, "mamba2", 0, first)["heads"].shape == (8,)
 
 
@@ -84,7 +91,9 @@ def test_inexpressible_ratio_is_refused_but_mask_only_works(tiny):
     model = tiny("mamba2")
     with pytest.raises(ConfigError, match="expand"):
         prune_model(model, spec=PruneSpec("headdim", 0.25, criterion="magnitude"), progress=False)
-    res = prune_model(model, spec=PruneSpec("headdim", 0.25, criterion="magnitude", shrink=False), progress=False)
+    res = prune_model(
+        model, spec=PruneSpec("headdim", 0.25, criterion="magnitude", shrink=False), progress=False
+    )
     assert res.model is model and res.report["params_after"] == res.report["params_before"]
     assert res.report["nonzero_params"] < res.report["nonzero_params_before"]
 

@@ -79,8 +79,12 @@ def test_wanda_zeros_where_independent_score_is_lowest(kind, tiny, calib_ids):
     expected = independent_wanda_scores(model, calib_ids, paths)
     sparsity = 0.5
     # dense activations for every layer, so the reference forward above sees the same inputs
-    prune_model(model, spec=PruneSpec("wanda", sparsity, targets=ALL_TARGETS[kind], sequential=False),
-                input_ids=calib_ids, progress=False)
+    prune_model(
+        model,
+        spec=PruneSpec("wanda", sparsity, targets=ALL_TARGETS[kind], sequential=False),
+        input_ids=calib_ids,
+        progress=False,
+    )
     assert any(p.endswith("conv1d") for p in paths)
     for path in paths:
         w = weight2d(model, path)
@@ -99,8 +103,12 @@ def test_wanda_zeros_where_independent_score_is_lowest(kind, tiny, calib_ids):
 @pytest.mark.parametrize("sparsity", [0.3, 0.7])
 def test_achieved_sparsity_within_one_weight_per_row(kind, method, sparsity, tiny, calib_ids):
     model = tiny(kind)
-    res = prune_model(model, spec=PruneSpec(method, sparsity, targets=ALL_TARGETS[kind]), input_ids=calib_ids,
-                      progress=False)
+    res = prune_model(
+        model,
+        spec=PruneSpec(method, sparsity, targets=ALL_TARGETS[kind]),
+        input_ids=calib_ids,
+        progress=False,
+    )
     for path, reported in res.report["module_sparsity"].items():
         w = weight2d(model, path)
         zeros = int((w == 0).sum())
@@ -119,8 +127,12 @@ def test_nm_pattern_exact_per_group(kind, method, pattern, tiny, calib_ids):
     n, m = map(int, pattern.split(":"))
     model = tiny(kind)
     names = [t for t in ALL_TARGETS[kind].split("+") if t != "conv1d" or m == 4]  # conv rows have 4 taps
-    prune_model(model, spec=PruneSpec(method, None, pattern=pattern, targets="+".join(names)), input_ids=calib_ids,
-                progress=False)
+    prune_model(
+        model,
+        spec=PruneSpec(method, None, pattern=pattern, targets="+".join(names)),
+        input_ids=calib_ids,
+        progress=False,
+    )
     for path in target_paths(model, names):
         w = weight2d(model, path)
         groups = (w == 0).reshape(w.shape[0], -1, m).sum(-1)

@@ -8,14 +8,14 @@ PROMPTS = [
     "SELECT name, COUNT(*) FROM orders WHERE total > 100 GROUP BY",
     "for (int i = 0; i < n; ++i) {\n    sum +=",
     "    # indented comment with trailing spaces   \n    x = {'a': 1, 'b': [2, 3]}\n",
-    "raise ValueError(f\"bad value: {value!r}\")",
+    'raise ValueError(f"bad value: {value!r}")',
     "lambda xs: [x ** 2 for x in xs if x % 2 == 0]",
     # prose
     "The river bent twice before it reached the old mill, and the miller",
     "Once upon a time, in a village at the edge of the forest,",
     "Summarize the following article:\nThe council met on Tuesday to discuss the new park.\nSummary:\n",
     "Question: Why is the sky blue?\nAnswer:",
-    "She said, \"Don't forget the keys!\" and closed the door.",
+    'She said, "Don\'t forget the keys!" and closed the door.',
     "  leading spaces and  double  spaces  between words",
     "Line one.\n\nLine three after an empty line.\n",
     # unicode

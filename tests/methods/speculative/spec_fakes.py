@@ -91,8 +91,9 @@ class ScriptedDrafter(FakeLM):
     (anti-oracle): always proposes a token whose first byte differs from the next reference byte,
     so no draft can ever match."""
 
-    def __init__(self, drafter_tok, prompt_text: str, continuation: bytes, target_boundaries: list[int],
-                 agree: bool):
+    def __init__(
+        self, drafter_tok, prompt_text: str, continuation: bytes, target_boundaries: list[int], agree: bool
+    ):
         vocab = Vocab.of(drafter_tok)
         super().__init__(len(vocab.bytes))
         self.vocab, self.agree = vocab, agree
@@ -114,7 +115,7 @@ class ScriptedDrafter(FakeLM):
         done = self.vocab.ids_bytes(ids)
         if not self.reference.startswith(done) or len(done) >= len(self.reference):
             return logits
-        rest = self.reference[len(done):]
+        rest = self.reference[len(done) :]
         if not self.agree:
             for b in (ord("~"), ord("#"), ord("@")):
                 if b != rest[0] and self.single_bytes[b] is not None:
@@ -125,7 +126,9 @@ class ScriptedDrafter(FakeLM):
             idx = self.vocab.by_bytes.get(rest[:size])
             if idx is not None:
                 end = len(done) + size
-                logits[idx] = 10.0 + size + (1000.0 if end == nxt else 100.0 if end in self.boundaries else 0.0)
+                logits[idx] = (
+                    10.0 + size + (1000.0 if end == nxt else 100.0 if end in self.boundaries else 0.0)
+                )
         return logits
 
 

@@ -47,7 +47,9 @@ def algorithm_law(name, target, drafter, config, n_tokens, k):
     accepted = set()
 
     def run(coins):
-        res = generate(target, TARGET_TOK, drafter, DRAFTER_TOK, PROMPT, cfg, num_draft_tokens=k, generator=coins)
+        res = generate(
+            target, TARGET_TOK, drafter, DRAFTER_TOK, PROMPT, cfg, num_draft_tokens=k, generator=coins
+        )
         accepted.add(res.stats.accepted)
         return tuple(res.token_ids) + (("eos",) if res.stopped_by == "eos" else ())
 
@@ -106,8 +108,16 @@ def test_enumeration_detects_a_biased_acceptance_rule():
     stack = [[]]
     while stack:
         coins = EnumeratingCoins(stack.pop())
-        res = get_algorithm("tli")(target, TARGET_TOK, drafter, DRAFTER_TOK, PROMPT, cfg, num_draft_tokens=2,
-                                   generator=AlwaysAccept(coins))
+        res = get_algorithm("tli")(
+            target,
+            TARGET_TOK,
+            drafter,
+            DRAFTER_TOK,
+            PROMPT,
+            cfg,
+            num_draft_tokens=2,
+            generator=AlwaysAccept(coins),
+        )
         key = tuple(res.token_ids) + (("eos",) if res.stopped_by == "eos" else ())
         law[key] = law.get(key, 0.0) + coins.prob
         stack += coins.pending

@@ -13,7 +13,10 @@ from effeval.methods.speculative.common import SamplingConfig
 from effeval.methods.speculative.decoding import prompt_text
 from effeval.methods.speculative.vocab import Vocab
 
-PAIRS = {"llama-sp_from_qwen-tekken": ("llama-sp", "qwen-tekken"), "qwen-tekken_from_llama-sp": ("qwen-tekken", "llama-sp")}
+PAIRS = {
+    "llama-sp_from_qwen-tekken": ("llama-sp", "qwen-tekken"),
+    "qwen-tekken_from_llama-sp": ("qwen-tekken", "llama-sp"),
+}
 MAX_NEW = 16
 K = 4
 
@@ -32,7 +35,10 @@ def pair_models(zoo_path):
         key = (pair, trained)
         if key not in cache:
             target_name, drafter_name = PAIRS[pair]
-            cache[key] = (*load(zoo_path(target_name, trained=trained)), *load(zoo_path(drafter_name, trained=trained)))
+            cache[key] = (
+                *load(zoo_path(target_name, trained=trained)),
+                *load(zoo_path(drafter_name, trained=trained)),
+            )
         return cache[key]
 
     return get
@@ -83,8 +89,16 @@ def test_greedy_equals_ar(pair, drafter_kind, algorithm, pair_models, ar_outputs
         ar = ar_result(ar_outputs, pair, trained, models, index)
         ids = t_tok(prompt)["input_ids"]
         draft_model = drafter if trained else scripted(models, ar, index, agree=drafter_kind == "oracle")
-        out = generate(target, t_tok, draft_model, d_tok, ids, config_for(t_tok, index), num_draft_tokens=K,
-                       generator=torch.Generator().manual_seed(index))
+        out = generate(
+            target,
+            t_tok,
+            draft_model,
+            d_tok,
+            ids,
+            config_for(t_tok, index),
+            num_draft_tokens=K,
+            generator=torch.Generator().manual_seed(index),
+        )
         if out.token_ids != ar.token_ids or out.text != ar.text or out.stopped_by != ar.stopped_by:
             mismatches.append((prompt, ar.text, out.text))
         drafted += out.stats.drafted

@@ -60,7 +60,9 @@ def test_first_two_tokens_tv_within_noise_bound(algorithm):
     generator = torch.Generator().manual_seed(2024)
     counts, accepted = collections.Counter(), 0
     for _ in range(N):
-        res = generate(target, TARGET_TOK, drafter, DRAFTER_TOK, PROMPT, config, num_draft_tokens=2, generator=generator)
+        res = generate(
+            target, TARGET_TOK, drafter, DRAFTER_TOK, PROMPT, config, num_draft_tokens=2, generator=generator
+        )
         counts[tuple(res.token_ids) + (("eos",) if res.stopped_by == "eos" else ())] += 1
         accepted += res.stats.accepted
     bound = tv_bound(torch.tensor(list(law.values())), N)
@@ -87,14 +89,21 @@ def zoo_pair(zoo_path):
     return load("qwen-tekken"), load("llama-sp")
 
 
-@pytest.mark.parametrize("algorithm", [
-    "tli",
-    pytest.param("hf", marks=pytest.mark.xfail(
-        reason="transformers 5.24's different-tokenizer sampling path (universal speculative decoding) does "
-               "not reproduce the target's processed distribution: its first-token samples drift from the exact "
-               "softmax beyond sampling noise (issue #3 quotes TV 0.356 vs 0.114 for plain sampling)",
-        strict=False)),
-])
+@pytest.mark.parametrize(
+    "algorithm",
+    [
+        "tli",
+        pytest.param(
+            "hf",
+            marks=pytest.mark.xfail(
+                reason="transformers 5.24's different-tokenizer sampling path (universal speculative decoding) does "
+                "not reproduce the target's processed distribution: its first-token samples drift from the exact "
+                "softmax beyond sampling noise (issue #3 quotes TV 0.356 vs 0.114 for plain sampling)",
+                strict=False,
+            ),
+        ),
+    ],
+)
 def test_real_pair_first_token_tv(algorithm, zoo_pair, record_property):
     """Real tokenizers (tekken target, Mistral SentencePiece drafter), T=0.5, top-k 8: the first
     emitted token of ``algorithm`` vs the exact target law. hf runs the same check."""
@@ -104,8 +113,9 @@ def test_real_pair_first_token_tv(algorithm, zoo_pair, record_property):
 
         drafter = copy.deepcopy(drafter)
     ids = t_tok("The cat sat on the")["input_ids"]
-    config = SamplingConfig(do_sample=True, temperature=0.5, top_k=8, max_new_tokens=2,
-                            eos_token_ids=(t_tok.eos_token_id,))
+    config = SamplingConfig(
+        do_sample=True, temperature=0.5, top_k=8, max_new_tokens=2, eos_token_ids=(t_tok.eos_token_id,)
+    )
     with torch.no_grad():
         p = target_probs(target(torch.tensor([ids])).logits[0, -1], config)
     law = {int(i): float(p[i]) for i in torch.nonzero(p).flatten()}

@@ -9,14 +9,19 @@ import pytest
 
 @pytest.fixture(scope="module")
 def utils(repo_root):
-    spec = importlib.util.spec_from_file_location("hetero_spec_utils", repo_root / "task_configs/hetero_spec/utils.py")
+    spec = importlib.util.spec_from_file_location(
+        "hetero_spec_utils", repo_root / "task_configs/hetero_spec/utils.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def rows(repo_root, name):
-    return [json.loads(line) for line in (repo_root / "task_configs/data/hetero_spec" / name).read_text().splitlines()]
+    return [
+        json.loads(line)
+        for line in (repo_root / "task_configs/data/hetero_spec" / name).read_text().splitlines()
+    ]
 
 
 def test_programming_metric_runs_the_tests(utils, repo_root):
@@ -42,8 +47,15 @@ def test_twins_load_with_the_paper_prompt(repo_root):
     doc = greedy.test_docs()[0]
     assert greedy.doc_to_text(doc) == f"Summarize the following article:\n{doc['article']}\nSummary:\n"
     assert greedy.config.generation_kwargs["do_sample"] is False
-    assert sampled.config.generation_kwargs["do_sample"] is True and sampled.config.generation_kwargs["temperature"] == 1.0
-    real = {p.stem for p in (repo_root / "task_configs/hetero_spec").glob("hetero_spec_*.yaml") if "mini" not in p.stem}
+    assert (
+        sampled.config.generation_kwargs["do_sample"] is True
+        and sampled.config.generation_kwargs["temperature"] == 1.0
+    )
+    real = {
+        p.stem
+        for p in (repo_root / "task_configs/hetero_spec").glob("hetero_spec_*.yaml")
+        if "mini" not in p.stem
+    }
     assert real == {f"hetero_spec_{t}{v}" for t in ("cnndm", "humaneval", "qasper") for v in ("", "_t1")}
     for name in real:
         text = (repo_root / "task_configs/hetero_spec" / f"{name}.yaml").read_text()

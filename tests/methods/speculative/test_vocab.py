@@ -15,7 +15,10 @@ TEXTS = ["hello world", "  two  spaces", "naïve café 日本語 🙂", "x\n\tde
 def toks(zoo_path):
     from transformers import AutoTokenizer
 
-    return {name: AutoTokenizer.from_pretrained(zoo_path(name)) for name in ("llama-sp", "qwen-tekken", "llama-sp-v3")}
+    return {
+        name: AutoTokenizer.from_pretrained(zoo_path(name))
+        for name in ("llama-sp", "qwen-tekken", "llama-sp-v3")
+    }
 
 
 @pytest.mark.parametrize("name", ["llama-sp", "qwen-tekken", "llama-sp-v3"])
@@ -36,7 +39,7 @@ def test_continuation_in_context_matches_tokenizer(toks, name):
         new = vocab.continuation_ids(context, (" " + text).encode())
         assert vocab.ids_bytes(new) == (" " + text).encode()
         whole = vocab.encode_text("Answer: " + text, add_special_tokens=False)
-        assert whole[len(context):] == new or vocab.ids_bytes(whole[len(context):]) == vocab.ids_bytes(new)
+        assert whole[len(context) :] == new or vocab.ids_bytes(whole[len(context) :]) == vocab.ids_bytes(new)
 
 
 def test_continuation_ending_mid_character_keeps_complete_prefix(toks):
@@ -60,7 +63,11 @@ def test_intersection_pairs_have_equal_bytes(toks):
         assert drafter.bytes[d] == target.bytes[t]
     # "▁the" (SentencePiece) and "Ġthe" (byte level) are the same token.
     assert target.by_bytes[b" the"] in inter.target_ids
-    assert target.token_string(target.by_bytes[b" the"]) == drafter.token_string(drafter.by_bytes[b" the"]) == " the"
+    assert (
+        target.token_string(target.by_bytes[b" the"])
+        == drafter.token_string(drafter.by_bytes[b" the"])
+        == " the"
+    )
 
 
 def test_tli_refuses_disjoint_vocabularies():
@@ -76,7 +83,9 @@ def test_tli_generate_refuses_disjoint_vocabularies():
 
     target_tok, drafter_tok = TinyTokenizer(["a", "b"]), TinyTokenizer(["x", "yz"])
     with pytest.raises(ConfigError, match="algorithm=tli"):
-        get_algorithm("tli")(HashLM(3, 1), target_tok, HashLM(3, 2), drafter_tok, [1], SamplingConfig(max_new_tokens=2))
+        get_algorithm("tli")(
+            HashLM(3, 1), target_tok, HashLM(3, 2), drafter_tok, [1], SamplingConfig(max_new_tokens=2)
+        )
 
 
 def test_unknown_algorithm_in_registry():
