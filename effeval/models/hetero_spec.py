@@ -187,6 +187,13 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             drafter_calls=s.drafter_calls,
             spec_wall_time_s=s.wall_time_s,
         )
+        if "dp_states" in s.extra:  # SLRS: the cost of computing q exactly (its known weakness)
+            self.stats.add(
+                slrs_dp_states=s.extra["dp_states"], slrs_drafter_batches=s.extra.get("drafter_batches", 0)
+            )
+            self.slrs_dp_states_max = max(
+                getattr(self, "slrs_dp_states_max", 0), s.extra.get("dp_states_max_per_step", 0)
+            )
 
     def effeval_method_info(self) -> dict[str, Any]:
         c = self._effeval_merged.counters
@@ -206,6 +213,14 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             "tokens_per_target_call": ratio(generated, c.get("target_calls", 0)),
             "spec_tokens_per_s": ratio(generated, c.get("spec_wall_time_s", 0)),
         }
+        if self.algorithm == "slrs":
+            info["slrs_dp_states_per_step"] = ratio(
+                c.get("slrs_dp_states", 0), c.get("verification_steps", 0)
+            )
+            info["slrs_dp_states_max_per_step"] = getattr(
+                self, "slrs_dp_states_max", 0
+            )  # this rank's maximum
+            info["drafter_calls_per_step"] = ratio(c.get("drafter_calls", 0), c.get("verification_steps", 0))
         if self.algorithm == "hf":
             info["accepted_is_derived"] = True  # transformers reports no counts: new tokens - target passes
         if self.verify:
