@@ -75,7 +75,10 @@ def test_first_two_tokens_tv_within_noise_bound(algorithm):
     assert 0.5 * float((q1[: len(p1)] - p1).abs().sum()) > 3 * bound
 
 
-HF_N = 400
+# Samples per algorithm on the real pair. transformers' path gets the full 5,000 so its figure is
+# the issue's end-to-end check (ours meet 5,000 in the tiny-vocabulary test above, where the law
+# is exact; TLI here is the same check on real tokenizers, kept smaller for the suite's time).
+REAL_PAIR_N = {"tli": 400, "hf": 5000}
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +125,12 @@ def test_real_pair_first_token_tv(algorithm, zoo_pair, record_property):
     generate = get_algorithm(algorithm)
     generator = torch.Generator().manual_seed(7)
     counts = collections.Counter()
-    for _ in range(HF_N):
+    n = REAL_PAIR_N[algorithm]
+    for _ in range(n):
         res = generate(target, t_tok, drafter, d_tok, ids, config, num_draft_tokens=2, generator=generator)
         counts[res.token_ids[0] if res.token_ids else "eos"] += 1
-    distance, bound = tv(counts, law, HF_N), tv_bound(p, HF_N)
+    distance, bound = tv(counts, law, n), tv_bound(p, n)
     record_property("tv", distance)
     record_property("tv_bound", bound)
-    print(f"{algorithm}: first-token TV {distance:.4f} (noise bound {bound:.4f}, N={HF_N})")
+    print(f"{algorithm}: first-token TV {distance:.4f} (noise bound {bound:.4f}, N={n})")
     assert distance <= bound, (distance, bound)
