@@ -10,7 +10,9 @@ def run(ctx) -> list[Path]:
     from effeval.zoo.corpus import corpus_texts
 
     model = ctx.zoo("mamba2-sp")
-    calib = ctx.out_dir / "pruned_ssm_calibration.txt"
+    # Python's own docs text, written beside lm-eval's raw output (not a result to commit).
+    calib = ctx.out_dir / "lm_eval" / "pruned_ssm_calibration.txt"
+    calib.parent.mkdir(parents=True, exist_ok=True)
     calib.write_text("\n\n".join(corpus_texts("prose")[:40]), encoding="utf-8")
     args = f"pretrained={model},method=wanda,sparsity=0.5,targets=in_proj,calibration={calib},nsamples=16,seqlen=64"
     return [ctx.run_lm_eval("pruned-ssm-wanda50", "effeval-pruned-ssm", args, "pruned_ssm_mini")]
