@@ -20,6 +20,7 @@ import gzip
 import json
 from pathlib import Path
 
+from effeval.byte_level import bytes_to_unicode
 from effeval.zoo import register
 
 SEED = 2024
@@ -27,23 +28,6 @@ IMAGE_SIZE = 64
 # Real CLIP: 49152 - 256 - 2 merges, 256 byte tokens (+ "</w>" twins), 2 specials = 49408 ids.
 N_MERGES = 49152 - 256 - 2
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP's reversible byte -> printable unicode map."""
-    bs = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs]))
 
 
 def open_clip_bpe_path() -> Path:
@@ -68,7 +52,7 @@ def write_clip_tokenizer(out: Path, pad_token: str = EOS) -> None:
 
     lines = gzip.open(open_clip_bpe_path(), "rt", encoding="utf-8").read().split("\n")
     merges = [tuple(m.split()) for m in lines[1 : N_MERGES + 1]]
-    vocab = list(_bytes_to_unicode().values())
+    vocab = list(bytes_to_unicode().values())
     vocab = vocab + [v + "</w>" for v in vocab]
     vocab += ["".join(m) for m in merges]
     vocab += [BOS, EOS]

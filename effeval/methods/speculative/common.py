@@ -15,30 +15,13 @@ prompt_ids, config, *, num_draft_tokens, generator) -> GenerationResult``.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from effeval.byte_level import unicode_to_bytes
+
 _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
-
-
-@functools.lru_cache(maxsize=1)
-def _byte_level_decoder() -> dict[str, int]:
-    """Inverse of GPT-2's ``bytes_to_unicode``: printable stand-in character -> byte."""
-    printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
-    )
-    chars = list(printable)
-    n = 0
-    for b in range(256):
-        if b not in printable:
-            printable.append(b)
-            chars.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(printable, chars)}
 
 
 def tokenizer_family(tokenizer) -> str:
@@ -81,7 +64,7 @@ def token_bytes(tokenizer) -> list[bytes | None]:
     size = max(len(tokenizer), max(vocab.values()) + 1)
     out: list[bytes | None] = [None] * size
     special = _special_ids(tokenizer)
-    byte_map = _byte_level_decoder() if family == "byte_level" else None
+    byte_map = unicode_to_bytes() if family == "byte_level" else None
     for piece, idx in vocab.items():
         if idx in special:
             continue
