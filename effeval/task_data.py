@@ -7,6 +7,7 @@ An empty file or a malformed line is a clear error naming the file and line.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from effeval.errors import ConfigError
@@ -18,11 +19,10 @@ def data_dir() -> Path:
     return task_configs_dir() / "data"
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for each non-blank line; a malformed line is a ConfigError
+    naming the file and line."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"data file {str(path)!r} does not exist. Fix: check data_file in the task YAML")
-    rows = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
@@ -35,7 +35,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
                 ) from None
             if not isinstance(row, dict):
                 raise ConfigError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
+            yield lineno, row
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"data file {str(path)!r} does not exist. Fix: check data_file in the task YAML")
+    rows = [row for _, row in iter_jsonl(path)]
     if not rows:
         raise ConfigError(f"{path}: empty data file. Fix: add at least one JSON line")
     return rows

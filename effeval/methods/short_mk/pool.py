@@ -23,7 +23,6 @@ normaliser of ``answers.py``. Thinking tokens and time are means over questions.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import Any
 from effeval.errors import ConfigError
 from effeval.methods.short_mk.answers import find_boxed, make_extractor, make_normalizer
 from effeval.methods.short_mk.voting import Chain, decide, first_m, make_generator, vote
+from effeval.task_data import iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -99,36 +99,27 @@ def load_pool(path: str | Path, answer: str | None = None, normalize: str = "mat
     extractor = make_extractor(answer) if answer else None
     norm = make_normalizer(normalize)
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
+    for lineno, row in iter_jsonl(path):
+        if "chains" in row:
+            entries, target, qid = (
+                row["chains"],
+                row.get("target"),
+                row.get("id", row.get("doc_id", lineno)),
+            )
+        else:
+            log = _find_log(row.get("arguments"))
+            if log is None:
                 raise ConfigError(
-                    f"{path}:{lineno}: malformed JSON ({exc.msg}). Fix: one JSON object per line"
-                ) from None
-            if "chains" in row:
-                entries, target, qid = (
-                    row["chains"],
-                    row.get("target"),
-                    row.get("id", row.get("doc_id", lineno)),
+                    f"{path}:{lineno}: no per-chain log ({LOG_KEY!r}) in this sample. Fix: analyse the samples "
+                    "of an effeval-short-mk run (--log_samples) or a native pool file with 'chains'"
                 )
-            else:
-                log = _find_log(row.get("arguments"))
-                if log is None:
-                    raise ConfigError(
-                        f"{path}:{lineno}: no per-chain log ({LOG_KEY!r}) in this sample. Fix: analyse the samples "
-                        "of an effeval-short-mk run (--log_samples) or a native pool file with 'chains'"
-                    )
-                entries, target, qid = log["chains"], row.get("target"), row.get("doc_id", lineno)
-            chains = [_chain_from(e, i, extractor, norm) for i, e in enumerate(entries)]
-            if not chains:
-                raise ConfigError(
-                    f"{path}:{lineno}: a question with no chains. Fix: every question needs k >= 1 chains"
-                )
-            out.append(PoolQuestion(str(qid), None if target is None else str(target), chains))
+            entries, target, qid = log["chains"], row.get("target"), row.get("doc_id", lineno)
+        chains = [_chain_from(e, i, extractor, norm) for i, e in enumerate(entries)]
+        if not chains:
+            raise ConfigError(
+                f"{path}:{lineno}: a question with no chains. Fix: every question needs k >= 1 chains"
+            )
+        out.append(PoolQuestion(str(qid), None if target is None else str(target), chains))
     if not out:
         raise ConfigError(f"{path}: empty pool. Fix: pass a file with at least one question")
     return out

@@ -37,6 +37,7 @@ from effeval.errors import ConfigError
 from effeval.methods.spellm.alphabet import NUM_SYMBOLS, check_k
 from effeval.methods.spellm.heads import MODES, best_rows
 from effeval.methods.spellm.model import SpeLLMForCausalLM, base_body, load_causal_lm
+from effeval.task_data import iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -127,15 +128,13 @@ def load_texts(data: str) -> tuple[list[str], list[str] | None]:
             )
         for f in files:
             if f.suffix == ".jsonl":
-                for line in f.read_text(encoding="utf-8").splitlines():
-                    if line.strip():
-                        row = json.loads(line)
-                        if "text" not in row:
-                            raise ConfigError(
-                                f"--data: {f} has a line without a 'text' field. Fix: one "
-                                '{"text": ...} object per line'
-                            )
-                        texts.append(str(row["text"]))
+                for _, row in iter_jsonl(f):
+                    if "text" not in row:
+                        raise ConfigError(
+                            f"--data: {f} has a line without a 'text' field. Fix: one "
+                            '{"text": ...} object per line'
+                        )
+                    texts.append(str(row["text"]))
             else:
                 texts.append(f.read_text(encoding="utf-8", errors="replace"))
     if not any(t.strip() for t in texts):
