@@ -43,14 +43,15 @@ def _load(path, device):
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def _time_prompt_set(generate, target, t_tok, drafter, d_tok, prompts, max_new, k) -> float:
+def _run_prompt_set(generate, target, t_tok, drafter, d_tok, prompts, max_new, k):
+    """Greedy-decode every prompt (request i seeded with i); returns (results, wall seconds)."""
     import torch
 
     from effeval.methods.speculative.common import SamplingConfig
 
     config = SamplingConfig(max_new_tokens=max_new, eos_token_ids=(t_tok.eos_token_id,))
     start = time.perf_counter()
-    for i, prompt in enumerate(prompts):
+    results = [
         generate(
             target,
             t_tok,
@@ -61,39 +62,17 @@ def _time_prompt_set(generate, target, t_tok, drafter, d_tok, prompts, max_new, 
             num_draft_tokens=k,
             generator=torch.Generator().manual_seed(i),
         )
-    return time.perf_counter() - start
+        for i, prompt in enumerate(prompts)
+    ]
+    return results, time.perf_counter() - start
 
 
 def _greedy_row(name, generate, target, t_tok, drafter, d_tok, prompts, max_new, k, reference):
-    import torch
-
-    from effeval.methods.speculative.common import SamplingConfig
-
-    config = SamplingConfig(max_new_tokens=max_new, eos_token_ids=(t_tok.eos_token_id,))
     outputs, tokens, accepted, drafted, steps, t_calls, d_calls = [], 0, 0, 0, 0, 0, 0
     # Warm up once (first-call allocations), then time the whole prompt set.
-    generate(
-        target,
-        t_tok,
-        drafter,
-        d_tok,
-        t_tok(prompts[0])["input_ids"],
-        config,
-        num_draft_tokens=k,
-        generator=torch.Generator().manual_seed(0),
-    )
-    start = time.perf_counter()
-    for i, prompt in enumerate(prompts):
-        res = generate(
-            target,
-            t_tok,
-            drafter,
-            d_tok,
-            t_tok(prompt)["input_ids"],
-            config,
-            num_draft_tokens=k,
-            generator=torch.Generator().manual_seed(i),
-        )
+    _run_prompt_set(generate, target, t_tok, drafter, d_tok, prompts[:1], max_new, k)
+    results, wall = _run_prompt_set(generate, target, t_tok, drafter, d_tok, prompts, max_new, k)
+    for res in results:
         outputs.append(res.token_ids)
         s = res.stats
         tokens += s.new_tokens
@@ -102,7 +81,6 @@ def _greedy_row(name, generate, target, t_tok, drafter, d_tok, prompts, max_new,
         steps += len(s.accepted_lengths) if s.accepted_lengths else s.target_calls
         t_calls += s.target_calls
         d_calls += s.drafter_calls
-    wall = time.perf_counter() - start
     row = {
         "algorithm": name,
         "wall_time_s": wall,
@@ -214,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
             if "tokens_per_s" not in row:
                 continue
             name = row["algorithm"]
-            wall = _time_prompt_set(
+            _, wall = _run_prompt_set(
                 get_algorithm(name),
                 target,
                 t_tok,
