@@ -98,27 +98,6 @@ class SamplingConfig:
     stop_strings: tuple[str, ...] = ()
     eos_token_ids: tuple[int, ...] = ()
 
-    @classmethod
-    def from_gen_kwargs(
-        cls, gen_kwargs: dict[str, Any], eos_token_ids=(), default_max: int = 256
-    ) -> SamplingConfig:
-        """lm-eval ``generate_until`` kwargs -> config (``until`` -> stop strings)."""
-        kw = dict(gen_kwargs or {})
-        until = kw.pop("until", None) or ()
-        if isinstance(until, str):
-            until = (until,)
-        temperature = float(kw.get("temperature", 1.0) or 0.0)
-        do_sample = bool(kw.get("do_sample", temperature > 0)) and temperature > 0
-        return cls(
-            do_sample=do_sample,
-            temperature=temperature if do_sample else 1.0,
-            top_k=int(kw.get("top_k", 0) or 0),
-            top_p=float(kw.get("top_p", 1.0) or 1.0),
-            max_new_tokens=int(kw.get("max_gen_toks", kw.get("max_new_tokens", default_max))),
-            stop_strings=tuple(until),
-            eos_token_ids=tuple(eos_token_ids),
-        )
-
 
 def target_probs(logits, config: SamplingConfig):
     """Processed next-token distribution(s) from raw logits ``[..., V]`` in float64.
