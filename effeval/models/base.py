@@ -133,17 +133,23 @@ def looks_like_local_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name or ":" in name
 
 
-def check_pretrained(value: Any, argument: str = "pretrained", model: str = "effeval") -> Any:
-    """A path that does not exist is a clear error; a hub id needs a network or the cache."""
+def check_pretrained(
+    value: Any,
+    argument: str = "pretrained",
+    model: str = "effeval",
+    model_files: tuple[str, ...] = ("config.json",),
+) -> Any:
+    """A path that does not exist is a clear error; a hub id needs a network or the cache.
+
+    A local directory must hold one of ``model_files`` (a wrapper with its own format, like
+    SpeLLM's ``effeval_spellm.json``, passes its own marker)."""
     if not isinstance(value, str):
         return value  # an already-built model object
     expanded = os.path.expanduser(value)
     if os.path.isdir(expanded):
-        if not os.path.exists(os.path.join(expanded, "config.json")) and not os.path.exists(
-            os.path.join(expanded, "effeval_spellm.json")
-        ):
+        if not any(os.path.exists(os.path.join(expanded, name)) for name in model_files):
             raise ConfigError(
-                f"{model} model_args '{argument}': directory {value!r} has no config.json, so it is "
+                f"{model} model_args '{argument}': directory {value!r} has no {' or '.join(model_files)}, so it is "
                 "not a saved model. Fix: point it at a folder written by save_pretrained "
                 "(e.g. one built by `effeval zoo build`)"
             )

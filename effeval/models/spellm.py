@@ -54,9 +54,12 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
         self._effeval_init(ours)
         import torch
 
-        from effeval.methods.spellm.model import SpeLLMForCausalLM
+        from effeval.methods.spellm.model import CONFIG_NAME, SpeLLMForCausalLM
 
-        path = check_pretrained(ours["pretrained"], model=self.MODEL_NAME)
+        # a plain model dir (config.json) passes here so SpeLLM's loader can say how to convert it
+        path = check_pretrained(
+            ours["pretrained"], model=self.MODEL_NAME, model_files=("config.json", CONFIG_NAME)
+        )
         self._device = resolve_device(device)
         dtype = None if ours["dtype"] == "auto" else getattr(torch, ours["dtype"])
         self.model = SpeLLMForCausalLM.from_pretrained(path, device=self._device, dtype=dtype)
