@@ -14,6 +14,7 @@ from pathlib import Path
 
 from effeval import __version__
 from effeval.errors import ConfigError, EffevalError, NotImplementedYetError
+from effeval.task_data import task_configs_dir
 
 logger = logging.getLogger("effeval")
 
@@ -23,21 +24,13 @@ DELEGATED = {
         "effeval.image.__main__:main",
         "text-to-image interventions and scoring (python -m effeval.image)",
     ),
-    "prune": ("effeval.methods.pruning.cli:main", "prune a Mamba/Mamba2 checkpoint and save it"),
-    "spellm": ("effeval.methods.spellm.cli:main", "SpeLLM: distil character heads from a causal LM"),
-    "shortmk": ("effeval.methods.short_mk.cli:main", "short-m@k: analyze a pool of sampled chains"),
+    "prune": ("effeval.commands.prune:main", "prune a Mamba/Mamba2 checkpoint and save it"),
+    "spellm": ("effeval.commands.spellm:main", "SpeLLM: distil character heads from a causal LM"),
+    "shortmk": ("effeval.commands.short_mk:main", "short-m@k: analyze a pool of sampled chains"),
     "leaderboard": ("effeval.results.leaderboard:main", "build a static leaderboard site from results"),
     "bench": ("effeval.bench.__main__:main", "side-by-side benchmarks (python -m effeval.bench)"),
 }
 
-
-def task_configs_dir() -> Path:
-    """Our lm-eval task folder: inside the wheel, or the repository's in an editable install."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "task_configs", here.parent / "task_configs"):
-        if candidate.is_dir():
-            return candidate
-    raise ConfigError("effeval's task_configs folder is missing from this install. Fix: reinstall effeval")
 
 
 def _setup_logging(verbose: bool) -> None:

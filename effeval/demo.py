@@ -26,10 +26,10 @@ logger = logging.getLogger("effeval.demo")
 STEPS = [
     ("zoo", "effeval.demo:zoo_step"),
     ("hf baseline", "effeval.demo:hf_baseline_step"),
-    ("hetero-spec", "effeval.methods.speculative.demo:run"),
-    ("short-m@k", "effeval.methods.short_mk.demo:run"),
-    ("spellm", "effeval.methods.spellm.demo:run"),
-    ("pruned-ssm", "effeval.methods.pruning.demo:run"),
+    ("hetero-spec", "effeval.commands.demo_steps:hetero_spec"),
+    ("short-m@k", "effeval.commands.demo_steps:short_mk"),
+    ("spellm", "effeval.commands.demo_steps:spellm"),
+    ("pruned-ssm", "effeval.commands.demo_steps:pruned_ssm"),
     ("image", "effeval.image.demo:run"),
     ("leaderboard", "effeval.results.leaderboard:demo_step"),
 ]
@@ -51,7 +51,7 @@ class DemoContext:
         self, run_name: str, model: str, model_args: str, tasks: str, extra_args: list[str] | None = None
     ) -> Path:
         """Run lm-eval's CLI (through ``effeval lm``), convert its output, write effeval JSON."""
-        from effeval.cli import task_configs_dir
+        from effeval.task_data import task_configs_dir
         from effeval.results.convert import convert_lm_eval, find_results_files
         from effeval.results.writer import write_result
 

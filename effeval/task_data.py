@@ -13,9 +13,16 @@ from pathlib import Path
 from effeval.errors import ConfigError
 
 
-def data_dir() -> Path:
-    from effeval.cli import task_configs_dir
+def task_configs_dir() -> Path:
+    """Our lm-eval task folder: inside the wheel, or the repository's in an editable install."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "task_configs", here.parent / "task_configs"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("effeval's task_configs folder is missing from this install. Fix: reinstall effeval")
 
+
+def data_dir() -> Path:
     return task_configs_dir() / "data"
 
 

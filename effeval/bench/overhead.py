@@ -36,7 +36,7 @@ WRAPPERS = [
 
 
 def _smoke_rows(name: str) -> list[dict]:
-    from effeval.cli import task_configs_dir
+    from effeval.task_data import task_configs_dir
 
     path = Path(task_configs_dir()) / "data" / "smoke" / name
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -154,6 +154,7 @@ def distill_check(steps: int, zoo_name: str = "mamba2-sp", temperatures=(1.0, 0.
     """Distil the trained zoo model once per target temperature: the agreement/fit trade-off."""
     from effeval import zoo
     from effeval.methods.spellm.distill import DistillConfig, distill
+    from effeval.zoo.corpus import texts_for
 
     base = str(zoo.get(zoo_name, trained=True))
     out = []
@@ -170,7 +171,8 @@ def distill_check(steps: int, zoo_name: str = "mamba2-sp", temperatures=(1.0, 0.
                     resume=False,
                     target_temperature=temperature,
                     progress=False,
-                )
+                ),
+                *texts_for("python"),
             )
             wall = time.perf_counter() - start
         out.append(

@@ -66,7 +66,7 @@ def task_documents(name: str, limit: int = 2000) -> list[str]:
     Training docs are preferred so that calibration does not see the evaluated split."""
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    from effeval.cli import task_configs_dir
+    from effeval.task_data import task_configs_dir
     from effeval.errors import ConfigError
 
     # our own configs first: indexing lm-eval's ~14k built-in tasks takes seconds

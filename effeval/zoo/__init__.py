@@ -31,7 +31,7 @@ BUILDER_MODULES = [
     "effeval.zoo.reasoner",
     "effeval.zoo.image_pipelines",
     "effeval.zoo.image_scorers",
-    "effeval.methods.spellm.zoo",
+    "effeval.zoo.spellm",
 ]
 
 

@@ -87,3 +87,13 @@ def heldout_texts(n: int = 8) -> list[str]:
         if path.exists():
             out.append(path.read_text(encoding="utf-8", errors="replace"))
     return out
+
+
+NAMED_CORPORA = {"python": "mixed", "python-prose": "prose", "python-code": "code"}
+
+
+def texts_for(data: str) -> tuple[list[str] | None, list[str] | None]:
+    """(training texts, held-out texts) for a named corpus; (None, None) when ``data`` names files."""
+    if data in NAMED_CORPORA:
+        return corpus_texts(NAMED_CORPORA[data]), heldout_texts(4)
+    return None, None

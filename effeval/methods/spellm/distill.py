@@ -38,11 +38,11 @@ from effeval.methods.spellm.alphabet import NUM_SYMBOLS, check_k
 from effeval.methods.spellm.heads import MODES, best_rows
 from effeval.methods.spellm.model import SpeLLMForCausalLM, base_body, load_causal_lm
 from effeval.task_data import iter_jsonl
+from effeval.token_blocks import pack_token_blocks
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
-DATA_CHOICES = ("python", "python-prose", "python-code")
 
 
 @dataclass
@@ -110,20 +110,17 @@ class DistillConfig:
 # --------------------------------------------------------------------------- data
 
 
-def load_texts(data: str) -> tuple[list[str], list[str] | None]:
-    """(training texts, held-out texts or None). ``python*``: Python's own text; else files."""
-    from effeval.zoo.corpus import corpus_texts, heldout_texts
+def load_texts(data: str) -> list[str]:
+    """Training texts from ``data``: comma-separated .txt/.jsonl files or folders of them.
 
-    if data in DATA_CHOICES:
-        kind = {"python": "mixed", "python-prose": "prose", "python-code": "code"}[data]
-        return corpus_texts(kind), heldout_texts(4)
+    Named corpora (``python``, real prose, ...) are resolved by the caller, which passes texts in."""
     texts = []
     for part in data.split(","):
         path = Path(os.path.expanduser(part.strip()))
         files = sorted(path.rglob("*.txt")) + sorted(path.rglob("*.jsonl")) if path.is_dir() else [path]
         if not path.exists() or not files:
             raise ConfigError(
-                f"--data: {part!r} is neither one of {', '.join(DATA_CHOICES)} nor an existing .txt/.jsonl file or "
+                f"--data: {part!r} is neither a named corpus nor an existing .txt/.jsonl file or "
                 "folder. Fix: pass --data python or a path to text"
             )
         for f in files:
@@ -139,14 +136,13 @@ def load_texts(data: str) -> tuple[list[str], list[str] | None]:
                 texts.append(f.read_text(encoding="utf-8", errors="replace"))
     if not any(t.strip() for t in texts):
         raise ConfigError(f"--data: {data!r} holds no text. Fix: pass files with text in them")
-    return texts, None
+    return texts
 
 
-def make_blocks(tok, cfg: DistillConfig):
+def make_blocks(tok, cfg: DistillConfig, texts: list[str] | None = None, held: list[str] | None = None):
     """Training and evaluation token blocks (evaluation: held-out text, else the last 10%)."""
-    from effeval.zoo.trainer import pack_token_blocks
-
-    texts, held = load_texts(cfg.data)
+    if texts is None:
+        texts = load_texts(cfg.data)
     try:
         blocks = pack_token_blocks(tok, texts, cfg.seqlen, max_blocks=cfg.max_blocks)
     except ValueError:
@@ -352,8 +348,10 @@ def _identity(cfg: DistillConfig) -> dict:
     return {key: getattr(cfg, key) for key in keys}
 
 
-def distill(cfg: DistillConfig) -> dict:
-    """Run self-distillation; write the SpeLLM directory to ``cfg.out``; return the summary."""
+def distill(cfg: DistillConfig, texts: list[str] | None = None, heldout: list[str] | None = None) -> dict:
+    """Run self-distillation; write the SpeLLM directory to ``cfg.out``; return the summary.
+
+    ``texts``/``heldout``: training and evaluation text; by default ``cfg.data`` names files."""
     from tqdm.auto import tqdm
 
     cfg.validate()
@@ -370,7 +368,7 @@ def distill(cfg: DistillConfig) -> dict:
     lm_head = teacher.get_output_embeddings()
     t_body = base_body(teacher)
     targets = MarginalTargets(student.codec, int(lm_head.weight.shape[0]), cfg.target_temperature)
-    blocks, eval_blocks = make_blocks(tok, cfg)
+    blocks, eval_blocks = make_blocks(tok, cfg, texts, heldout)
     logger.info(
         "spellm distill: %d training blocks x %d tokens, %d eval blocks; coverage %s",
         blocks.shape[0],

@@ -103,7 +103,7 @@ def test_calibration_windows_are_seeded_and_shaped(zoo_path, tmp_path):
 def test_cli_prunes_and_saves_a_stock_loadable_checkpoint(zoo_path, tmp_path, capsys):
     from transformers import AutoModelForCausalLM
 
-    from effeval.methods.pruning.cli import main
+    from effeval.commands.prune import main
     from effeval.zoo.corpus import pydoc_topics
 
     calib = tmp_path / "calib.txt"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from effeval.errors import ConfigError
-from effeval.methods.short_mk.cli import main as cli_main
+from effeval.commands.short_mk import main as cli_main
 from effeval.methods.short_mk.pool import analyze_pool, load_pool
 
 # Two questions, k=3: (thinking tokens, answer) per chain, all finished.

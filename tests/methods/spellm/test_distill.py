@@ -7,7 +7,12 @@ import pytest
 import torch
 
 from effeval.errors import ConfigError
-from effeval.methods.spellm.distill import DistillConfig, distill, evaluate
+from effeval.methods.spellm.distill import DistillConfig, distill as distill_files, evaluate
+from effeval.zoo.corpus import texts_for
+
+
+def distill(cfg):
+    return distill_files(cfg, *texts_for(cfg.data))
 
 
 def _small(base, out, **kw):
@@ -94,7 +99,7 @@ def test_interrupted_run_resumes_to_the_same_heads(zoo_path, tmp_path):
 
 
 def test_bad_distill_input_is_a_clear_error(zoo_path, tmp_path):
-    from effeval.methods.spellm.cli import main
+    from effeval.commands.spellm import main
 
     with pytest.raises(ConfigError, match=r"^k: "):
         main(["distill", "--base", zoo_path("llama-sp"), "--out", str(tmp_path / "o"), "--k", "0"])

@@ -20,6 +20,8 @@ def build_spellm_llama_sp(out: Path, trained: bool) -> None:
     from effeval.methods.spellm.distill import DistillConfig, distill
 
     base = zoo.get("llama-sp", trained=trained)
+    from effeval.zoo.corpus import texts_for
+
     distill(
         DistillConfig(
             base=str(base),
@@ -34,5 +36,6 @@ def build_spellm_llama_sp(out: Path, trained: bool) -> None:
             save_every=DEMO_STEPS,
             resume=False,
             progress=False,
-        )
+        ),
+        *texts_for("python"),
     )

@@ -115,7 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         stop_after=args.stop_after,
         target_temperature=args.target_temperature,
     )
-    summary = distill(cfg)
+    from effeval.zoo.corpus import texts_for
+
+    summary = distill(cfg, *texts_for(cfg.data))
     if summary.get("stopped_early"):
         print(f"stopped after step {summary['steps_done']}; run the same command again to resume")
         return 0
