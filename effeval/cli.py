@@ -24,9 +24,9 @@ DELEGATED = {
         "effeval.image.__main__:main",
         "text-to-image interventions and scoring (python -m effeval.image)",
     ),
-    "prune": ("effeval.commands.prune:main", "prune a Mamba/Mamba2 checkpoint and save it"),
+    "pruned-ssm": ("effeval.commands.pruned_ssm:main", "prune a Mamba/Mamba2 checkpoint and save it"),
     "spellm": ("effeval.commands.spellm:main", "SpeLLM: distil character heads from a causal LM"),
-    "shortmk": ("effeval.commands.short_mk:main", "short-m@k: analyze a pool of sampled chains"),
+    "short-mk": ("effeval.commands.short_mk:main", "short-m@k: analyze a pool of sampled chains"),
     "leaderboard": ("effeval.results.leaderboard:main", "build a static leaderboard site from results"),
     "bench": ("effeval.bench.__main__:main", "side-by-side benchmarks (python -m effeval.bench)"),
 }
@@ -49,13 +49,13 @@ def cmd_zoo(args) -> int:
 
     if args.zoo_cmd == "list":
         for name, entry in sorted(zoo._load_entries().items()):
-            flag = "" if entry.default else " (on request)"
+            flag = " (real tier: --real)" if entry.tier == "real" else "" if entry.default else " (on request)"
             print(f"{name:16s} {entry.description}{flag}")
         return 0
     if args.zoo_cmd == "path":
         print(zoo.get(args.name, trained=args.trained, root=args.out))
         return 0
-    built = zoo.build_all(args.names, trained=args.trained, root=args.out, force=args.force)
+    built = zoo.build_all(args.names, trained=args.trained, root=args.out, force=args.force, real=args.real)
     for name, path in built.items():
         print(f"{name}\t{path}")
     return 0
@@ -241,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
     zb.add_argument("--out", default=None, help="zoo root (default: $EFFEVAL_ZOO_DIR or the user cache dir)")
     zb.add_argument("--trained", action="store_true", help="train briefly on Python's own text (minutes)")
     zb.add_argument("--force", action="store_true", help="rebuild even if cached")
+    zb.add_argument(
+        "--real",
+        action="store_true",
+        help="also convert the real tier (SmolLM2-135M, Gemma 3 270M from installed packages; ~1 min once)",
+    )
     zsub.add_parser("list", help="list zoo models")
     zp = zsub.add_parser("path", help="print (building if needed) one model's directory")
     zp.add_argument("name")

@@ -10,10 +10,10 @@ from effeval.errors import ConfigError, EffevalError
 
 # name -> "module:function(argv) -> int"; each benchmark lives in its own module.
 BENCHES = {
-    "spec": "effeval.bench.spec:main",
-    "shortmk": "effeval.bench.shortmk:main",
+    "hetero-spec": "effeval.bench.hetero_spec:main",
+    "short-mk": "effeval.bench.short_mk:main",
     "spellm": "effeval.bench.spellm:main",
-    "prune": "effeval.bench.prune:main",
+    "pruned-ssm": "effeval.bench.pruned_ssm:main",
     "image": "effeval.bench.image:main",
     "overhead": "effeval.bench.overhead:main",
 }

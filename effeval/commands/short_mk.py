@@ -1,4 +1,4 @@
-"""``effeval shortmk analyze SAMPLES.jsonl``: the pool analysis as a JSON table + PNG plot."""
+"""``effeval short-mk analyze SAMPLES.jsonl``: the pool analysis as a JSON table + PNG plot."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="effeval shortmk", description="short-m@k tools")
+    parser = argparse.ArgumentParser(prog="effeval short-mk", description="short-m@k tools")
     sub = parser.add_subparsers(dest="cmd", required=True)
     an = sub.add_parser("analyze", help="every strategy and every m <= k from a pool of complete chains")
     an.add_argument(
         "samples",
         help="lm-eval samples_*.jsonl of an effeval-short-mk strategy=majority run, or a native pool",
     )
-    an.add_argument("--out", default=None, help="output stem (default: next to the input, <name>.shortmk)")
+    an.add_argument("--out", default=None, help="output stem (default: next to the input, <name>.short-mk)")
     an.add_argument(
         "--normalize", default="math", help="answer normaliser: exact | math | numeric (default math)"
     )
@@ -42,7 +42,7 @@ def analyze(args) -> int:
     table = analyze_pool(questions, normalize=args.normalize, seed=args.seed)
     table["source"] = str(args.samples)
     stem = Path(args.out) if args.out else Path(args.samples).with_suffix("")
-    json_path = Path(f"{stem}.shortmk.json") if not args.out else stem.with_suffix(".json")
+    json_path = Path(f"{stem}.short-mk.json") if not args.out else stem.with_suffix(".json")
     png_path = json_path.with_suffix(".png")
     write_json_atomic(json_path, table)
     plot_pool(table, png_path)

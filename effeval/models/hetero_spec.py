@@ -1,7 +1,7 @@
 """``effeval-hetero-spec``: lossless speculative decoding with a drafter of another vocabulary.
 
 ``--model effeval-hetero-spec --model_args pretrained=<target>,drafter=<drafter>,algorithm=slem``.
-generate_until runs the chosen algorithm from ``effeval.methods.speculative`` (one request at a
+generate_until runs the chosen algorithm from ``effeval.methods.hetero_spec`` (one request at a
 time: the algorithms are batch-size-1); loglikelihood requests use the target through HFLM
 (lossless methods do not change them). ``verify=true`` also decodes every request with the
 target alone and records equality (greedy requests) and the speedup, like Spec-Bench.
@@ -18,7 +18,7 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from effeval.errors import ConfigError
-from effeval.methods.speculative.registry import ALGORITHMS, get_algorithm
+from effeval.methods.hetero_spec.registry import ALGORITHMS, get_algorithm
 from effeval.models.base import (
     Arg,
     EffevalWrapperMixin,
@@ -78,8 +78,8 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         self.drafter = (
             AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype).to(self.device).eval()
         )
-        from effeval.methods.speculative.tli import shared_vocabulary
-        from effeval.methods.speculative.vocab import Intersection, Vocab
+        from effeval.methods.hetero_spec.tli import shared_vocabulary
+        from effeval.methods.hetero_spec.vocab import Intersection, Vocab
 
         if self.algorithm == "tli":
             shared_vocabulary(self.tokenizer, self.drafter_tokenizer)  # ConfigError when nothing is shared
@@ -118,7 +118,7 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             result = self._run(self._generate, ids, config, context)
             self._record(result, len(ids))
             if self.verify:
-                from effeval.methods.speculative import ar
+                from effeval.methods.hetero_spec import ar
 
                 baseline = self._run(ar.generate, ids, config, context)
                 equal = result.token_ids == baseline.token_ids
@@ -144,7 +144,7 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
     # ------------------------------------------------------------------ helpers
 
     def _sampling_config(self, kwargs: dict, until: list[str], max_gen: int):
-        from effeval.methods.speculative.common import SamplingConfig
+        from effeval.methods.hetero_spec.common import SamplingConfig
 
         temperature = float(kwargs.get("temperature", 0.0) or 0.0)
         do_sample = bool(kwargs.get("do_sample", False)) and temperature > 0

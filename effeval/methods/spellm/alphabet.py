@@ -44,7 +44,7 @@ def check_k(k) -> int:
 
 def tokenizer_token_bytes(tokenizer, argument: str = "tokenizer") -> list[bytes | None]:
     """Bytes of every token id, or one ConfigError when the tokenizer has no string form."""
-    from effeval.methods.speculative.common import token_bytes
+    from effeval.methods.hetero_spec.common import token_bytes
 
     name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
     try:

@@ -1,0 +1,135 @@
+"""Prune a Mamba / Mamba2 checkpoint and save one that stock from_pretrained loads.
+
+``effeval pruned-ssm --model DIR --method M --sparsity S --out DIR`` also writes
+``effeval_pruning.json`` (per-module sparsity, parameter counts, wall time) next to the weights."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from effeval.errors import ConfigError
+
+logger = logging.getLogger("effeval.prune")
+
+
+def _task_loader(name: str) -> list[str]:
+    # lm-eval task documents come through the adapter module: this package never imports lm_eval
+    from effeval.models.pruned_ssm import task_documents
+
+    return task_documents(name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from effeval.methods.pruned_ssm.api import METHODS
+    from effeval.methods.pruned_ssm.structured import CRITERIA
+
+    p = argparse.ArgumentParser(prog="effeval pruned-ssm", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="directory of a saved MambaForCausalLM / Mamba2ForCausalLM")
+    p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    p.add_argument(
+        "--sparsity", type=float, default=None, help="fraction to remove, in [0, 1) (implied by N:M patterns)"
+    )
+    p.add_argument("--out", required=True, help="output directory for the pruned checkpoint")
+    p.add_argument(
+        "--pattern", default="unstructured", help="unstructured, 2:4 or 4:8 (unstructured methods)"
+    )
+    p.add_argument(
+        "--targets",
+        default=None,
+        help="mixer modules, '+'-separated (default in_proj; also out_proj, x_proj, dt_proj, conv1d)",
+    )
+    p.add_argument(
+        "--calibration", default=None, help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME"
+    )
+    p.add_argument("--nsamples", type=int, default=128)
+    p.add_argument("--seqlen", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--criterion", default="taylor-first", help=f"structured importance: {', '.join(CRITERIA)}"
+    )
+    p.add_argument(
+        "--no-shrink", action="store_true", help="structured: keep shapes, zero the pruned structures"
+    )
+    p.add_argument(
+        "--dense-activations",
+        action="store_true",
+        help="calibrate every layer on the dense model's activations (default: sequential)",
+    )
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return _run(args)
+    except ConfigError as exc:
+        if os.environ.get("EFFEVAL_TRACEBACK"):
+            raise
+        sys.stderr.write(f"effeval error: {exc}\n")
+        return 2
+
+
+def _run(args) -> int:
+    from effeval.methods.pruned_ssm.api import PruneSpec, prune_model, save_pruned
+    from effeval.models.base import check_pretrained, resolve_device
+
+    spec = PruneSpec(
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        targets=args.targets,
+        criterion=args.criterion,
+        nsamples=args.nsamples,
+        seqlen=args.seqlen,
+        seed=args.seed,
+        sequential=not args.dense_activations,
+        shrink=not args.no_shrink,
+    ).validated()
+    path = check_pretrained(args.model, "--model", "effeval pruned-ssm")
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if args.dtype not in dtypes:
+        raise ConfigError(f"--dtype: unknown {args.dtype!r}. Fix: use one of {', '.join(dtypes)}")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[args.dtype]).to(
+        resolve_device(args.device)
+    )
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    result = prune_model(model, tokenizer, spec, calibration=args.calibration, task_loader=_task_loader)
+    save_pruned(result.model, tokenizer, args.out, result.report)
+    rep = result.report
+    from effeval.bench.common import print_table
+
+    rows = [{"module": k, "sparsity": v} for k, v in rep.get("module_sparsity", {}).items()]
+    if rows:
+        print_table(rows, ["module", "sparsity"])
+    summary = {
+        k: rep[k]
+        for k in (
+            "method",
+            "global_sparsity",
+            "params_before",
+            "params_after",
+            "nonzero_params",
+            "prune_wall_time_s",
+            "calibration_tokens",
+            "config_after",
+        )
+        if k in rep
+    }
+    print(json.dumps(summary, indent=2))
+    print(f"saved pruned model to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

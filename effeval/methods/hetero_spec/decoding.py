@@ -1,0 +1,173 @@
+"""The decoding machinery every algorithm shares, so AR and the speculative methods differ only
+in how tokens are proposed:
+
+- ``Coins``: all randomness goes through ``accept(prob)`` and ``categorical(probs)``. The real one
+  draws from a seeded ``torch.Generator``; tests substitute one that enumerates every branch with
+  its exact probability (that is how losslessness is checked exactly, not by sampling).
+- ``CachedLM``: forward passes with a KV cache that is cropped to the longest common prefix when
+  the sequence changes (rejected drafts, re-tokenized drafter contexts); counts calls.
+- ``Stopper``: EOS, stop strings (matched on the bytes of the generated text, in context) and
+  ``max_new_tokens``; tokens are pushed one at a time, so a run that accepts five tokens in one
+  step stops exactly where AR would.
+- ``choose``: the target's own choice at one position (argmax, or a sample of ``target_probs``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats, target_probs
+from effeval.methods.hetero_spec.vocab import Vocab
+
+
+class Coins:
+    """Randomness from a seeded ``torch.Generator`` (CPU, so results do not depend on the device)."""
+
+    def __init__(self, generator=None, seed: int = 0):
+        import torch
+
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed)
+        self.generator = generator
+
+    def accept(self, prob: float) -> bool:
+        """True with probability ``prob``."""
+        import torch
+
+        if prob >= 1.0:
+            return True
+        if prob <= 0.0:
+            return False
+        return bool(torch.rand((), generator=self.generator, dtype=torch.float64).item() < prob)
+
+    def categorical(self, probs) -> int:
+        import torch
+
+        # Inverse CDF over the support (torch.multinomial is ~100x slower on a 131k vocabulary).
+        probs = probs.detach().to("cpu", torch.float64).flatten()
+        support = torch.nonzero(probs > 0).flatten()
+        cdf = torch.cumsum(probs[support], 0)
+        u = torch.rand((), generator=self.generator, dtype=torch.float64) * cdf[-1]
+        k = min(int(torch.searchsorted(cdf, u, right=True)), len(support) - 1)
+        return int(support[k])
+
+
+def as_coins(generator) -> Coins:
+    """A ``Coins``-like object from ``None``, a ``torch.Generator`` or an existing ``Coins``."""
+    if generator is not None and hasattr(generator, "categorical") and hasattr(generator, "accept"):
+        return generator
+    return Coins(generator)
+
+
+class CachedLM:
+    """One causal LM with a KV cache keyed by the token ids it has seen."""
+
+    def __init__(self, model):
+        self.model = model
+        self.ids: list[int] = []
+        self.cache = None
+        self.calls = 0
+        self.device = getattr(model, "device", "cpu")
+        # transformers 5 renamed ``past_key_values`` to ``cache`` (the old name still works, with a warning).
+        import inspect
+
+        try:
+            params = inspect.signature(model.forward).parameters
+        except (TypeError, ValueError, AttributeError):
+            params = {}
+        self.cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    def next_logits(self, ids: list[int], n: int):
+        """Logits ``[n, V]`` of the last ``n`` positions of ``ids`` (row j predicts the token after
+        ``ids[:len(ids)-n+j+1]``), reusing the cache for the common prefix with the last call."""
+        import torch
+
+        need_from = len(ids) - n
+        lcp = 0
+        for a, b in zip(self.ids, ids):
+            if a != b:
+                break
+            lcp += 1
+        keep = min(lcp, need_from)
+        if self.cache is not None and keep < len(self.ids):
+            if keep == 0:
+                self.cache = None
+            else:
+                try:
+                    self.cache.crop(keep)
+                except Exception:  # a cache without crop (e.g. recurrent state): recompute
+                    self.cache, keep = None, 0
+        if self.cache is None:
+            keep = 0
+        feed = torch.tensor([ids[keep:]], dtype=torch.long, device=self.device)
+        with torch.no_grad():
+            out = self.model(input_ids=feed, use_cache=True, **{self.cache_arg: self.cache})
+        cache = getattr(out, "cache", None)
+        self.cache = cache if cache is not None else getattr(out, "past_key_values", None)
+        self.ids = list(ids)
+        self.calls += 1
+        return (
+            out.logits[0, -n:].float()
+            if out.logits.dtype in (torch.float16, torch.bfloat16)
+            else out.logits[0, -n:]
+        )
+
+
+def choose(logits, config: SamplingConfig, coins: Coins) -> int:
+    """The target's own next token: argmax (greedy) or a sample of its processed distribution."""
+    if not config.do_sample:
+        return int(logits.argmax().item())
+    return coins.categorical(target_probs(logits, config))
+
+
+class Stopper:
+    """Accumulates emitted target tokens and decides when generation ends."""
+
+    def __init__(self, config: SamplingConfig, vocab: Vocab):
+        self.config = config
+        self.vocab = vocab
+        self.eos = set(config.eos_token_ids)
+        self.stops = [s.encode("utf-8") for s in config.stop_strings if s]
+        self.tokens: list[int] = []
+        self.data = bytearray()
+        self.cut: int | None = None
+        self.stopped_by: str | None = None
+        self.done = config.max_new_tokens <= 0
+        if self.done:
+            self.stopped_by = "length"
+
+    @property
+    def generated(self) -> bytes:
+        return bytes(self.data)
+
+    def push(self, token: int) -> bool:
+        """Add one token; True when generation is finished (then nothing more may be pushed)."""
+        assert not self.done, "push after the stopper finished"
+        if token in self.eos:
+            self.done, self.stopped_by = True, "eos"
+            return True
+        self.tokens.append(int(token))
+        before = len(self.data)
+        piece = self.vocab.bytes[token] if 0 <= token < len(self.vocab.bytes) else None
+        self.data += piece or b""
+        hits = [i for s in self.stops if (i := self.data.find(s, max(0, before - len(s) + 1))) >= 0]
+        if hits:
+            self.cut = min(hits)
+            self.done, self.stopped_by = True, "stop_string"
+        elif len(self.tokens) >= self.config.max_new_tokens:
+            self.done, self.stopped_by = True, "length"
+        return self.done
+
+    def result(self, stats: SpecStats, started: float) -> GenerationResult:
+        stats.new_tokens = len(self.tokens)
+        stats.wall_time_s = time.perf_counter() - started
+        data = self.generated if self.cut is None else self.generated[: self.cut]
+        return GenerationResult(
+            self.tokens, data.decode("utf-8", errors="replace"), stats, self.stopped_by or "length"
+        )
+
+
+def prompt_text(target_tok, prompt_ids) -> str:
+    """The prompt as text for the drafter (special tokens dropped; SentencePiece's dummy prefix
+    is removed by decoding the whole prompt at once)."""
+    return target_tok.decode(list(prompt_ids), skip_special_tokens=True)

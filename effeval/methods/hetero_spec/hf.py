@@ -1,0 +1,86 @@
+"""``algorithm=hf``: transformers' own different-tokenizer assisted generation, for comparison
+in the same run (``model.generate(..., assistant_model=, tokenizer=, assistant_tokenizer=)``).
+
+transformers picks its SLEM-like path (``AssistedCandidateGeneratorDifferentTokenizers``) or,
+when sampling with overlapping vocabularies, its TLI path (universal speculative decoding),
+which **rewrites the drafter in place** (its lm_head and input embeddings): callers must pass a
+drafter object used by nothing else. Batch size 1 only. Stopping is re-applied with our
+``Stopper`` so the output is cut exactly like every other algorithm's. transformers reports no
+acceptance counts, so they are derived from forward-call counts (each target pass emits the
+accepted tokens plus one of its own): ``accepted = new tokens − target passes``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats
+from effeval.methods.hetero_spec.decoding import Stopper
+from effeval.methods.hetero_spec.vocab import Vocab
+
+
+def _count_calls(model):
+    counter = {"n": 0}
+
+    def hook(*_):
+        counter["n"] += 1
+
+    return counter, model.register_forward_pre_hook(hook)
+
+
+def generate(
+    target,
+    target_tok,
+    drafter,
+    drafter_tok,
+    prompt_ids,
+    config: SamplingConfig,
+    *,
+    num_draft_tokens: int = 5,
+    generator=None,
+) -> GenerationResult:
+    import torch
+
+    started = time.perf_counter()
+    # transformers samples from torch's global RNG: seed it from ours so runs are reproducible.
+    gen = getattr(generator, "generator", generator)
+    if isinstance(gen, torch.Generator):
+        torch.manual_seed(int(torch.randint(0, 2**62, (), generator=gen).item()))
+    kwargs = dict(
+        max_new_tokens=max(config.max_new_tokens, 1),
+        do_sample=config.do_sample,
+        assistant_model=drafter,
+        tokenizer=target_tok,
+        assistant_tokenizer=drafter_tok,
+        num_assistant_tokens=num_draft_tokens,
+        num_assistant_tokens_schedule="constant",
+        pad_token_id=target_tok.pad_token_id
+        if target_tok.pad_token_id is not None
+        else target_tok.eos_token_id,
+    )
+    if config.eos_token_ids:
+        kwargs["eos_token_id"] = list(config.eos_token_ids)
+    if config.do_sample:
+        kwargs.update(temperature=config.temperature, top_k=config.top_k or None, top_p=config.top_p)
+    # No stop_strings: transformers 5.24 hands them to the assistant's generate without a tokenizer
+    # and fails; our Stopper cuts the output at the first stop string instead (same tokens).
+    device = getattr(target, "device", "cpu")
+    input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
+    t_count, t_hook = _count_calls(target)
+    d_count, d_hook = _count_calls(drafter)
+    try:
+        with torch.no_grad():
+            out = target.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
+    finally:
+        t_hook.remove()
+        d_hook.remove()
+    stopper = Stopper(config, Vocab.of(target_tok))
+    for token in out[0, input_ids.shape[1] :].tolist():
+        if stopper.done:
+            break
+        stopper.push(token)
+    stats = SpecStats(target_calls=t_count["n"], drafter_calls=d_count["n"])
+    stats.accepted = max(0, len(stopper.tokens) - stats.target_calls)
+    stats.extra["accepted_is_derived"] = 1.0
+    result = stopper.result(stats, started)
+    return result

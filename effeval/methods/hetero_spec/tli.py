@@ -1,0 +1,136 @@
+"""TLI (token-level intersection; Timor et al. 2025, "universal speculative decoding").
+
+The drafter's processed distribution is restricted to the tokens both vocabularies share (same
+bytes, ``vocab.Intersection``) and renormalised: ``q(t) = Σ_{d ↦ t} q_d(d) / Σ_{d shared} q_d(d)``
+over target ids ``t``. Drafts are sampled from ``q`` (argmax when greedy), so every draft token is
+already a target token; the target scores them in one pass and standard speculative sampling
+runs in the target vocabulary: accept ``t`` with probability ``min(1, p(t)/q(t))``, else emit a
+sample of the residual ``(p − q)₊ / Σ(p − q)₊`` and stop; after a fully accepted draft emit one
+more sample of ``p``. That makes each emitted token's law exactly ``p`` (Leviathan et al. 2023),
+whatever ``q`` is. Greedy: accept while the draft equals the target's argmax.
+
+Each step starts from the drafter's own tokenization of the current text (the target may have
+emitted tokens the drafter does not have); within a step, shared tokens are appended directly.
+"""
+
+from __future__ import annotations
+
+import time
+
+from effeval.errors import ConfigError
+from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats, target_probs
+from effeval.methods.hetero_spec.decoding import CachedLM, Stopper, as_coins, choose, prompt_text
+from effeval.methods.hetero_spec.vocab import Intersection, Vocab, drafter_context
+
+
+def shared_vocabulary(target_tok, drafter_tok) -> Intersection:
+    """The intersection, or a ConfigError when the tokenizers share no token."""
+    inter = Intersection.of(target_tok, drafter_tok)
+    if len(inter) == 0:
+        raise ConfigError(
+            "algorithm=tli: the target and drafter tokenizers share no token (no drafter token stands for the "
+            "same bytes as a target token), so TLI cannot draft. Fix: use algorithm=slem (works across any "
+            "vocabularies) or a drafter whose vocabulary overlaps the target's"
+        )
+    return inter
+
+
+def restricted_proposal(drafter_logits, config: SamplingConfig, inter: Intersection, target_size: int):
+    """``q`` over target ids (float64), or ``None`` when the drafter puts no mass on shared tokens.
+    Greedy: a one-hot on the drafter's argmax among the shared tokens."""
+    import torch
+
+    d_idx, _ = inter.tensors(drafter_logits.device)
+    _, t_idx_cpu = inter.tensors("cpu")
+    if config.do_sample:
+        q_drafter = target_probs(drafter_logits, config)
+    else:  # the drafter's argmax among shared tokens: a one-hot proposal
+        masked = torch.full_like(drafter_logits, float("-inf"))
+        masked[d_idx] = drafter_logits[d_idx]
+        best = int(masked.argmax().item())
+        q_drafter = torch.zeros_like(drafter_logits, dtype=torch.float64)
+        q_drafter[best] = 1.0
+    q = torch.zeros(target_size, dtype=torch.float64)
+    q.index_add_(0, t_idx_cpu, q_drafter[d_idx].to("cpu", torch.float64))
+    mass = q.sum()
+    if not mass > 0:
+        return None
+    return q / mass
+
+
+def generate(
+    target,
+    target_tok,
+    drafter,
+    drafter_tok,
+    prompt_ids,
+    config: SamplingConfig,
+    *,
+    num_draft_tokens: int = 5,
+    generator=None,
+) -> GenerationResult:
+    started = time.perf_counter()
+    coins = as_coins(generator)
+    stats = SpecStats()
+    t_vocab, d_vocab = Vocab.of(target_tok), Vocab.of(drafter_tok)
+    inter = shared_vocabulary(target_tok, drafter_tok)
+    stopper = Stopper(config, t_vocab)
+    target_lm, drafter_lm = CachedLM(target), CachedLM(drafter)
+    prompt = prompt_text(target_tok, prompt_ids)
+    ids = list(prompt_ids)
+    target_size = logits_size(target)
+    while not stopper.done:
+        d_ids, pending = drafter_context(prompt, stopper.generated, d_vocab)
+        draft: list[int] = []
+        proposals = []
+        if not pending:
+            for _ in range(num_draft_tokens):
+                q = restricted_proposal(drafter_lm.next_logits(d_ids, 1)[0], config, inter, target_size)
+                if q is None:
+                    break
+                token = choose_from(q, config, coins)
+                draft.append(token)
+                proposals.append(q)
+                # Continue the drafter with its own id for these bytes.
+                d_ids.append(d_vocab.by_bytes[t_vocab.bytes[token]])
+        rows = target_lm.next_logits(ids + draft, len(draft) + 1)
+        accepted = 0
+        for i in range(len(draft) + 1):
+            if i == len(draft):  # the whole draft was accepted: one more token from the target
+                token = choose(rows[i], config, coins)
+            elif not config.do_sample:
+                token = int(rows[i].argmax().item())
+            else:
+                p = target_probs(rows[i], config).to("cpu")
+                t, q = draft[i], proposals[i]
+                if coins.accept(min(1.0, float(p[t] / q[t]))):
+                    token = t
+                else:
+                    residual = (p - q).clamp_min(0.0)
+                    total = residual.sum()
+                    # total > 0 whenever a rejection can happen (p ≠ q); float rounding aside.
+                    token = coins.categorical(residual / total if total > 0 else p)
+            stopper.push(token)
+            ids.append(token)
+            matched = i < len(draft) and token == draft[i]
+            accepted += matched
+            if stopper.done or not matched:
+                break
+        stats.drafted += len(draft)
+        stats.accepted += accepted
+        stats.accepted_lengths.append(accepted)
+    stats.target_calls, stats.drafter_calls = target_lm.calls, drafter_lm.calls
+    stats.extra["shared_tokens"] = len(inter)
+    return stopper.result(stats, started)
+
+
+def choose_from(q, config: SamplingConfig, coins) -> int:
+    return int(q.argmax().item()) if not config.do_sample else coins.categorical(q)
+
+
+def logits_size(model) -> int:
+    """Width of the model's logits (may exceed the tokenizer's length: padded embeddings)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and getattr(head, "weight", None) is not None:
+        return int(head.weight.shape[0])
+    return int(model.config.vocab_size)

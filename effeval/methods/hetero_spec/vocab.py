@@ -1,0 +1,217 @@
+"""Vocabulary alignment between two tokenizers of different families.
+
+Everything is compared as **bytes in context** (``common.token_bytes``): SentencePiece ``▁`` is a
+space, ``<0xNN>`` byte-fallback pieces are that byte, byte-level ``Ġ``-style symbols are their
+bytes. Per-chunk ``decode`` is never used to compare texts: SentencePiece drops the leading ``▁``
+of a continuation decoded alone, and a token may be a partial UTF-8 sequence.
+
+- ``Vocab``: one tokenizer's byte view: id -> bytes, bytes -> canonical id, normalised token
+  strings, greedy longest-match, and re-tokenization of new text *in context*.
+- ``Intersection``: the token pairs (drafter id, target id) that stand for the same bytes; the
+  shared vocabulary TLI drafts from.
+- ``split_utf8_tail``: split off an incomplete trailing UTF-8 sequence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from effeval.methods.hetero_spec.common import token_bytes, tokenizer_family
+
+_BYTE_FALLBACK = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
+_CONTEXT_TOKENS = 8  # target tokens of context re-tokenized together with a draft
+
+
+def split_utf8_tail(data: bytes) -> tuple[bytes, bytes]:
+    """``(complete, pending)``: ``pending`` is a trailing incomplete UTF-8 sequence (≤3 bytes)."""
+    n = len(data)
+    for back in range(1, min(4, n) + 1):
+        b = data[n - back]
+        if b & 0b1100_0000 == 0b1000_0000:  # continuation byte: look further back for the lead
+            continue
+        if b < 0x80:
+            return data, b""
+        need = 2 if b >> 5 == 0b110 else 3 if b >> 4 == 0b1110 else 4 if b >> 3 == 0b11110 else 1
+        return (data, b"") if back >= need else (data[: n - back], data[n - back :])
+    return data, b""
+
+
+class Vocab:
+    """Byte view of one tokenizer (cached on the tokenizer object)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.family = getattr(tokenizer, "_effeval_family", None) or tokenizer_family(tokenizer)
+        self.bytes: list[bytes | None] = token_bytes(tokenizer)
+        pieces = {idx: piece for piece, idx in tokenizer.get_vocab().items()}
+        self.by_bytes: dict[bytes, int] = {}
+        for idx, data in enumerate(self.bytes):
+            if not data:
+                continue
+            old = self.by_bytes.get(data)
+            # Two ids for one byte string (SentencePiece "A" and "<0x41>"): the ordinary piece is
+            # the one the tokenizer itself produces, so it is the canonical id.
+            if old is None or (
+                _BYTE_FALLBACK.match(pieces.get(old, "") or "")
+                and not _BYTE_FALLBACK.match(pieces.get(idx, "") or "")
+            ):
+                self.by_bytes[data] = idx
+        self.max_token_len = max((len(b) for b in self.by_bytes), default=1)
+        eos = getattr(tokenizer, "eos_token_id", None)
+        self.eos_id: int | None = int(eos) if eos is not None else None
+
+    @classmethod
+    def of(cls, tokenizer) -> Vocab:
+        cached = getattr(tokenizer, "_effeval_vocab", None)
+        if cached is None:
+            cached = cls(tokenizer)
+            try:
+                tokenizer._effeval_vocab = cached
+            except AttributeError:
+                pass
+        return cached
+
+    def __len__(self) -> int:
+        return len(self.bytes)
+
+    def token_string(self, idx: int) -> str | None:
+        """Normalised token string (family-independent): its bytes as text, ``None`` for control tokens."""
+        data = self.bytes[idx] if 0 <= idx < len(self.bytes) else None
+        return None if data is None else data.decode("utf-8", errors="backslashreplace")
+
+    def ids_bytes(self, ids) -> bytes:
+        return b"".join(self.bytes[i] or b"" for i in ids if 0 <= i < len(self.bytes))
+
+    def text_bytes(self, ids) -> bytes:
+        """Bytes of a full sequence as the tokenizer decodes it (SentencePiece drops its dummy prefix)."""
+        text = self.tokenizer.decode(list(ids), skip_special_tokens=True)
+        return text.encode("utf-8")
+
+    def encode_text(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def longest_match(self, data: bytes) -> list[int]:
+        """Greedy longest-match tokenization of ``data`` (stops where no token matches)."""
+        out, pos = [], 0
+        while pos < len(data):
+            for size in range(min(self.max_token_len, len(data) - pos), 0, -1):
+                idx = self.by_bytes.get(data[pos : pos + size])
+                if idx is not None:
+                    out.append(idx)
+                    pos += size
+                    break
+            else:
+                break
+        return out
+
+    def continuation_ids(self, context_ids, new_bytes: bytes) -> list[int]:
+        """Tokens for ``new_bytes`` following ``context_ids``, tokenized **in context**.
+
+        The last few context tokens are re-tokenized together with the new text, so merges,
+        leading spaces and SentencePiece's dummy prefix come out as the tokenizer makes them.
+        If the re-tokenization merges across the context boundary, fall back to greedy
+        longest-match on the new bytes (any tokenization is valid for verification; the
+        canonical one is just the likeliest to be accepted)."""
+        new_complete, _ = split_utf8_tail(new_bytes)
+        if not new_complete:
+            return self.longest_match(new_bytes)
+        tail = (
+            [i for i in list(context_ids)[-_CONTEXT_TOKENS:] if self.bytes[i] is not None]
+            if len(self)
+            else []
+        )
+        # Start the re-tokenized window at a UTF-8 character boundary.
+        while tail and (self.bytes[tail[0]][:1] or b"\x00")[0] & 0b1100_0000 == 0b1000_0000:
+            tail = tail[1:]
+        context = self.ids_bytes(tail)
+        full = context + new_complete
+        try:
+            text = full.decode("utf-8")
+            enc = self.encode_text(text, add_special_tokens=False)
+        except UnicodeDecodeError:
+            return self.longest_match(new_bytes)
+        if any(i >= len(self.bytes) or self.bytes[i] is None for i in enc):
+            return self.longest_match(new_bytes)
+        enc_bytes = self.ids_bytes(enc)
+        lead = len(enc_bytes) - len(full)
+        if lead < 0 or not enc_bytes.endswith(full) or enc_bytes[:lead].strip(b" "):
+            return self.longest_match(new_bytes)
+        pos, boundary = 0, None
+        for k, idx in enumerate(enc):
+            if pos == lead + len(context):
+                boundary = k
+                break
+            pos += len(self.bytes[idx])
+            if pos > lead + len(context):
+                break
+        if boundary is None:
+            return self.longest_match(new_bytes)
+        return enc[boundary:]
+
+
+@dataclass
+class Intersection:
+    """Shared tokens: drafter id -> target id for every drafter token whose bytes are a target token."""
+
+    drafter_ids: list[int]
+    target_ids: list[int]
+    target_size: int
+    drafter_size: int
+
+    @classmethod
+    def build(cls, target: Vocab, drafter: Vocab) -> Intersection:
+        d_ids, t_ids = [], []
+        for d_idx, data in enumerate(drafter.bytes):
+            if not data:
+                continue
+            t_idx = target.by_bytes.get(data)
+            if t_idx is not None:
+                d_ids.append(d_idx)
+                t_ids.append(t_idx)
+        return cls(d_ids, t_ids, len(target), len(drafter))
+
+    def __len__(self) -> int:
+        """Number of distinct shared target tokens."""
+        if not hasattr(self, "_size"):
+            self._size = len(set(self.target_ids))
+        return self._size
+
+    @classmethod
+    def of(cls, target_tok, drafter_tok) -> Intersection:
+        key = "_effeval_intersections"
+        cache = getattr(drafter_tok, key, None)
+        if cache is None:
+            cache = {}
+            try:
+                setattr(drafter_tok, key, cache)
+            except AttributeError:
+                pass
+        ident = id(target_tok)
+        if ident not in cache:
+            cache[ident] = cls.build(Vocab.of(target_tok), Vocab.of(drafter_tok))
+        return cache[ident]
+
+    def tensors(self, device):
+        import torch
+
+        cached = getattr(self, "_tensors", None)
+        if cached is None or cached[0].device != torch.device(device):
+            cached = (
+                torch.tensor(self.drafter_ids, dtype=torch.long, device=device),
+                torch.tensor(self.target_ids, dtype=torch.long, device=device),
+            )
+            self._tensors = cached
+        return cached
+
+
+def drafter_context(prompt_text: str, generated: bytes, drafter: Vocab) -> tuple[list[int], bytes]:
+    """Drafter token ids for ``prompt_text + generated`` and the pending incomplete UTF-8 bytes
+    (which a draft must start with to be usable)."""
+    complete, pending = split_utf8_tail(generated)
+    text = prompt_text + complete.decode("utf-8", errors="replace")
+    ids = drafter.encode_text(text, add_special_tokens=True)
+    if not ids:
+        bos = getattr(drafter.tokenizer, "bos_token_id", None)
+        ids = [bos if bos is not None else (drafter.eos_id or 0)]
+    return ids, pending

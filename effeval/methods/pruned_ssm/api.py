@@ -1,0 +1,332 @@
+"""One entry point: ``prune_model(model, tokenizer, spec, calibration)`` -> ``PruneResult``.
+
+``PruneSpec`` validates every setting up front (one ConfigError naming the argument and the
+fix). The report carries what the efficiency block needs: per-module and global sparsity of the
+targets, parameters before/after, non-zero parameters, pruning wall time, calibration tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from effeval.errors import ConfigError
+from effeval.methods.pruned_ssm import arch
+from effeval.methods.pruned_ssm.structured import ALIASES, CRITERIA, STRUCTURES
+from effeval.methods.pruned_ssm.unstructured import nm_sparsity, parse_pattern
+
+logger = logging.getLogger(__name__)
+
+UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
+METHODS = UNSTRUCTURED + STRUCTURES
+CALIBRATED = ("wanda", "sparsegpt")
+
+
+@dataclass
+class PruneSpec:
+    method: str
+    sparsity: float | None = None
+    pattern: str = "unstructured"
+    targets: Any = None
+    criterion: str = "taylor-first"
+    nsamples: int = 128
+    seqlen: int = 128
+    seed: int = 0
+    sequential: bool = True
+    shrink: bool = True
+    blocksize: int = 128
+    percdamp: float = 0.01
+    batch_size: int = 8
+
+    def validated(self) -> PruneSpec:
+        """A normalized copy (aliases resolved, N:M sparsity filled in) or a ConfigError."""
+        method = ALIASES.get(str(self.method).strip().lower(), str(self.method).strip().lower())
+        if method not in METHODS:
+            raise ConfigError(f"method: unknown {self.method!r}. Fix: use one of {', '.join(METHODS)}")
+        nm = parse_pattern(self.pattern)
+        sparsity = self.sparsity
+        if nm is not None:
+            if method not in UNSTRUCTURED:
+                raise ConfigError(
+                    f"pattern: {self.pattern} applies to magnitude/wanda/sparsegpt, not method={method}. "
+                    "Fix: drop pattern or use an unstructured method"
+                )
+            implied = nm_sparsity(nm)
+            if sparsity is not None and abs(float(sparsity) - implied) > 1e-9:
+                raise ConfigError(
+                    f"sparsity: {sparsity} contradicts pattern={self.pattern} (which zeros {implied:g}). "
+                    "Fix: drop sparsity or set it to that value"
+                )
+            sparsity = implied
+        if sparsity is None:
+            raise ConfigError("sparsity: missing. Fix: pass sparsity=<fraction in [0, 1)>, e.g. sparsity=0.5")
+        try:
+            sparsity = float(sparsity)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"sparsity: {sparsity!r} is not a number. Fix: pass a fraction in [0, 1)"
+            ) from None
+        if not (0.0 <= sparsity < 1.0):
+            raise ConfigError(f"sparsity: {sparsity} is outside [0, 1). Fix: pass a fraction such as 0.5")
+        criterion = str(self.criterion).strip().lower().replace("_", "-")
+        if criterion not in CRITERIA:
+            raise ConfigError(f"criterion: unknown {self.criterion!r}. Fix: use one of {', '.join(CRITERIA)}")
+        for name in ("nsamples", "seqlen", "blocksize", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(
+                    f"{name}: must be >= 1, got {getattr(self, name)}. Fix: pass a positive integer"
+                )
+        if not (0 < float(self.percdamp) < 10):
+            raise ConfigError(f"percdamp: {self.percdamp} is outside (0, 10). Fix: use e.g. 0.01")
+        return PruneSpec(
+            method=method,
+            sparsity=sparsity,
+            pattern="unstructured" if nm is None else f"{nm[0]}:{nm[1]}",
+            targets=self.targets,
+            criterion=criterion,
+            nsamples=int(self.nsamples),
+            seqlen=int(self.seqlen),
+            seed=int(self.seed),
+            sequential=bool(self.sequential),
+            shrink=bool(self.shrink),
+            blocksize=int(self.blocksize),
+            percdamp=float(self.percdamp),
+            batch_size=int(self.batch_size),
+        )
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.method in CALIBRATED or (
+            self.method in STRUCTURES and self.criterion.startswith("taylor")
+        )
+
+
+@dataclass
+class PruneResult:
+    model: Any
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def count_params(model) -> tuple[int, int]:
+    """(parameters, non-zero parameters); tied tensors counted once."""
+    total = nonzero = 0
+    for p in model.parameters():  # parameters() already yields a shared tensor once
+        total += p.numel()
+        nonzero += int((p != 0).sum())
+    return total, nonzero
+
+
+def sparsity_report(targets) -> dict[str, Any]:
+    modules, by_name, zeros, numel = {}, {}, 0, 0
+    for t in targets:
+        w = t.module.weight
+        z, n = int((w == 0).sum()), w.numel()
+        modules[t.path] = z / n
+        agg = by_name.setdefault(t.name, [0, 0])
+        agg[0] += z
+        agg[1] += n
+        zeros += z
+        numel += n
+    return {
+        "module_sparsity": modules,
+        "target_sparsity": {k: v[0] / v[1] for k, v in by_name.items()},
+        "global_sparsity": zeros / numel if numel else 0.0,
+        "target_params": numel,
+        "target_zeros": zeros,
+    }
+
+
+def calibration_ids(tokenizer, calibration, spec: PruneSpec, task_loader=None):
+    from effeval.methods.pruned_ssm.calibration import load_texts, token_windows
+
+    if tokenizer is None:
+        raise ConfigError(
+            "calibration: a tokenizer is needed to tokenize calibration text. Fix: pass the model's tokenizer"
+        )
+    texts = load_texts(calibration, task_loader=task_loader)
+    return token_windows(tokenizer, texts, spec.nsamples, spec.seqlen, spec.seed)
+
+
+def prune_model(
+    model,
+    tokenizer=None,
+    spec: PruneSpec | None = None,
+    calibration=None,
+    task_loader=None,
+    input_ids=None,
+    progress: bool = True,
+) -> PruneResult:
+    """Prune ``model`` (in place for unstructured; a new smaller model for shrinking structured).
+
+    ``input_ids`` ([nsamples, seqlen]) bypasses text loading when given."""
+    spec = (spec or PruneSpec(method="wanda", sparsity=0.5)).validated()
+    kind = arch.ssm_kind(model)
+    if kind is None and spec.method != "magnitude":
+        arch.require_ssm(model, f"method={spec.method}")
+    targets_names = arch.resolve_targets(kind, spec.targets)
+    params_before, nonzero_before = count_params(model)
+    calib_tokens = 0
+    start = time.perf_counter()
+    if spec.needs_calibration and input_ids is None:
+        if calibration is None:
+            raise ConfigError(
+                f"calibration: method={spec.method} (criterion={spec.criterion}) needs calibration text. "
+                "Fix: pass calibration=<text file>, dataset:<name> or task:<lm-eval task>"
+            )
+        input_ids = calibration_ids(tokenizer, calibration, spec, task_loader)
+    if spec.needs_calibration:
+        calib_tokens = int(input_ids.numel())
+    was_training = model.training
+    model.eval()
+    report: dict[str, Any] = {
+        "method": spec.method,
+        "requested_sparsity": spec.sparsity,
+        "pattern": spec.pattern,
+    }
+    if spec.method in UNSTRUCTURED:
+        report["targets"] = list(targets_names)
+        targets = _prune_unstructured(model, kind, spec, targets_names, input_ids, progress)
+        out_model = model
+        report.update(sparsity_report(targets))
+    else:
+        out_model, extra = _prune_structured(model, kind, spec, input_ids, progress)
+        report.update(extra)
+    out_model.train(was_training)
+    wall = time.perf_counter() - start
+    params_after, nonzero_after = count_params(out_model)
+    report.update(
+        {
+            "criterion": spec.criterion if spec.method in STRUCTURES else None,
+            "params_before": params_before,
+            "params_after": params_after,
+            "nonzero_params_before": nonzero_before,
+            "nonzero_params": nonzero_after,
+            "model_sparsity": 1.0 - nonzero_after / params_before,
+            "prune_wall_time_s": wall,
+            "calibration_tokens": calib_tokens,
+            "calibration_samples": int(input_ids.shape[0]) if spec.needs_calibration else 0,
+            "spec": asdict(spec),
+        }
+    )
+    return PruneResult(out_model, report)
+
+
+def _prune_unstructured(model, kind, spec: PruneSpec, names, input_ids, progress: bool):
+    import torch
+
+    from effeval.methods.pruned_ssm import unstructured as un
+
+    nm = parse_pattern(spec.pattern)
+    if spec.method == "magnitude":
+        targets = arch.all_targets(model, names) if kind else arch.generic_targets(model, names)
+        with torch.no_grad():
+            for t in targets:
+                w = t.weight2d()
+                w[un.magnitude_mask(w, spec.sparsity, nm, where=t.path)] = 0
+        return targets
+
+    def on_layer(layer: int, stats: dict) -> None:
+        with torch.no_grad():
+            for t in arch.layer_targets(model, layer, names):
+                w = t.weight2d()
+                st = stats[t.name]
+                if spec.method == "wanda":
+                    w[un.wanda_mask(w, st.col_norm(), spec.sparsity, nm, where=t.path)] = 0
+                else:
+                    new, _ = un.sparsegpt_prune(
+                        w, st.hessian_matrix(), spec.sparsity, nm, spec.blocksize, spec.percdamp, where=t.path
+                    )
+                    w.copy_(new)
+
+    from effeval.methods.pruned_ssm.capture import blockwise_calibrate
+
+    blockwise_calibrate(
+        model,
+        kind,
+        input_ids,
+        names,
+        hessian=spec.method == "sparsegpt",
+        on_layer=on_layer,
+        sequential=spec.sequential,
+        batch_size=spec.batch_size,
+        progress=progress,
+    )
+    return arch.all_targets(model, names)
+
+
+def _prune_structured(model, kind, spec: PruneSpec, input_ids, progress: bool):
+    from effeval.methods.pruned_ssm import structured as st
+
+    if spec.sparsity <= 0:
+        raise ConfigError(
+            f"sparsity: method={spec.method} needs sparsity > 0 (got {spec.sparsity}). Fix: pass e.g. sparsity=0.5"
+        )
+    new_values = st.check_expressible(model, kind, spec.method, spec.sparsity) if spec.shrink else None
+    if not spec.shrink and kind == "mamba" and spec.method != "dstate":
+        st.check_expressible(model, kind, spec.method, spec.sparsity)  # raises the clear v1 error
+    scores = None
+    if spec.criterion != "random":
+        scores = st.weight_scores(model, spec.criterion, input_ids, spec.batch_size, progress)
+    plan = st.select(model, kind, spec.method, spec.sparsity, spec.criterion, scores, spec.seed)
+    before = _shape_fields(model.config, kind)
+    if spec.shrink:
+        out = st.shrink_model(model, kind, plan, new_values)
+    else:
+        st.mask_model(model, kind, plan)
+        out = model
+    return out, {
+        "structure": spec.method,
+        "shrunk": spec.shrink,
+        "config_before": before,
+        "config_after": _shape_fields(out.config, kind),
+        "kept": [
+            {k: (v.tolist() if v is not None else None) for k, v in asdict(keep).items()} for keep in plan
+        ],
+    }
+
+
+def _shape_fields(config, kind) -> dict:
+    names = (
+        ("hidden_size", "state_size", "expand", "num_heads", "head_dim", "n_groups")
+        if kind == "mamba2"
+        else ("hidden_size", "state_size", "expand", "intermediate_size")
+    )
+    return {n: getattr(config, n, None) for n in names}
+
+
+def forward_tokens_per_s(model, input_ids, repeats: int = 3, backbone_only: bool = False) -> float:
+    """Forward-pass throughput (tokens/s, best of ``repeats``) on ``input_ids``; used to report the
+    speed of a structured-pruned model next to the dense one measured the same way.
+    ``backbone_only`` leaves out the LM head, which pruning the mixers does not change."""
+    import torch
+
+    device = next(model.parameters()).device
+    ids = input_ids.to(device)
+    run = model.backbone if backbone_only and hasattr(model, "backbone") else model
+    best = float("inf")
+    with torch.no_grad():
+        run(input_ids=ids, use_cache=False)  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(input_ids=ids, use_cache=False)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+    return ids.numel() / best
+
+
+def save_pruned(model, tokenizer, out_dir, report: dict | None = None) -> None:
+    """Save a checkpoint that stock ``from_pretrained`` loads, plus ``effeval_pruning.json``."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out))
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(out))
+    if report is not None:
+        slim = {k: v for k, v in report.items() if k != "kept"}
+        (out / "effeval_pruning.json").write_text(json.dumps(slim, indent=2, default=str) + "\n")
