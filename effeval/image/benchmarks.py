@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import ConfigError
+from effeval.image.peer_questions import compbench_questions, generic_questions
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,21 @@ ARG = "--benchmark"
 
 def _err(where: str, problem: str, fix: str) -> ConfigError:
     return ConfigError(f"{ARG}: {where}: {problem}. Fix: {fix}")
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The file's text; a file that is not UTF-8 (latin-1, binary) is one clear error naming the
+    byte offset, never a traceback or text silently decoded with replacement characters."""
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _err(
+            str(path),
+            f"not UTF-8 text (byte {exc.start}: {exc.reason})",
+            f"pass {what} saved as UTF-8 (e.g. iconv -f latin1 -t utf-8)",
+        ) from None
+    except OSError as exc:
+        raise _err(str(path), f"cannot be read ({exc.strerror})", "pass a readable file") from None
 
 
 def list_benchmarks() -> list[str]:
@@ -102,8 +118,8 @@ def detect_format(path: Path) -> str:
     if suffix == ".json":
         return "tifa"
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for line in f:
+        for line in read_utf8(path, "a JSONL benchmark").splitlines():
+            if True:
                 if line.strip():
                     try:
                         first = json.loads(line)
@@ -234,7 +250,7 @@ def load_effeval_jsonl(path: Path, benchmark: str | None = None) -> list[dict]:
     path = Path(path)
     benchmark = benchmark or path.stem
     records, seen = [], {}
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(read_utf8(path, "an effeval JSONL benchmark")) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -364,7 +380,7 @@ def geneval_questions(rec: dict) -> list[dict]:
 def load_geneval(path: Path) -> list[dict]:
     path = Path(path)
     records = []
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(read_utf8(path, "GenEval's evaluation_metadata.jsonl")) as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -410,7 +426,17 @@ def load_geneval(path: Path) -> list[dict]:
 # --------------------------------------------------------------------------------------------
 # T2I-CompBench
 
-_COMPBENCH_VQA = ("color", "shape", "texture")  # the categories T2I-CompBench scores with BLIP-VQA
+# longest first: "spatial" is a prefix of neither, but "3d_spatial"/"non_spatial" must win over it
+_COMPBENCH_CATEGORIES = (
+    "3d_spatial",
+    "non_spatial",
+    "color",
+    "shape",
+    "texture",
+    "spatial",
+    "numeracy",
+    "complex",
+)
 
 
 def load_t2i_compbench(path: Path) -> list[dict]:
@@ -419,15 +445,18 @@ def load_t2i_compbench(path: Path) -> list[dict]:
     For the attribute-binding categories (color/shape/texture) the prompt is split into its noun
     phrases at " and " / ", " and each phrase is asked as T2I-CompBench's BLIP-VQA does, as
     ``"<phrase>?"`` (expected yes). T2I-CompBench finds the phrases with spaCy noun chunks; this
-    split needs no parser but keeps a sentence without " and " / ", " as one phrase. Other categories (spatial, non_spatial, complex, numeracy,
-    3d_spatial) are scored by other models in T2I-CompBench and get no questions here.
+    split needs no parser but keeps a sentence without " and " / ", " as one phrase. Every
+    category also gets presence questions for its objects, numeracy count questions, spatial /
+    3d_spatial relation questions, complex / non_spatial what their phrases allow
+    (``effeval/image/peer_questions.py``).
+
+    One record per distinct prompt: a repeated line (some files repeat prompts) joins the first
+    occurrence's record (``source.lines``); the id keeps the first occurrence's 0-based index,
+    which is T2I-CompBench's image index.
     """
     path = Path(path)
     stem = path.stem
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise _err(str(path), f"not UTF-8 text ({exc})", "pass a T2I-CompBench prompt .txt file") from None
+    text = read_utf8(path, "a T2I-CompBench prompt .txt file")
     lines = text.splitlines()
     if stem == "new_objects" or (
         lines and all(re.fullmatch(r"[\w ]+ - [\w ]+", ln.strip()) for ln in lines[:5] if ln.strip())
@@ -438,34 +467,29 @@ def load_t2i_compbench(path: Path) -> list[dict]:
             "pass a category file such as color_val.txt",
         )
     category = stem
-    base = stem.split("_")[0]
-    records = []
+    base = next((b for b in _COMPBENCH_CATEGORIES if stem == b or stem.startswith(b + "_")), stem)
+    records: dict[str, dict] = {}
+    index = -1
     for lineno, line in enumerate(lines, 1):
         prompt = line.strip()
         if not prompt:
             continue
-        questions = []
-        if base in _COMPBENCH_VQA:
-            phrases = [p.strip() for p in re.split(r",\s*|\s+and\s+", prompt) if p.strip()]
-            questions = [
-                {"id": f"np{k}", "text": f"{p}?", "kind": "binding", "expected": "yes", "item": p}
-                for k, p in enumerate(phrases)
-            ]
-        # T2I-CompBench names images <prompt>_<6-digit index>; keep that index (duplicates stay).
-        index = len(records)
-        records.append(
-            {
-                "id": f"{category}-{index:06d}",
-                "prompt": prompt,
-                "benchmark": "t2i-compbench",
-                "category": category,
-                "items": [],
-                "questions": questions,
-                "expressions": [],
-                "source": {"format": "t2i-compbench", "file": path.name, "line": lineno},
-            }
-        )
-    return records
+        # T2I-CompBench names images <prompt>_<6-digit index> (index over non-empty lines)
+        index += 1
+        if prompt in records:
+            records[prompt]["source"]["lines"].append(lineno)
+            continue
+        records[prompt] = {
+            "id": f"{category}-{index:06d}",
+            "prompt": prompt,
+            "benchmark": "t2i-compbench",
+            "category": category,
+            "items": [],
+            "questions": compbench_questions(prompt, base),
+            "expressions": [],
+            "source": {"format": "t2i-compbench", "file": path.name, "line": lineno, "lines": [lineno]},
+        }
+    return list(records.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -488,11 +512,12 @@ def load_tifa(path: Path) -> list[dict]:
     """TIFA question-answer JSON (records ``id, caption, question, choices, answer, element_type,
     element``), grouped by text id in file order. Yes/no questions (choices = ["yes", "no"])
     become ``questions``; multiple-choice ones are kept under ``other_questions`` (not scored by
-    the yes/no VQA scorer). A TIFA text-inputs JSON (``id, caption`` only) gives prompts without
-    questions."""
+    the yes/no VQA scorer). A TIFA text-inputs JSON (``id, caption`` only) has no questions of
+    its own; its records get presence/attribute/relation questions from the caption
+    (``peer_questions.generic_questions``, ``origin: "effeval"``)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path, "TIFA's question-answer JSON"))
     except json.JSONDecodeError as exc:
         raise _err(f"{path}:{exc.lineno}", f"invalid JSON ({exc.msg})", "pass a TIFA JSON file") from None
     if not isinstance(data, list):
@@ -527,6 +552,13 @@ def load_tifa(path: Path) -> list[dict]:
         )
         if "question" not in qa:
             continue
+        if not isinstance(qa["question"], str) or not qa["question"].strip():
+            # a null question would be asked as "None" and its answer counted: refuse it
+            raise _err(
+                f"{path}: record {k}",
+                f"'question' is {qa['question']!r}, not a question text",
+                "give every question record its question, or drop the record",
+            )
         try:
             choices = [str(c).strip().lower() for c in qa["choices"]]
             answer = str(qa["answer"]).strip().lower()
@@ -539,10 +571,20 @@ def load_tifa(path: Path) -> list[dict]:
         j = len(rec["questions"]) + len(rec["other_questions"])
         element_type = qa.get("element_type", qa.get("answer_type", "other"))
         q = {"id": f"q{j}", "text": qa["question"], "item": qa.get("element"), "element_type": element_type}
+        if answer not in choices:
+            raise _err(
+                f"{path}: record {k}",
+                f"answer {qa['answer']!r} is not one of the choices {qa['choices']}",
+                "give an answer from the choices",
+            )
         if sorted(choices) == ["no", "yes"]:
             rec["questions"].append({**q, "kind": _TIFA_KINDS.get(element_type, "other"), "expected": answer})
         else:
             rec["other_questions"].append({**q, "choices": qa["choices"], "answer": qa["answer"]})
+    for rec in by_id.values():
+        if not rec["questions"] and not rec["other_questions"]:
+            # a text-inputs record: presence/attribute/relation questions from its caption
+            rec["questions"] = generic_questions(rec["prompt"])
     return list(by_id.values())
 
 
@@ -568,7 +610,7 @@ def load_dsg(path: Path) -> list[dict]:
     DSG question is a yes-question for a faithful image. ``depends_on`` lists parent proposition
     ids (DSG scores a child 0 when a parent is answered "no"; the scorer reports raw answers)."""
     path = Path(path)
-    with open(path, encoding="utf-8", newline="") as f:
+    with io.StringIO(read_utf8(path, "a DSG annotations CSV"), newline="") as f:
         reader = csv.reader(f)
         try:
             header = next(reader)

@@ -194,18 +194,30 @@ def test_t2i_compbench_txt_sample_crlf_no_final_newline(tmp_path):
     )
     path = _write(tmp_path / "color_val.txt", text, newline="\r\n")
     recs = load_benchmark(str(path))
-    assert [r["prompt"] for r in recs] == text.split("\n")  # duplicates kept, no "\r" left
-    assert [r["id"] for r in recs] == [f"color_val-{i:06d}" for i in range(4)]
+    # one record per distinct prompt, no "\r" left; ids keep T2I-CompBench's image index
+    assert [r["prompt"] for r in recs] == [text.split("\n")[i] for i in (0, 1, 3)]
+    assert [r["id"] for r in recs] == [f"color_val-{i:06d}" for i in (0, 1, 3)]
+    assert recs[0]["source"]["lines"] == [1, 3]
     assert recs[0]["category"] == "color_val"
-    assert _qa(recs[0]) == [("a green bench?", "binding", "yes"), ("a blue bowl?", "binding", "yes")]
-    assert [q["text"] for q in recs[3]["questions"]] == [
+    assert _qa(recs[0]) == [
+        ("a green bench?", "binding", "yes"),
+        ("a blue bowl?", "binding", "yes"),
+        ("Is there a bench?", "presence", "yes"),
+        ("Is there a bowl?", "presence", "yes"),
+    ]
+    assert [q["text"] for q in recs[2]["questions"]][:3] == [
         "rubber gloves?",
         "a fluffy teddy bear?",
         "a glass bottle?",
     ]
     spatial = _write(tmp_path / "spatial_val.txt", "a giraffe next to a lamp\r\n")
     (r,) = load_benchmark(str(spatial))
-    assert r["questions"] == [] and r["category"] == "spatial_val"
+    assert r["category"] == "spatial_val"
+    assert _qa(r) == [
+        ("Is there a giraffe?", "presence", "yes"),
+        ("Is there a lamp?", "presence", "yes"),
+        ("Is the giraffe next to the lamp?", "relation", "yes"),
+    ]
     nouns = _write(tmp_path / "new_objects.txt", "bottle - bottles\r\nbox - boxes")
     with pytest.raises(ConfigError, match="noun list"):
         load_benchmark(str(nouns))
@@ -267,7 +279,15 @@ def test_tifa_question_json_sample(tmp_path):
     inputs = tmp_path / "text_inputs.json"
     inputs.write_text(json.dumps([{"id": "partiprompt_0", "caption": "a hot air balloon"}]))
     (r,) = load_benchmark(f"tifa:{inputs}")
-    assert r["prompt"] == "a hot air balloon" and r["questions"] == []
+    assert r["prompt"] == "a hot air balloon" and _qa(r) == [
+        ("Is there a hot air balloon?", "presence", "yes")
+    ]
+    null_question = [{**TIFA_SAMPLE[0], "question": None}]
+    bad = tmp_path / "null.json"
+    bad.write_text(json.dumps(null_question))
+    # a null question was once asked as "None" and scored as answered correctly
+    with pytest.raises(ConfigError, match=r"record 0: 'question' is None, not a question text\. Fix:"):
+        load_benchmark(f"tifa:{bad}")
 
 
 DSG_SAMPLE = (
@@ -323,3 +343,88 @@ def test_real_peer_files(shared_dir):
     assert [r["id"] for r in tifa] == ["coco_301091", "drawbench_52"]
     assert sum(len(r["questions"]) + len(r["other_questions"]) for r in tifa) == 19
     assert len(load_benchmark(str(root / "tifa" / "tifa_v1.0_text_inputs.json"))) == 4081
+
+
+@pytest.mark.parametrize(
+    ("prompt", "category", "expected"),
+    [
+        (
+            "four tents, two boats and one pig",
+            "numeracy",
+            [
+                ("Are there tents?", "presence"),
+                ("Are there exactly four tents?", "count"),
+                ("Are there boats?", "presence"),
+                ("Are there exactly two boats?", "count"),
+                ("Is there a pig?", "presence"),
+                ("Is there exactly one pig?", "count"),
+            ],
+        ),
+        (
+            "a car hidden by a plate",
+            "3d_spatial",
+            [
+                ("Is there a car?", "presence"),
+                ("Is there a plate?", "presence"),
+                ("Is the car hidden by the plate?", "relation"),
+            ],
+        ),
+        (
+            "The red hat was on top of the brown coat rack.",
+            "complex",
+            [
+                ("Is there a hat?", "presence"),
+                ("Is the hat red?", "binding"),
+                ("Is there a coat rack?", "presence"),
+                ("Is the coat rack brown?", "binding"),
+                ("Is the hat on top of the coat rack?", "relation"),
+            ],
+        ),
+        (
+            "A man is holding a book and reading on a park bench.",
+            "non_spatial",
+            [
+                ("Is there a man?", "presence"),
+                ("Is there a book?", "presence"),
+                ("Is there a park bench?", "presence"),
+            ],
+        ),
+    ],
+)
+def test_compbench_questions_by_category(tmp_path, prompt, category, expected):
+    """Each category gets what its prompt allows. Able to fail: with the old loader (no questions
+    outside color/shape/texture) every case here gave []."""
+    (r,) = load_benchmark(str(_write(tmp_path / f"{category}_val.txt", prompt + "\r\n")))
+    assert [(q["text"], q["kind"]) for q in r["questions"]] == expected
+    assert all(q["expected"] == "yes" for q in r["questions"])
+
+
+def test_full_compbench_val_files_give_questions_to_every_record(shared_dir):
+    """Acceptance (issue 15): every record of every T2I-CompBench val file has >= 1 question, and
+    the loader stays faithful: the distinct prompts of the file, in order, one record each."""
+    root = shared_dir / "peer-prompts" / "t2i_compbench"
+    if not root.is_dir():
+        pytest.skip("../shared/peer-prompts is not present")
+    files = sorted(root.glob("*_val.txt"))
+    assert len(files) == 8
+    for f in files:
+        recs = load_benchmark(str(f))
+        lines = [ln.strip() for ln in f.read_bytes().decode("utf-8").splitlines() if ln.strip()]
+        assert [r["prompt"] for r in recs] == list(dict.fromkeys(lines)), f.name
+        assert all(r["questions"] for r in recs), f.name
+        base = f.stem[: -len("_val")]
+        kinds = {q["kind"] for r in recs for q in r["questions"]}
+        assert "presence" in kinds, f.name
+        if base == "numeracy":
+            assert sum(any(q["kind"] == "count" for q in r["questions"]) for r in recs) >= 290
+        if base in ("spatial", "3d_spatial"):
+            assert all(any(q["kind"] == "relation" for q in r["questions"]) for r in recs), f.name
+
+
+@pytest.mark.parametrize("fmt", ["geneval", "tifa", "dsg", "t2i-compbench", "effeval"])
+def test_non_utf8_peer_file_is_one_line_error(tmp_path, fmt):
+    """latin-1 bytes (0xe9) once gave a UnicodeDecodeError traceback for GenEval / TIFA / DSG."""
+    path = tmp_path / "bad.bin"
+    path.write_bytes("a caf\u00e9 and a dog\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"^--benchmark: .*bad\.bin: not UTF-8 text \(byte 5: .*\. Fix: "):
+        load_benchmark(f"{fmt}:{path}")
