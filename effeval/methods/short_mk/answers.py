@@ -17,17 +17,23 @@ Normalisation (the ``normalize`` argument) decides which answers count as the sa
   ``\\text{..}`` unwrapped, ``dfrac``/``tfrac`` -> ``frac``, ``^\\circ`` dropped), thousands
   separators removed, and plain numbers put in one form (``10.0`` -> ``10``, ``+3`` -> ``3``,
   ``007`` -> ``7``). ``1/2`` vs ``0.5`` and ``\\frac{1}{2}`` vs ``0.5`` still stay distinct:
-  deciding that is symbolic algebra, which this module deliberately does not do.
+  for the vote (the judge below, math-verify, does count them equal when scoring).
 - ``numeric``: ``math``, then any answer that parses as a number or a simple fraction (``a/b``,
   ``\\frac{a}{b}``) becomes its exact rational value, so ``1/2``, ``0.5`` and ``\\frac{1}{2}`` vote
   together.
 
-The same normaliser is applied to the target when scoring (``is_correct``).
+Judging (``is_correct``, the task hooks): an answer is correct when ``math-verify`` (Hugging Face's
+parser + verifier, the one lm-eval and lighteval use) finds it mathematically equal to the target
+(``\\frac{1}{2}`` = ``0.5`` = ``1/2``; ``x=3`` = ``3``; sets and intervals compared as such), OR when
+the two are equal after the normaliser. The normaliser is the fallback for answers that are not
+mathematics (a word, a letter) or that math-verify cannot parse; it never turns a math-verify
+"equal" into "different". The vote still groups answers by the normaliser.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -203,10 +209,54 @@ def make_normalizer(name: str, argument: str = "normalize") -> Callable[[str | N
     return normalize
 
 
+# ----------------------------------------------------------------------------- math-verify judge
+
+MATH_VERIFY_INSTALL = "pip install 'math-verify>=0.7'"
+
+
+def _math_verify():
+    try:
+        import math_verify
+    except ImportError:
+        raise ConfigError(
+            f"math answers: the math-verify package is not installed. Fix: {MATH_VERIFY_INSTALL} (or make setup)"
+        ) from None
+    return math_verify
+
+
+def _timeout_seconds() -> int | None:
+    # math-verify's timeouts use SIGALRM, which only the main thread may set.
+    return 5 if threading.current_thread() is threading.main_thread() else None
+
+
+def parse_math(text: str, whole_response: bool = False) -> list:
+    """math-verify's parse of an answer (``$..$`` added around a bare answer so LaTeX is read as
+    LaTeX) or, with ``whole_response``, of a full response (its extraction: last ``\\boxed{}``
+    first, then "final answer is", then the last expression). Empty list = nothing parsed."""
+    mv = _math_verify()
+    timeout = _timeout_seconds()
+    candidates = [text] if whole_response else [f"${text}$", text]
+    for candidate in candidates:
+        parsed = mv.parse(candidate, parsing_timeout=timeout)
+        if parsed:
+            return parsed
+    return []
+
+
+def math_verify_equal(answer: str, target: str, whole_response: bool = False) -> bool:
+    """math-verify's verdict: ``target`` (gold) against ``answer``; False when either does not parse."""
+    gold = parse_math(target)
+    pred = parse_math(answer, whole_response=whole_response)
+    if not gold or not pred:
+        return False
+    return bool(_math_verify().verify(gold, pred, timeout_seconds=_timeout_seconds()))
+
+
 def is_correct(
     answer: str | None, target: str | None, normalize: str = "math", extract_target: bool = True
 ) -> bool:
-    """Whether ``answer`` equals ``target`` after the same normalisation.
+    """Whether ``answer`` equals ``target``: math-verify says they are equal, or they are equal after
+    the same normalisation (the fallback for non-math answers).
 
     A target that itself contains ``\\boxed{}`` (MATH solutions) is reduced to its boxed content.
     """
@@ -218,4 +268,6 @@ def is_correct(
         boxed = find_boxed(target)
         if boxed is not None:
             target = boxed
-    return norm(answer) == norm(target)
+    if norm(answer) is not None and norm(answer) == norm(target):
+        return True
+    return math_verify_equal(str(answer), target)

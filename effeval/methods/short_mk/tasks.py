@@ -1,8 +1,8 @@
 """Hooks for the lm-eval task YAMLs in ``task_configs/short_mk/`` (plain functions, no lm_eval import).
 
 Scoring: the response is the chosen chain's full text; its LAST ``\\boxed{...}`` (nested braces)
-is compared with the target after the ``math`` normaliser of ``answers.py`` (exact match of
-normalised strings; see there what counts as equal). Multiple-choice tasks compare the letter.
+is judged against the target by ``answers.is_correct``: math-verify (``\\frac{1}{2}`` = ``0.5``),
+with the ``math`` normaliser as fallback for non-math answers. Multiple-choice tasks compare the letter.
 """
 
 from __future__ import annotations
@@ -10,15 +10,11 @@ from __future__ import annotations
 import hashlib
 import random
 
-from effeval.methods.short_mk.answers import find_boxed, make_normalizer, mc_letter
-
-_MATH = make_normalizer("math")
+from effeval.methods.short_mk.answers import find_boxed, is_correct, mc_letter
 
 
 def _score(pred: str | None, target: str | None) -> float:
-    if pred is None or target is None:
-        return 0.0
-    return float(_MATH(pred) == _MATH(str(target)))
+    return float(is_correct(pred, target, normalize="math", extract_target=False))
 
 
 def process_results_boxed(doc: dict, results: list[str]) -> dict:

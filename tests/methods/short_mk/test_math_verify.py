@@ -1,0 +1,71 @@
+"""short-m@k answers are judged by math-verify: forms that are equal as mathematics are equal
+(``\\frac{1}{2}``, ``0.5``, ``1/2``), different values are not, and non-math answers fall back to
+the normaliser. ``judge_contract`` is shown able to fail: string equality and a judge that accepts
+everything are both rejected by it."""
+
+import pytest
+
+from effeval.methods.short_mk.answers import is_correct, math_verify_equal
+from effeval.methods.short_mk.tasks import process_results_boxed
+
+EQUAL = [
+    ("\\frac{1}{2}", "0.5"),
+    ("0.5", "1/2"),
+    ("1/2", "\\frac{1}{2}"),
+    ("\\dfrac{3}{4}", "0.75"),
+    ("\\frac{2}{4}", "\\frac{1}{2}"),
+    ("2\\sqrt{2}", "\\sqrt{8}"),
+    ("x = 3", "3"),
+    ("10.0", "10"),
+]
+DIFFERENT = [
+    ("0.25", "\\frac{1}{2}"),
+    ("1/3", "0.33"),
+    ("205", "204"),
+    ("\\sqrt{2}", "2"),
+    ("-\\frac{1}{2}", "0.5"),
+]
+
+
+def judge_contract(judge):
+    for answer, target in EQUAL:
+        assert judge(answer, target), f"{answer!r} should equal {target!r}"
+    for answer, target in DIFFERENT:
+        assert not judge(answer, target), f"{answer!r} should differ from {target!r}"
+
+
+def test_math_verify_judge_meets_the_contract():
+    judge_contract(is_correct)
+    judge_contract(math_verify_equal)
+
+
+@pytest.mark.parametrize(
+    "wrong_judge",
+    [lambda a, t: a.strip() == t.strip(), lambda a, t: True],
+    ids=["string-equality", "accepts-everything"],
+)
+def test_the_contract_rejects_wrong_judges(wrong_judge):
+    with pytest.raises(AssertionError):
+        judge_contract(wrong_judge)
+
+
+def test_non_math_answers_fall_back_to_the_normaliser():
+    assert is_correct("$12$.", "12")
+    assert is_correct("\\text{Evelyn}", "Evelyn")
+    assert not is_correct("Evelyn", "Bob")
+    assert not is_correct(None, "1/2")
+
+
+def test_task_hook_scores_the_last_boxed_answer_by_math_verify():
+    assert process_results_boxed({"answer": "0.5"}, ["so \\boxed{\\frac{1}{2}}"]) == {"exact_match": 1.0}
+    assert process_results_boxed({"answer": "\\frac{1}{2}"}, ["\\boxed{1/2}"]) == {"exact_match": 1.0}
+    assert process_results_boxed({"answer": "0.5"}, ["\\boxed{\\frac{1}{2}} no, \\boxed{3}"]) == {
+        "exact_match": 0.0
+    }
+    assert process_results_boxed({"answer": "0.5"}, ["one half, unboxed"]) == {"exact_match": 0.0}
+
+
+def test_whole_response_parsing_takes_the_boxed_answer():
+    response = "First 1 + 1 = 2, then halve: the answer is \\boxed{\\frac{1}{2}}."
+    assert math_verify_equal(response, "0.5", whole_response=True)
+    assert not math_verify_equal(response, "2", whole_response=True)
