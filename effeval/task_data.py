@@ -67,3 +67,68 @@ def load_jsonl(data_file: str | None = None, split: str = "test", **_unused):
     if not path.is_absolute():
         path = data_dir() / path
     return {split: datasets.Dataset.from_list(read_jsonl(path))}
+
+
+# ----------------------------------------------------------------------------- SCROLLS (hub zip)
+
+SCROLLS_REPO = "tau/scrolls"
+
+
+def scrolls_zip(name: str) -> Path:
+    """``<name>.zip`` of the ``tau/scrolls`` dataset repo, downloaded once into the Hugging Face cache.
+
+    ``datasets`` no longer runs the repo's loading script (``scrolls.py``); lm-eval's own scrolls
+    task reads the zipped JSONL the repo publishes beside it, and so does this. Offline, a cached
+    zip is used; an uncached one is a one-line error."""
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id=SCROLLS_REPO, repo_type="dataset", filename=f"{name}.zip"))
+    except Exception as exc:  # offline, no network, unknown file: all the same fix for the user
+        raise ConfigError(
+            f"SCROLLS {name}: cannot get {SCROLLS_REPO}/{name}.zip from the Hugging Face Hub "
+            f"({type(exc).__name__}). Fix: run where the Hub is reachable with HF_HUB_OFFLINE=0 "
+            "(once; it is cached), or use the offline *_mini twin"
+        ) from None
+
+
+def read_scrolls_zip(path: str | Path, name: str, split: str) -> list[dict]:
+    """Rows of ``<name>/<split>.jsonl`` in a SCROLLS zip, one per distinct input: rows that repeat
+    an ``id`` (one per reference answer) are merged, their ``output`` values kept as a list in
+    file order (as lm-eval's scrolls task and the SCROLLS evaluator do)."""
+    import io
+    import zipfile
+
+    member = f"{name}/{split}.jsonl"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            raw = archive.read(member).decode("utf-8")
+    except (zipfile.BadZipFile, KeyError, OSError) as exc:
+        raise ConfigError(
+            f"SCROLLS {name}: {path} has no readable {member} ({exc}). "
+            "Fix: delete the cached zip and download it again"
+        ) from None
+    merged: dict[str, dict] = {}
+    for lineno, line in enumerate(io.StringIO(raw), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{member}:{lineno}: malformed JSON ({exc.msg})") from None
+        if row["id"] in merged:
+            merged[row["id"]]["output"].append(row["output"])
+        else:
+            merged[row["id"]] = {**row, "output": [row["output"]]}
+    if not merged:
+        raise ConfigError(f"SCROLLS {name}: {member} in {path} is empty. Fix: download the zip again")
+    return list(merged.values())
+
+
+def load_scrolls(name: str = "qasper", split: str = "validation", zip_path: str | None = None, **_unused):
+    """lm-eval ``custom_dataset`` for a SCROLLS task: ``{split: Dataset}`` from the repo's zip
+    (``zip_path`` reads a local copy instead)."""
+    import datasets
+
+    path = Path(zip_path) if zip_path else scrolls_zip(name)
+    return {split: datasets.Dataset.from_list(read_scrolls_zip(path, name, split))}
