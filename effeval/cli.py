@@ -6,39 +6,40 @@ Sub-commands import their module only when run, so ``effeval --help`` stays fast
 from __future__ import annotations
 
 import argparse
-import importlib
+import contextlib
 import logging
 import os
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from effeval import __version__
-from effeval.errors import ConfigError, EffevalError, NotImplementedYetError
+from effeval.commands.scaffold import run_guarded
+from effeval.errors import ConfigError
+from effeval.registry import Registry
 from effeval.task_data import task_configs_dir
 
 logger = logging.getLogger("effeval")
 
-# Sub-commands that live with their method: "name": ("module:function(argv)", help).
-DELEGATED = {
-    "image": (
-        "effeval.image.__main__:main",
-        "text-to-image interventions and scoring (python -m effeval.image)",
-    ),
-    "pruned-ssm": ("effeval.commands.pruned_ssm:main", "prune a Mamba/Mamba2 checkpoint and save it"),
-    "spellm": ("effeval.commands.spellm:main", "SpeLLM: distil character heads from a causal LM"),
-    "short-mk": ("effeval.commands.short_mk:main", "short-m@k: analyze a pool of sampled chains"),
-    "leaderboard": ("effeval.results.leaderboard:main", "build a static leaderboard site from results"),
-    "bench": ("effeval.bench.__main__:main", "side-by-side benchmarks (python -m effeval.bench)"),
-}
-
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("effeval").setLevel(logging.INFO)
+# Sub-commands that parse their own arguments: name -> main(argv) -> exit status.
+DELEGATED: Registry[Callable[[list[str]], int]] = Registry(
+    "command",
+    {
+        "image": "effeval.image.__main__:main",
+        "pruned-ssm": "effeval.commands.pruned_ssm:main",
+        "spellm": "effeval.commands.spellm:main",
+        "short-mk": "effeval.commands.short_mk:main",
+        "bench": "effeval.bench.__main__:main",
+    },
+    help={
+        "image": "text-to-image interventions and scoring (python -m effeval.image)",
+        "pruned-ssm": "prune a Mamba/Mamba2 checkpoint and save it",
+        "spellm": "SpeLLM: distil character heads from a causal LM",
+        "short-mk": "short-m@k: analyze a pool of sampled chains",
+        "bench": "side-by-side benchmarks (python -m effeval.bench)",
+    },
+)
 
 
 # ----------------------------------------------------------------------------- zoo
@@ -49,7 +50,9 @@ def cmd_zoo(args) -> int:
 
     if args.zoo_cmd == "list":
         for name, entry in sorted(zoo._load_entries().items()):
-            flag = " (real tier: --real)" if entry.tier == "real" else "" if entry.default else " (on request)"
+            flag = (
+                " (real tier: --real)" if entry.tier == "real" else "" if entry.default else " (on request)"
+            )
             print(f"{name:16s} {entry.description}{flag}")
         return 0
     if args.zoo_cmd == "path":
@@ -135,7 +138,7 @@ def check_lm_argv(argv: list[str]) -> bool:
         include_path=[str(task_configs_dir())] + ([extra] if extra else []), include_defaults=False
     )
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
-    index = ours_tm._index  # name -> Entry(kind, cfg); lm-eval 0.4.x
+    index = ours_tm.task_index  # name -> Entry(kind, cfg)
     return all(os.path.exists(t) or _resolves_without_builtins(t, index, set()) for t in requested)
 
 
@@ -166,8 +169,40 @@ def _resolves_without_builtins(name: str, index, seen: set) -> bool:
     return True
 
 
+def _with_effeval_include_path(argv: list[str], scratch: Path) -> list[str]:
+    """argv with lm-eval's public ``--include_path`` naming effeval's task folder.
+
+    lm-eval's CLI takes one folder; when the user names another one, both are offered through
+    ``scratch`` (a folder holding two links; lm-eval indexes ``**/*.yaml`` under it).
+    """
+    ours = task_configs_dir()
+    given = _flag_value(argv, "--include_path", "--include-path")
+    rest = _drop_flag(argv, "--include_path", "--include-path")
+    if given is None or os.path.realpath(given) == os.path.realpath(ours):
+        return [*rest, "--include_path", str(ours)]
+    if not Path(given).is_dir():
+        raise ConfigError(f"--include_path: {given!r} is not a folder. Fix: pass a folder of task YAML files")
+    union = scratch / "include_path"
+    union.mkdir()
+    (union / "effeval").symlink_to(ours, target_is_directory=True)
+    (union / "user").symlink_to(Path(given).resolve(), target_is_directory=True)
+    return [*rest, "--include_path", str(union)]
+
+
+def _drop_flag(argv: list[str], *names: str) -> list[str]:
+    out, skip = [], False
+    for tok in argv:
+        if skip:
+            skip = False
+        elif tok in names:
+            skip = True
+        elif not tok.startswith(tuple(n + "=" for n in names)):
+            out.append(tok)
+    return out
+
+
 def cmd_lm(argv: list[str]) -> int:
-    """lm-eval's own CLI, in this process, with our task folder added to every TaskManager."""
+    """lm-eval's own CLI, in this process, with our task folder passed as ``--include_path``."""
     if "--list-models" in argv:
         from effeval.models import MODEL_TARGETS
 
@@ -175,50 +210,45 @@ def cmd_lm(argv: list[str]) -> int:
             print(name)
         return 0
     skip_builtins = check_lm_argv(argv)
-    from lm_eval.tasks import manager
+    from lm_eval.__main__ import cli_evaluate
 
-    original = manager.TaskManager.__init__
-    ours = str(task_configs_dir())
-
-    def init_with_effeval_tasks(self, *a, include_path=None, include_defaults=True, **kw):
-        given = (
-            []
-            if include_path is None
-            else list(include_path)
-            if isinstance(include_path, (list, tuple))
-            else [include_path]
-        )
-        paths = [ours] + [p for p in given if os.path.realpath(str(p)) != os.path.realpath(ours)]
-        original(self, *a, include_path=paths, include_defaults=include_defaults and not skip_builtins, **kw)
-
-    manager.TaskManager.__init__ = init_with_effeval_tasks
-    if skip_builtins:
+    with tempfile.TemporaryDirectory(prefix="effeval-lm-") as scratch:
+        sys.argv = ["lm_eval", *_with_effeval_include_path(argv, Path(scratch))]
+        if not skip_builtins:
+            cli_evaluate()
+            return 0
         logger.info(
             "effeval lm: every requested task is in task_configs; not indexing lm-eval's built-in tasks"
         )
-    from lm_eval.__main__ import cli_evaluate
+        with _builtin_task_index_skipped():
+            cli_evaluate()
+    return 0
 
-    sys.argv = ["lm_eval", *argv]
+
+@contextlib.contextmanager
+def _builtin_task_index_skipped():
+    """lm-eval (0.4.13) has no public switch for ``TaskManager(include_defaults=False)`` from its
+    CLI, and indexing its ~14k built-in tasks costs 10-30 s per run; while lm-eval runs a command
+    whose tasks are all ours, its TaskManager is built without them. Nothing else is changed."""
+    from lm_eval.tasks import manager
+
+    original = manager.TaskManager.__init__
+
+    def without_builtins(self, *args, **kwargs):
+        original(self, *args, **{**kwargs, "include_defaults": False})
+
+    manager.TaskManager.__init__ = without_builtins
     try:
-        cli_evaluate()
+        yield
     finally:
         manager.TaskManager.__init__ = original
-    return 0
 
 
 # ----------------------------------------------------------------------------- main
 
 
 def _delegate(name: str, argv: list[str]) -> int:
-    target, _ = DELEGATED[name]
-    module, func = target.split(":")
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (exc.name == module or module.startswith(exc.name + ".")):
-            raise NotImplementedYetError(f"`effeval {name}` is not implemented yet in this version") from None
-        raise
-    return int(getattr(mod, func)(argv) or 0)
+    return int(DELEGATED.load(name)(argv) or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,37 +286,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_results_parser(sub)
 
-    for name, (_, help_text) in DELEGATED.items():
-        sub.add_parser(name, help=help_text, add_help=False)
+    for name in DELEGATED:
+        sub.add_parser(name, help=DELEGATED.describe(name), add_help=False)
     return parser
+
+
+def run(argv: list[str]) -> int:
+    # Pass-through sub-commands take their argv untouched.
+    pos = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if pos is not None and argv[pos] == "lm":
+        return cmd_lm(argv[pos + 1 :])
+    if pos is not None and argv[pos] in DELEGATED:
+        return _delegate(argv[pos], argv[pos + 1 :])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "zoo":
+        return cmd_zoo(args)
+    if args.command == "results":
+        return cmd_results(args)
+    parser.print_help()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    parser = build_parser()
-    # Pass-through sub-commands take their argv untouched.
-    pos = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
-    try:
-        if pos is not None and argv[pos] in ("lm", *DELEGATED):
-            _setup_logging(any(a in ("-v", "--verbose") for a in argv[:pos]))
-            rest = argv[pos + 1 :]
-            if argv[pos] == "lm":
-                return cmd_lm(rest)
-            return _delegate(argv[pos], rest)
-        args = parser.parse_args(argv)
-        _setup_logging(args.verbose)
-        if args.command == "zoo":
-            return cmd_zoo(args)
-        if args.command == "results":
-            return cmd_results(args)
-        parser.print_help()
-        return 0
-    except EffevalError as exc:
-        if os.environ.get("EFFEVAL_TRACEBACK"):
-            raise
-        print(f"effeval error: {exc}", file=sys.stderr)
-        return 2
+    pos = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    return run_guarded(lambda: run(argv), verbose=any(a in ("-v", "--verbose") for a in argv[:pos]))
 
 
 if __name__ == "__main__":

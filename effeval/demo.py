@@ -13,13 +13,14 @@ import argparse
 import importlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from effeval.commands.scaffold import Command
 
 logger = logging.getLogger("effeval.demo")
 
@@ -51,9 +52,9 @@ class DemoContext:
         self, run_name: str, model: str, model_args: str, tasks: str, extra_args: list[str] | None = None
     ) -> Path:
         """Run lm-eval's CLI (through ``effeval lm``), convert its output, write effeval JSON."""
-        from effeval.task_data import task_configs_dir
         from effeval.results.convert import convert_lm_eval, find_results_files
         from effeval.results.writer import write_result
+        from effeval.task_data import task_configs_dir
 
         raw = self.out_dir / "lm_eval" / run_name
         shutil.rmtree(raw, ignore_errors=True)
@@ -156,8 +157,7 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m effeval.demo", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="results/demo", help="where effeval JSON goes (default results/demo)"
     )
@@ -166,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
     parser.add_argument("--only", default=None, help="comma-separated step names to run")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def run(args: argparse.Namespace) -> int:
     ctx = DemoContext(out_dir=Path(args.out), trained=args.trained, limit=args.limit)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     only = set(args.only.split(",")) if args.only else None
@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ndemo finished in {time.perf_counter() - total:.1f}s; effeval JSON in {ctx.out_dir}/")
     return 0
 
+
+main = Command("python -m effeval.demo", __doc__.splitlines()[0], add_arguments, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,45 +2,46 @@
 
 from __future__ import annotations
 
-import importlib
-import logging
 import sys
+from collections.abc import Callable
 
-from effeval.errors import ConfigError, EffevalError
+from effeval.commands.scaffold import run_guarded
+from effeval.errors import ConfigError
+from effeval.registry import Registry
 
-# name -> "module:function(argv) -> int"; each benchmark lives in its own module.
-BENCHES = {
-    "hetero-spec": "effeval.bench.hetero_spec:main",
-    "short-mk": "effeval.bench.short_mk:main",
-    "spellm": "effeval.bench.spellm:main",
-    "pruned-ssm": "effeval.bench.pruned_ssm:main",
-    "image": "effeval.bench.image:main",
-    "overhead": "effeval.bench.overhead:main",
-}
+# name -> main(argv) -> exit status; each benchmark lives in its own module.
+BENCHES: Registry[Callable[[list[str]], int]] = Registry(
+    "benchmark",
+    {
+        "hetero-spec": "effeval.bench.hetero_spec:main",
+        "short-mk": "effeval.bench.short_mk:main",
+        "spellm": "effeval.bench.spellm:main",
+        "pruned-ssm": "effeval.bench.pruned_ssm:main",
+        "image": "effeval.bench.image:main",
+        "overhead": "effeval.bench.overhead:main",
+        "real": "effeval.bench.real:main",
+    },
+)
+
+
+def run(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m effeval.bench {" + ",".join([*BENCHES, "all"]) + "} [options]")
+        return 0
+    name, rest = argv[0], argv[1:]
+    names = list(BENCHES) if name == "all" else [name]
+    for one in names:
+        if one not in BENCHES:
+            raise ConfigError(f"benchmark {one!r} is unknown. Fix: use one of {', '.join(BENCHES)} or all")
+        code = BENCHES.load(one)(rest)
+        if code:
+            return int(code)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        if not argv or argv[0] in ("-h", "--help"):
-            print("usage: python -m effeval.bench {" + ",".join([*BENCHES, "all"]) + "} [options]")
-            return 0
-        name, rest = argv[0], argv[1:]
-        names = list(BENCHES) if name == "all" else [name]
-        for one in names:
-            if one not in BENCHES:
-                raise ConfigError(
-                    f"benchmark {one!r} is unknown. Fix: use one of {', '.join(BENCHES)} or all"
-                )
-            module, func = BENCHES[one].split(":")
-            code = getattr(importlib.import_module(module), func)(rest)
-            if code:
-                return int(code)
-        return 0
-    except EffevalError as exc:
-        print(f"effeval error: {exc}", file=sys.stderr)
-        return 2
+    return run_guarded(lambda: run(argv))
 
 
 if __name__ == "__main__":

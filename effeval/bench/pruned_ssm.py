@@ -137,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-seqlen", type=int, default=128)
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 
+from effeval.commands.scaffold import Command
 from effeval.errors import ConfigError
 
 logger = logging.getLogger("effeval.prune")
@@ -23,11 +23,10 @@ def _task_loader(name: str) -> list[str]:
     return task_documents(name)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     from effeval.methods.pruned_ssm.api import METHODS
     from effeval.methods.pruned_ssm.structured import CRITERIA
 
-    p = argparse.ArgumentParser(prog="effeval pruned-ssm", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="directory of a saved MambaForCausalLM / Mamba2ForCausalLM")
     p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     p.add_argument(
@@ -61,23 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
-    return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        return _run(args)
-    except ConfigError as exc:
-        if os.environ.get("EFFEVAL_TRACEBACK"):
-            raise
-        sys.stderr.write(f"effeval error: {exc}\n")
-        return 2
-
-
-def _run(args) -> int:
+def run(args) -> int:
     from effeval.methods.pruned_ssm.api import PruneSpec, prune_model, save_pruned
     from effeval.models.base import check_pretrained, resolve_device
 
@@ -130,6 +115,8 @@ def _run(args) -> int:
     print(f"saved pruned model to {args.out}")
     return 0
 
+
+main = Command("effeval pruned-ssm", __doc__.splitlines()[0], add_arguments, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,13 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from effeval.errors import EffevalError
+from effeval.commands.scaffold import Command
 
 logger = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="effeval short-mk", description="short-m@k tools")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     an = sub.add_parser("analyze", help="every strategy and every m <= k from a pool of complete chains")
     an.add_argument(
@@ -30,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-extract answers from logged chain texts: boxed | number | mc | regex:PAT",
     )
     an.add_argument("--seed", type=int, default=1234, help="seed of the tie-break choices")
-    return parser
 
 
 def analyze(args) -> int:
@@ -61,16 +59,11 @@ def analyze(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        if args.cmd == "analyze":
-            return analyze(args)
-    except EffevalError as exc:
-        print(f"effeval error: {exc}", file=sys.stderr)
-        return 2
-    return 1
+def run(args) -> int:
+    return {"analyze": analyze}[args.cmd](args)
+
+
+main = Command("effeval short-mk", "short-m@k tools", add_arguments, run)
 
 
 if __name__ == "__main__":

@@ -11,18 +11,16 @@ import json
 import logging
 import sys
 
+from effeval.commands.scaffold import Command
 from effeval.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 
-def _parser() -> argparse.ArgumentParser:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from effeval.methods.spellm.distill import DistillConfig
 
     d = DistillConfig(base="", out="")
-    parser = argparse.ArgumentParser(
-        prog="effeval spellm", description="SpeLLM: character-level multi-head output"
-    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("distill", help="self-distil k character heads from a causal LM (its own teacher)")
     p.add_argument("--base", required=True, help="base causal-LM directory (the teacher)")
@@ -79,15 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("coverage", help="share of a tokenizer's tokens whose string fits in k heads")
     c.add_argument("--base", required=True, help="model or tokenizer directory")
     c.add_argument("--k", default="8,12,16,20,24,32", help="comma-separated k values")
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("effeval").setLevel(logging.INFO)
+def run(args) -> int:
     if args.cmd == "coverage":
         return _coverage(args)
     from effeval.methods.spellm.distill import DistillConfig, distill
@@ -153,3 +145,9 @@ def _coverage(args) -> int:
         rows.append(codec.coverage())
     print(json.dumps(rows, indent=2))
     return 0
+
+
+main = Command("effeval spellm", "SpeLLM: character-level multi-head output", add_arguments, run)
+
+if __name__ == "__main__":
+    sys.exit(main())

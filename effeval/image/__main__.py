@@ -694,14 +694,11 @@ def run(args, argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from effeval.commands.scaffold import run_guarded
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        return run(args, argv)
-    return 2
+    return run_guarded(lambda: run(args, argv))  # "run" is the only (required) sub-command
 
 
 if __name__ == "__main__":

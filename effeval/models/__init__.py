@@ -1,11 +1,18 @@
 """lm-eval adapters, one file per ``effeval-*`` model name.
 
-This module is imported at interpreter start by the plugin hook: keep it a plain dict.
+The plugin hook imports this module when lm-eval's registry loads: it only names the classes
+(``"module:Class"`` placeholders that lm-eval imports on first use).
 """
 
-MODEL_TARGETS = {
-    "effeval-hetero-spec": "effeval.models.hetero_spec:HeteroSpecLM",
-    "effeval-short-mk": "effeval.models.short_mk:ShortMKLM",
-    "effeval-spellm": "effeval.models.spellm:SpeLLMLM",
-    "effeval-pruned-ssm": "effeval.models.pruned_ssm:PrunedSSMLM",
-}
+from effeval.registry import Registry
+
+MODEL_TARGETS: Registry[type] = Registry(
+    "model",
+    {
+        "effeval-hetero-spec": "effeval.models.hetero_spec:HeteroSpecLM",
+        "effeval-short-mk": "effeval.models.short_mk:ShortMKLM",
+        "effeval-spellm": "effeval.models.spellm:SpeLLMLM",
+        "effeval-pruned-ssm": "effeval.models.pruned_ssm:PrunedSSMLM",
+    },
+    argument="--model",
+)

@@ -1,4 +1,5 @@
-"""``effeval results ...``: convert lm-eval output, validate effeval JSON, compare runs, export a run."""
+"""``effeval results ...``: convert lm-eval output, validate effeval JSON, compare runs, export a run,
+build the static leaderboard."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def add_parser(sub) -> None:
     exp.add_argument("--out", required=True, help="output folder")
     exp.add_argument("--push", action="store_true", help="hub only: upload the folder as a dataset repo")
     exp.add_argument("--repo", default=None, help="hub only: <org>/<dataset> to push to")
+    lb = rsub.add_parser(
+        "leaderboard", help="static leaderboard site: RESULTS_DIR -> SITE/index.html + plots"
+    )
+    lb.add_argument("results_dir", help="folder of effeval JSON (searched recursively)")
+    lb.add_argument("--out", required=True, help="site folder (index.html + plots/)")
+    lb.add_argument("--title", default="effeval leaderboard")
 
 
 def _json_files(paths: list[str]) -> list[Path]:
@@ -120,5 +127,10 @@ def run(args) -> int:
 
         for path in export(args.result, args.fmt, args.out, push=args.push, repo=args.repo):
             print(path)
+        return 0
+    if args.results_cmd == "leaderboard":
+        from effeval.results.leaderboard import build_site
+
+        print(build_site(args.results_dir, args.out, title=args.title).resolve())
         return 0
     raise ConfigError(f"unknown results command {args.results_cmd!r}")

@@ -1,4 +1,4 @@
-"""``effeval leaderboard build RESULTS_DIR --out SITE_DIR``: a static leaderboard site.
+"""``effeval results leaderboard RESULTS_DIR --out SITE_DIR``: a static leaderboard site.
 
 One ``index.html`` (inline CSS and JS, no server, no CDN: it works offline from file://) with a
 sortable table of runs x tasks plus efficiency columns, and one accuracy-vs-cost plot per task
@@ -8,7 +8,6 @@ evaluation time when a run has it (the same clock for every wrapper), else the w
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import logging
@@ -298,21 +297,6 @@ def build_site(results_dir: str | Path, out: str | Path, title: str = "effeval l
     index = write_text_atomic(out / "index.html", render_html(results, tasks, eff_cols, plots, title))
     logger.info("leaderboard: %d runs, %d tasks, %d plots -> %s", len(results), len(tasks), len(plots), index)
     return index
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="effeval leaderboard", description="static leaderboard site from results"
-    )
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="RESULTS_DIR of effeval JSON -> SITE_DIR/index.html")
-    b.add_argument("results_dir")
-    b.add_argument("--out", required=True, help="site folder (index.html + plots/)")
-    b.add_argument("--title", default="effeval leaderboard")
-    args = parser.parse_args(argv)
-    index = build_site(args.results_dir, args.out, title=args.title)
-    print(index.resolve())
-    return 0
 
 
 def demo_step(ctx) -> list[Path]:

@@ -153,8 +153,10 @@ def test_rerun_skips_finished_prompts(plain_run, zoo_path, bench_file):
     assert {p: p.stat().st_mtime_ns for p in (plain_run / "images").rglob("*.png")} == images_before
 
 
-def test_other_settings_in_same_out_are_refused(plain_run, zoo_path, bench_file):
+def test_other_settings_in_same_out_are_refused(plain_run, zoo_path, bench_file, monkeypatch):
     from effeval.image.__main__ import main
+
+    monkeypatch.setenv("EFFEVAL_TRACEBACK", "1")  # the command re-raises instead of printing one line
 
     with pytest.raises(ConfigError, match="--out.*other settings.*seeds"):
         main(_args(zoo_path("sd-tiny"), bench_file, plain_run) + ["--seeds", "3"])
@@ -198,8 +200,10 @@ def test_torchrun_two_processes_equals_plain_run(plain_run, zoo_path, bench_file
     assert _comparable(out) == _comparable(plain_run)
 
 
-def test_bad_input(zoo_path, bench_file, tmp_path):
+def test_bad_input(zoo_path, bench_file, tmp_path, monkeypatch):
     from effeval.image.__main__ import main
+
+    monkeypatch.setenv("EFFEVAL_TRACEBACK", "1")  # the command re-raises instead of printing one line
 
     sd = zoo_path("sd-tiny")
     not_pipe = tmp_path / "not_a_pipeline"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from effeval.errors import ConfigError
-from effeval.results.leaderboard import build_site, main, pareto_front
+from effeval.results.leaderboard import build_site, pareto_front
 from effeval.results.writer import write_result
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -81,7 +81,7 @@ def test_empty_or_missing_results_dir_is_a_clear_error(tmp_path):
         build_site(tmp_path / "nope", tmp_path / "site")
     from effeval.cli import main as effeval_main
 
-    assert effeval_main(["leaderboard", "build", str(tmp_path / "empty"), "--out", str(tmp_path / "s")]) == 2
+    assert effeval_main(["results", "leaderboard", str(tmp_path / "empty"), "--out", str(tmp_path / "s")]) == 2
 
 
 def test_demo_step_builds_site_in_out_dir(results_dir, capsys):
@@ -160,5 +160,7 @@ def test_chromium_renders_and_sorts(results_dir, tmp_path):
 
 
 def test_main_prints_index(results_dir, tmp_path, capsys):
-    assert main(["build", str(results_dir), "--out", str(tmp_path / "site")]) == 0
+    from effeval.cli import main
+
+    assert main(["results", "leaderboard", str(results_dir), "--out", str(tmp_path / "site")]) == 0
     assert capsys.readouterr().out.strip().endswith("index.html")

@@ -98,8 +98,10 @@ def test_interrupted_run_resumes_to_the_same_heads(zoo_path, tmp_path):
         distill(_small(base, tmp_path / "cut", **{**quick, "resume": True, "seed": 1}))
 
 
-def test_bad_distill_input_is_a_clear_error(zoo_path, tmp_path):
+def test_bad_distill_input_is_a_clear_error(zoo_path, tmp_path, monkeypatch):
     from effeval.commands.spellm import main
+
+    monkeypatch.setenv("EFFEVAL_TRACEBACK", "1")  # the command re-raises instead of printing one line
 
     with pytest.raises(ConfigError, match=r"^k: "):
         main(["distill", "--base", zoo_path("llama-sp"), "--out", str(tmp_path / "o"), "--k", "0"])

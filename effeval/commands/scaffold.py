@@ -1,0 +1,74 @@
+"""The one command-line scaffold every effeval entry point runs through.
+
+``run_guarded`` owns what all of them share: logging (one format), environment defaults, and
+turning an ``EffevalError`` into one ``effeval error: ...`` line and exit status 2
+(``EFFEVAL_TRACEBACK=1`` re-raises it instead). ``Command`` is a parser plus a run function; a
+sub-command only adds its arguments and runs.
+
+Offline mode is the environment's choice: nothing here sets ``HF_HUB_OFFLINE`` (the Makefile
+does for ``make`` targets); a model argument that is not a local folder fails with a one-line
+error either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from effeval.errors import EffevalError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """effeval's own loggers at INFO; other libraries at WARNING (INFO with ``verbose``)."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT)
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("effeval").setLevel(logging.INFO)
+
+
+def apply_environment_defaults() -> None:
+    # tokenizers' thread pool warns (and can deadlock) after fork; lm-eval and torchrun fork
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def traceback_requested() -> bool:
+    return os.environ.get("EFFEVAL_TRACEBACK", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def run_guarded(body: Callable[[], int | None], *, verbose: bool = False) -> int:
+    """Run ``body`` as a command: its return value is the exit status (None: 0)."""
+    setup_logging(verbose)
+    apply_environment_defaults()
+    try:
+        return int(body() or 0)
+    except EffevalError as exc:
+        if traceback_requested():
+            raise
+        sys.stderr.write(f"effeval error: {exc}\n")
+        return 2
+
+
+@dataclass(frozen=True)
+class Command:
+    """``prog`` + ``add_arguments(parser)`` + ``run(args) -> exit status``; call it with argv."""
+
+    prog: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int | None]
+
+    def parser(self) -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        self.add_arguments(parser)
+        return parser
+
+    def __call__(self, argv: list[str] | None = None) -> int:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = self.parser().parse_args(argv)
+        return run_guarded(lambda: self.run(args), verbose=bool(getattr(args, "verbose", False)))
