@@ -46,16 +46,22 @@ class ZooEntry:
     default: bool = True  # part of `effeval zoo build` with no names
     depends: tuple[str, ...] = ()
     tier: str = "tiny"  # "tiny": built here (random or trained); "real": pretrained weights from a package
+    check: Callable[[], None] | None = None  # raises the one-line ConfigError when it cannot be built here
 
 
 ENTRIES: dict[str, ZooEntry] = {}
 
 
 def register(
-    name: str, description: str, default: bool = True, depends: tuple[str, ...] = (), tier: str = "tiny"
+    name: str,
+    description: str,
+    default: bool = True,
+    depends: tuple[str, ...] = (),
+    tier: str = "tiny",
+    check: Callable[[], None] | None = None,
 ):
     def deco(fn):
-        ENTRIES[name] = ZooEntry(name, fn, description, default, depends, tier)
+        ENTRIES[name] = ZooEntry(name, fn, description, default, depends, tier, check)
         return fn
 
     return deco
@@ -101,6 +107,8 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
     done = out / ".effeval-zoo-complete"
     if done.exists() and not force:
         return out
+    if entry.check is not None:
+        entry.check()
     out.parent.mkdir(parents=True, exist_ok=True)
     import fcntl
 
@@ -113,7 +121,11 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
         tmp.mkdir()
         start = time.perf_counter()
         logger.info("zoo: building %s (%s)", out.name, entry.description)
-        entry.build(tmp, trained)
+        try:
+            entry.build(tmp, trained)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-built folder behind
+            raise
         (tmp / ".effeval-zoo-complete").write_text(f"{time.perf_counter() - start:.1f}s\n")
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
