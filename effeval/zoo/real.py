@@ -229,7 +229,9 @@ def provenance(model_dir: str | Path) -> dict | None:
 
 
 def _register(spec: RealModel) -> None:
-    @register(spec.name, spec.description, default=False, tier="real")
+    @register(
+        spec.name, spec.description, default=False, tier="real", check=lambda: check_installed(spec.name)
+    )
     def _build(out: Path, trained: bool) -> None:
         convert(spec, out)
 
