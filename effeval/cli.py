@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -169,24 +168,18 @@ def _resolves_without_builtins(name: str, index, seen: set) -> bool:
     return True
 
 
-def _with_effeval_include_path(argv: list[str], scratch: Path) -> list[str]:
-    """argv with lm-eval's public ``--include_path`` naming effeval's task folder.
-
-    lm-eval's CLI takes one folder; when the user names another one, both are offered through
-    ``scratch`` (a folder holding two links; lm-eval indexes ``**/*.yaml`` under it).
-    """
-    ours = task_configs_dir()
+def _include_paths(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(argv without ``--include_path``, task folders to index: ours first, then the user's)."""
+    ours = str(task_configs_dir())
     given = _flag_value(argv, "--include_path", "--include-path")
-    rest = _drop_flag(argv, "--include_path", "--include-path")
-    if given is None or os.path.realpath(given) == os.path.realpath(ours):
-        return [*rest, "--include_path", str(ours)]
-    if not Path(given).is_dir():
-        raise ConfigError(f"--include_path: {given!r} is not a folder. Fix: pass a folder of task YAML files")
-    union = scratch / "include_path"
-    union.mkdir()
-    (union / "effeval").symlink_to(ours, target_is_directory=True)
-    (union / "user").symlink_to(Path(given).resolve(), target_is_directory=True)
-    return [*rest, "--include_path", str(union)]
+    paths = [ours]
+    if given is not None and os.path.realpath(given) != os.path.realpath(ours):
+        if not Path(given).is_dir():
+            raise ConfigError(
+                f"--include_path: {given!r} is not a folder. Fix: pass a folder of task YAML files"
+            )
+        paths.append(given)
+    return _drop_flag(argv, "--include_path", "--include-path"), paths
 
 
 def _drop_flag(argv: list[str], *names: str) -> list[str]:
@@ -210,34 +203,37 @@ def cmd_lm(argv: list[str]) -> int:
             print(name)
         return 0
     skip_builtins = check_lm_argv(argv)
+    rest, paths = _include_paths(argv)
     from lm_eval.__main__ import cli_evaluate
 
-    with tempfile.TemporaryDirectory(prefix="effeval-lm-") as scratch:
-        sys.argv = ["lm_eval", *_with_effeval_include_path(argv, Path(scratch))]
-        if not skip_builtins:
-            cli_evaluate()
-            return 0
+    sys.argv = ["lm_eval", *rest, "--include_path", paths[0]]
+    if skip_builtins:
         logger.info(
             "effeval lm: every requested task is in task_configs; not indexing lm-eval's built-in tasks"
         )
-        with _builtin_task_index_skipped():
-            cli_evaluate()
+    if not skip_builtins and len(paths) == 1:
+        cli_evaluate()  # lm-eval's public CLI as is
+        return 0
+    with _task_manager_overrides(paths, skip_builtins):
+        cli_evaluate()
     return 0
 
 
 @contextlib.contextmanager
-def _builtin_task_index_skipped():
-    """lm-eval (0.4.13) has no public switch for ``TaskManager(include_defaults=False)`` from its
-    CLI, and indexing its ~14k built-in tasks costs 10-30 s per run; while lm-eval runs a command
-    whose tasks are all ours, its TaskManager is built without them. Nothing else is changed."""
+def _task_manager_overrides(paths: list[str], skip_builtins: bool):
+    """What lm-eval's (0.4.13) CLI has no flag for, for the duration of one run: a second task
+    folder (``--include_path`` takes one) and ``include_defaults=False`` (indexing its ~14k
+    built-in tasks costs 10-30 s per run on 2 cores; skipped only when every task is ours)."""
     from lm_eval.tasks import manager
 
     original = manager.TaskManager.__init__
 
-    def without_builtins(self, *args, **kwargs):
-        original(self, *args, **{**kwargs, "include_defaults": False})
+    def init(self, *args, include_path=None, include_defaults=True, **kwargs):
+        original(
+            self, *args, include_path=paths, include_defaults=include_defaults and not skip_builtins, **kwargs
+        )
 
-    manager.TaskManager.__init__ = without_builtins
+    manager.TaskManager.__init__ = init
     try:
         yield
     finally:
