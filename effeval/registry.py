@@ -46,6 +46,7 @@ class Registry(Mapping[str, str], Generic[T]):
     ) -> None:
         self.kind = kind
         self._modules = list(modules)
+        self._importing = False
         self.argument = argument or kind
         self._targets: dict[str, str] = {}
         self._help: dict[str, str] = {}
@@ -74,8 +75,15 @@ class Registry(Mapping[str, str], Generic[T]):
         return deco
 
     def _import_modules(self) -> None:
-        while self._modules:
-            importlib.import_module(self._modules.pop(0))
+        if self._importing:  # a module being imported looked a name up: it sees what is there so far
+            return
+        self._importing = True
+        try:
+            while self._modules:
+                importlib.import_module(self._modules[0])  # a failing import fails every lookup
+                self._modules.pop(0)
+        finally:
+            self._importing = False
 
     # -- Mapping[str, str]: the placeholders
     def __getitem__(self, name: str) -> str:

@@ -11,7 +11,6 @@ Python minor version (the training corpus comes from the stdlib).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from effeval.errors import ConfigError
+from effeval.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ class ZooEntry:
     check: Callable[[], None] | None = None  # raises the one-line ConfigError when it cannot be built here
 
 
-ENTRIES: dict[str, ZooEntry] = {}
+# name -> ZooEntry; the builder modules register theirs (decorator below) when first looked up.
+ENTRIES: Registry[ZooEntry] = Registry("zoo model", modules=BUILDER_MODULES)
 
 
 def register(
@@ -61,16 +62,15 @@ def register(
     check: Callable[[], None] | None = None,
 ):
     def deco(fn):
-        ENTRIES[name] = ZooEntry(name, fn, description, default, depends, tier, check)
+        entry = ZooEntry(name, fn, description, default, depends, tier, check)
+        ENTRIES.add(name, f"{fn.__module__}:{fn.__qualname__}", description, loaded=entry)
         return fn
 
     return deco
 
 
 def _load_entries() -> dict[str, ZooEntry]:
-    for mod in BUILDER_MODULES:
-        importlib.import_module(mod)
-    return ENTRIES
+    return {name: ENTRIES.load(name) for name in ENTRIES}
 
 
 def zoo_root(root: str | os.PathLike | None = None) -> Path:
