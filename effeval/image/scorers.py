@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import config_error
+from effeval.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -705,7 +706,15 @@ class QualityScorer(Scorer):
 
 # --------------------------------------------------------------------------------------------
 
-SCORERS: dict[str, type[Scorer]] = {"clip": ClipScorer, "vqa": VqaScorer, "quality": QualityScorer}
+SCORERS: Registry[type[Scorer]] = Registry(
+    "scorer",
+    {
+        "clip": "effeval.image.scorers:ClipScorer",
+        "vqa": "effeval.image.scorers:VqaScorer",
+        "quality": "effeval.image.scorers:QualityScorer",
+    },
+    argument="--scorers",
+)
 SCORER_OPTIONS = {
     "clip": {"clip_model", "clip_template", "clipscore_weight", "device"},
     "vqa": {"vqa_model", "vqa_backend", "vqa_template", "threshold", "device"},
@@ -744,5 +753,5 @@ def build_scorers(names, **opts) -> list[Scorer]:
     out = []
     for n in names:
         kwargs = {k: v for k, v in opts.items() if k in SCORER_OPTIONS[n] and v is not None}
-        out.append(SCORERS[n](**kwargs))
+        out.append(SCORERS.load(n)(**kwargs))
     return out
