@@ -3,37 +3,42 @@
 Builds the zoo, runs the stock ``lm_eval`` CLI with ``--model hf`` and every ``effeval-*``
 wrapper on offline tasks, converts each run to effeval JSON under ``results/demo/`` (validated),
 and prints one table of quality and cost. Each method contributes one step in its own module:
-``STEPS`` lists ``"module:function"``; a step function takes a ``DemoContext`` and returns the
+``STEPS`` maps each step's name to ``"module:function"``; a step function takes a ``DemoContext`` and returns the
 effeval JSON paths it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from effeval.commands.scaffold import Command
+from effeval.registry import Registry
 
 logger = logging.getLogger("effeval.demo")
 
-STEPS = [
-    ("zoo", "effeval.demo:zoo_step"),
-    ("hf baseline", "effeval.demo:hf_baseline_step"),
-    ("hetero-spec", "effeval.commands.demo_steps:hetero_spec"),
-    ("short-m@k", "effeval.commands.demo_steps:short_mk"),
-    ("spellm", "effeval.commands.demo_steps:spellm"),
-    ("pruned-ssm", "effeval.commands.demo_steps:pruned_ssm"),
-    ("image", "effeval.image.demo:run"),
-    ("leaderboard", "effeval.results.leaderboard:demo_step"),
-]
+STEPS: Registry[Callable[[DemoContext], list[Path]]] = Registry(
+    "demo step",
+    {
+        "zoo": "effeval.demo:zoo_step",
+        "hf-baseline": "effeval.demo:hf_baseline_step",
+        "hetero-spec": "effeval.commands.demo_steps:hetero_spec",
+        "short-mk": "effeval.commands.demo_steps:short_mk",
+        "spellm": "effeval.commands.demo_steps:spellm",
+        "pruned-ssm": "effeval.commands.demo_steps:pruned_ssm",
+        "image": "effeval.image.demo:run",
+        "leaderboard": "effeval.results.leaderboard:demo_step",
+    },
+    argument="--only",
+)
 
 
 @dataclass
@@ -165,22 +170,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--trained", action="store_true", help="use the briefly trained zoo (slower to build)"
     )
     parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
-    parser.add_argument("--only", default=None, help="comma-separated step names to run")
+    parser.add_argument("--only", default=None, help=f"comma-separated step names to run ({','.join(STEPS)})")
 
 
 def run(args: argparse.Namespace) -> int:
     ctx = DemoContext(out_dir=Path(args.out), trained=args.trained, limit=args.limit)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    only = set(args.only.split(",")) if args.only else None
-    steps = [s for s in STEPS if only is None or s[0] in only]
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(STEPS)
+    unknown = [s for s in only if s not in STEPS]
+    if unknown:
+        raise STEPS.unknown_error(unknown[0])
+    steps = [s for s in STEPS if s in only]
     total = time.perf_counter()
-    for i, (name, target) in enumerate(steps, 1):
-        module, func = target.split(":")
-        try:
-            fn = getattr(importlib.import_module(module), func)
-        except (ModuleNotFoundError, AttributeError):
-            print(f"[{i}/{len(steps)}] {name}: not built yet in this version, skipped", flush=True)
-            continue
+    for i, name in enumerate(steps, 1):
+        fn = STEPS.load(name)
         print(f"[{i}/{len(steps)}] {name} ...", flush=True)
         start = time.perf_counter()
         fn(ctx)
