@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import time
@@ -171,6 +172,60 @@ def check_pretrained(
     return value
 
 
+# --------------------------------------------------------------------------- per-request randomness
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """Where one request sits in the run: lm-eval's (task, doc_id, idx) and which repeat it is.
+
+    ``doc_id`` is the document's index in the whole task (lm-eval shards documents across
+    data-parallel ranks but keeps their global ids), so a request's key, and the random stream
+    derived from it, is the same whatever the batch, the request order or the number of processes.
+    ``padding`` marks the extra copies lm-eval appends on a rank with fewer requests (their
+    answers are discarded); they are answered without work and left out of the counts."""
+
+    task: str
+    doc_id: int
+    idx: int
+    repeat: int
+    padding: bool = False
+
+    def seed(self, run_seed: int) -> int:
+        text = f"{int(run_seed)}|{self.task}|{self.doc_id}|{self.idx}|{self.repeat}"
+        return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little") >> 1
+
+    def generator(self, run_seed: int, device: Any = None):
+        import torch
+
+        gen = (
+            torch.Generator(device=device)
+            if device is not None and str(device) != "cpu"
+            else torch.Generator()
+        )
+        return gen.manual_seed(self.seed(run_seed))
+
+
+def request_keys(requests: list) -> list[RequestKey]:
+    """One ``RequestKey`` per request. lm-eval passes ``Instance`` objects and clones an
+    instance ``repeats`` times in a row for pass@k / maj@k; the n-th occurrence of the same
+    (task, doc_id, idx) is repeat n. Requests without lm-eval metadata (Python callers) are keyed
+    by their position in the list."""
+    seen: dict[tuple, int] = {}
+    keys = []
+    for position, request in enumerate(requests):
+        task, doc_id = getattr(request, "task_name", None), getattr(request, "doc_id", None)
+        if doc_id is None:
+            keys.append(RequestKey("", position, 0, 0))
+            continue
+        ident = (str(task), int(doc_id), int(getattr(request, "idx", 0) or 0))
+        repeat = seen.get(ident, 0)
+        seen[ident] = repeat + 1
+        repeats = getattr(request, "repeats", None)
+        keys.append(RequestKey(*ident, repeat, padding=repeats is not None and repeat >= int(repeats)))
+    return keys
+
+
 # --------------------------------------------------------------------------- efficiency stats
 
 
@@ -229,10 +284,12 @@ def track_requests(kind: str):
             out = fn(self, requests, *args, **kwargs)
             elapsed = time.perf_counter() - start
             local = self._effeval_local
+            # lm-eval's padding copies (uneven data-parallel shards) are not requests of the run
+            counted = sum(not key.padding for key in request_keys(requests))
             local.wall_time_s += elapsed
-            local.requests += len(requests)
+            local.requests += counted
             slot = local.per_request_type.setdefault(kind, {"requests": 0, "wall_time_s": 0.0})
-            slot["requests"] += len(requests)
+            slot["requests"] += counted
             slot["wall_time_s"] += elapsed
             if kind == "generate_until":
                 slot["generated_tokens"] = slot.get("generated_tokens", 0) + local.generated_tokens - before

@@ -9,7 +9,6 @@ target alone and records equality (greedy requests) and the speedup, like Spec-B
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from typing import Any
@@ -25,6 +24,7 @@ from effeval.models.base import (
     check_pretrained,
     parse_model_args,
     positive,
+    request_keys,
     resolve_device,
     track_requests,
 )
@@ -106,21 +106,26 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
 
         eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
         out = []
-        for request in tqdm(
-            requests, disable=disable_tqdm or self.rank != 0, desc=f"hetero-spec {self.algorithm}"
+        keys = request_keys(requests)
+        for request, key in zip(
+            tqdm(requests, disable=disable_tqdm or self.rank != 0, desc=f"hetero-spec {self.algorithm}"),
+            keys,
         ):
             context, gen_kwargs = request.args
+            if key.padding:  # lm-eval discards the answers to its padding copies
+                out.append("")
+                continue
             kwargs = normalize_gen_kwargs(gen_kwargs, self.max_gen_toks)
             until = handle_stop_sequences(kwargs.pop("until", None), eos=eos_text)
             max_gen = int(kwargs.pop("max_gen_toks"))
             ids = self.tok_encode(context, left_truncate_len=max(1, self.max_length - max_gen))
             config = self._sampling_config(kwargs, until, max_gen)
-            result = self._run(self._generate, ids, config, context)
+            result = self._run(self._generate, ids, config, key)
             self._record(result, len(ids))
             if self.verify:
                 from effeval.methods.hetero_spec import ar
 
-                baseline = self._run(ar.generate, ids, config, context)
+                baseline = self._run(ar.generate, ids, config, key)
                 equal = result.token_ids == baseline.token_ids
                 self.stats.add(
                     verified_requests=1,
@@ -158,12 +163,10 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             eos_token_ids=(int(self.eot_token_id),),
         )
 
-    def _run(self, generate, ids, config, context: str):
-        import torch
-
-        # One generator per request, seeded by the request, so results do not depend on order.
-        digest = int.from_bytes(hashlib.sha256(context.encode("utf-8")).digest()[:8], "little")
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + digest) % 2**63)
+    def _run(self, generate, ids, config, key):
+        # One stream per request (run seed + doc id + repeat): independent draws across requests,
+        # the same ones whatever the order, batch or number of processes.
+        generator = key.generator(self.seed)
         return generate(
             self.model,
             self.tokenizer,

@@ -30,6 +30,7 @@ from effeval.models.base import (
     EffevalWrapperMixin,
     check_pretrained,
     parse_model_args,
+    request_keys,
     resolve_device,
     track_requests,
 )
@@ -148,6 +149,11 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
             measure_savings=a["measure_savings"],
         ), max_gen
 
+    def _step_backend(self):
+        from effeval.methods.short_mk.hf_backend import HFStepBackend
+
+        return HFStepBackend(self.model, self.device)
+
     # ------------------------------------------------------------------ lm-eval API
     loglikelihood = track_requests("loglikelihood")(HFLM.loglikelihood)
     loglikelihood_rolling = track_requests("loglikelihood_rolling")(HFLM.loglikelihood_rolling)
@@ -156,14 +162,21 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
     def generate_until(self, requests, disable_tqdm: bool = False):
         from tqdm.auto import tqdm
 
-        from effeval.methods.short_mk.hf_backend import HFStepBackend
         from effeval.methods.short_mk.sampler import sample_short_mk
 
         eos_ids = {self.eot_token_id, getattr(self.tokenizer, "eos_token_id", None)}
         out = []
-        for req in tqdm(requests, desc="short-m@k requests", disable=disable_tqdm or self.rank != 0):
+        keys = request_keys(requests)
+        for req, key in zip(
+            tqdm(requests, desc="short-m@k requests", disable=disable_tqdm or self.rank != 0), keys
+        ):
             context, gen_kwargs = req.args[0], req.args[1]
+            if key.padding:  # lm-eval discards the answers to its padding copies
+                out.append("")
+                continue
             cfg, max_gen = self._config_for(gen_kwargs)
+            # Each request draws from its own stream: run seed + its place in the run (doc, repeat).
+            cfg.seed = key.seed(self.effeval_args["seed"])
             # Keep room for the whole chain within the model's context window.
             room = self.max_length - max_gen
             if room < 16:
@@ -177,7 +190,7 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
                 )
             prompt = self.tok_encode(context, left_truncate_len=room)
             result = sample_short_mk(
-                HFStepBackend(self.model, self.device),
+                self._step_backend(),
                 prompt,
                 cfg,
                 decode=self._decode,

@@ -20,6 +20,7 @@ from effeval.models.base import (
     check_pretrained,
     parse_model_args,
     positive,
+    request_keys,
     resolve_device,
     track_requests,
 )
@@ -70,7 +71,7 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
             self.batch_size = max(1, int(batch_size))
         except (TypeError, ValueError):  # "auto": tiny batches are fine for scoring on CPU
             self.batch_size = 8
-        self._generator = torch.Generator().manual_seed(ours["seed"])
+        self.seed = ours["seed"]
 
     # ------------------------------------------------------------------ TemplateLM plumbing
 
@@ -140,9 +141,12 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
     @track_requests("generate_until")
     def generate_until(self, requests, disable_tqdm: bool = False):
         out = []
-        for context, gen_kwargs in tqdm(
-            [r.args for r in requests], desc="spellm generate", disable=disable_tqdm
-        ):
+        keys = request_keys(requests)
+        for request, key in zip(tqdm(requests, desc="spellm generate", disable=disable_tqdm), keys):
+            context, gen_kwargs = request.args
+            if key.padding:  # lm-eval discards the answers to its padding copies
+                out.append("")
+                continue
             kw = dict(gen_kwargs or {})
             until = kw.pop("until", None) or []
             if isinstance(until, str):
@@ -158,7 +162,8 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
                 stop_strings=until,
                 do_sample=do_sample,
                 temperature=temperature if do_sample else 1.0,
-                generator=self._generator,
+                # one stream per request: run seed + doc id + repeat (not one stream for the run)
+                generator=key.generator(self.seed),
                 max_length=self.max_length,
                 mode=self.scoring,
             )
