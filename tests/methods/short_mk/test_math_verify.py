@@ -69,3 +69,24 @@ def test_whole_response_parsing_takes_the_boxed_answer():
     response = "First 1 + 1 = 2, then halve: the answer is \\boxed{\\frac{1}{2}}."
     assert math_verify_equal(response, "0.5", whole_response=True)
     assert not math_verify_equal(response, "2", whole_response=True)
+
+
+def test_offline_paper_tasks_load_mmath_and_judge_by_math_verify(repo_root):
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    manager = TaskManager(include_path=str(repo_root / "task_configs"), include_defaults=False)
+    (tasks,) = get_task_dict(["short_mk_offline"], manager).values()  # the group's tasks
+    assert {name: len(task.test_docs()) for name, task in tasks.items()} == {
+        "short_mk_aime24_offline": 30,
+        "short_mk_aime25_offline": 15,
+        "short_mk_math500_offline": 311,
+    }
+    aime = tasks["short_mk_aime24_offline"]
+    doc = aime.test_docs()[0]  # AIME 2024 I problem 1 (Aya's walk): 204 minutes
+    assert aime.doc_to_text(doc).startswith("Every morning Aya goes for a $9$-kilometer-long walk")
+    assert aime.doc_to_text(doc).endswith(
+        "\nPlease reason step by step, and put your final answer within \\boxed{}."
+    )
+    assert aime.process_results(doc, ["... so \\boxed{204.0}"]) == {"exact_match": 1.0}
+    assert aime.process_results(doc, ["... so \\boxed{\\frac{408}{2}}"]) == {"exact_match": 1.0}
+    assert aime.process_results(doc, ["... so \\boxed{240}"]) == {"exact_match": 0.0}
