@@ -98,6 +98,37 @@ def _check_model_args(model: str, model_args: str | None) -> None:
             raise ConfigError(f"--model_args: {part.strip()!r} has an empty key. Fix: write key=value")
 
 
+def _check_limit(limit: str | None) -> None:
+    """lm-eval takes a document count (>= 1) or a fraction in (0, 1); it fails deep in islice otherwise."""
+    if limit is None:
+        return
+    try:
+        value = float(limit)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0) or (value >= 1 and not value.is_integer()):
+        raise ConfigError(
+            f"--limit: {limit!r} is not a document count or a fraction. Fix: pass a whole number >= 1 "
+            "(documents per task) or a fraction in (0, 1)"
+        )
+
+
+def _cli_evaluate() -> None:
+    """lm-eval's CLI; its 'Tasks not found' ValueError becomes one effeval line."""
+    from lm_eval.__main__ import cli_evaluate
+
+    try:
+        cli_evaluate()
+    except ValueError as exc:
+        if str(exc).startswith("Tasks not found"):
+            missing = str(exc).split(":", 1)[-1].strip()
+            raise ConfigError(
+                f"--tasks: unknown task(s) {missing}. Fix: check the spelling (`lm_eval ls tasks` lists "
+                "lm-eval's; effeval's are in task_configs/) or pass --include_path DIR for your own YAML"
+            ) from None
+        raise
+
+
 def _flag_value(argv: list[str], *names: str) -> str | None:
     for i, tok in enumerate(argv):
         for name in names:
@@ -127,6 +158,7 @@ def check_lm_argv(argv: list[str]) -> bool:
             f"--model: unknown model {model!r}. Fix: use one of effeval's ({ours}) or an lm-eval built-in such as hf"
         )
     _check_model_args(model or "?", _flag_value(argv, "--model_args", "--model-args"))
+    _check_limit(_flag_value(argv, "--limit", "-L"))
     tasks = _flag_value(argv, "--tasks")
     if not tasks:
         return False
@@ -204,7 +236,6 @@ def cmd_lm(argv: list[str]) -> int:
         return 0
     skip_builtins = check_lm_argv(argv)
     rest, paths = _include_paths(argv)
-    from lm_eval.__main__ import cli_evaluate
 
     sys.argv = ["lm_eval", *rest, "--include_path", paths[0]]
     if skip_builtins:
@@ -212,10 +243,10 @@ def cmd_lm(argv: list[str]) -> int:
             "effeval lm: every requested task is in task_configs; not indexing lm-eval's built-in tasks"
         )
     if not skip_builtins and len(paths) == 1:
-        cli_evaluate()  # lm-eval's public CLI as is
+        _cli_evaluate()  # lm-eval's public CLI as is
         return 0
     with _task_manager_overrides(paths, skip_builtins):
-        cli_evaluate()
+        _cli_evaluate()
     return 0
 
 

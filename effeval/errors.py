@@ -8,6 +8,7 @@ stock ``lm_eval`` CLI), it is printed as one line instead of a traceback; set
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -27,6 +28,24 @@ class NotImplementedYetError(EffevalError, NotImplementedError):
 def config_error(argument: str, problem: str, fix: str) -> ConfigError:
     """Build the standard message: ``<argument>: <problem>. Fix: <fix>``."""
     return ConfigError(f"{argument}: {problem}. Fix: {fix}")
+
+
+@contextlib.contextmanager
+def loading(argument: str, path: object, what: str = "model"):
+    """Around a ``from_pretrained`` of a user's folder: a corrupt config.json, a truncated
+    safetensors file or a missing tokenizer file becomes one ConfigError naming ``argument``
+    instead of a deep traceback. Errors that are already effeval's pass through."""
+    try:
+        yield
+    except EffevalError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(
+            f"{argument}: could not load the {what} in {str(path)!r} ({type(exc).__name__}: {first}). "
+            "Fix: pass a complete folder written by save_pretrained (config.json, weights, tokenizer), "
+            "e.g. rebuild it with `effeval zoo build`"
+        ) from None
 
 
 def _one_line_excepthook(exc_type, exc, tb, _previous=sys.excepthook):

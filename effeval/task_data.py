@@ -31,7 +31,7 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     naming the file and line."""
     path = Path(path)
     with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in enumerate(_utf8_lines(fh, path), 1):
             if not line.strip():
                 continue
             try:
@@ -132,3 +132,38 @@ def load_scrolls(name: str = "qasper", split: str = "validation", zip_path: str 
 
     path = Path(zip_path) if zip_path else scrolls_zip(name)
     return {split: datasets.Dataset.from_list(read_scrolls_zip(path, name, split))}
+
+
+def _utf8_lines(fh, path: Path) -> Iterator[str]:
+    try:
+        yield from fh
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start} of a read "
+            f"block). Fix: convert it, e.g. iconv -f latin1 -t utf-8 {path} > fixed.jsonl"
+        ) from None
+
+
+def read_text_file(path: str | Path, argument: str, max_chars: int | None = None) -> str:
+    """A user's text file as str. Binary data (NUL bytes) and text that is not UTF-8 are a
+    ConfigError naming ``argument``: decoding them with replacement characters would silently
+    train or calibrate on garbage."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        raw = fh.read(None if max_chars is None else 4 * max_chars)
+    if b"\x00" in raw:
+        raise ConfigError(
+            f"{argument}: {str(path)!r} is a binary file (it holds NUL bytes), not text. "
+            "Fix: pass a UTF-8 text file"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if max_chars is not None and exc.start >= len(raw) - 3:  # cut inside a character by the limit
+            text = raw[: exc.start].decode("utf-8")
+        else:
+            raise ConfigError(
+                f"{argument}: {str(path)!r} is not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start}). "
+                f"Fix: convert it, e.g. iconv -f latin1 -t utf-8 {path} > {path.stem}.utf8{path.suffix}"
+            ) from None
+    return text if max_chars is None else text[:max_chars]

@@ -78,6 +78,9 @@ def run(args) -> int:
         sequential=not args.dense_activations,
         shrink=not args.no_shrink,
     ).validated()
+    from effeval.atomic import check_output_dir
+
+    check_output_dir(args.out)  # before loading and pruning, not after
     path = check_pretrained(args.model, "--model", "effeval pruned-ssm")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -85,10 +88,13 @@ def run(args) -> int:
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if args.dtype not in dtypes:
         raise ConfigError(f"--dtype: unknown {args.dtype!r}. Fix: use one of {', '.join(dtypes)}")
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[args.dtype]).to(
-        resolve_device(args.device)
-    )
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    from effeval.errors import loading
+
+    with loading("--model", path):
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[args.dtype]).to(
+            resolve_device(args.device)
+        )
+        tokenizer = AutoTokenizer.from_pretrained(path)
     result = prune_model(model, tokenizer, spec, calibration=args.calibration, task_loader=_task_loader)
     save_pruned(result.model, tokenizer, args.out, result.report)
     rep = result.report

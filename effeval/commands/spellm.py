@@ -82,7 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if args.cmd == "coverage":
         return _coverage(args)
+    from effeval.atomic import check_output_dir
     from effeval.methods.spellm.distill import DistillConfig, distill
+
+    check_output_dir(args.out)  # before loading the teacher and training, not after
 
     cfg = DistillConfig(
         base=args.base,
@@ -138,7 +141,18 @@ def _coverage(args) -> int:
         raise ConfigError(
             f"--k: {args.k!r} is not a comma-separated list of integers. Fix: e.g. --k 8,16"
         ) from None
-    tok = AutoTokenizer.from_pretrained(args.base)
+    from effeval.models.base import check_pretrained
+
+    base = check_pretrained(
+        args.base,
+        "--base",
+        "effeval spellm coverage",
+        model_files=("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "tekken.json"),
+    )
+    from effeval.errors import loading
+
+    with loading("--base", base, "tokenizer"):
+        tok = AutoTokenizer.from_pretrained(base)
     rows = []
     for k in ks:
         codec = CharCodec(tok, k, argument="--base tokenizer")

@@ -109,6 +109,40 @@ def parse_model_args(specs: Iterable[Arg], given: dict[str, Any], model: str) ->
     return ours, rest
 
 
+# from_pretrained keywords HFLM forwards to transformers (anything else is a typo or another
+# method's argument, which transformers would report as a deep TypeError from the model's __init__)
+FROM_PRETRAINED_KWARGS = frozenset(
+    {
+        "attn_implementation",
+        "low_cpu_mem_usage",
+        "device_map",
+        "quantization_config",
+        "load_in_8bit",
+        "load_in_4bit",
+        "cache_dir",
+        "local_files_only",
+        "token",
+        "use_safetensors",
+        "variant",
+    }
+)
+
+
+def reject_unknown_model_args(rest: dict, base: type, model: str, specs: Iterable[Arg]) -> None:
+    """``rest`` (what ``parse_model_args`` left for the lm-eval base class) may hold only the base
+    class's own parameters and the from_pretrained keywords it forwards; else one ConfigError."""
+    import inspect
+
+    params = set(inspect.signature(base.__init__).parameters) - {"self", "args", "kwargs"}
+    unknown = sorted(set(rest) - params - FROM_PRETRAINED_KWARGS)
+    if unknown:
+        ours = ", ".join(a.name for a in specs)
+        raise ConfigError(
+            f"{model}: unknown model_args {', '.join(unknown)}. Fix: use {model}'s own ({ours}) or "
+            f"{base.__name__}'s (e.g. dtype, max_length, batch_size, device, trust_remote_code)"
+        )
+
+
 def positive(x) -> str | None:
     return None if x > 0 else f"must be > 0, got {x}. Fix: pass a positive number"
 

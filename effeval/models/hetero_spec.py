@@ -16,7 +16,7 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from effeval.errors import ConfigError
+from effeval.errors import ConfigError, loading
 from effeval.methods.hetero_spec.registry import ALGORITHMS, get_algorithm
 from effeval.models.base import (
     Arg,
@@ -24,6 +24,7 @@ from effeval.models.base import (
     check_pretrained,
     parse_model_args,
     positive,
+    reject_unknown_model_args,
     request_keys,
     resolve_device,
     track_requests,
@@ -53,9 +54,15 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
         drafter_path = check_pretrained(ours["drafter"], "drafter", self.MODEL_NAME)
         self._generate = get_algorithm(ours["algorithm"])  # unknown/unavailable: ConfigError before loading
+        reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, self.ARGS)
         rest["device"] = resolve_device(rest.get("device"))
         rest.setdefault("dtype", "float32")
-        super().__init__(pretrained=pretrained, **rest)
+        from transformers import AutoConfig
+
+        with loading("drafter", drafter_path):  # a broken drafter fails before the target loads
+            AutoConfig.from_pretrained(drafter_path)
+        with loading("pretrained", pretrained):
+            super().__init__(pretrained=pretrained, **rest)
         self._effeval_init(ours)
         self.algorithm = ours["algorithm"]
         self.num_draft_tokens = ours["num_draft_tokens"]
@@ -73,11 +80,12 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        self.drafter_tokenizer = AutoTokenizer.from_pretrained(drafter_path)
-        # transformers' own path rewrites the drafter in place: it always gets its own copy.
-        self.drafter = (
-            AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype).to(self.device).eval()
-        )
+        with loading("drafter", drafter_path):
+            self.drafter_tokenizer = AutoTokenizer.from_pretrained(drafter_path)
+            # transformers' own path rewrites the drafter in place: it always gets its own copy.
+            self.drafter = (
+                AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype).to(self.device).eval()
+            )
         from effeval.methods.hetero_spec.tli import shared_vocabulary
         from effeval.methods.hetero_spec.vocab import Intersection, Vocab
 

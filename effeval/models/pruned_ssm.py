@@ -23,6 +23,7 @@ from effeval.models.base import (
     EffevalWrapperMixin,
     check_pretrained,
     parse_model_args,
+    reject_unknown_model_args,
     resolve_device,
     track_requests,
 )
@@ -66,8 +67,8 @@ def task_documents(name: str, limit: int = 2000) -> list[str]:
     Training docs are preferred so that calibration does not see the evaluated split."""
     from lm_eval.tasks import TaskManager, get_task_dict
 
-    from effeval.task_data import task_configs_dir
     from effeval.errors import ConfigError
+    from effeval.task_data import task_configs_dir
 
     # our own configs first: indexing lm-eval's ~14k built-in tasks takes seconds
     manager = TaskManager(include_path=str(task_configs_dir()), include_defaults=False)
@@ -146,9 +147,13 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
             shrink=ours["shrink"],
         ).validated()
         _check_targets_early(pretrained, spec.targets, spec.method)
+        reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
         rest.setdefault("dtype", "float32")
         rest["device"] = resolve_device(rest.get("device"))  # the CLI passes cuda:0 even without CUDA
-        super().__init__(pretrained=pretrained, **rest)
+        from effeval.errors import loading
+
+        with loading("pretrained", pretrained):
+            super().__init__(pretrained=pretrained, **rest)
         self._effeval_init(ours)
         model = self._model
         input_ids = None

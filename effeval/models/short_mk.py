@@ -24,12 +24,13 @@ from pathlib import Path
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
-from effeval.errors import ConfigError
+from effeval.errors import ConfigError, loading
 from effeval.models.base import (
     Arg,
     EffevalWrapperMixin,
     check_pretrained,
     parse_model_args,
+    reject_unknown_model_args,
     request_keys,
     resolve_device,
     track_requests,
@@ -101,8 +102,10 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
             )
         self._extractor = make_extractor(ours["answer"])
         rest["pretrained"] = check_pretrained(ours["pretrained"], model=self.MODEL_NAME)
+        reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
         rest["device"] = resolve_device(rest.get("device"))
-        super().__init__(**rest)
+        with loading("pretrained", rest["pretrained"]):
+            super().__init__(**rest)
         self._effeval_init(ours)
         self.chain_logs: list[dict] = []  # every request's per-chain log, in completion order
         from effeval.methods.short_mk.sampler import ThinkEndDetector

@@ -83,15 +83,21 @@ def convert(source: str, out: str) -> list[Path]:
 
 
 def validate(paths: list[str]) -> int:
-    from effeval.results.schema import schema_errors
+    """Files named on the command line are checked as results; in a folder, JSON that does not
+    declare the result schema (run configs, lm-eval output, bench JSON) is listed as skipped."""
+    from effeval.results.schema import SCHEMA_ID, schema_errors
 
     bad = 0
+    named = {Path(p) for p in paths if Path(p).is_file()}
     for path in _json_files(paths):
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             print(f"INVALID {path}: not JSON ({exc})")
             bad += 1
+            continue
+        if path not in named and not (isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID):
+            print(f"skip    {path}: not an effeval result (no \"schema\": \"{SCHEMA_ID}\")")
             continue
         errors = schema_errors(obj)
         if errors:
@@ -103,6 +109,13 @@ def validate(paths: list[str]) -> int:
 
 
 def run(args) -> int:
+    from effeval.atomic import check_output_dir, check_output_file
+
+    # output paths are checked before any work: a wrong --out must not cost a finished run
+    if args.results_cmd in ("convert", "export", "leaderboard"):
+        check_output_dir(args.out)
+    elif args.results_cmd == "compare" and args.out:
+        check_output_file(args.out)
     if args.results_cmd == "convert":
         for path in convert(args.source, args.out):
             print(path)

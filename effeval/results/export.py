@@ -28,7 +28,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -325,12 +324,20 @@ def _hub_card(model_dir: str, tasks: list[str], stamp: str, run: Run) -> str:
 
 
 def write_hub(run: Run, out: Path) -> list[Path]:
+    from effeval.atomic import confined, copy_atomic
     from effeval.results.writer import write_json_atomic, write_text_atomic
 
     model_dir = _safe((run.result["model"].get("source") or run.result["model"]["name"]).replace("/", "__"))
     if run.lm_eval_file is not None:
         data = json.loads(run.lm_eval_file.read_text(encoding="utf-8"))
-        model_dir = data.get("model_name_sanitized") or model_dir
+        model_dir = str(data.get("model_name_sanitized") or model_dir)
+        # lm-eval writes one folder name here; the file is input, so '../x' or '/x' must not escape --out
+        if model_dir in (".", "..") or any(sep in model_dir for sep in ("/", "\\", "\x00")):
+            raise ConfigError(
+                f"RESULT: model_name_sanitized {model_dir!r} in {run.lm_eval_file} is not a plain folder "
+                f"name, so the export would write outside --out {out}. Fix: set it to a name without "
+                "'/', '\\' or '..' (lm-eval writes the model name with '/' replaced by '__')"
+            )
         data.setdefault("config", {}).setdefault(
             "effeval", {"method": run.result["method"], "efficiency": run.result.get("efficiency")}
         )
@@ -342,12 +349,12 @@ def write_hub(run: Run, out: Path) -> list[Path]:
     stamp = _stamp(run)
     m = re.match(r"^results_(.+)\.json$", run.lm_eval_file.name) if run.lm_eval_file else None
     stamp = m.group(1) if m else stamp
-    written = [write_json_atomic(out / model_dir / f"results_{stamp}.json", data)]
+    written = [
+        write_json_atomic(confined(out, f"{model_dir}/results_{stamp}.json", "RESULT", "results file"), data)
+    ]
     for task, src in sorted(run.samples.items()):
-        dst = out / model_dir / f"samples_{task}_{stamp}.jsonl"
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-        written.append(dst)
+        dst = confined(out, f"{model_dir}/samples_{task}_{stamp}.jsonl", "RESULT", "samples file")
+        written.append(copy_atomic(src, dst))  # a killed re-export keeps the previous good copy
     missing = sorted(set(run.tasks) - set(run.samples))
     if missing:
         logger.info(
@@ -442,6 +449,7 @@ def export(
     """Export one run (effeval JSON or lm-eval output) to ``fmt`` under ``out``; returns written files."""
     import yaml
 
+    from effeval.atomic import confined
     from effeval.results.writer import write_json_atomic, write_text_atomic
 
     if fmt not in FORMATS:
@@ -455,13 +463,13 @@ def export(
     written: list[Path] = []
     if fmt == "eee":
         for rel, record in eee_records(run):
-            written.append(write_json_atomic(out / rel, record))
+            written.append(write_json_atomic(confined(out, rel, "RESULT", "model name"), record))
         logger.info(
             "eee export: efficiency kept as extra evaluation_results and in source_metadata.additional_details"
         )
     elif fmt == "hf-leaderboard":
         for rel, obj in hf_leaderboard_files(run):
-            written.append(write_json_atomic(out / rel, obj))
+            written.append(write_json_atomic(confined(out, rel, "RESULT", "model name"), obj))
         logger.info(
             "hf-leaderboard export: efficiency kept under config.effeval and as pseudo-task effeval_efficiency; "
             "the template shows it only if its Tasks list names it"

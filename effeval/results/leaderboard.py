@@ -54,22 +54,32 @@ def collect_results(results_dir: str | Path) -> list[dict]:
             f"RESULTS_DIR {str(root)!r}: no such folder. Fix: pass a folder of effeval result JSON "
             "(e.g. results/demo, or the --out of `effeval results convert`)"
         )
-    found = []
+    found, other = [], []
     for path in sorted(root.rglob("*.json")):
         if any(part.startswith(".") for part in path.relative_to(root).parts):
             continue
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, OSError):
+        except (UnicodeDecodeError, json.JSONDecodeError, OSError) as exc:
+            logger.warning("leaderboard: skipping %s (not readable JSON: %s)", path, type(exc).__name__)
             continue
         if not isinstance(obj, dict) or obj.get("schema") != SCHEMA_ID:
-            continue  # lm-eval raw output, benchmark JSON, ...: not a run of ours
+            other.append(path.name)  # lm-eval raw output, benchmark JSON, ...: not a run of ours
+            continue
         errors = schema_errors(obj)
         if errors:
             logger.warning("leaderboard: skipping %s (not valid %s: %s)", path, SCHEMA_ID, errors[0])
             continue
         obj["_path"] = str(path.relative_to(root))
         found.append(obj)
+    if other:
+        logger.warning(
+            "leaderboard: %d JSON file(s) are not %s results and are not shown: %s%s",
+            len(other),
+            SCHEMA_ID,
+            ", ".join(other[:5]),
+            ", ..." if len(other) > 5 else "",
+        )
     if not found:
         raise ConfigError(
             f"RESULTS_DIR {str(root)!r}: no effeval result JSON ({SCHEMA_ID}) in it. Fix: convert lm-eval "
@@ -172,8 +182,11 @@ def plot_task(results: list[dict], task: str, metric: str, higher: bool | None, 
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="svg", metadata={"Date": None})  # no timestamp: rebuilding gives the same file
+    from effeval.atomic import atomic_path
+
+    # matplotlib writes in place: a temp file renamed over the old plot keeps index.html's links whole
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="svg", metadata={"Date": None})  # no timestamp: rebuilding gives the same file
     plt.close(fig)
     return True
 

@@ -329,4 +329,6 @@ def save_pruned(model, tokenizer, out_dir, report: dict | None = None) -> None:
         tokenizer.save_pretrained(str(out))
     if report is not None:
         slim = {k: v for k, v in report.items() if k != "kept"}
-        (out / "effeval_pruning.json").write_text(json.dumps(slim, indent=2, default=str) + "\n")
+        from effeval.atomic import write_text_atomic
+
+        write_text_atomic(out / "effeval_pruning.json", json.dumps(slim, indent=2, default=str) + "\n")

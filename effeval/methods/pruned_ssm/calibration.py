@@ -57,8 +57,9 @@ def load_texts(source, task_loader: Callable[[str], list[str]] | None = None) ->
             f"calibration: no file at {str(path)!r}. Fix: pass an existing text file, "
             "dataset:<name>[:config[:split[:column]]] or task:<lm-eval task>"
         )
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        text = fh.read(MAX_CHARS)
+    from effeval.task_data import read_text_file
+
+    text = read_text_file(path, "--calibration", max_chars=MAX_CHARS)
     if not text.strip():
         raise ConfigError(f"calibration: file {str(path)!r} is empty. Fix: pass a file with some text in it")
     return [text]

@@ -37,7 +37,7 @@ from effeval.errors import ConfigError
 from effeval.methods.spellm.alphabet import NUM_SYMBOLS, check_k
 from effeval.methods.spellm.heads import MODES, best_rows
 from effeval.methods.spellm.model import SpeLLMForCausalLM, base_body, load_causal_lm
-from effeval.task_data import iter_jsonl
+from effeval.task_data import iter_jsonl, read_text_file
 from effeval.token_blocks import pack_token_blocks
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def load_texts(data: str) -> list[str]:
                         )
                     texts.append(str(row["text"]))
             else:
-                texts.append(f.read_text(encoding="utf-8", errors="replace"))
+                texts.append(read_text_file(f, "--data"))
     if not any(t.strip() for t in texts):
         raise ConfigError(f"--data: {data!r} holds no text. Fix: pass files with text in them")
     return texts
@@ -327,6 +327,24 @@ def _save_checkpoint(path: Path, student, opt, sched, gen, state: DistillState, 
     os.replace(tmp, path / "state.pt")
 
 
+def _load_checkpoint(path: Path) -> dict:
+    """Tensors and plain containers only (``weights_only=True``): a checkpoint is data, and a
+    crafted pickle under --out must not run code."""
+    try:
+        blob = torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # UnpicklingError for forbidden globals, RuntimeError/EOFError for junk
+        raise ConfigError(
+            f"--out: {path} is not a checkpoint this version wrote ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]}). Fix: delete {path.parent} or pass --no-resume to start over"
+        ) from None
+    if not isinstance(blob, dict) or not {"config", "heads", "state"} <= set(blob):
+        raise ConfigError(
+            f"--out: {path} is not a SpeLLM distillation checkpoint. Fix: delete {path.parent} "
+            "or pass --no-resume to start over"
+        )
+    return blob
+
+
 def _identity(cfg: DistillConfig) -> dict:
     """What must match for a checkpoint to be resumed (everything that changes the result)."""
     keys = (
@@ -387,7 +405,7 @@ def distill(cfg: DistillConfig, texts: list[str] | None = None, heldout: list[st
     out = Path(cfg.out)
     ckpt = out / CHECKPOINT_DIR
     if cfg.resume and (ckpt / "state.pt").exists():
-        blob = torch.load(ckpt / "state.pt", weights_only=False)
+        blob = _load_checkpoint(ckpt / "state.pt")
         if blob["config"] != _identity(cfg):
             raise ConfigError(
                 f"--out: {cfg.out} holds a checkpoint from a different run ({blob['config']}). Fix: pass the same "

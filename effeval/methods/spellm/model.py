@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from effeval.errors import ConfigError
+from effeval.errors import ConfigError, loading
 from effeval.methods.spellm.alphabet import NUM_SYMBOLS, CharCodec, Step, check_k
 from effeval.methods.spellm.heads import MODES, best_rows, make_heads, sample_rows, string_logprob
 
@@ -60,8 +60,9 @@ def load_causal_lm(path: str, argument: str = "base", dtype=torch.float32, devic
         raise ConfigError(
             f"{argument}: {str(path)!r} is already a SpeLLM directory. Fix: pass its base model"
         )
-    model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype).to(device).eval()
-    tok = AutoTokenizer.from_pretrained(str(p))
+    with loading(argument, path):
+        model = AutoModelForCausalLM.from_pretrained(str(p), dtype=dtype).to(device).eval()
+        tok = AutoTokenizer.from_pretrained(str(p))
     return model, tok
 
 
