@@ -33,7 +33,10 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def write_result(path: str | os.PathLike, result: dict) -> Path:
-    """Validate against effeval/result/v1, then write atomically."""
-    result = finite(result)
+    """Name models by what they are (never a cache path), validate against effeval/result/v1,
+    then write atomically."""
+    from effeval.model_identity import name_models
+
+    result = finite(name_models(result))
     validate_result(result, where=str(path))
     return write_json_atomic(path, result)
