@@ -41,11 +41,14 @@ def write_bench(name: str, payload: dict[str, Any], out_dir: str | os.PathLike |
     device = "cuda" if torch.cuda.is_available() else "cpu"
     env = environment_block(device)
     env["torch_threads"] = torch.get_num_threads()
+    from effeval.model_identity import name_models
+
     doc = {
         "bench": name,
         "created": _dt.datetime.now(tz=_dt.timezone.utc).isoformat(),
         "environment": env,
-        **payload,
+        # models named by what they are (zoo name, package, sha256), never by a cache path
+        **name_models(payload),
     }
     path = Path(out_dir or bench_dir()) / f"{name}.json"
     write_json_atomic(path, doc)

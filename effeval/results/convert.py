@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import ConfigError
+from effeval.model_identity import identify, name_models
 from effeval.results.schema import SCHEMA_ID
 
 _RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
@@ -32,14 +33,21 @@ def sha256_file(path: str | Path) -> str:
 
 def git_hash(cwd: str | Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).parent, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd or Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-def package_versions(names=("effeval", "lm_eval", "torch", "transformers", "diffusers", "open_clip_torch")) -> dict:
+def package_versions(
+    names=("effeval", "lm_eval", "torch", "transformers", "diffusers", "open_clip_torch"),
+) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {}
@@ -63,7 +71,9 @@ def environment_block(device: str | None = None) -> dict:
 def find_results_files(path: str | Path) -> list[Path]:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"results path {str(path)!r} does not exist. Fix: pass an lm-eval --output_path folder or a results_*.json file")
+        raise ConfigError(
+            f"results path {str(path)!r} does not exist. Fix: pass an lm-eval --output_path folder or a results_*.json file"
+        )
     if path.is_file():
         return [path]
     files = sorted(p for p in path.rglob("results_*.json") if _RESULTS_RE.match(p.name))
@@ -78,7 +88,9 @@ def load_lm_eval_results(path: Path) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not JSON ({exc.__class__.__name__}). Fix: pass an lm-eval results_*.json file") from None
+        raise ConfigError(
+            f"{path}: not JSON ({exc.__class__.__name__}). Fix: pass an lm-eval results_*.json file"
+        ) from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict) or "config" not in data:
         raise ConfigError(
             f"{path}: not lm-eval output (no 'results' and 'config' keys). "
@@ -114,7 +126,9 @@ def _metrics(task_results: dict, higher: dict, n_samples: int | None) -> dict:
         stderr = task_results.get(f"{metric}_stderr,{filt}") if filt else task_results.get(f"{metric}_stderr")
         out[name] = {
             "value": float(value),
-            "stderr": float(stderr) if isinstance(stderr, (int, float)) and not isinstance(stderr, bool) else None,
+            "stderr": float(stderr)
+            if isinstance(stderr, (int, float)) and not isinstance(stderr, bool)
+            else None,
             "higher_is_better": higher.get(metric),
             "n_samples": n_samples,
         }
@@ -131,8 +145,16 @@ def _nonzero_parameters(efficiency: dict) -> int | None:
 
 
 def convert_lm_eval(path: str | Path) -> dict:
-    """One lm-eval results file -> one effeval/result/v1 dict."""
-    path = Path(path)
+    """One lm-eval results file -> one effeval/result/v1 dict; every model folder in it (the
+    model, ``model_args``' drafter, the copied lm-eval config) named by what it is."""
+    return name_models(_convert_lm_eval(Path(path)))
+
+
+def _safe_id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "model"
+
+
+def _convert_lm_eval(path: Path) -> dict:
     data = load_lm_eval_results(path)
     config = data.get("config") or {}
     model_args = _parse_model_args(config.get("model_args"))
@@ -163,8 +185,12 @@ def convert_lm_eval(path: str | Path) -> dict:
         created_iso = _dt.datetime.fromtimestamp(float(created), tz=_dt.timezone.utc).isoformat()
     except (TypeError, ValueError):
         created_iso = _dt.datetime.now(tz=_dt.timezone.utc).isoformat()
-    name = str(data.get("model_name") or Path(source).name or source)
-    run_id = f"{(wrapper or 'lm')}__{Path(source).name}__{stamp.group('stamp') if stamp else sha256_file(path)[:12]}"
+    # named by what it is (zoo name / package / sha256), never by this machine's cache path
+    identity = identify(source)
+    if identity["name"] == source and data.get("model_name"):
+        identity = identify(str(data["model_name"]))
+    source = identity["source"]
+    run_id = f"{(wrapper or 'lm')}__{_safe_id(identity['name'])}__{stamp.group('stamp') if stamp else sha256_file(path)[:12]}"
 
     source_files = [{"path": str(path), "sha256": sha256_file(path)}]
     if stamp:
@@ -182,26 +208,32 @@ def convert_lm_eval(path: str | Path) -> dict:
         "run_id": run_id,
         "created": created_iso,
         "model": {
-            "name": name,
-            "source": source,
+            **identity,
             "revision": config.get("model_revision") or model_args.get("revision"),
             "dtype": str(config.get("model_dtype")) if config.get("model_dtype") is not None else None,
-            "parameters": config.get("model_num_parameters") if isinstance(config.get("model_num_parameters"), int)
-            and config.get("model_num_parameters") >= 0 else None,
+            "parameters": config.get("model_num_parameters")
+            if isinstance(config.get("model_num_parameters"), int) and config.get("model_num_parameters") >= 0
+            else None,
             "nonzero_parameters": _nonzero_parameters(efficiency),
             "wrapper": wrapper,
         },
-        "method": {"name": method.get("name", "baseline"), "args": method.get("args") or {}, "model_args": model_args},
+        "method": {
+            "name": method.get("name", "baseline"),
+            "args": method.get("args") or {},
+            "model_args": model_args,
+        },
         "tasks": tasks,
         "efficiency": efficiency,
         "environment": {
-            "versions": {k: (str(v) if v is not None else None) for k, v in versions.items()} | {
-                k: v for k, v in package_versions(("effeval", "torch")).items()
-            },
+            "versions": {k: (str(v) if v is not None else None) for k, v in versions.items()}
+            | {k: v for k, v in package_versions(("effeval", "torch")).items()},
             "device": str(config.get("device")) if config.get("device") is not None else None,
             "git_hash": data.get("git_hash"),
             "platform": None,
         },
         "provenance": {"source_files": source_files, "command": None, "converted_from": str(path)},
-        "extra": {"lm_eval_config": {k: v for k, v in config.items() if k != "effeval"}, "n_shot": data.get("n-shot")},
+        "extra": {
+            "lm_eval_config": {k: v for k, v in config.items() if k != "effeval"},
+            "n_shot": data.get("n-shot"),
+        },
     }
