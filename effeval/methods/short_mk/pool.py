@@ -16,9 +16,17 @@ paper's analysis). For one question with thinking lengths ``L_1..L_k``:
 - ``longest``: the longest finished chain; it needs every chain to finish (cost of majority@k).
 - ``random``: one chain, uniformly: the EXPECTED accuracy (mean over chains), mean thinking
   tokens and mean length as time (what one sample costs).
+- ``length_rank`` (the paper's central observation, separately from the strategies): sort each
+  question's k chains by thinking tokens (ties: lower chain index first; truncated chains take
+  part, with their truncated length and usually no answer), and report for every rank r = 1..k
+  the accuracy of the chain at rank r and its mean thinking tokens. Rank 1 is the shortest chain,
+  rank k the longest.
 
-Accuracy is the mean over questions of "the selected answer equals the target" after the
-normaliser of ``answers.py``. Thinking tokens and time are means over questions.
+Every accuracy comes with ``accuracy_stderr``: the standard error of the mean of the per-question
+values (0/1, or the expectation for ``random``) over questions.
+
+Accuracy is the mean over questions of "the selected chain's answer equals the target", judged by
+``answers.is_correct`` (math-verify, with the normaliser of ``answers.py`` as the fallback). Thinking tokens and time are means over questions.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import ConfigError
-from effeval.methods.short_mk.answers import find_boxed, make_extractor, make_normalizer
+from effeval.methods.short_mk.answers import is_correct, make_extractor, make_normalizer
 from effeval.methods.short_mk.voting import Chain, decide, first_m, make_generator, vote
 from effeval.task_data import iter_jsonl
 
@@ -125,11 +133,42 @@ def load_pool(path: str | Path, answer: str | None = None, normalize: str = "mat
     return out
 
 
-def _correct(key: str | None, target: str | None, norm) -> bool:
+def _correct(key: str | None, answer: str | None, target: str | None, normalize: str) -> bool:
+    """The vote's key is None (nothing voted): wrong. Otherwise the chosen chain's raw answer is
+    judged by ``answers.is_correct``: math-verify, with the normaliser as the fallback."""
     if key is None or target is None:
         return False
-    boxed = find_boxed(target)
-    return key == norm(boxed if boxed is not None else target)
+    return is_correct(answer if answer is not None else key, target, normalize)
+
+
+def _stderr(values: Sequence[float]) -> float | None:
+    """Standard error of the mean over questions (None with fewer than two)."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    return (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
+
+
+def length_rank_table(questions: Sequence[PoolQuestion], k: int, normalize: str = "math") -> list[dict]:
+    """Accuracy of the r-th shortest chain, r = 1..k (see module docstring; ties: lower index first)."""
+    by_rank: list[list[float]] = [[] for _ in range(k)]
+    lengths: list[list[float]] = [[] for _ in range(k)]
+    for q in questions:
+        ranked = sorted(q.chains[:k], key=lambda c: (c.think_tokens, c.index))
+        for r, chain in enumerate(ranked):
+            by_rank[r].append(float(_correct(chain.vote_key, chain.answer, q.target, normalize)))
+            lengths[r].append(float(chain.think_tokens))
+    return [
+        {
+            "rank": r + 1,
+            "accuracy": sum(by_rank[r]) / len(by_rank[r]),
+            "accuracy_stderr": _stderr(by_rank[r]),
+            "mean_thinking_tokens": sum(lengths[r]) / len(lengths[r]),
+            "questions": len(by_rank[r]),
+        }
+        for r in range(k)
+    ]
 
 
 def _row(
@@ -149,6 +188,7 @@ def _row(
         "m": m,
         "k": k,
         "accuracy": sum(acc) / n,
+        "accuracy_stderr": _stderr(acc),
         "thinking_tokens": sum(think) / n,
         "time_steps": sum(time_) / n,
         "chosen_thinking_tokens": sum(chosen_len) / n,
@@ -156,19 +196,30 @@ def _row(
     }
 
 
-def analyze_pool(
-    questions: Sequence[PoolQuestion], normalize: str = "math", seed: int = 1234
-) -> dict[str, Any]:
-    """The table for every strategy and every m <= k (see module docstring)."""
+def check_k(questions: Sequence[PoolQuestion], expected_k: int | None = None) -> int:
+    """Every question must have the same number of chains (and ``expected_k`` when given): a chain
+    log appended from runs with different k would otherwise mix two experiments silently."""
     if not questions:
         raise ConfigError("pool: no questions. Fix: pass a pool with at least one question")
-    ks = {len(q.chains) for q in questions}
-    k = min(ks)
-    if len(ks) > 1:
-        logger.warning(
-            "pool: questions have different numbers of chains %s; using the first %d of each", sorted(ks), k
-        )
-    norm = make_normalizer(normalize)
+    k = expected_k if expected_k is not None else len(questions[0].chains)
+    for q in questions:
+        if len(q.chains) != k:
+            source = f"--k {expected_k}" if expected_k is not None else f"question {questions[0].qid!r}"
+            raise ConfigError(
+                f"pool: question {q.qid!r} has {len(q.chains)} chains but {source} has {k} (a chain log from "
+                "a different k). Fix: analyse the log of one run (one k), or pass its --k"
+            )
+    return k
+
+
+def analyze_pool(
+    questions: Sequence[PoolQuestion],
+    normalize: str = "math",
+    seed: int = 1234,
+    expected_k: int | None = None,
+) -> dict[str, Any]:
+    """The table for every strategy and every m <= k, and accuracy by length rank (module docstring)."""
+    k = check_k(questions, expected_k)
     gen = make_generator(seed)
     rows = []
 
@@ -192,7 +243,7 @@ def analyze_pool(
             result = vote(voters or list(chains), gen)
             chosen = chains[[c.index for c in chains].index(result.chosen)]
             return (
-                float(_correct(result.answer, target, norm)),
+                float(_correct(result.answer, chosen.answer, target, normalize)),
                 float(sum(min(c.think_tokens, stop) for c in chains)),
                 float(stop),
                 float(chosen.think_tokens),
@@ -206,7 +257,7 @@ def analyze_pool(
             result = vote(sub, gen)
             chosen = next(c for c in sub if c.index == result.chosen)
             return (
-                float(_correct(result.answer, target, norm)),
+                float(_correct(result.answer, chosen.answer, target, normalize)),
                 float(sum(c.think_tokens for c in sub)),
                 float(max(c.think_tokens for c in sub)),
                 float(chosen.think_tokens),
@@ -218,7 +269,7 @@ def analyze_pool(
         def select(chains, target):
             _, result = decide(strategy, chains, 1, gen)
             chosen = next(c for c in chains if c.index == result.chosen)
-            ok = float(_correct(result.answer, target, norm))
+            ok = float(_correct(result.answer, chosen.answer, target, normalize))
             if strategy == "shortest":
                 stop = chosen.think_tokens if chosen.finished else max(c.think_tokens for c in chains)
                 return (
@@ -246,7 +297,7 @@ def analyze_pool(
     acc, think = [], []
     for q in questions:
         chains = q.chains[:k]
-        acc.append(sum(_correct(c.vote_key, q.target, norm) for c in chains) / len(chains))
+        acc.append(sum(_correct(c.vote_key, c.answer, q.target, normalize) for c in chains) / len(chains))
         think.append(sum(c.think_tokens for c in chains) / len(chains))
     rows.append(_row(f"random@{k}", "random", None, 1, acc, think, think, think))
     base = next(r for r in rows if r["name"] == f"majority@{k}")
@@ -256,7 +307,14 @@ def analyze_pool(
         )
         r["time_ratio_to_majority"] = r["time_steps"] / base["time_steps"] if base["time_steps"] else None
         r["accuracy_minus_majority"] = r["accuracy"] - base["accuracy"]
-    return {"k": k, "questions": len(questions), "normalize": normalize, "seed": seed, "rows": rows}
+    return {
+        "k": k,
+        "questions": len(questions),
+        "normalize": normalize,
+        "seed": seed,
+        "rows": rows,
+        "length_rank": length_rank_table(questions, k, normalize),
+    }
 
 
 def plot_pool(table: dict[str, Any], out_png: str | Path) -> Path:
@@ -267,7 +325,7 @@ def plot_pool(table: dict[str, Any], out_png: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows = table["rows"]
-    fig, ax = plt.subplots(figsize=(6, 4.2), dpi=120)
+    fig, (ax, ax_rank) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
     for strategy, style in (("short", "o-"), ("majority", "s--")):
         pts = [r for r in rows if r["strategy"] == strategy]
         ax.plot(
@@ -294,10 +352,30 @@ def plot_pool(table: dict[str, Any], out_png: str | Path) -> Path:
     ax.set_title(f"short-m@k vs majority (k={table['k']}, {table['questions']} questions)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    ranks = table.get("length_rank") or []
+    if ranks:
+        ax_rank.errorbar(
+            [r["rank"] for r in ranks],
+            [r["accuracy"] for r in ranks],
+            yerr=[r["accuracy_stderr"] or 0.0 for r in ranks],
+            fmt="o-",
+            capsize=3,
+            label="chain at length rank r",
+        )
+        rand = next((r for r in rows if r["strategy"] == "random"), None)
+        if rand is not None:
+            ax_rank.axhline(rand["accuracy"], color="grey", linestyle=":", label="random chain")
+        ax_rank.set_xlabel("length rank (1 = shortest chain of the question)")
+        ax_rank.set_ylabel("accuracy (+- 1 standard error)")
+        ax_rank.set_title("accuracy by thinking-length rank")
+        ax_rank.grid(alpha=0.3)
+        ax_rank.legend(fontsize=7)
     fig.tight_layout()
+    from effeval.atomic import atomic_path
+
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png)
+    with atomic_path(out_png) as tmp:  # never a half-written plot
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return out_png
 

@@ -160,14 +160,44 @@ class ShortMKResult:
         }
 
 
+REGEX_PREFIX = "regex:"
+REGEX_WINDOW_TOKENS = 48
+
+# A final answer written out, for models with no thinking tags (the whole response is the chain):
+# a closed \boxed{...} (one level of nested braces), or "the (final) answer is <number>" followed
+# by something that ends the number (so "42" is not cut to "4").
+FINAL_ANSWER_PATTERN = (
+    r"\\boxed\{(?:[^{}]|\{[^{}]*\})*\}"
+    r"|[Tt]he (?:final )?answer is:?\s*\$?-?\d[\d,]*(?:\.\d+)?(?:[^\d.,]|[.,]\D)"
+)
+
+
 class ThinkEndDetector:
     """Detects the end-of-thinking marker at the END of a chain's token list.
 
     One-token markers are matched by id; others on the decoded tail of ``window`` tokens, which is
     enough because a marker of b UTF-8 bytes spans at most b tokens (byte fallback) and it must end
-    at the newest token (otherwise it was detected one step earlier)."""
+    at the newest token (otherwise it was detected one step earlier).
+
+    ``regex:PATTERN`` (for models without thinking tags, where the chain is the whole response and
+    it finishes with a final-answer pattern such as ``FINAL_ANSWER_PATTERN``): a match anywhere in
+    the decoded last ``REGEX_WINDOW_TOKENS`` tokens. A match that was complete one step earlier
+    would have stopped the chain then, so the first hit is where the pattern completes."""
 
     def __init__(self, marker: str, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str]):
+        self.regex = None
+        if marker and marker.startswith(REGEX_PREFIX):
+            import re
+
+            try:
+                self.regex = re.compile(marker[len(REGEX_PREFIX) :])
+            except re.error as exc:
+                raise ConfigError(
+                    f"think_end: {marker!r} is not a valid regular expression ({exc}). Fix: pass regex:PATTERN "
+                    "with a Python regular expression, or a literal marker such as </think>"
+                ) from None
+            self.marker, self.decode, self.token_id, self.window = marker, decode, None, REGEX_WINDOW_TOKENS
+            return
         if not marker or not marker.strip():
             raise ConfigError(
                 "think_end: empty marker. Fix: pass the model's end-of-thinking string, e.g. think_end=</think>"
@@ -186,6 +216,8 @@ class ThinkEndDetector:
     def hit(self, tokens: list[int]) -> bool:
         if not tokens:
             return False
+        if self.regex is not None:
+            return self.regex.search(self.decode(tokens[-self.window :])) is not None
         if self.token_id is not None and tokens[-1] == self.token_id:
             return True
         return self.marker in self.decode(tokens[-self.window :])

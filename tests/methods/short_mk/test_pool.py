@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from effeval.errors import ConfigError
 from effeval.commands.short_mk import main as cli_main
+from effeval.errors import ConfigError
 from effeval.methods.short_mk.pool import analyze_pool, load_pool
 
 # Two questions, k=3: (thinking tokens, answer) per chain, all finished.
@@ -99,3 +99,50 @@ def test_cli_writes_json_and_png(pool_file, tmp_path, capsys):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     assert "short-1@3" in capsys.readouterr().out
     assert cli_main(["analyze", str(tmp_path / "missing.jsonl")]) == 2
+
+
+# A third question with a tie in length (c0, c1: 5 tokens) and a truncated chain with no answer.
+POOL_WITH_TIE = POOL + [
+    {
+        "id": "C",
+        "target": "1",
+        "chains": [
+            {"think_tokens": 5, "answer": "1"},
+            {"think_tokens": 5, "answer": "2"},
+            {"think_tokens": 7, "answer": None, "status": "truncated"},
+        ],
+    }
+]
+
+
+def test_length_rank_table_by_hand(tmp_path):
+    """Sorted by (thinking tokens, chain index), right/wrong per rank, written out by hand:
+    A: 6 wrong, 8 right, 10 right; B: 4 right, 9 right, 12 wrong; C: 5(c0) right, 5(c1) wrong,
+    7 truncated (no answer) wrong. A variant that keeps sampling order instead of sorting by
+    length gives rank 1 = A c0, B c0, C c0 = 3/3 and fails; breaking the C tie the other way
+    gives rank 1 = 1/3 and fails too."""
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in POOL_WITH_TIE))
+    table = analyze_pool(load_pool(path))
+    got = [(r["rank"], r["accuracy"], r["mean_thinking_tokens"]) for r in table["length_rank"]]
+    expected = [(1, 2 / 3, 5.0), (2, 2 / 3, 22 / 3), (3, 1 / 3, 29 / 3)]
+    assert [g[0] for g in got] == [1, 2, 3]
+    for (_, acc, tokens), (_, want_acc, want_tokens) in zip(got, expected):
+        assert acc == pytest.approx(want_acc) and tokens == pytest.approx(want_tokens)
+    # standard error of three 0/1 values with mean 2/3: sqrt((1/3) / 3) by hand
+    assert table["length_rank"][0]["accuracy_stderr"] == pytest.approx((1 / 9) ** 0.5)
+
+
+def test_chain_log_from_a_different_k_is_a_one_line_error(tmp_path, capsys):
+    """A log appended from a k=3 run and a k=2 run must not be analysed as one pool."""
+    path = tmp_path / "chains.jsonl"
+    mixed = POOL + [{"id": "D", "target": "1", "chains": [{"think_tokens": 3, "answer": "1"}] * 2}]
+    path.write_text("".join(json.dumps(q) + "\n" for q in mixed))
+    with pytest.raises(ConfigError, match="a chain log from a different k"):
+        analyze_pool(load_pool(path))
+    assert cli_main(["analyze", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Fix:" in err
+    good = tmp_path / "pool.jsonl"
+    good.write_text("".join(json.dumps(q) + "\n" for q in POOL))
+    assert cli_main(["analyze", str(good), "--k", "4"]) == 2

@@ -161,3 +161,29 @@ def test_marker_the_tokenizer_cannot_write_is_a_clear_error():
         ThinkEndDetector("</think>", tok.encode, tok.decode)
     with pytest.raises(ConfigError, match="think_end: empty marker"):
         ThinkEndDetector("  ", tok.encode, tok.decode)
+
+
+def test_final_answer_pattern_ends_a_chain_where_the_answer_is_complete():
+    """Models without thinking tags: the chain finishes when it has written its final answer.
+    The first hit must come once the number is complete ("42. ", not "4"), and a \\boxed{} once
+    closed. Shown able to fail: the same pattern without its terminator hits at "...is 4"."""
+    from effeval.methods.short_mk.sampler import FINAL_ANSWER_PATTERN, ThinkEndDetector
+
+    def encode(text):
+        return [ord(c) for c in text]
+
+    def decode(ids):
+        return "".join(chr(i) for i in ids)
+
+    detector = ThinkEndDetector("regex:" + FINAL_ANSWER_PATTERN, encode, decode)
+
+    def first_hit(text):
+        ids = encode(text)
+        return next((decode(ids[:n]) for n in range(1, len(ids) + 1) if detector.hit(ids[:n])), None)
+
+    assert first_hit("so the answer is 42. Then more") == "so the answer is 42. "
+    assert first_hit("The final answer is: $1,200 total") == "The final answer is: $1,200 "
+    assert first_hit("we get \\boxed{\\frac{1}{2}} and") == "we get \\boxed{\\frac{1}{2}}"
+    assert first_hit("no answer here, 42 apples") is None
+    with pytest.raises(ConfigError, match="^think_end: .*not a valid regular expression"):
+        ThinkEndDetector("regex:(", encode, decode)
