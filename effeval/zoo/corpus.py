@@ -91,9 +91,38 @@ def heldout_texts(n: int = 8) -> list[str]:
 
 NAMED_CORPORA = {"python": "mixed", "python-prose": "prose", "python-code": "code"}
 
+# Real English prose: reasoning-gym ships Jules Verne's "In the Year 2889" (public domain).
+REAL_PROSE_HELDOUT_SHARE = 0.2
+
+
+def year_2889_text() -> str:
+    """The novella's text from the installed reasoning-gym package (one-line error when missing)."""
+    import importlib.util
+
+    from effeval.errors import ConfigError
+
+    spec = importlib.util.find_spec("reasoning_gym")
+    path = Path(spec.origin).parent / "data" / "in_the_year_2889.txt" if spec and spec.origin else None
+    if path is None or not path.exists():
+        raise ConfigError(
+            "--data real-prose: reasoning-gym's in_the_year_2889.txt is not installed. "
+            "Fix: pip install reasoning-gym==0.1.25 (or pass --data python)"
+        )
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+def real_prose_split() -> tuple[list[str], list[str]]:
+    """(training, held-out) real prose: pydoc's topic help plus the first 80% of "In the Year
+    2889" (by paragraphs) for training; the novella's last 20% is held out."""
+    paragraphs = [p.strip() for p in year_2889_text().split("\n\n") if p.strip()]
+    cut = int(len(paragraphs) * (1 - REAL_PROSE_HELDOUT_SHARE))
+    return pydoc_topics() + ["\n\n".join(paragraphs[:cut])], ["\n\n".join(paragraphs[cut:])]
+
 
 def texts_for(data: str) -> tuple[list[str] | None, list[str] | None]:
     """(training texts, held-out texts) for a named corpus; (None, None) when ``data`` names files."""
     if data in NAMED_CORPORA:
         return corpus_texts(NAMED_CORPORA[data]), heldout_texts(4)
+    if data == "real-prose":
+        return real_prose_split()
     return None, None

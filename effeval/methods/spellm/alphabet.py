@@ -212,6 +212,45 @@ class CharCodec:
             "longest_token_bytes": max(lengths),
         }
 
+    def characters_vs_bytes(self) -> dict:
+        """What a character alphabet (the paper's) would need instead of bytes, at this k."""
+        partial, chars, fit_bytes, fit_chars, non_ascii, non_ascii_bytes, non_ascii_chars = (
+            0,
+            set(),
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        for b in self.token_bytes:
+            if b is None:
+                continue
+            try:
+                text = b.decode("utf-8")
+            except UnicodeDecodeError:
+                partial += 1  # a partial UTF-8 sequence: no character string exists
+                continue
+            chars.update(text)
+            fit_bytes += len(b) <= self.k
+            fit_chars += len(text) <= self.k
+            if any(ord(c) > 127 for c in text):
+                non_ascii += 1
+                non_ascii_bytes += len(b) <= self.k
+                non_ascii_chars += len(text) <= self.k
+        return {
+            "k": self.k,
+            "tokens_not_valid_utf8": partial,
+            "distinct_characters": len(chars),
+            "char_head_outputs": self.k * (len(chars) + 2),
+            "byte_head_outputs": self.k * NUM_SYMBOLS,
+            "fit_k_as_bytes": fit_bytes,
+            "fit_k_as_characters": fit_chars,
+            "non_ascii_tokens": non_ascii,
+            "non_ascii_fit_k_as_bytes": non_ascii_bytes,
+            "non_ascii_fit_k_as_characters": non_ascii_chars,
+        }
+
     def round_trip(self) -> dict:
         """chars -> string -> input tokens for every token that fits in k: how many come back."""
         same_id = same_bytes = tried = 0
