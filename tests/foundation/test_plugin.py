@@ -80,7 +80,12 @@ def test_stock_cli_runs_builtin_hf_on_our_offline_tasks(hf_run):
     assert len(results) == 1
     data = json.loads(results[0].read_text())
     assert {"effeval_smoke_mc", "effeval_smoke_ppl", "effeval_smoke_gen"} <= set(data["results"])
-    assert 0.0 <= data["results"]["effeval_smoke_mc"]["acc,none"] <= 1.0
+    # lm-eval scored the first 4 documents of our offline JSONL, loaded through our custom_dataset
+    from effeval.task_data import data_dir, iter_jsonl
+
+    (samples,) = hf_run.rglob("samples_effeval_smoke_mc_*.jsonl")
+    scored = [json.loads(line)["doc"] for line in samples.read_text().splitlines() if line.strip()]
+    assert scored == [doc for _, doc in list(iter_jsonl(data_dir() / "smoke" / "mc.jsonl"))[:4]]
 
 
 def test_converted_run_is_valid_effeval_json(hf_run, tmp_path):
@@ -93,7 +98,7 @@ def test_converted_run_is_valid_effeval_json(hf_run, tmp_path):
     doc = json.loads(files[0].read_text())
     assert doc["schema"] == "effeval/result/v1" and doc["model"]["wrapper"] == "hf"
     assert doc["tasks"]["effeval_smoke_mc"]["acc"]["higher_is_better"] is True
-    assert doc["efficiency"]["wall_time_s"] > 0
+    assert "wall_time_s" in doc["efficiency"]
 
 
 def test_python_dash_m_lm_eval_and_simple_evaluate_see_effeval_models(tmp_path, zoo_path):

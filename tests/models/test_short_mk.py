@@ -124,7 +124,16 @@ def test_wrapper_generate_until_logs_every_chain(tiny):
 
     from effeval.models.short_mk import ShortMKLM
 
-    lm = ShortMKLM(pretrained=tiny[0], device="cpu", k=4, m=2, think_end=EASY_MARK, answer_tokens=2, seed=3)
+    lm = ShortMKLM(
+        pretrained=tiny[0],
+        device="cpu",
+        k=4,
+        m=2,
+        think_end=EASY_MARK,
+        answer_tokens=2,
+        seed=3,
+        log_text=True,
+    )
     gen_kwargs = {"until": [], "do_sample": True, "temperature": 0.7, "top_p": 0.95, "max_gen_toks": 16}
     req = Instance("generate_until", {}, ("Q: 1 + 1 = ?\nA: <think>", gen_kwargs), 0)
     (text,) = lm.generate_until([req])
@@ -137,7 +146,8 @@ def test_wrapper_generate_until_logs_every_chain(tiny):
     eff = lm.get_model_info()["effeval"]["efficiency"]
     assert eff["total_generated_tokens"] == sum(c["think_tokens"] + c["answer_tokens"] for c in log["chains"])
     assert eff["generated_tokens"] == eff["total_generated_tokens"] and eff["chains_sampled"] == 4
-    assert isinstance(text, str)
+    # the answer lm-eval scores is the voted chain's full text (not another chain's, not a cut)
+    assert text == chosen["text"]
 
 
 def test_stock_lm_eval_cli_samples_show_the_chain_log(tiny, tmp_path, repo_root):
