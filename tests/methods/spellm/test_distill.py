@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from effeval.errors import ConfigError
-from effeval.methods.spellm.distill import DistillConfig, distill as distill_files, evaluate
+from effeval.methods.spellm.distill import DistillConfig, evaluate
+from effeval.methods.spellm.distill import distill as distill_files
 from effeval.zoo.corpus import texts_for
 
 
@@ -75,11 +76,14 @@ def test_saved_directory_reloads_with_identical_outputs(distilled, zoo_path):
     cfg = _small(zoo_path("mamba2-sp", trained=True), out)
     _, eval_blocks = make_blocks(tok, cfg)
     again = evaluate(model, teacher, MarginalTargets(model.codec, 32000), eval_blocks, 128, "padded")
+    # the reloaded heads score exactly what the in-memory trained heads scored at the last step
+    # (saving the initial heads instead would give summary["initial"], far lower)
     assert again["top1_agreement"] == summary["final"]["top1_agreement"]
+    assert again["top1_agreement"] > summary["initial"]["top1_agreement"]
+    # the saved backbone is the frozen teacher's: the stand-alone reload equals the shared path
     reloaded = SpeLLMForCausalLM.from_pretrained(out)
     ids = torch.tensor([tok.encode("def f(x):\n    return x", add_special_tokens=False)])
     with torch.no_grad():
-        assert torch.equal(reloaded(ids)[0], SpeLLMForCausalLM.from_pretrained(out)(ids)[0])
         assert torch.allclose(reloaded(ids)[0], model(ids)[0], atol=1e-5)
 
 
