@@ -229,11 +229,10 @@ document.querySelectorAll('#runs th').forEach(function (th, col) {
 
 
 def _fmt(v: float | None) -> str:
-    if v is None:
-        return ""
-    if abs(v) >= 1000 and float(v).is_integer():
-        return f"{int(v):,}"
-    return f"{v:.4g}"
+    # 3.7e+41, not a 42-digit integer; thousands separators below 1e7
+    from effeval.results.formatting import format_number
+
+    return format_number(v)
 
 
 def _display_model(name: str) -> str:
