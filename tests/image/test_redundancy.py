@@ -2,11 +2,12 @@
 
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 
 from effeval.image.interventions import apply_intervention, parse_intervention, replace_positions
-from effeval.image.redundancy import _cos, aggregate, analyse_prompt, pixel_features
+from effeval.image.redundancy import aggregate, analyse_prompt
 
 
 class CachingGenerator:
@@ -21,6 +22,19 @@ class CachingGenerator:
             self.calls += 1
             self.cache[key] = self.inner.images(cond, seeds)
         return self.cache[key]
+
+
+def _features(images) -> np.ndarray:
+    """The documented feature, written here independently: 16x16 RGB pixels in [0, 1], flattened,
+    each image's mean subtracted."""
+    x = np.stack(
+        [np.asarray(im.convert("RGB").resize((16, 16)), dtype=np.float64).reshape(-1) / 255 for im in images]
+    )
+    return x - x.mean(axis=1, keepdims=True)
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a[0] @ b[0] / (np.linalg.norm(a[0]) * np.linalg.norm(b[0])))
 
 
 @pytest.fixture(scope="module")
@@ -40,19 +54,23 @@ def test_scores_follow_the_definition(setup):
     (expr,) = res["expressions"]
     assert expr["tokens"] == ["golden</w>", "gate</w>"]
     assert len(expr["candidates"]) == 2  # every proper subset (of at most max_subset=2 tokens)
-    # recompute one candidate's score by hand
+    # recompute one candidate's score by hand: how much closer keeping the candidate's tokens
+    # brings the image to the one with the whole expression, relative to keeping none of them.
+    # Shown able to fail: the plain cosine (no empty-subset normalisation) differs here.
     everything = list(range(1, enc.length))
     spec = parse_intervention("keep:x")
 
     def feats(kept):
         cond = replace_positions(encoder, enc, [p for p in everything if p not in kept], spec)
-        return pixel_features(gen.images(cond, [0]))
+        return _features(gen.images(cond, [0]))
 
     ref, empty = feats(expr["positions"]), feats([])
     cand = expr["candidates"][1]
-    base = _cos(empty, ref)[0]
-    want = (_cos(feats(cand["positions"]), ref)[0] - base) / (1 - base)
+    base = _cosine(empty, ref)
+    plain = _cosine(feats(cand["positions"]), ref)
+    want = (plain - base) / (1 - base)
     assert cand["score"] == pytest.approx(want, abs=1e-6)
+    assert abs(plain - want) > 1e-3
     # the minimal subset: the smallest passing one (else the whole expression)
     passing = [c for c in expr["candidates"] if c["score"] >= 0.9]
     if passing:
