@@ -1,4 +1,4 @@
-"""Prune a Mamba / Mamba2 checkpoint and save one that stock from_pretrained loads.
+"""Prune a Mamba / Mamba2 or Llama-family checkpoint and save one that stock from_pretrained loads.
 
 ``effeval pruned-ssm --model DIR --method M --sparsity S --out DIR`` also writes
 ``effeval_pruning.json`` (per-module sparsity, parameter counts, wall time) next to the weights."""
@@ -27,7 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from effeval.methods.pruned_ssm.api import METHODS
     from effeval.methods.pruned_ssm.structured import CRITERIA
 
-    p.add_argument("--model", required=True, help="directory of a saved MambaForCausalLM / Mamba2ForCausalLM")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="directory of a saved Mamba / Mamba2 or decoder-only transformer (e.g. Llama, SmolLM2)",
+    )
     p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
     p.add_argument(
         "--sparsity", type=float, default=None, help="fraction to remove, in [0, 1) (implied by N:M patterns)"
@@ -39,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--targets",
         default=None,
-        help="mixer modules, '+'-separated (default in_proj; also out_proj, x_proj, dt_proj, conv1d)",
+        help="'+'-separated: Mamba mixer modules (default in_proj; also out_proj, x_proj, dt_proj, conv1d), "
+        "or for transformers block linears by name or path (default all: q/k/v/o_proj, gate/up/down_proj)",
     )
     p.add_argument(
         "--calibration", default=None, help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME"
@@ -57,6 +62,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--dense-activations",
         action="store_true",
         help="calibrate every layer on the dense model's activations (default: sequential)",
+    )
+    p.add_argument("--flap-metric", default="wifv", help="FLAP fluctuation metric: wifv, ifv or wifn")
+    p.add_argument(
+        "--flap-units",
+        default="all",
+        help="FLAP structures: all, heads or channels (transformers: KV-head groups / MLP channels; "
+        "Mamba2: heads / head-dim channels)",
     )
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
@@ -77,6 +89,8 @@ def run(args) -> int:
         seed=args.seed,
         sequential=not args.dense_activations,
         shrink=not args.no_shrink,
+        flap_metric=args.flap_metric,
+        flap_units=args.flap_units,
     ).validated()
     from effeval.atomic import check_output_dir
 

@@ -1,4 +1,8 @@
-"""`effeval-pruned-ssm`: lm-eval's HFLM on a pruned Mamba / Mamba2 model.
+"""`effeval-pruned-ssm`: lm-eval's HFLM on a pruned model, at load time.
+
+Not SSM-only despite the name (the paper it follows prunes Mamba / Mamba2): magnitude, WANDA,
+SparseGPT (unstructured, 2:4, 4:8) and FLAP also prune decoder-only transformers (Llama family,
+e.g. SmolLM2: every block linear by default); d_state / head-dim / heads are Mamba2-only.
 
 HFLM loads the checkpoint (so lm-eval's device, dtype and batch handling stay as they are); the
 model is then pruned in place (unstructured / N:M), or replaced by its shrunk copy (structured).
@@ -36,14 +40,16 @@ def _fraction(x) -> str | None:
 
 
 ARGS = [
-    Arg("method", str, "wanda", help="magnitude|wanda|sparsegpt|dstate|headdim|heads"),
+    Arg("method", str, "wanda", help="magnitude|wanda|sparsegpt|flap|dstate|headdim|heads"),
     Arg("sparsity", float, None, allow_none=True, check=_fraction),
     Arg("pattern", str, "unstructured", help="unstructured|2:4|4:8"),
     Arg(
         "targets",
         str,
-        "in_proj",
-        help="'+'-separated mixer modules: in_proj, out_proj, x_proj, dt_proj, conv1d",
+        None,
+        allow_none=True,
+        help="'+'-separated: Mamba mixer modules (default in_proj; out_proj, x_proj, dt_proj, conv1d) or "
+        "transformer block linears (default all; e.g. q_proj+v_proj, mlp)",
     ),
     Arg(
         "calibration",
@@ -57,6 +63,8 @@ ARGS = [
     Arg("seed", int, 0),
     Arg("criterion", str, "taylor-first", help="taylor-first|taylor-second|magnitude|random"),
     Arg("shrink", bool, True),
+    Arg("flap_metric", str, "wifv", help="wifv|ifv|wifn"),
+    Arg("flap_units", str, "all", help="all|heads|channels"),
     Arg("save_to", str, None, allow_none=True),
 ]
 
@@ -145,6 +153,8 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
             seqlen=ours["seqlen"],
             seed=ours["seed"],
             shrink=ours["shrink"],
+            flap_metric=ours["flap_metric"],
+            flap_units=ours["flap_units"],
         ).validated()
         _check_targets_early(pretrained, spec.targets, spec.method)
         reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
@@ -157,7 +167,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
         self._effeval_init(ours)
         model = self._model
         input_ids = None
-        if spec.needs_calibration or spec.method in ("dstate", "headdim", "heads"):
+        if spec.needs_calibration or spec.method in ("dstate", "headdim", "heads", "flap"):
             if spec.needs_calibration or ours["calibration"] is not None:
                 from effeval.methods.pruned_ssm.api import calibration_ids
 
@@ -167,7 +177,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
                         "calibration text. Fix: add calibration=<text file>, dataset:<name> or task:<name>"
                     )
                 input_ids = calibration_ids(self.tokenizer, ours["calibration"], spec, task_documents)
-        structured = spec.method in ("dstate", "headdim", "heads")
+        structured = spec.method in ("dstate", "headdim", "heads", "flap")
         throughput: dict[str, Any] = {}
         probe = None
         if structured:
@@ -208,8 +218,11 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
         rep = self._prune_report
         keys = (
             "method",
+            "architecture",
             "pattern",
             "criterion",
+            "flap_metric",
+            "flap_units",
             "requested_sparsity",
             "global_sparsity",
             "target_sparsity",

@@ -20,8 +20,8 @@ from effeval.methods.pruned_ssm.unstructured import nm_sparsity, parse_pattern
 logger = logging.getLogger(__name__)
 
 UNSTRUCTURED = ("magnitude", "wanda", "sparsegpt")
-METHODS = UNSTRUCTURED + STRUCTURES
-CALIBRATED = ("wanda", "sparsegpt")
+METHODS = UNSTRUCTURED + STRUCTURES + ("flap",)
+CALIBRATED = ("wanda", "sparsegpt", "flap")
 
 
 @dataclass
@@ -39,6 +39,8 @@ class PruneSpec:
     blocksize: int = 128
     percdamp: float = 0.01
     batch_size: int = 8
+    flap_metric: str = "wifv"
+    flap_units: str = "all"
 
     def validated(self) -> PruneSpec:
         """A normalized copy (aliases resolved, N:M sparsity filled in) or a ConfigError."""
@@ -80,6 +82,19 @@ class PruneSpec:
                 )
         if not (0 < float(self.percdamp) < 10):
             raise ConfigError(f"percdamp: {self.percdamp} is outside (0, 10). Fix: use e.g. 0.01")
+        from effeval.methods.pruned_ssm.flap import METRICS as FLAP_METRICS
+        from effeval.methods.pruned_ssm.flap import UNITS as FLAP_UNITS
+
+        flap_metric = str(self.flap_metric).strip().lower()
+        if flap_metric not in FLAP_METRICS:
+            raise ConfigError(
+                f"flap_metric: unknown {self.flap_metric!r}. Fix: use one of {', '.join(FLAP_METRICS)}"
+            )
+        flap_units = str(self.flap_units).strip().lower()
+        if flap_units not in FLAP_UNITS:
+            raise ConfigError(
+                f"flap_units: unknown {self.flap_units!r}. Fix: use one of {', '.join(FLAP_UNITS)}"
+            )
         return PruneSpec(
             method=method,
             sparsity=sparsity,
@@ -94,6 +109,8 @@ class PruneSpec:
             blocksize=int(self.blocksize),
             percdamp=float(self.percdamp),
             batch_size=int(self.batch_size),
+            flap_metric=flap_metric,
+            flap_units=flap_units,
         )
 
     @property
@@ -162,10 +179,15 @@ def prune_model(
 
     ``input_ids`` ([nsamples, seqlen]) bypasses text loading when given."""
     spec = (spec or PruneSpec(method="wanda", sparsity=0.5)).validated()
-    kind = arch.ssm_kind(model)
-    if kind is None and spec.method != "magnitude":
+    kind = arch.model_kind(model)
+    if spec.method in STRUCTURES or (kind is None and spec.method != "magnitude"):
         arch.require_ssm(model, f"method={spec.method}")
-    targets_names = arch.resolve_targets(kind, spec.targets)
+    if kind == "decoder" and spec.method in UNSTRUCTURED:
+        targets_names = arch.resolve_decoder_targets(model, spec.targets)
+    elif spec.method in UNSTRUCTURED:
+        targets_names = arch.resolve_targets(kind, spec.targets)
+    else:
+        targets_names = ()
     params_before, nonzero_before = count_params(model)
     calib_tokens = 0
     start = time.perf_counter()
@@ -190,6 +212,22 @@ def prune_model(
         targets = _prune_unstructured(model, kind, spec, targets_names, input_ids, progress)
         out_model = model
         report.update(sparsity_report(targets))
+    elif spec.method == "flap":
+        from effeval.methods.pruned_ssm.flap import flap_prune
+
+        before = _shape_fields(model.config, kind)
+        out_model, extra, _ = flap_prune(
+            model,
+            kind,
+            input_ids,
+            spec.sparsity,
+            spec.flap_metric,
+            spec.flap_units,
+            shrink=spec.shrink,
+            batch_size=spec.batch_size,
+            progress=progress,
+        )
+        report.update(extra, config_before=before, config_after=_shape_fields(out_model.config, kind))
     else:
         out_model, extra = _prune_structured(model, kind, spec, input_ids, progress)
         report.update(extra)
@@ -199,6 +237,7 @@ def prune_model(
     report.update(
         {
             "criterion": spec.criterion if spec.method in STRUCTURES else None,
+            "architecture": kind,
             "params_before": params_before,
             "params_after": params_after,
             "nonzero_params_before": nonzero_before,
@@ -219,6 +258,8 @@ def _prune_unstructured(model, kind, spec: PruneSpec, names, input_ids, progress
     from effeval.methods.pruned_ssm import unstructured as un
 
     nm = parse_pattern(spec.pattern)
+    if kind == "decoder":
+        return _prune_decoder_unstructured(model, spec, names, input_ids, nm, progress)
     if spec.method == "magnitude":
         targets = arch.all_targets(model, names) if kind else arch.generic_targets(model, names)
         with torch.no_grad():
@@ -256,6 +297,88 @@ def _prune_unstructured(model, kind, spec: PruneSpec, names, input_ids, progress
     return arch.all_targets(model, names)
 
 
+def _apply_mask(t, spec: PruneSpec, nm, stats=None) -> None:
+    from effeval.methods.pruned_ssm import unstructured as un
+
+    w = t.weight2d()
+    if spec.method == "magnitude":
+        w[un.magnitude_mask(w, spec.sparsity, nm, where=t.path)] = 0
+    elif spec.method == "wanda":
+        w[un.wanda_mask(w, stats.col_norm(), spec.sparsity, nm, where=t.path)] = 0
+    else:
+        new, _ = un.sparsegpt_prune(
+            w, stats.hessian_matrix(), spec.sparsity, nm, spec.blocksize, spec.percdamp, where=t.path
+        )
+        w.copy_(new)
+
+
+def decoder_dense_stats(model, input_ids, names=None, batch_size: int = 8, progress: bool = True) -> dict:
+    """Input statistics (squared norms and Gram matrices) of every decoder block linear, from the
+    dense model's activations: ``{layer: {name: InputStats}}``. With ``sequential=False`` WANDA and
+    SparseGPT use exactly these, so one calibration pass serves every method and sparsity."""
+    from effeval.methods.pruned_ssm.capture import decoder_blockwise_calibrate
+
+    names = arch.resolve_decoder_targets(model, names)
+    collected: dict = {}
+    decoder_blockwise_calibrate(
+        model,
+        input_ids,
+        names,
+        hessian=True,
+        on_layer=lambda layer, stats: collected.__setitem__(layer, stats),
+        sequential=False,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    return collected
+
+
+def prune_decoder_with_stats(model, spec: PruneSpec, stats: dict) -> dict:
+    """Prune a decoder in place with statistics from ``decoder_dense_stats`` (the dense-activation,
+    ``sequential=False`` setting); returns the sparsity report."""
+    import torch
+
+    spec = spec.validated()
+    names = arch.resolve_decoder_targets(model, spec.targets)
+    nm = parse_pattern(spec.pattern)
+    targets = arch.decoder_targets(model, names)
+    with torch.no_grad():
+        for t in targets:
+            _apply_mask(t, spec, nm, stats[t.layer][t.name] if spec.method != "magnitude" else None)
+    return sparsity_report(targets)
+
+
+def _prune_decoder_unstructured(model, spec: PruneSpec, names, input_ids, nm, progress: bool):
+    """Unstructured / N:M pruning of a decoder-only transformer's block linears."""
+    import torch
+
+    targets = arch.decoder_targets(model, names)
+    if spec.method == "magnitude":
+        with torch.no_grad():
+            for t in targets:
+                _apply_mask(t, spec, nm)
+        return targets
+    from effeval.methods.pruned_ssm.capture import decoder_blockwise_calibrate
+
+    def on_layer(layer: int, stats: dict) -> None:
+        with torch.no_grad():
+            for t in targets:
+                if t.layer == layer:
+                    _apply_mask(t, spec, nm, stats[t.name])
+
+    decoder_blockwise_calibrate(
+        model,
+        input_ids,
+        names,
+        hessian=spec.method == "sparsegpt",
+        on_layer=on_layer,
+        sequential=spec.sequential,
+        batch_size=spec.batch_size,
+        progress=progress,
+    )
+    return targets
+
+
 def _prune_structured(model, kind, spec: PruneSpec, input_ids, progress: bool):
     from effeval.methods.pruned_ssm import structured as st
 
@@ -288,6 +411,9 @@ def _prune_structured(model, kind, spec: PruneSpec, input_ids, progress: bool):
 
 
 def _shape_fields(config, kind) -> dict:
+    if kind == "decoder":
+        names = ("hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size")
+        return {n: getattr(config, n, None) for n in names}
     names = (
         ("hidden_size", "state_size", "expand", "num_heads", "head_dim", "n_groups")
         if kind == "mamba2"

@@ -1,4 +1,9 @@
-"""Which SSM a model is and where its prunable weights live.
+"""Which architecture a model is and where its prunable weights live.
+
+Two families: transformers' Mamba / Mamba2 (``backbone.layers[i].mixer``) and decoder-only
+transformers whose blocks sit at ``model.layers`` (Llama, SmolLM2, Qwen2, Gemma, ...; kind
+``"decoder"``). For decoders every ``nn.Linear`` inside a block is a target, named by its path in
+the block (``self_attn.q_proj``, ``mlp.down_proj``); a target name matches a path or its last part.
 
 transformers' ``MambaMixer`` holds ``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``, ``out_proj``;
 ``Mamba2Mixer`` holds ``in_proj``, ``conv1d``, ``out_proj`` (dt comes out of ``in_proj``).
@@ -17,6 +22,61 @@ TARGETS = {
     "mamba2": ("in_proj", "conv1d", "out_proj"),
 }
 DEFAULT_TARGETS = ("in_proj",)  # the paper's WANDA setting: the mixer's packed input projection
+
+
+def decoder_layers(model):
+    """The blocks of a decoder-only transformer (``model.model.layers``), or None."""
+    inner = getattr(model, "model", None)
+    layers = getattr(inner, "layers", None)
+    import torch
+
+    return layers if isinstance(layers, torch.nn.ModuleList) and len(layers) else None
+
+
+def model_kind(model) -> str | None:
+    """``"mamba"``, ``"mamba2"``, ``"decoder"`` (transformer blocks at model.layers) or None."""
+    kind = ssm_kind(model)
+    if kind is None and decoder_layers(model) is not None:
+        return "decoder"
+    return kind
+
+
+def block_layers(model, kind: str):
+    return model.backbone.layers if kind in ("mamba", "mamba2") else decoder_layers(model)
+
+
+def block_linears(block) -> dict:
+    """``{path in block: nn.Linear}`` for one decoder block, in module order."""
+    import torch
+
+    return {n: m for n, m in block.named_modules() if isinstance(m, torch.nn.Linear)}
+
+
+def resolve_decoder_targets(model, targets) -> tuple[str, ...]:
+    """Paths (inside a block) of the decoder's linear targets; ``None``/``all`` -> every linear."""
+    available = list(block_linears(decoder_layers(model)[0]))
+    if targets is None or targets == "" or targets == [] or targets == "all":
+        return tuple(available)
+    if isinstance(targets, str):
+        targets = [t.strip() for t in targets.replace("+", ",").replace(";", ",").split(",") if t.strip()]
+    out = []
+    for name in targets:
+        hits = [p for p in available if p == name or p.rsplit(".", 1)[-1] == name or p.startswith(name + ".")]
+        if not hits:
+            raise ConfigError(
+                f"targets: {name!r} matches no linear layer in the blocks of {type(model).__name__}. "
+                f"Fix: use 'all' or names among {', '.join(available)} (separated by '+')"
+            )
+        out += [h for h in hits if h not in out]
+    return tuple(out)
+
+
+def decoder_targets(model, names) -> list[Target]:
+    out = []
+    for i, block in enumerate(decoder_layers(model)):
+        linears = block_linears(block)
+        out += [Target(i, n, f"model.layers.{i}.{n}", linears[n]) for n in names]
+    return out
 
 
 def ssm_kind(model) -> str | None:

@@ -114,7 +114,8 @@ def _dataset_texts(ds, column: str, what: str) -> list[str]:
 def token_windows(tokenizer, texts: Sequence[str], nsamples: int, seqlen: int, seed: int = 0):
     """``[nsamples, seqlen]`` LongTensor of random windows from the concatenated token stream.
 
-    Texts shorter than ``seqlen`` tokens in total shrink ``seqlen`` (logged), never fail."""
+    Text shorter than one window of ``seqlen`` tokens is a ConfigError: silently calibrating on
+    shorter windows would not be the setting the user asked for."""
     import torch
 
     if nsamples < 1 or seqlen < 2:
@@ -127,13 +128,11 @@ def token_windows(tokenizer, texts: Sequence[str], nsamples: int, seqlen: int, s
         ids += tokenizer(text + sep, add_special_tokens=False)["input_ids"]
         if len(ids) >= 50 * nsamples * seqlen:
             break
-    if len(ids) < 2:
-        raise ConfigError(
-            "calibration: the text tokenizes to fewer than 2 tokens. Fix: give more calibration text"
-        )
     if len(ids) < seqlen:
-        logger.warning("calibration: only %d tokens of text; seqlen %d -> %d", len(ids), seqlen, len(ids))
-        seqlen = len(ids)
+        raise ConfigError(
+            f"calibration: the text has {len(ids)} tokens, fewer than one window of seqlen={seqlen}. "
+            f"Fix: give more calibration text, or pass seqlen <= {max(len(ids), 2)}"
+        )
     stream = torch.tensor(ids, dtype=torch.long)
     gen = torch.Generator().manual_seed(int(seed))
     starts = torch.randint(0, len(ids) - seqlen + 1, (nsamples,), generator=gen)

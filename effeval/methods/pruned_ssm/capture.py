@@ -133,3 +133,80 @@ def blockwise_calibrate(
             if sequential:
                 outputs = [block(h) for h in hidden]
             hidden = [o.to(h.dtype) for o, h in zip(outputs, hidden)]
+
+
+class _StopForward(Exception):
+    """Raised by the first block's pre-hook once its inputs are captured."""
+
+
+def decoder_block_inputs(model, input_ids, batch_size: int):
+    """Per batch: (hidden states entering block 0, the keyword arguments the model passes every
+    block: attention mask, position embeddings, ...), captured by a pre-hook that stops the forward."""
+    from effeval.methods.pruned_ssm.arch import decoder_layers
+
+    device = next(model.parameters()).device
+    first = decoder_layers(model)[0]
+    captured = []
+
+    def grab(module, args, kwargs):
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        kwargs = {k: v for k, v in kwargs.items() if k not in ("past_key_values", "past_key_value")}
+        kwargs["use_cache"] = False
+        captured.append((hidden, kwargs))
+        raise _StopForward
+
+    handle = first.register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        for chunk in input_ids.split(batch_size):
+            try:
+                model(input_ids=chunk.to(device), use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        handle.remove()
+    return captured
+
+
+def _block_output(out):
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def decoder_blockwise_calibrate(
+    model,
+    input_ids,
+    names,
+    hessian: bool,
+    on_layer: Callable[[int, dict[str, InputStats]], None],
+    sequential: bool = True,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> None:
+    """``blockwise_calibrate`` for decoder-only transformers: forward hooks on the block's
+    ``nn.Linear`` targets (named by their path in the block) collect input statistics."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from effeval.methods.pruned_ssm.arch import block_linears, decoder_layers
+
+    layers = decoder_layers(model)
+    with torch.no_grad():
+        batches = decoder_block_inputs(model, input_ids, batch_size)
+        for index in tqdm(range(len(layers)), desc="prune layers", unit="layer", disable=not progress):
+            block = layers[index]
+            linears = block_linears(block)
+            stats = {n: InputStats(hessian) for n in names}
+            handles = [
+                linears[n].register_forward_hook(
+                    lambda mod, args, out, s=stats[n]: s.add(args[0].reshape(-1, args[0].shape[-1]))
+                )
+                for n in names
+            ]
+            try:
+                outputs = [_block_output(block(h, **kw)) for h, kw in batches]
+            finally:
+                for handle in handles:
+                    handle.remove()
+            on_layer(index, stats)
+            if sequential:
+                outputs = [_block_output(block(h, **kw)) for h, kw in batches]
+            batches = [(o.to(h.dtype), kw) for o, (h, kw) in zip(outputs, batches)]

@@ -271,8 +271,11 @@ def mask_model(model, kind: str, plan: list[LayerKeep]) -> None:
             m.out_proj.weight[:, ch] = 0
 
 
-def shrink_model(model, kind: str, plan: list[LayerKeep], new_values: dict):
-    """A new, smaller model of the same class whose config carries ``new_values``."""
+def shrink_model(model, kind: str, plan: list[LayerKeep], new_values: dict, out_biases: dict | None = None):
+    """A new, smaller model of the same class whose config carries ``new_values``.
+
+    ``out_biases`` ({layer: tensor}) adds to each Mamba2 ``out_proj`` bias (FLAP's compensation;
+    ``new_values`` then carries ``use_bias=True`` and ``in_proj`` gets a zero bias if it had none)."""
     import torch
 
     cfg_dict = model.config.to_dict()
@@ -311,6 +314,11 @@ def shrink_model(model, kind: str, plan: list[LayerKeep], new_values: dict):
         group_old = I // m.n_groups
         group_new = len(ch) // m.n_groups
         sd[p + "norm.weight"] = old[p + "norm.weight"][ch] * math.sqrt(group_old / group_new)
+        if out_biases is not None and layer in out_biases:
+            if p + "in_proj.bias" not in sd:
+                sd[p + "in_proj.bias"] = torch.zeros(len(in_rows), dtype=sd[p + "in_proj.weight"].dtype)
+            base = old[p + "out_proj.bias"].double() if p + "out_proj.bias" in old else 0
+            sd[p + "out_proj.bias"] = (base + out_biases[layer]).to(sd[p + "out_proj.weight"].dtype)
     param = next(model.parameters())
     new_model = type(model)(new_config)
     missing, unexpected = new_model.load_state_dict(sd, strict=False)

@@ -47,7 +47,7 @@ def tiny_llama():
     return tf.LlamaForCausalLM(cfg).eval()
 
 
-@pytest.mark.parametrize("method", ["wanda", "sparsegpt", "dstate", "heads"])
+@pytest.mark.parametrize("method", ["dstate", "headdim", "heads"])
 def test_non_ssm_model_for_ssm_only_method(method):
     with pytest.raises(
         ConfigError, match="needs a MambaForCausalLM or Mamba2ForCausalLM, got LlamaForCausalLM"

@@ -1,0 +1,585 @@
+"""FLAP structured pruning (An et al., AAAI 2024, "Fluctuation-based Adaptive Structured Pruning
+for Large Language Models"), as Ghattas et al. (EMNLP 2025) apply it to Mamba2 heads.
+
+A structure (attention head, MLP channel, Mamba2 head or head-dim channel) is a set of *input*
+channels of one output projection ``W [out, in]`` (``o_proj``, ``down_proj``, ``out_proj``).
+Over the calibration tokens ``x_n`` entering that projection, per input channel ``j``:
+
+- mean ``m_j = 1/N sum_n x_nj`` and fluctuation ``F_j = 1/(N-1) sum_n (x_nj - m_j)^2``;
+- IFV  (input feature variance):           ``S_j = F_j``
+- WIFV (weighted input feature variance):  ``S_j = F_j * sum_i W_ij^2``   (the paper's default)
+- WIFN (weighted input feature norm):      ``S_j = mean_i |W_ij| * ||x_:j||_2``
+- a head's score is ``sum_{j in head} S_j^2`` (the reference code's aggregation); a channel's is ``S_j``.
+
+The lowest-scoring structures are removed; their expected contribution is folded into the
+projection's bias (bias compensation): ``b' = b + W[:, removed] @ m[removed]``. Removing a
+channel whose input never fluctuates then changes nothing at all, which is the method's premise.
+
+Structure: the same number of heads / channels is kept in every layer ("UL-UM" in the paper),
+because stock transformers configs hold one ``num_key_value_heads`` / ``intermediate_size`` /
+``num_heads`` for all layers; the paper's adaptive across-layer search (AL-AM) yields per-layer
+sizes that no stock config can load. Statistics come from the dense model (one forward), as in
+the reference code.
+
+What a ratio prunes:
+- decoder (Llama family): ``units=all`` prunes key/value head groups (a KV head with its query
+  heads) and MLP channels, each at the ratio; ``heads`` / ``channels`` prune one kind only.
+  ``ratio * num_key_value_heads`` must be a whole number (SmolLM2-135M has 3 KV heads: 1/3, 2/3).
+- Mamba2: ``all``/``heads`` prune whole heads (per group), ``channels`` prune head-dim channels;
+  a smaller checkpoint additionally needs the stock config's integer ``expand``.
+- Mamba (v1): channels of the inner width (every channel is its own SSM).
+
+A shrunk checkpoint sets ``attention_bias`` / ``mlp_bias`` (Llama) or ``use_bias`` (Mamba) so the
+compensation bias has a place in a stock config; the biases this turns on for other projections
+are zeros, so outputs equal the masked model's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from effeval.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("wifv", "ifv", "wifn")
+UNITS = ("all", "heads", "channels")
+
+
+class FluctuationStats:
+    """Running per-channel sum, sum of squares and count of a projection's inputs (float64)."""
+
+    def __init__(self):
+        self.sum = None
+        self.sumsq = None
+        self.count = 0
+
+    def add(self, x) -> None:
+        """``x``: [tokens, channels]."""
+        x = x.detach().double().reshape(-1, x.shape[-1])
+        s, sq = x.sum(0), x.pow(2).sum(0)
+        self.sum = s if self.sum is None else self.sum + s
+        self.sumsq = sq if self.sumsq is None else self.sumsq + sq
+        self.count += x.shape[0]
+
+    @property
+    def mean(self):
+        return self.sum / self.count
+
+    @property
+    def fluctuation(self):
+        """Unbiased sample variance over tokens (N-1 in the denominator)."""
+        n = self.count
+        if n < 2:
+            raise ConfigError("calibration: FLAP needs at least 2 calibration tokens. Fix: give more text")
+        return ((self.sumsq - n * self.mean.pow(2)) / (n - 1)).clamp_min(0)
+
+    @property
+    def norm(self):
+        return self.sumsq.sqrt()
+
+
+def channel_scores(metric: str, stats: FluctuationStats, weight):
+    """Per-input-channel score ``S_j`` of the projection ``weight [out, in]``."""
+    w = weight.detach().double()
+    if metric == "ifv":
+        return stats.fluctuation
+    if metric == "wifv":
+        return stats.fluctuation * w.pow(2).sum(0)
+    if metric == "wifn":
+        return (w.abs() * stats.norm[None, :]).mean(0)
+    raise ConfigError(f"flap_metric: unknown {metric!r}. Fix: use one of {', '.join(METRICS)}")
+
+
+def group_scores(scores, group: int):
+    """A head's score: the sum of its channels' squared scores."""
+    return scores.pow(2).reshape(-1, group).sum(1)
+
+
+def compensation_bias(weight, mean, removed):
+    """``W[:, removed] @ m[removed]``: the removed channels' mean contribution to the output."""
+    return weight.detach().double()[:, removed] @ mean[removed]
+
+
+def _top(scores, keep: int):
+    import torch
+
+    return torch.topk(scores, keep).indices.sort().values
+
+
+def _dropped(keep, total: int):
+    import torch
+
+    mask = torch.ones(total, dtype=torch.bool)
+    mask[keep] = False
+    return mask.nonzero().flatten()
+
+
+def _whole(total: int, ratio: float, what: str, field_name: str) -> int:
+    """Units kept when ``ratio`` of ``total`` must be removed exactly (a whole number)."""
+    removed = total * ratio
+    if abs(removed - round(removed)) > 1e-6 or total - round(removed) < 1:
+        allowed = [f"{k / total:.4g}" for k in range(1, total)]
+        raise ConfigError(
+            f"sparsity: FLAP ratio {ratio} removes {removed:g} of {total} {what}, which the config's "
+            f"{field_name} cannot express. Fix: use a ratio in {{{', '.join(allowed) or 'none'}}} or "
+            "flap_units=channels"
+        )
+    return total - int(round(removed))
+
+
+@dataclass
+class FlapLayer:
+    """What one layer keeps, and the compensation biases (float64, added to the output bias)."""
+
+    heads: object = None  # decoder: kept KV-head indices; Mamba2: kept head indices
+    channels: object = None  # decoder: kept MLP channels; Mamba/Mamba2: kept inner channels
+    attn_bias: object = None  # decoder o_proj
+    mlp_bias: object = None  # decoder down_proj
+    out_bias: object = None  # Mamba out_proj
+    scores: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------ statistics
+
+
+def collect_stats(model, kind: str, input_ids, batch_size: int = 8, progress: bool = True) -> list[dict]:
+    """Per layer ``{projection name: FluctuationStats}`` of the dense model's inputs to
+    ``o_proj`` / ``down_proj`` (decoder) or ``out_proj`` (Mamba), from one forward per batch."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from effeval.methods.pruned_ssm import arch
+
+    layers = arch.block_layers(model, kind)
+    names = ("self_attn.o_proj", "mlp.down_proj") if kind == "decoder" else ("mixer.out_proj",)
+    stats = [{n: FluctuationStats() for n in names} for _ in layers]
+    handles = []
+    for i, layer in enumerate(layers):
+        modules = dict(layer.named_modules())
+        for n in names:
+            handles.append(
+                modules[n].register_forward_hook(lambda mod, args, out, s=stats[i][n]: s.add(args[0]))
+            )
+    device = next(model.parameters()).device
+    try:
+        with torch.no_grad():
+            for chunk in tqdm(input_ids.split(batch_size), desc="FLAP statistics", disable=not progress):
+                model(input_ids=chunk.to(device), use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
+
+
+# ------------------------------------------------------------------------------ decoder (Llama)
+
+
+def check_decoder(model) -> None:
+    cfg = model.config
+    block = model.model.layers[0]
+    names = {n for n, _ in block.named_modules()}
+    need = {f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj")} | {
+        f"mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")
+    }
+    if (
+        not need <= names
+        or not hasattr(cfg, "attention_bias")
+        or not hasattr(cfg, "mlp_bias")
+        or "self_attn.q_norm" in names
+    ):
+        raise ConfigError(
+            f"method=flap: {type(model).__name__} (model_type={cfg.model_type!r}) is not a Llama-family "
+            "decoder (q/k/v/o_proj, gate/up/down_proj, attention_bias and mlp_bias in its config). "
+            "Fix: use a Llama-family model (SmolLM2, Llama) or a Mamba/Mamba2 model"
+        )
+
+
+def plan_decoder(model, stats, ratio: float, metric: str, units: str) -> list[FlapLayer]:
+    cfg = model.config
+    n_kv = cfg.num_key_value_heads
+    n_rep = cfg.num_attention_heads // n_kv
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    keep_kv = (
+        _whole(n_kv, ratio, "key/value heads", "num_key_value_heads") if units in ("all", "heads") else None
+    )
+    inter = cfg.intermediate_size
+    keep_ch = inter - int(round(inter * ratio)) if units in ("all", "channels") else None
+    if keep_ch is not None and keep_ch < 1:
+        raise ConfigError(f"sparsity: {ratio} would remove every MLP channel. Fix: use a smaller ratio")
+    plan = []
+    for layer, st in zip(model.model.layers, stats):
+        out = FlapLayer()
+        if keep_kv is not None:
+            o = layer.self_attn.o_proj
+            s = channel_scores(metric, st["self_attn.o_proj"], o.weight)
+            heads = group_scores(s, head_dim * n_rep)
+            out.heads = _top(heads, keep_kv)
+            channels = _head_channels(out.heads, head_dim * n_rep)
+            out.attn_bias = compensation_bias(
+                o.weight, st["self_attn.o_proj"].mean, _dropped(channels, len(s))
+            )
+            out.scores["heads"] = heads
+        if keep_ch is not None:
+            d = layer.mlp.down_proj
+            s = channel_scores(metric, st["mlp.down_proj"], d.weight)
+            out.channels = _top(s, keep_ch)
+            out.mlp_bias = compensation_bias(
+                d.weight, st["mlp.down_proj"].mean, _dropped(out.channels, len(s))
+            )
+            out.scores["channels"] = s
+        plan.append(out)
+    return plan
+
+
+def _head_channels(heads, size: int):
+    import torch
+
+    return (heads[:, None] * size + torch.arange(size)[None, :]).flatten()
+
+
+def _set_bias(linear, extra) -> None:
+    import torch
+
+    base = linear.bias.detach().double() if linear.bias is not None else 0
+    value = (base + extra).to(linear.weight.dtype)
+    if linear.bias is None:
+        linear.bias = torch.nn.Parameter(value)
+    else:
+        linear.bias.data.copy_(value)
+
+
+def mask_decoder(model, plan: list[FlapLayer]) -> None:
+    """Zero the removed heads / channels in place and add the compensation biases (same shapes)."""
+    import torch
+
+    cfg = model.config
+    n_kv = cfg.num_key_value_heads
+    n_rep = cfg.num_attention_heads // n_kv
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    with torch.no_grad():
+        for layer, keep in zip(model.model.layers, plan):
+            attn, mlp = layer.self_attn, layer.mlp
+            if keep.heads is not None:
+                gone = _dropped(keep.heads, n_kv)
+                q_rows = _head_channels(gone, head_dim * n_rep)
+                kv_rows = _head_channels(gone, head_dim)
+                for proj, rows in ((attn.q_proj, q_rows), (attn.k_proj, kv_rows), (attn.v_proj, kv_rows)):
+                    proj.weight[rows] = 0
+                    if proj.bias is not None:
+                        proj.bias[rows] = 0
+                attn.o_proj.weight[:, q_rows] = 0
+                _set_bias(attn.o_proj, keep.attn_bias)
+            if keep.channels is not None:
+                gone = _dropped(keep.channels, mlp.down_proj.weight.shape[1])
+                for proj in (mlp.gate_proj, mlp.up_proj):
+                    proj.weight[gone] = 0
+                    if proj.bias is not None:
+                        proj.bias[gone] = 0
+                mlp.down_proj.weight[:, gone] = 0
+                _set_bias(mlp.down_proj, keep.mlp_bias)
+
+
+def shrink_decoder(model, plan: list[FlapLayer]):
+    """A new, smaller model of the same class: fewer KV heads / MLP channels, biases on."""
+    import torch
+
+    cfg = model.config
+    n_kv = cfg.num_key_value_heads
+    n_rep = cfg.num_attention_heads // n_kv
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    first = plan[0]
+    new = cfg.to_dict()
+    heads_pruned = first.heads is not None
+    channels_pruned = first.channels is not None
+    if heads_pruned:
+        new.update(
+            num_key_value_heads=len(first.heads),
+            num_attention_heads=len(first.heads) * n_rep,
+            head_dim=head_dim,
+            attention_bias=True,
+        )
+    if channels_pruned:
+        new.update(intermediate_size=len(first.channels), mlp_bias=True)
+    new_config = type(cfg).from_dict(new)
+    old = model.state_dict()
+    sd = dict(old)
+    for i, keep in enumerate(plan):
+        p = f"model.layers.{i}."
+        if heads_pruned:
+            q_rows = _head_channels(keep.heads, head_dim * n_rep)
+            kv_rows = _head_channels(keep.heads, head_dim)
+            for name, rows in (("q_proj", q_rows), ("k_proj", kv_rows), ("v_proj", kv_rows)):
+                key = p + f"self_attn.{name}."
+                sd[key + "weight"] = old[key + "weight"][rows]
+                sd[key + "bias"] = (
+                    old[key + "bias"][rows]
+                    if key + "bias" in old
+                    else torch.zeros(len(rows), dtype=old[key + "weight"].dtype)
+                )
+            key = p + "self_attn.o_proj."
+            w = old[key + "weight"]
+            sd[key + "weight"] = w[:, q_rows]
+            sd[key + "bias"] = _new_bias(old.get(key + "bias"), keep.attn_bias, w)
+        if channels_pruned:
+            ch = keep.channels
+            for name in ("gate_proj", "up_proj"):
+                key = p + f"mlp.{name}."
+                sd[key + "weight"] = old[key + "weight"][ch]
+                sd[key + "bias"] = (
+                    old[key + "bias"][ch]
+                    if key + "bias" in old
+                    else torch.zeros(len(ch), dtype=old[key + "weight"].dtype)
+                )
+            key = p + "mlp.down_proj."
+            w = old[key + "weight"]
+            sd[key + "weight"] = w[:, ch]
+            sd[key + "bias"] = _new_bias(old.get(key + "bias"), keep.mlp_bias, w)
+    return _load_into(model, new_config, sd)
+
+
+def _new_bias(old_bias, extra, weight):
+    base = old_bias.double() if old_bias is not None else 0
+    return (base + extra).to(weight.dtype)
+
+
+def _load_into(model, new_config, sd):
+    param = next(model.parameters())
+    new_model = type(model)(new_config)
+    missing, unexpected = new_model.load_state_dict(sd, strict=False)
+    tied = {k for k in missing if k.endswith("lm_head.weight")} if new_config.tie_word_embeddings else set()
+    if set(missing) - tied or unexpected:
+        raise RuntimeError(f"FLAP shrink: state dict mismatch (missing {missing}, unexpected {unexpected})")
+    new_model.tie_weights()
+    new_model.generation_config = model.generation_config
+    return new_model.to(device=param.device, dtype=param.dtype).eval()
+
+
+# ------------------------------------------------------------------------------ Mamba / Mamba2
+
+
+def plan_mamba2(model, stats, ratio: float, metric: str, units: str) -> list[FlapLayer]:
+    from effeval.methods.pruned_ssm.structured import n_keep
+
+    plan = []
+    for layer, st in zip(model.backbone.layers, stats):
+        m = layer.mixer
+        s_all = channel_scores(metric, st["mixer.out_proj"], m.out_proj.weight)
+        H, P, G = m.num_heads, m.head_dim, m.n_groups
+        out = FlapLayer()
+        if units in ("all", "heads"):
+            heads = group_scores(s_all, P)
+            keep = n_keep(H // G, ratio, "head of a group")
+            view = heads.reshape(G, -1)
+            top = torch_top_per_row(view, keep)
+            out.heads = top
+            out.channels = _head_channels(top, P)
+            out.scores["heads"] = heads
+        else:
+            keep = n_keep(P, ratio, "head-dim channel")
+            top = torch_top_per_row(s_all.reshape(H, P), keep)
+            out.channels = top
+            out.scores["channels"] = s_all
+        out.out_bias = compensation_bias(
+            m.out_proj.weight, st["mixer.out_proj"].mean, _dropped(out.channels, len(s_all))
+        )
+        plan.append(out)
+    return plan
+
+
+def torch_top_per_row(scores, keep: int):
+    """Flat sorted indices of the ``keep`` highest entries of every row of ``scores [rows, size]``."""
+    import torch
+
+    rows, size = scores.shape
+    top = torch.topk(scores, keep, dim=1).indices.sort(dim=1).values
+    return (top + torch.arange(rows)[:, None] * size).flatten()
+
+
+def plan_mamba(model, stats, ratio: float, metric: str) -> list[FlapLayer]:
+    from effeval.methods.pruned_ssm.structured import n_keep
+
+    plan = []
+    for layer, st in zip(model.backbone.layers, stats):
+        m = layer.mixer
+        s = channel_scores(metric, st["mixer.out_proj"], m.out_proj.weight)
+        keep = _top(s, n_keep(len(s), ratio, "inner channel"))
+        bias = compensation_bias(m.out_proj.weight, st["mixer.out_proj"].mean, _dropped(keep, len(s)))
+        plan.append(FlapLayer(channels=keep, out_bias=bias, scores={"channels": s}))
+    return plan
+
+
+def mask_mamba(model, kind: str, plan: list[FlapLayer]) -> None:
+    """Zero the removed heads / channels (their gate ``z`` rows make the mixer output exactly zero
+    there) and add the compensation bias to ``out_proj``."""
+    import torch
+
+    from effeval.methods.pruned_ssm.structured import LayerKeep, mask_model
+
+    with torch.no_grad():
+        if kind == "mamba2":
+            mask_model(model, kind, [LayerKeep(channels=k.channels, heads=k.heads) for k in plan])
+        else:
+            for layer, keep in zip(model.backbone.layers, plan):
+                m = layer.mixer
+                gone = _dropped(keep.channels, m.intermediate_size)
+                m.in_proj.weight[gone] = 0
+                m.in_proj.weight[m.intermediate_size + gone] = 0
+                if m.in_proj.bias is not None:
+                    m.in_proj.bias[gone] = 0
+                    m.in_proj.bias[m.intermediate_size + gone] = 0
+                m.out_proj.weight[:, gone] = 0
+        for layer, keep in zip(model.backbone.layers, plan):
+            _set_bias(layer.mixer.out_proj, keep.out_bias)
+
+
+def mamba2_new_values(model, units: str, ratio: float) -> dict:
+    from effeval.methods.pruned_ssm.structured import check_expressible
+
+    new = check_expressible(model, "mamba2", "heads" if units in ("all", "heads") else "headdim", ratio)
+    new["use_bias"] = True
+    return new
+
+
+def mamba_new_values(model, plan) -> dict:
+    cfg = model.config
+    kept = len(plan[0].channels)
+    if kept % cfg.hidden_size:
+        allowed = [round(1 - k / cfg.expand, 4) for k in range(1, cfg.expand)]
+        raise ConfigError(
+            f"sparsity: FLAP keeps {kept} of {cfg.intermediate_size} inner channels, not a multiple of "
+            f"hidden_size={cfg.hidden_size}; MambaConfig derives the inner width from an integer expand. "
+            f"Fix: use a ratio in {allowed or 'none (expand=1)'}, or shrink=false for the masked model"
+        )
+    return {"expand": kept // cfg.hidden_size, "use_bias": True}
+
+
+def shrink_mamba2(model, plan: list[FlapLayer], new_values: dict):
+    from effeval.methods.pruned_ssm.structured import LayerKeep, shrink_model
+
+    biases = {i: k.out_bias for i, k in enumerate(plan)}
+    return shrink_model(
+        model,
+        "mamba2",
+        [LayerKeep(channels=k.channels, heads=k.heads) for k in plan],
+        new_values,
+        out_biases=biases,
+    )
+
+
+def shrink_mamba(model, plan: list[FlapLayer], new_values: dict):
+    import torch
+
+    cfg_dict = model.config.to_dict()
+    cfg_dict.update(new_values)
+    cfg_dict.pop("intermediate_size", None)
+    new_config = type(model.config).from_dict(cfg_dict)
+    old = model.state_dict()
+    sd = dict(old)
+    for i, keep in enumerate(plan):
+        p = f"backbone.layers.{i}.mixer."
+        inter = model.backbone.layers[i].mixer.intermediate_size
+        ch = keep.channels
+        rows = torch.cat([ch, inter + ch])
+        w = old[p + "in_proj.weight"]
+        sd[p + "in_proj.weight"] = w[rows]
+        sd[p + "in_proj.bias"] = (
+            old[p + "in_proj.bias"][rows]
+            if p + "in_proj.bias" in old
+            else torch.zeros(len(rows), dtype=w.dtype)
+        )
+        sd[p + "conv1d.weight"] = old[p + "conv1d.weight"][ch]
+        if p + "conv1d.bias" in old:
+            sd[p + "conv1d.bias"] = old[p + "conv1d.bias"][ch]
+        sd[p + "x_proj.weight"] = old[p + "x_proj.weight"][:, ch]
+        sd[p + "dt_proj.weight"] = old[p + "dt_proj.weight"][ch]
+        if p + "dt_proj.bias" in old:
+            sd[p + "dt_proj.bias"] = old[p + "dt_proj.bias"][ch]
+        sd[p + "A_log"] = old[p + "A_log"][ch]
+        sd[p + "D"] = old[p + "D"][ch]
+        ow = old[p + "out_proj.weight"]
+        sd[p + "out_proj.weight"] = ow[:, ch]
+        sd[p + "out_proj.bias"] = _new_bias(old.get(p + "out_proj.bias"), keep.out_bias, ow)
+    return _load_into(model, new_config, sd)
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def flap_prune(
+    model,
+    kind: str,
+    input_ids,
+    ratio: float,
+    metric: str = "wifv",
+    units: str = "all",
+    shrink: bool = True,
+    batch_size: int = 8,
+    progress: bool = True,
+):
+    """Prune ``model`` with FLAP; returns (model, report extras). ``shrink=False`` masks in place."""
+    metric = str(metric).strip().lower()
+    if metric not in METRICS:
+        raise ConfigError(f"flap_metric: unknown {metric!r}. Fix: use one of {', '.join(METRICS)}")
+    units = str(units).strip().lower()
+    if units not in UNITS:
+        raise ConfigError(f"flap_units: unknown {units!r}. Fix: use one of {', '.join(UNITS)}")
+    if not (0 < ratio < 1):
+        raise ConfigError(
+            f"sparsity: FLAP needs a ratio in (0, 1), got {ratio}. Fix: pass e.g. sparsity=0.25"
+        )
+    new_values = None
+    if kind == "decoder":
+        check_decoder(model)
+        if units in ("all", "heads"):  # fail before the calibration forward
+            _whole(model.config.num_key_value_heads, ratio, "key/value heads", "num_key_value_heads")
+    elif kind == "mamba2" and shrink:
+        new_values = mamba2_new_values(model, units, ratio)
+    elif kind == "mamba" and units == "heads":
+        raise ConfigError(
+            "flap_units: Mamba (v1) has no heads (every channel is its own SSM). Fix: use flap_units=channels or all"
+        )
+    stats = collect_stats(model, kind, input_ids, batch_size, progress)
+    if kind == "decoder":
+        plan = plan_decoder(model, stats, ratio, metric, units)
+    elif kind == "mamba2":
+        plan = plan_mamba2(model, stats, ratio, metric, units)
+    else:
+        plan = plan_mamba(model, stats, ratio, metric)
+        if shrink:
+            new_values = mamba_new_values(model, plan)
+    if not shrink:
+        (mask_decoder(model, plan) if kind == "decoder" else mask_mamba(model, kind, plan))
+        out = model
+    elif kind == "decoder":
+        out = shrink_decoder(model, plan)
+    elif kind == "mamba2":
+        out = shrink_mamba2(model, plan, new_values)
+    else:
+        out = shrink_mamba(model, plan, new_values)
+    extra = {
+        "structure": "flap",
+        "flap_metric": metric,
+        "flap_units": units,
+        "shrunk": shrink,
+        "kept": [
+            {
+                "heads": k.heads.tolist() if k.heads is not None else None,
+                "channels": k.channels.tolist() if k.channels is not None else None,
+            }
+            for k in plan
+        ],
+    }
+    return out, extra, plan
+
+
+def describe_bias(plan) -> float:
+    """Largest compensation bias magnitude (a quick sanity figure for reports)."""
+    vals = [
+        float(b.abs().max())
+        for k in plan
+        for b in (k.attn_bias, k.mlp_bias, k.out_bias)
+        if b is not None and b.numel()
+    ]
+    return max(vals) if vals else 0.0
