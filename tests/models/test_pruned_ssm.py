@@ -154,3 +154,53 @@ def test_mini_group_twins_the_paper_group_request_types(repo_root):
         assert twin["output_type"] == builtin[paper_task]["output_type"], paper_task
         want = {m["metric"] for m in builtin[paper_task]["metric_list"]}
         assert want <= {m["metric"] for m in twin["metric_list"]}, paper_task
+
+
+def test_wrapper_prunes_a_transformer_every_block_linear(zoo_path, calib_file):
+    """The wrapper is not SSM-only: WANDA on the zoo's Llama prunes all 7 linears of both blocks
+    to exactly 50% (targets default to every block linear for transformers)."""
+    from effeval.models.pruned_ssm import PrunedSSMLM
+
+    lm = PrunedSSMLM(
+        pretrained=zoo_path("llama-sp"),
+        method="wanda",
+        sparsity=0.5,
+        calibration=calib_file,
+        nsamples=4,
+        seqlen=32,
+        device="cpu",
+        batch_size=2,
+    )
+    info = lm.get_model_info()["effeval"]["efficiency"]
+    assert info["architecture"] == "decoder"
+    assert len(info["module_sparsity"]) == 2 * 7 and set(info["module_sparsity"].values()) == {0.5}
+    assert info["calibration_tokens"] == 4 * 32
+
+
+def test_wrapper_flap_on_a_transformer_saves_a_stock_checkpoint(zoo_path, calib_file, tmp_path):
+    """FLAP through the wrapper: half the KV-head groups and MLP channels go, the saved folder
+    reloads with stock from_pretrained (biases on) and scores the same as the in-memory model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from effeval.models.pruned_ssm import PrunedSSMLM
+
+    lm = PrunedSSMLM(
+        pretrained=zoo_path("llama-sp"),
+        method="flap",
+        sparsity=0.5,
+        calibration=calib_file,
+        nsamples=4,
+        seqlen=32,
+        device="cpu",
+        batch_size=2,
+        save_to=str(tmp_path / "saved"),
+    )
+    info = lm.get_model_info()["effeval"]["efficiency"]
+    assert info["config_after"]["num_key_value_heads"] == 1 and info["config_before"]["num_key_value_heads"] == 2
+    assert info["config_after"]["intermediate_size"] == info["config_before"]["intermediate_size"] // 2
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "saved").eval()
+    assert reloaded.config.attention_bias and reloaded.config.mlp_bias
+    ids = torch.arange(3, 19)[None]
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(input_ids=ids).logits, lm.model(input_ids=ids).logits)

@@ -216,7 +216,7 @@ def test_calibration_text_shorter_than_one_window():
         def __call__(self, text, add_special_tokens=False):
             return {"input_ids": [1] * len(text.split())}
 
-    with pytest.raises(ConfigError, match="has 4 tokens, fewer than one window of seqlen=16.*Fix") as e:
+    with pytest.raises(ConfigError, match="has 3 tokens, fewer than one window of seqlen=16.*Fix") as e:
         token_windows(Tok(), ["one two three"], nsamples=2, seqlen=16)
     assert "\n" not in str(e.value)
     assert token_windows(Tok(), ["w " * 40], nsamples=2, seqlen=16).shape == (2, 16)
