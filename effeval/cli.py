@@ -57,7 +57,12 @@ def cmd_zoo(args) -> int:
     if args.zoo_cmd == "path":
         print(zoo.get(args.name, trained=args.trained, root=args.out))
         return 0
-    built = zoo.build_all(args.names, trained=args.trained, root=args.out, force=args.force, real=args.real)
+    names = list(args.names)
+    if getattr(args, "shapes", False):
+        from effeval.zoo.shapes import SHAPES_MODELS
+
+        names += [n for n in SHAPES_MODELS if n not in names]
+    built = zoo.build_all(names, trained=args.trained, root=args.out, force=args.force, real=args.real)
     for name, path in built.items():
         print(f"{name}\t{path}")
     return 0
@@ -302,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--real",
         action="store_true",
         help="also convert the real tier (SmolLM2-135M, Gemma 3 270M from installed packages; ~1 min once)",
+    )
+    zb.add_argument(
+        "--shapes",
+        action="store_true",
+        help="build the shapes-world models too (shapes-clip, shapes-judge, shapes-sd; CPU-time bounded, ~25 min of one core)",
     )
     zsub.add_parser("list", help="list zoo models")
     zp = zsub.add_parser("path", help="print (building if needed) one model's directory")

@@ -27,6 +27,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--scorers",
         default="clip,vqa",
-        help="comma-separated: clip,vqa,quality (or 'none'); module:Class for your own",
+        help="comma-separated: clip,vqa,quality,judge (or 'none'); module:Class for your own",
     )
     run.add_argument("--seeds", default="0", help="e.g. 0,1 or 0-3 (default 0)")
     run.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
@@ -115,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--clip-model", default=None, help="open_clip model for clip/quality (dir, hub id or zoo:NAME)"
     )
     run.add_argument("--vqa-model", default=None, help="VQA model for vqa (dir, hub id or zoo:NAME)")
+    run.add_argument(
+        "--judge-model",
+        default=None,
+        help="shapes-world judge for judge (dir or zoo:NAME; default zoo:shapes-judge)",
+    )
     run.add_argument(
         "--scorer-opt",
         action="append",
@@ -148,6 +154,28 @@ def _resolve_pipeline(spec: str) -> Path:
     return Path(spec).expanduser()
 
 
+def check_image_size(pipeline_path: Path, height: int | None, width: int | None) -> None:
+    """Sizes the pipeline makes exactly, checked from its config files before anything loads: the
+    latents must pass the UNet's downsampling, or the stock call rounds or refuses the size."""
+    if height is None and width is None:
+        return
+    try:
+        vae = json.loads((pipeline_path / "vae" / "config.json").read_text())
+        unet = json.loads((pipeline_path / "unet" / "config.json").read_text())
+    except (OSError, ValueError):
+        return  # not an SD-style folder: load_pipeline says what is wrong
+    vae_scale = 2 ** (len(vae.get("block_out_channels", [0])) - 1)
+    step = vae_scale * 2 ** (len(unet.get("block_out_channels", [0])) - 1)
+    default = int(unet.get("sample_size") or 0) * vae_scale
+    for name, v in (("--height", height), ("--width", width)):
+        if v is not None and v % step:
+            raise config_error(
+                name,
+                f"{v} is not a multiple of {step}, the size step of this pipeline",
+                f"pass a multiple of {step}" + (f", or omit it for the default {default}" if default else ""),
+            )
+
+
 def _scorer_names(text: str) -> list[str]:
     names = [n.strip() for n in str(text).split(",") if n.strip()]
     return [] if names in (["none"], []) else names
@@ -169,6 +197,8 @@ def _scorer_opts(args) -> dict:
         opts["clip_model"] = args.clip_model
     if args.vqa_model:
         opts["vqa_model"] = args.vqa_model
+    if getattr(args, "judge_model", None):
+        opts["judge_model"] = args.judge_model
     return opts
 
 
@@ -561,12 +591,22 @@ def run(args, argv: list[str]) -> int:
             "--intervention", f"repeated intervention in {labels}", "list each intervention once"
         )
     seeds = parse_seeds(args.seeds)
-    records = load_benchmark(args.benchmark, limit=args.limit)
+    from effeval.atomic import check_output_dir
+
+    check_output_dir(args.out)  # a file, or a place that cannot be written: before any work
+    if not math.isfinite(args.guidance) or args.guidance < 0:
+        raise config_error(
+            "--guidance",
+            f"{args.guidance} is not a finite scale >= 0",
+            "pass e.g. --guidance 7.5 (1 = no guidance)",
+        )
     for k in ("steps", "height", "width"):
         v = getattr(args, k)
         if v is not None and v < 1:
             raise config_error(f"--{k}", f"{v} is not positive", f"pass --{k} >= 1")
+    records = load_benchmark(args.benchmark, limit=args.limit)
     pipeline_path = _resolve_pipeline(args.pipeline)
+    check_image_size(pipeline_path, args.height, args.width)
     from effeval.image.encoders import load_pipeline
     from effeval.models.base import resolve_device
 
@@ -654,6 +694,13 @@ def run(args, argv: list[str]) -> int:
     # Validate every record's interventions up front: a bad target fails before any image is made.
     for record in records:
         enc = encoder.encode(record["prompt"])
+        if enc.truncated:
+            logger.warning(
+                "prompt %s is longer than the text encoder's %d tokens; the rest is cut, as the stock "
+                "pipeline cuts it (listed in extra.truncated_prompts)",
+                record["id"],
+                encoder.max_length,
+            )
         from effeval.image.interventions import apply_intervention
 
         for spec in specs:

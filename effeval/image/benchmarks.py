@@ -18,7 +18,9 @@ another; expected "no"), ``binding`` (an attribute sits on the right object), ``
 whitespace-separated words of the prompt: ``prompt.split()[start:end]``.
 
 Built-in benchmarks (``effeval/image/data/*.jsonl``, written for effeval): ``leakage``,
-``omission``, ``binding``, ``mwe``. Peer formats (auto-detected from the file, or forced with a
+``omission``, ``binding``, ``mwe``; generated from a seed in the shapes world
+(``effeval/image/shapes/benchmarks.py``): ``shapes-leakage``, ``shapes-omission``,
+``shapes-binding`` (``NAME@SEED`` for another seed). Peer formats (auto-detected from the file, or forced with a
 ``FORMAT:`` prefix such as ``geneval:PATH``):
 
 - ``geneval``: GenEval ``evaluation_metadata.jsonl`` (``tag``, ``include``, ``exclude``).
@@ -69,7 +71,9 @@ def read_utf8(path: Path, what: str) -> str:
 
 
 def list_benchmarks() -> list[str]:
-    return list(BUILTIN)
+    from effeval.image.shapes.benchmarks import SHAPES_BENCHMARKS
+
+    return list(BUILTIN) + list(SHAPES_BENCHMARKS)
 
 
 def load_benchmark(name_or_path: str, limit: int | None = None) -> list[dict]:
@@ -83,6 +87,11 @@ def load_benchmark(name_or_path: str, limit: int | None = None) -> list[dict]:
         fmt, spec = m.group(1), m.group(2)
     if fmt is None and spec in BUILTIN:
         records = load_effeval_jsonl(DATA_DIR / f"{spec}.jsonl", benchmark=spec)
+    elif fmt is None and spec.startswith("shapes-") and not Path(spec).exists():
+        from effeval.image.shapes.benchmarks import load_shapes_benchmark
+
+        name = spec.partition("@")[0]
+        records = [validate_record(r, f"{name}:{r['id']}", name) for r in load_shapes_benchmark(spec)]
     else:
         path = Path(spec).expanduser()
         if not path.is_file():

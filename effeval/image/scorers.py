@@ -712,10 +712,12 @@ SCORERS: Registry[type[Scorer]] = Registry(
         "clip": "effeval.image.scorers:ClipScorer",
         "vqa": "effeval.image.scorers:VqaScorer",
         "quality": "effeval.image.scorers:QualityScorer",
+        "judge": "effeval.image.shapes.judge:JudgeScorer",
     },
     argument="--scorers",
 )
 SCORER_OPTIONS = {
+    "judge": {"judge_model", "device"},
     "clip": {"clip_model", "clip_template", "clipscore_weight", "device"},
     "vqa": {"vqa_model", "vqa_backend", "vqa_template", "threshold", "device"},
     "quality": {"quality_model", "clip_model", "device", "kid_subsets", "seed"},

@@ -36,6 +36,7 @@ BUILDER_MODULES = [
     "effeval.zoo.real",
     "effeval.zoo.spellm",
     "effeval.zoo.prose_proxy",
+    "effeval.zoo.shapes",
 ]
 
 

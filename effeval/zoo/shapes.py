@@ -1,0 +1,485 @@
+"""Models trained on the shapes world (``effeval zoo build --shapes``), offline, one CPU thread.
+
+| name | what | trained on |
+|---|---|---|
+| shapes-clip | open_clip CLIP (ViT 32 px, 2-layer text tower, real CLIP BPE tokenizer), contrastive | train-split scenes and their captions |
+| shapes-sd | ``StableDiffusionPipeline``: shapes-clip's text tower as ``CLIPTextModel``, a small ``AutoencoderKL`` (32 px -> 4x16x16), a small ``UNet2DConditionModel``, DDIM | the same scenes |
+| shapes-judge | a CNN reading each grid cell's shape / colour / pattern; answers the benchmarks' yes/no questions | rendered scenes of every split but ``heldout`` |
+
+Step counts are fixed (the build is reproducible from its seeds); the CPU time each stage took is
+written to the model folder's ``effeval_zoo.json``. Nothing here is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+from effeval.zoo import register
+
+logger = logging.getLogger(__name__)
+
+SEED = 15
+CLIP_CFG = {
+    "embed_dim": 64,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 4, "layers": 2},
+}
+CLIP_STEPS, CLIP_BATCH = 500, 64
+TRAIN_CONTEXT = 24  # captions are <= 20 tokens; the text tower is causal, so later positions never
+# change earlier ones and training on the first 24 positions is exact for them
+VAE_STEPS, VAE_BATCH = 800, 16
+UNET_STEPS, UNET_BATCH = 20000, 32
+JUDGE_STEPS, JUDGE_BATCH = 1500, 32
+POOL = 8000
+# CPU-time bounds (one thread): the machine these were built on gave each build ~1/4 of a core
+VAE_CPU_S = 150.0
+UNET_CPU_S = 480.0
+PAD_TOKEN = "!"  # id 0: open_clip pads with 0, so the HF tokenizer pads with the same id
+
+
+def _threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _scenes(rng: random.Random, n: int, split: str = "train"):
+    from effeval.image.shapes.world import random_scene
+
+    return [random_scene(rng, split=split) for _ in range(n)]
+
+
+class _Pool:
+    """A fixed pool of rendered train-split scenes, drawn from by batch (rendering is the slow part)."""
+
+    def __init__(self, n: int, seed: int, split: str = "train"):
+        from effeval.image.shapes.judge import images_tensor
+        from effeval.image.shapes.world import caption, render
+
+        rng = random.Random(seed)
+        self.scenes = _scenes(rng, n, split)
+        self.captions = [caption(s) for s in self.scenes]
+        self.pixels = images_tensor([render(s) for s in self.scenes])
+        self.rng = random.Random(seed + 1)
+
+    def batch(self, n: int):
+        idx = [self.rng.randrange(len(self.scenes)) for _ in range(n)]
+        return idx, self.pixels[idx], [self.captions[i] for i in idx]
+
+
+# --- CLIP ------------------------------------------------------------------------------------
+
+
+def train_clip(out: Path, pool: _Pool, steps: int = CLIP_STEPS) -> dict:
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    _threads()
+    torch.manual_seed(SEED)
+    model = open_clip.CLIP(**CLIP_CFG)
+    tok = open_clip.get_tokenizer("ViT-B-32")  # the CLIP BPE tokenizer that ships with open_clip
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)
+    start = time.process_time()
+    losses = []
+    for _ in tqdm(range(steps), desc="shapes-clip", unit="step"):
+        _, px, caps = pool.batch(CLIP_BATCH)
+        # identical captions in a batch are positives for each other
+        same = torch.tensor([[a == b for b in caps] for a in caps], dtype=torch.float32)
+        img = torch.nn.functional.normalize(model.encode_image(px * 0.5 + 0.5), dim=-1)
+        txt = torch.nn.functional.normalize(encode_text_prefix(model, tok(caps)[:, :TRAIN_CONTEXT]), dim=-1)
+        logits = model.logit_scale.exp() * img @ txt.T
+        target = same / same.sum(1, keepdim=True)
+        loss = (
+            torch.sum(-target * logits.log_softmax(1), 1).mean()
+            + torch.sum(-target * logits.T.log_softmax(1), 1).mean()
+        ) / 2
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "open_clip_model.safetensors"))
+    config = {
+        "model_cfg": CLIP_CFG,
+        # pixel_values = image / 255: the world's images are fed unnormalised
+        "preprocess_cfg": {
+            "mean": [0.0, 0.0, 0.0],
+            "std": [1.0, 1.0, 1.0],
+            "interpolation": "bicubic",
+            "resize_mode": "shortest",
+        },
+    }
+    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return {
+        "steps": steps,
+        "batch": CLIP_BATCH,
+        "cpu_s": round(time.process_time() - start, 1),
+        "final_loss": sum(losses[-50:]) / len(losses[-50:]),
+    }
+
+
+def encode_text_prefix(model, ids):
+    """open_clip's ``encode_text`` on the first ``ids.shape[1]`` positions only (causal mask)."""
+    n = ids.shape[1]
+    x = model.token_embedding(ids) + model.positional_embedding[:n]
+    x = model.transformer(x, attn_mask=model.attn_mask[:n, :n])
+    x = model.ln_final(x)
+    pooled = x[torch_arange(ids.shape[0]), ids.argmax(dim=-1)]
+    return pooled @ model.text_projection
+
+
+def torch_arange(n: int):
+    import torch
+
+    return torch.arange(n)
+
+
+def load_open_clip(path: Path):
+    import open_clip
+    from safetensors.torch import load_file
+
+    cfg = json.loads((Path(path) / "open_clip_config.json").read_text())
+    model = open_clip.CLIP(**cfg["model_cfg"])
+    model.load_state_dict(load_file(str(Path(path) / "open_clip_model.safetensors")))
+    return model.eval()
+
+
+def open_clip_text_to_hf(model, tokenizer):
+    """open_clip's text tower as a transformers ``CLIPTextModel`` with the same last hidden state
+    (after ``ln_final``): same causal attention, exact GELU, LayerNorm eps 1e-5."""
+    import torch
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    width = model.token_embedding.weight.shape[1]
+    blocks = model.transformer.resblocks
+    cfg = CLIPTextConfig(
+        vocab_size=model.token_embedding.weight.shape[0],
+        hidden_size=width,
+        intermediate_size=blocks[0].mlp.c_fc.weight.shape[0],
+        num_hidden_layers=len(blocks),
+        num_attention_heads=blocks[0].attn.num_heads,
+        max_position_embeddings=model.positional_embedding.shape[0],
+        hidden_act="gelu",
+        layer_norm_eps=1e-5,
+        projection_dim=model.text_projection.shape[1],
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    hf = CLIPTextModel(cfg).eval()
+    sd = {
+        "text_model.embeddings.token_embedding.weight": model.token_embedding.weight,
+        "text_model.embeddings.position_embedding.weight": model.positional_embedding,
+        "text_model.final_layer_norm.weight": model.ln_final.weight,
+        "text_model.final_layer_norm.bias": model.ln_final.bias,
+    }
+    for i, b in enumerate(blocks):
+        p = f"text_model.encoder.layers.{i}."
+        q, k, v = b.attn.in_proj_weight.chunk(3)
+        qb, kb, vb = b.attn.in_proj_bias.chunk(3)
+        sd.update(
+            {
+                p + "self_attn.q_proj.weight": q,
+                p + "self_attn.q_proj.bias": qb,
+                p + "self_attn.k_proj.weight": k,
+                p + "self_attn.k_proj.bias": kb,
+                p + "self_attn.v_proj.weight": v,
+                p + "self_attn.v_proj.bias": vb,
+                p + "self_attn.out_proj.weight": b.attn.out_proj.weight,
+                p + "self_attn.out_proj.bias": b.attn.out_proj.bias,
+                p + "layer_norm1.weight": b.ln_1.weight,
+                p + "layer_norm1.bias": b.ln_1.bias,
+                p + "layer_norm2.weight": b.ln_2.weight,
+                p + "layer_norm2.bias": b.ln_2.bias,
+                p + "mlp.fc1.weight": b.mlp.c_fc.weight,
+                p + "mlp.fc1.bias": b.mlp.c_fc.bias,
+                p + "mlp.fc2.weight": b.mlp.c_proj.weight,
+                p + "mlp.fc2.bias": b.mlp.c_proj.bias,
+            }
+        )
+    with torch.no_grad():
+        own = set(hf.state_dict())
+        # transformers versions differ on whether the keys carry the "text_model." prefix
+        sd = {k if k in own else k.removeprefix("text_model."): v.detach().clone() for k, v in sd.items()}
+        missing, unexpected = hf.load_state_dict(sd, strict=False)
+    assert not unexpected and all("position_ids" in m for m in missing), (missing, unexpected)
+    return hf
+
+
+# --- the generator ---------------------------------------------------------------------------
+
+
+def make_vae():
+    from diffusers import AutoencoderKL
+
+    # 32x32 images -> 4x8x8 latents (each grid cell is 4x4 latents); no mid-block attention
+    return AutoencoderKL(
+        block_out_channels=(16, 32, 32),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        norm_num_groups=8,
+        sample_size=32,
+        mid_block_add_attention=False,
+    )
+
+
+def make_unet(cross_dim: int):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=cross_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+
+
+def train_vae(pool: _Pool, steps: int = VAE_STEPS, time_limit_s: float | None = VAE_CPU_S):
+    import torch
+    from tqdm.auto import tqdm
+
+    _threads()
+    torch.manual_seed(SEED + 1)
+    vae = make_vae()
+    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    start = time.process_time()
+    losses = []
+    for _ in tqdm(range(steps), desc="shapes-vae", unit="step"):
+        _, px, _ = pool.batch(VAE_BATCH)
+        post = vae.encode(px).latent_dist
+        rec = vae.decode(post.sample()).sample
+        kl = post.kl().mean() / (3 * 32 * 32)
+        loss = torch.nn.functional.mse_loss(rec, px) + 1e-4 * kl
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(torch.nn.functional.mse_loss(rec, px).item())
+        if time_limit_s is not None and time.process_time() - start > time_limit_s:
+            logger.warning(
+                "shapes-vae: stopped at step %d by the %.0f s CPU-time bound", len(losses), time_limit_s
+            )
+            break
+    vae.eval()
+    with torch.no_grad():
+        lat = torch.cat(
+            [
+                vae.encode(pool.pixels[i : i + 256]).latent_dist.mean
+                for i in range(0, min(1024, len(pool.scenes)), 256)
+            ]
+        )
+    vae.register_to_config(scaling_factor=float(1.0 / lat.std()))
+    return vae, {
+        "steps": len(losses),
+        "batch": VAE_BATCH,
+        "cpu_s": round(time.process_time() - start, 1),
+        "final_mse": sum(losses[-50:]) / len(losses[-50:]),
+    }
+
+
+def train_unet(
+    vae, text_encoder, tokenizer, pool: _Pool, steps: int = UNET_STEPS, time_limit_s: float | None = None
+):
+    import torch
+    from diffusers import DDPMScheduler
+    from tqdm.auto import tqdm
+
+    _threads()
+    torch.manual_seed(SEED + 2)
+    unet = make_unet(text_encoder.config.hidden_size)
+    noise_sched = DDPMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000
+    )
+    opt = torch.optim.AdamW(unet.parameters(), lr=5e-4, weight_decay=1e-2)
+    # latents and caption embeddings of the whole pool, once (both models are frozen)
+    with torch.no_grad():
+        lat = torch.cat(
+            [vae.encode(pool.pixels[i : i + 256]).latent_dist.mean for i in range(0, len(pool.scenes), 256)]
+        )
+        lat = lat * vae.config.scaling_factor
+        uniq = sorted(set(pool.captions) | {""})
+        emb = {}
+        for i in range(0, len(uniq), 256):
+            chunk = uniq[i : i + 256]
+            ids = tokenizer(
+                chunk, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+            ).input_ids
+            hs = text_encoder(ids)[0]
+            emb.update({c: h for c, h in zip(chunk, hs)})
+    start = time.process_time()
+    losses, done = [], 0
+    gen = torch.Generator().manual_seed(SEED + 3)
+    for step in tqdm(range(steps), desc="shapes-unet", unit="step"):
+        idx, _, caps = pool.batch(UNET_BATCH)
+        x0 = lat[idx]
+        # 10% empty captions: classifier-free guidance at sampling time
+        caps = ["" if pool.rng.random() < 0.1 else c for c in caps]
+        cond = torch.stack([emb[c] for c in caps])
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, 1000, (x0.shape[0],), generator=gen)
+        xt = noise_sched.add_noise(x0, noise, t)
+        pred = unet(xt, t, encoder_hidden_states=cond).sample
+        loss = torch.nn.functional.mse_loss(pred, noise)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        done = step + 1
+        if time_limit_s is not None and time.process_time() - start > time_limit_s:
+            logger.warning("shapes-unet: stopped at step %d by the %.0f s CPU-time bound", done, time_limit_s)
+            break
+    return unet.eval(), {
+        "steps": done,
+        "batch": UNET_BATCH,
+        "cpu_s": round(time.process_time() - start, 1),
+        "final_loss": sum(losses[-100:]) / min(100, len(losses)),
+    }
+
+
+def build_shapes_sd(
+    out: Path,
+    clip_dir: Path,
+    pool_size: int = POOL,
+    unet_steps: int = UNET_STEPS,
+    time_limit_s: float | None = UNET_CPU_S,
+) -> dict:
+    import torch
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    from effeval.zoo.image_pipelines import write_clip_tokenizer
+
+    write_clip_tokenizer(out / "tokenizer", pad_token=PAD_TOKEN)
+    tokenizer = CLIPTokenizer.from_pretrained(str(out / "tokenizer"))
+    text_encoder = open_clip_text_to_hf(load_open_clip(clip_dir), tokenizer)
+    pool = _Pool(pool_size, SEED + 10)
+    vae, vae_info = train_vae(pool)
+    with torch.no_grad():
+        for p in list(vae.parameters()) + list(text_encoder.parameters()):
+            p.requires_grad_(False)
+    unet, unet_info = train_unet(vae, text_encoder, tokenizer, pool, unet_steps, time_limit_s)
+    scheduler = DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    info = {
+        "image_size": 32,
+        "steps": 20,
+        "guidance_scale": 4.0,
+        "seed": SEED,
+        "pool": pool_size,
+        "vae": vae_info,
+        "unet": unet_info,
+    }
+    (out / "effeval_zoo.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+# --- the judge -------------------------------------------------------------------------------
+
+
+def train_judge(out: Path, steps: int = JUDGE_STEPS) -> dict:
+    import torch
+    from safetensors.torch import save_file
+    from tqdm.auto import tqdm
+
+    from effeval.image.shapes.judge import cell_labels, cells_of, make_judge
+
+    _threads()
+    pool = _Pool(6000, SEED + 20, split="any")
+    labels = cell_labels(pool.scenes)
+    torch.manual_seed(SEED + 21)
+    judge = make_judge()
+    opt = torch.optim.AdamW(judge.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(SEED + 22)
+    ce = torch.nn.functional.cross_entropy
+    start = time.process_time()
+    for _ in tqdm(range(steps), desc="shapes-judge", unit="step"):
+        idx, px, _ = pool.batch(JUDGE_BATCH)
+        # noise and a brightness shift: generated images are not clean renders
+        px = px + 0.15 * torch.rand(px.shape[0], 1, 1, 1, generator=gen) * torch.randn(
+            px.shape, generator=gen
+        )
+        px = px + 0.1 * (torch.rand(px.shape[0], 1, 1, 1, generator=gen) - 0.5)
+        cell_idx = torch.tensor([i * 4 + k for i in idx for k in range(4)])
+        s, c, p = judge(cells_of(px))
+        loss = ce(s, labels[0][cell_idx]) + ce(c, labels[1][cell_idx]) + ce(p, labels[2][cell_idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    save_file({k: v.contiguous() for k, v in judge.state_dict().items()}, str(out / "judge.safetensors"))
+    return {
+        "steps": steps,
+        "batch": JUDGE_BATCH,
+        "cpu_s": round(time.process_time() - start, 1),
+        "pool": 6000,
+        "final_loss": loss.item(),
+    }
+
+
+# --- zoo entries -----------------------------------------------------------------------------
+
+
+def _write_info(out: Path, info: dict) -> None:
+    (out / "effeval_zoo.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+@register(
+    "shapes-clip", "open_clip CLIP trained contrastively on the shapes world (~5 min CPU)", default=False
+)
+def _shapes_clip(out: Path, trained: bool) -> None:
+    info = train_clip(out, _Pool(POOL, SEED + 10))
+    _write_info(out, {"clip": info, "seed": SEED})
+
+
+@register(
+    "shapes-sd",
+    "StableDiffusionPipeline trained on the shapes world (text encoder = shapes-clip's; ~40 min CPU)",
+    default=False,
+    depends=("shapes-clip",),
+)
+def _shapes_sd(out: Path, trained: bool) -> None:
+    from effeval import zoo
+
+    build_shapes_sd(out, zoo.get("shapes-clip", trained=trained))
+
+
+@register("shapes-judge", "CNN judge of the shapes world's yes/no questions (~3 min CPU)", default=False)
+def _shapes_judge(out: Path, trained: bool) -> None:
+    _write_info(out, {"judge": train_judge(out), "seed": SEED})
+
+
+SHAPES_MODELS = ("shapes-clip", "shapes-judge", "shapes-sd")
