@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -62,6 +61,12 @@ BIGBENCH_FILES = {
     "tracking_shuffled_objects/three_objects": "74b74d3c8827c0387a3f24ee9efa7edd90b2d53af3daacb9961341af66f750a0",
 }
 FETCH_BIGBENCH = "python -m effeval.real_data fetch-bigbench (or make setup)"
+BIGBENCH_SDIST = f"bigbench-{BIGBENCH_VERSION}.tar.gz"
+BIGBENCH_SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
+FETCH_ARCHIVE_FIX = (
+    f"check access to the package index, or download {BIGBENCH_SDIST} yourself and run "
+    f"python -m effeval.real_data fetch-bigbench --archive PATH"
+)
 
 
 def _dataset(rows: list[dict], split: str):
@@ -277,38 +282,67 @@ def extract_bigbench(archive: Path) -> Path:
     return root
 
 
+def _sdist_url(index: str) -> str:
+    """The source archive's URL on a PEP 503 simple index (the page pip itself reads)."""
+    import re
+    import urllib.request
+    from urllib.parse import urljoin
+
+    page_url = f"{index.rstrip('/')}/bigbench/"
+    with urllib.request.urlopen(page_url, timeout=60) as response:
+        page = response.read().decode("utf-8", "replace")
+    for href in re.findall(r'href="([^"]+)"', page):
+        if href.split("#")[0].rsplit("/", 1)[-1] == BIGBENCH_SDIST:
+            return urljoin(page_url, href.split("#")[0])
+    raise ConfigError(f"bigbench: {page_url} lists no {BIGBENCH_SDIST}. Fix: {FETCH_ARCHIVE_FIX}")
+
+
+def download_bigbench_sdist(dest: Path, index: str | None = None) -> Path:
+    """Download the bigbench source archive from the package index and check its sha256.
+
+    Not ``pip download``: pip >= 24 stops after reading the archive's metadata, because bigbench
+    declares a direct-URL dependency (bleurt), which PyPI distributions may not. The index is
+    ``$PIP_INDEX_URL`` or PyPI; the sha256 is pinned here."""
+    import urllib.request
+
+    from tqdm import tqdm
+
+    index = index or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+    try:
+        url = _sdist_url(index)
+        target = dest / BIGBENCH_SDIST
+        digest = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=BIGBENCH_SDIST) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+    except OSError as exc:
+        raise ConfigError(
+            f"bigbench: cannot download {BIGBENCH_SDIST} from {index} ({exc}). Fix: {FETCH_ARCHIVE_FIX}"
+        ) from None
+    if digest.hexdigest() != BIGBENCH_SDIST_SHA256:
+        raise ConfigError(
+            f"bigbench: {url} has sha256 {digest.hexdigest()[:12]}..., expected {BIGBENCH_SDIST_SHA256[:12]}.... "
+            f"Fix: {FETCH_ARCHIVE_FIX}"
+        )
+    return target
+
+
 def fetch_bigbench(archive: str | Path | None = None, force: bool = False) -> Path:
     """Make the BIG-bench files present: nothing to do when they are; else extract ``archive`` or
-    download the source archive with pip (``--no-binary :all: --no-deps``: never its wheel, which
-    pulls tensorflow), extract, and delete the archive."""
+    download the source archive (never the wheel, which pulls tensorflow), extract, and delete the
+    archive."""
     if not force and not bigbench_missing():
         logger.info("bigbench data already in %s", bigbench_dir())
         return bigbench_dir()
     if archive is not None:
         return extract_bigbench(Path(archive))
     with tempfile.TemporaryDirectory() as tmp:
-        logger.info("downloading the bigbench==%s source archive (358 MB) with pip", BIGBENCH_VERSION)
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--no-binary",
-            ":all:",
-            f"bigbench=={BIGBENCH_VERSION}",
-            "-d",
-            tmp,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        found = sorted(Path(tmp).glob("bigbench-*.tar.gz"))
-        if not found:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise ConfigError(
-                f"bigbench: pip could not download the source archive ({tail[0]}). "
-                "Fix: check network access to PyPI, or pass --archive PATH to a downloaded bigbench-1.0.0.tar.gz"
-            )
-        return extract_bigbench(found[0])
+        logger.info("downloading the bigbench==%s source archive (358 MB)", BIGBENCH_VERSION)
+        return extract_bigbench(download_bigbench_sdist(Path(tmp)))
 
 
 @lru_cache(maxsize=16)
