@@ -235,3 +235,25 @@ def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_ro
     for name, key in metric.items():
         assert key.split(",")[0] in {k.split(",")[0] for k in res[name]}, (name, res[name])
     assert res["effeval_real_prose_ppl"]["bits_per_byte,none"] < 1.5
+
+
+def test_an_archive_with_other_contents_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    """A bigbench archive whose task files differ from the pinned sha256s is a one-line error, and
+    the data cache is left as it was (files are staged, then moved in only when all check)."""
+    import io
+    import tarfile
+
+    from effeval import real_data
+
+    monkeypatch.setenv("EFFEVAL_DATA_DIR", str(tmp_path / "data"))
+    archive = tmp_path / "bigbench-1.0.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in real_data.BIGBENCH_FILES:
+            payload = json.dumps({"examples": [{"input": "x", "target": "y"}]}).encode()
+            info = tarfile.TarInfo(f"bigbench-1.0.0/bigbench/benchmark_tasks/{name}/task.json")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(ConfigError, match=r"task.json has sha256 .*expected .*Fix: use the bigbench==1.0.0"):
+        real_data.fetch_bigbench(archive)
+    assert not real_data.bigbench_dir().exists()
+    assert real_data.bigbench_missing() == list(real_data.BIGBENCH_FILES)
