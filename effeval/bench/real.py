@@ -2,7 +2,7 @@
 
 For each real model (SmolLM2-135M, Gemma 3 270M), side by side in one run, one thread:
 
-- load time of the converted plain folder (``from_pretrained(dir)``) vs loading the GGUF itself
+- load time (wall and process CPU) of the converted plain folder (``from_pretrained(dir)``) vs loading the GGUF itself
   (``from_pretrained(dir, gguf_file=...)``, which dequantises every time); mean +- stderr over
   repeats, warm page cache (the first, cold load is recorded separately);
 - the one-off conversion time (recorded by the zoo when it built the folder);
@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import logging
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -79,10 +80,15 @@ def _mean_stderr(xs: list[float]) -> dict:
     return {"mean_s": mean, "stderr_s": stderr, "min_s": min(xs), "n": len(xs), "all_s": xs}
 
 
-def _timed_load(fn) -> float:
-    start = time.perf_counter()
+def _summary(loads: list[tuple[float, float]]) -> dict:
+    """Wall and process-CPU seconds; on a shared machine the CPU time is the steadier figure."""
+    return {**_mean_stderr([w for w, _ in loads]), "cpu": _mean_stderr([c for _, c in loads])}
+
+
+def _timed_load(fn) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     model = fn()
-    elapsed = time.perf_counter() - start
+    elapsed = (time.perf_counter() - start, time.process_time() - cpu)
     del model
     return elapsed
 
@@ -112,10 +118,12 @@ def bench_model(name: str, repeats: int, gguf_repeats: int, gen_tokens: int) -> 
             return AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
 
         from_gguf = [_timed_load(load_gguf) for _ in range(gguf_repeats)]
-    conv, gg = _mean_stderr(converted), _mean_stderr(from_gguf)
-    ratio = gg["mean_s"] / conv["mean_s"]
+    conv, gg = _summary(converted), _summary(from_gguf)
+    ratio = gg["cpu"]["mean_s"] / conv["cpu"]["mean_s"]
     # delta method: relative errors add in quadrature
-    ratio_err = ratio * math.hypot(gg["stderr_s"] / gg["mean_s"], conv["stderr_s"] / conv["mean_s"])
+    ratio_err = ratio * math.hypot(
+        gg["cpu"]["stderr_s"] / gg["cpu"]["mean_s"], conv["cpu"]["stderr_s"] / conv["cpu"]["mean_s"]
+    )
 
     model = load_converted().eval()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -139,10 +147,11 @@ def bench_model(name: str, repeats: int, gguf_repeats: int, gen_tokens: int) -> 
         },
         "folder_bytes": sum(p.stat().st_size for p in folder.iterdir() if p.is_file()),
         "conversion_s": float(build_s.rstrip("s")),
-        "load_converted_cold_s": cold,
+        "load_converted_cold_s": {"wall": cold[0], "cpu": cold[1]},
         "load_converted": conv,
         "load_gguf": gg,
-        "gguf_over_converted_load": {"ratio": ratio, "stderr": ratio_err},
+        "gguf_over_converted_load_cpu": {"ratio": ratio, "stderr": ratio_err},
+        "machine_load_average": list(os.getloadavg()),
         "load_goal_s": 3.0 if name == "smollm2-135m" else None,
         "perplexity_prose_512": ppl,
         "prose_window": f"reasoning-gym in_the_year_2889.txt from {PROSE_ANCHOR!r}, first {WINDOW_TOKENS} tokens",
@@ -176,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         {
             "model": name,
-            "load_dir_s": r["load_converted"]["mean_s"],
-            "+-": r["load_converted"]["stderr_s"],
-            "load_gguf_s": r["load_gguf"]["mean_s"],
-            "+- ": r["load_gguf"]["stderr_s"],
-            "gguf/dir": r["gguf_over_converted_load"]["ratio"],
+            "load_dir_wall_s": r["load_converted"]["mean_s"],
+            "load_dir_cpu_s": r["load_converted"]["cpu"]["mean_s"],
+            "+-": r["load_converted"]["cpu"]["stderr_s"],
+            "load_gguf_cpu_s": r["load_gguf"]["cpu"]["mean_s"],
+            "+- ": r["load_gguf"]["cpu"]["stderr_s"],
+            "gguf/dir_cpu": r["gguf_over_converted_load_cpu"]["ratio"],
             "ppl512": r["perplexity_prose_512"],
             "tok/s": r["greedy_tokens_per_s"],
             "greedy": repr(r["greedy_completion"]),
