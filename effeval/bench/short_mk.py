@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     from effeval.methods.short_mk.answers import is_correct
     from effeval.methods.short_mk.hf_backend import HFStepBackend
     from effeval.methods.short_mk.pool import analyze_pool, questions_from_results
-    from effeval.methods.short_mk.sampler import SamplingConfig, sample_short_mk
+    from effeval.methods.short_mk.sampler import ShortMKConfig, sample_short_mk
     from effeval.zoo.reasoner import make_problems
 
     torch.set_num_threads(args.threads)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     for qi, prob in enumerate(tqdm(problems, desc="short-mk bench", unit="question")):
         prompt = tok.encode(prob["question"])
         for strategy, m, label in STRATEGIES:
-            cfg = SamplingConfig(
+            cfg = ShortMKConfig(
                 k=args.k,
                 m=m,
                 strategy=strategy,

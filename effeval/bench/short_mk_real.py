@@ -130,7 +130,7 @@ def run_real(args) -> int:
     from effeval.methods.short_mk.answers import is_correct
     from effeval.methods.short_mk.hf_backend import HFStepBackend
     from effeval.methods.short_mk.pool import analyze_pool, plot_pool, questions_from_results
-    from effeval.methods.short_mk.sampler import FINAL_ANSWER_PATTERN, SamplingConfig, sample_short_mk
+    from effeval.methods.short_mk.sampler import FINAL_ANSWER_PATTERN, ShortMKConfig, sample_short_mk
 
     torch.set_num_threads(args.threads)
     max_think = args.max_think_tokens or 256
@@ -164,7 +164,7 @@ def run_real(args) -> int:
         prompt = prompt_ids(prob["question"])
         record = {"id": prob["id"], "dataset": prob["dataset"], "target": prob["answer"]}
         for strategy, m, label in STRATEGIES:
-            cfg = SamplingConfig(
+            cfg = ShortMKConfig(
                 k=args.k,
                 m=m,
                 strategy=strategy,

@@ -54,6 +54,32 @@ def run_guarded(body: Callable[[], int | None], *, verbose: bool = False) -> int
         return 2
 
 
+def add_settings(parser: argparse.ArgumentParser, config_cls, exclude=()) -> None:
+    """One option per field of a method's config dataclass (``effeval.config_fields``): ``--name-with-
+    dashes`` with the field's type, default, choices and help; a bool that defaults to True becomes
+    ``--no-name``, one that defaults to False ``--name``. Required fields are required options."""
+    from effeval.config_fields import MISSING, settings_of
+
+    for s in settings_of(config_cls, exclude=exclude):
+        flag = "--" + s.name.replace("_", "-")
+        text = s.help.replace("%", "%%")
+        if s.type is bool:
+            if s.default is True:
+                parser.add_argument(
+                    f"--no-{s.name.replace('_', '-')}", dest=s.name, action="store_false", help=text
+                )
+            else:
+                parser.add_argument(flag, dest=s.name, action="store_true", help=text)
+            continue
+        if s.default is MISSING:
+            parser.add_argument(flag, dest=s.name, type=s.type, required=True, choices=s.choices, help=text)
+        else:
+            shown = f" (default {s.default})" if s.default is not None and "default" not in s.help else ""
+            parser.add_argument(
+                flag, dest=s.name, type=s.type, default=s.default, choices=s.choices, help=text + shown
+            )
+
+
 @dataclass(frozen=True)
 class Command:
     """``prog`` + ``add_arguments(parser)`` + ``run(args) -> exit status``; call it with argv."""

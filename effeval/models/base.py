@@ -143,6 +143,29 @@ def reject_unknown_model_args(rest: dict, base: type, model: str, specs: Iterabl
         )
 
 
+def args_from(config_cls, exclude: Iterable[str] = (), **overrides: dict[str, Any]) -> list[Arg]:
+    """model_args derived from a method's config dataclass (``effeval.config_fields``): one ``Arg``
+    per field, with its type, default, help, choices and check; ``overrides`` replace attributes
+    of one argument where the wrapper differs (e.g. a default taken from the task)."""
+    from effeval.config_fields import MISSING, settings_of
+
+    out = []
+    for s in settings_of(config_cls, exclude=exclude):
+        spec = Arg(
+            s.name,
+            s.type,
+            REQUIRED if s.default is MISSING else s.default,
+            choices=s.choices,
+            check=s.check,
+            help=s.help,
+            allow_none=s.optional,
+        )
+        for key, value in overrides.get(s.name, {}).items():
+            setattr(spec, key, value)
+        out.append(spec)
+    return out
+
+
 def positive(x) -> str | None:
     return None if x > 0 else f"must be > 0, got {x}. Fix: pass a positive number"
 

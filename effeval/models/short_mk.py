@@ -25,9 +25,11 @@ from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
 from effeval.errors import ConfigError, loading
+from effeval.methods.short_mk.sampler import ShortMKConfig
 from effeval.models.base import (
     Arg,
     EffevalWrapperMixin,
+    args_from,
     check_pretrained,
     parse_model_args,
     reject_unknown_model_args,
@@ -41,47 +43,24 @@ logger = logging.getLogger(__name__)
 LOG_KEY = "effeval_short_mk"
 
 
-def _positive(x):
-    return None if x >= 1 else f"must be >= 1, got {x}. Fix: pass a positive integer"
-
-
+# The method's settings come from its config (one source); the task's generation_kwargs supply
+# the sampling ones, and the wrapper adds where the model lives and where the chain log goes.
 ARGS = [
     Arg("pretrained", str, help="a local model directory or hub id"),
-    Arg("k", int, 8, help="number of chains sampled per question"),
-    Arg("m", int, 1, help="short-m@k: vote among the first m chains to finish thinking"),
-    Arg("strategy", str, "short", choices=("short", "majority", "shortest", "longest", "random")),
-    Arg("think_end", str, "</think>", help="end-of-thinking marker (a string; several tokens is fine)"),
-    Arg("answer", str, "boxed", help="answer extractor: boxed | number | mc | regex:<pattern>"),
-    Arg("normalize", str, "math", choices=("exact", "math", "numeric")),
-    Arg(
-        "answer_phase",
-        str,
-        "continue",
-        choices=("continue", "in_chain"),
-        help="continue: write the answer after the marker; in_chain: the answer is already in the chain",
-    ),
-    Arg(
-        "answer_tokens",
-        int,
-        64,
-        check=lambda x: None if x >= 0 else f"must be >= 0, got {x}. Fix: pass e.g. answer_tokens=64",
-    ),
-    Arg(
-        "max_think_tokens",
-        int,
-        None,
-        allow_none=True,
-        help="thinking budget (default: the task's max_gen_toks)",
-    ),
-    Arg("seed", int, 1234),
-    Arg(
-        "measure_savings",
-        bool,
-        False,
-        help="keep aborted chains running (booked apart) to measure tokens saved",
+    *args_from(
+        ShortMKConfig,
+        exclude=("temperature", "top_p", "top_k", "do_sample", "stop"),
+        max_think_tokens={
+            "default": None,
+            "allow_none": True,
+            "help": "thinking budget (default: the task's max_gen_toks)",
+        },
     ),
     Arg("chain_log", str, None, allow_none=True, help="also append the per-chain log to this JSONL file"),
     Arg("log_text", bool, False, help="include every chain's text in the per-chain log"),
+]
+METHOD_ARGS = [
+    a.name for a in ARGS if a.name not in ("pretrained", "chain_log", "log_text", "max_think_tokens")
 ]
 
 
@@ -122,8 +101,6 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
     def _config_for(self, gen_kwargs: dict):
         from lm_eval.models.utils import normalize_gen_kwargs
 
-        from effeval.methods.short_mk.sampler import SamplingConfig
-
         kw = normalize_gen_kwargs({k: v for k, v in gen_kwargs.items() if k != LOG_KEY}, self.max_gen_toks)
         max_gen = int(kw["max_gen_toks"])
         do_sample = bool(kw.get("do_sample", False))
@@ -133,23 +110,14 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
         a = self.effeval_args
         think_budget = a["max_think_tokens"] or max_gen
         until = [s for s in kw.get("until", []) if s]
-        return SamplingConfig(
-            k=a["k"],
-            m=a["m"],
-            strategy=a["strategy"],
-            think_end=a["think_end"],
-            answer=a["answer"],
-            normalize=a["normalize"],
-            answer_phase=a["answer_phase"],
-            answer_tokens=a["answer_tokens"],
+        return ShortMKConfig(
+            **{name: a[name] for name in METHOD_ARGS},
             max_think_tokens=min(think_budget, max_gen),
             temperature=temperature if do_sample else 1.0,
             top_p=float(kw.get("top_p", 1.0) or 1.0),
             top_k=int(kw.get("top_k", 0) or 0),
             do_sample=do_sample,
             stop=tuple(until),
-            seed=a["seed"],
-            measure_savings=a["measure_savings"],
         ), max_gen
 
     def _step_backend(self):

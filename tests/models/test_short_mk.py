@@ -40,14 +40,14 @@ def tiny(zoo_path):
 
 def sample(tiny, prompt, **cfg):
     from effeval.methods.short_mk.hf_backend import HFStepBackend
-    from effeval.methods.short_mk.sampler import SamplingConfig, sample_short_mk
+    from effeval.methods.short_mk.sampler import ShortMKConfig, sample_short_mk
 
     _, tok, model = tiny
     backend = HFStepBackend(model)
     result = sample_short_mk(
         backend,
         tok.encode(prompt),
-        SamplingConfig(**cfg),
+        ShortMKConfig(**cfg),
         decode=lambda ids: tok.decode(ids, skip_special_tokens=True),
         encode=lambda s: tok.encode(s, add_special_tokens=False),
         eos_ids=[tok.eos_token_id],

@@ -37,10 +37,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from effeval.config_fields import setting
 from effeval.errors import ConfigError
 from effeval.methods.short_mk.answers import Extractor, make_extractor, make_normalizer
 from effeval.methods.short_mk.voting import (
     ANSWER_PHASES,
+    STRATEGIES,
     Chain,
     Vote,
     check_strategy,
@@ -67,23 +69,37 @@ class StepBackend(Protocol):
 
 
 @dataclass
-class SamplingConfig:
-    k: int = 8
-    m: int = 1
-    strategy: str = "short"
-    think_end: str = "</think>"
-    answer: str = "boxed"
-    normalize: str = "math"
-    answer_phase: str = "continue"
-    answer_tokens: int = 64
-    max_think_tokens: int = 32768
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 0
-    do_sample: bool = True
-    stop: tuple[str, ...] = ()  # stop strings, applied to the answer part only
-    seed: int = 1234
-    measure_savings: bool = False
+class ShortMKConfig:
+    """Every short-m@k setting, with its help (the lm-eval model_args are derived from it)."""
+
+    k: int = setting(8, help="number of chains sampled per question")
+    m: int = setting(1, help="short-m@k: vote among the first m chains to finish thinking")
+    strategy: str = setting("short", choices=STRATEGIES, help="which finished chains vote")
+    think_end: str = setting("</think>", help="end-of-thinking marker (a string; several tokens is fine)")
+    answer: str = setting("boxed", help="answer extractor: boxed | number | mc | regex:<pattern>")
+    normalize: str = setting(
+        "math", choices=("exact", "math", "numeric"), help="answer normaliser of the vote"
+    )
+    answer_phase: str = setting(
+        "continue",
+        choices=ANSWER_PHASES,
+        help="continue: write the answer after the marker; in_chain: the answer is already in the chain",
+    )
+    answer_tokens: int = setting(
+        64,
+        help="answer budget after the marker",
+        check=lambda x: None if x >= 0 else f"must be >= 0, got {x}. Fix: pass e.g. answer_tokens=64",
+    )
+    max_think_tokens: int = setting(32768, help="thinking budget per chain")
+    temperature: float = setting(0.7, help="sampling temperature")
+    top_p: float = setting(0.95, help="nucleus sampling mass")
+    top_k: int = setting(0, help="top-k sampling (0: off)")
+    do_sample: bool = setting(True, help="sample (false: greedy)")
+    stop: tuple[str, ...] = setting((), help="stop strings, applied to the answer part only")
+    seed: int = setting(1234, help="seed of the chains' sampling and the tie-breaks")
+    measure_savings: bool = setting(
+        False, help="keep aborted chains running (booked apart) to measure tokens saved"
+    )
 
     def validate(self) -> None:
         check_strategy(self.strategy, self.k, self.m)
@@ -229,7 +245,7 @@ def request_seed(seed: int, prompt_ids: Sequence[int]) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _filter_logits(logits, cfg: SamplingConfig):
+def _filter_logits(logits, cfg: ShortMKConfig):
     import torch
 
     logits = logits.float() / cfg.temperature
@@ -255,7 +271,7 @@ def _filter_logits(logits, cfg: SamplingConfig):
 
 
 def sample_tokens(
-    logits, chain_ids: Sequence[int], generators: dict[int, Any], cfg: SamplingConfig
+    logits, chain_ids: Sequence[int], generators: dict[int, Any], cfg: ShortMKConfig
 ) -> list[int]:
     """One token per row; row r uses the generator of chain ``chain_ids[r]``."""
     import torch
@@ -279,7 +295,7 @@ class _Row:
 def sample_short_mk(
     backend: StepBackend,
     prompt_ids: Sequence[int],
-    cfg: SamplingConfig,
+    cfg: ShortMKConfig,
     *,
     decode: Callable[[list[int]], str],
     encode: Callable[[str], list[int]],

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from effeval.config_fields import setting
 from effeval.errors import ConfigError
 from effeval.methods.spellm.alphabet import NUM_SYMBOLS, check_k
 from effeval.methods.spellm.heads import MODES, best_rows
@@ -52,34 +53,50 @@ TUNES = ("heads", "lora", "full")
 
 @dataclass
 class DistillConfig:
-    base: str
-    out: str
-    k: int = 16
-    steps: int = 300
-    batch_size: int = 8
-    seqlen: int = 64
-    lr: float = 1e-2
-    tune: str = "heads"  # heads | lora | full
-    body_lr: float = 3e-4
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    data: str = "python"
-    eval_every: int = 50
-    eval_positions: int = 256
-    save_every: int = 100
-    seed: int = 0
-    scoring: str = "padded"
-    resume: bool = True
-    max_blocks: int = 2000
-    # Teacher temperature for the targets. 0 (default) = the teacher's argmax token as the label
-    # (the paper's hard next-token labels); 1 = the KL-optimal product of marginals, which agrees
-    # with the teacher's top-1 token far less often (docs/spellm.md, measured).
-    target_temperature: float = 0.0
-    pool: int = (
-        4096  # frozen backbone: positions whose teacher targets are computed once (0: fresh each step)
+    base: str = setting(help="base causal-LM directory (the teacher)")
+    out: str = setting(help="SpeLLM directory to write (also holds checkpoints)")
+    k: int = setting(16, help="character heads = longest string per step")
+    steps: int = setting(300, help="optimiser steps")
+    batch_size: int = setting(8, help="sequences per step")
+    seqlen: int = setting(64, help="tokens per sequence")
+    lr: float = setting(1e-2, help="heads learning rate")
+    tune: str = setting(
+        "heads",
+        choices=("heads", "lora", "full"),
+        help="heads: backbone frozen (default); lora: also train LoRA adapters on a copy of the backbone "
+        "(PEFT, merged on save); full: also tune a copy of the whole backbone",
     )
-    progress: bool = True
-    stop_after: int | None = None  # leave early with a checkpoint (time-boxing); resume later
+    body_lr: float = setting(3e-4, help="backbone (or LoRA) learning rate with --tune lora|full")
+    lora_rank: int = setting(8, help="LoRA rank")
+    lora_alpha: float = setting(16.0, help="LoRA alpha")
+    data: str = setting(
+        "python",
+        help="python | python-prose | python-code | real-prose (pydoc topics + Verne's 'In the Year 2889', "
+        "its last 20% held out) | comma-separated .txt/.jsonl files or folders (default: Python's own text)",
+    )
+    eval_every: int = setting(50, help="steps between evaluations")
+    eval_positions: int = setting(256, help="held-out positions per evaluation")
+    save_every: int = setting(100, help="checkpoint interval (steps)")
+    seed: int = setting(0, help="seed of data order and head initialisation")
+    scoring: str = setting("padded", choices=("padded", "terminated"), help="string scoring mode")
+    resume: bool = setting(True, help="continue from a checkpoint in --out (--no-resume: start over)")
+    max_blocks: int = setting(2000, help="training sequences kept from --data")
+    # 0 (default) = the teacher's argmax token as the label (the paper's hard next-token labels);
+    # 1 = the KL-optimal product of marginals, which agrees with the teacher's top-1 token far less
+    # often (docs/spellm.md, measured).
+    target_temperature: float = setting(
+        0.0,
+        help="teacher temperature for the head targets: 0 = its argmax token (default: the paper's hard "
+        "labels; highest top-1 agreement), 1 = its whole distribution (KL-optimal product of marginals, "
+        "low agreement), values between sharpen it",
+    )
+    pool: int = setting(
+        4096, help="frozen backbone: positions whose teacher targets are computed once (0: fresh every step)"
+    )
+    progress: bool = setting(True, help="show a progress bar (--no-progress: none)")
+    stop_after: int | None = setting(
+        None, help="stop with a checkpoint after this many steps (time-boxing); the same command resumes"
+    )
 
     def validate(self) -> None:
         check_k(self.k)
@@ -567,7 +584,9 @@ def distill(cfg: DistillConfig, texts: list[str] | None = None, heldout: list[st
 
     write_text_atomic(
         out / "train_log.jsonl",
-        "".join(json.dumps({"step": i + 1, "heads_kl": value}) + "\n" for i, value in enumerate(state.losses)),
+        "".join(
+            json.dumps({"step": i + 1, "heads_kl": value}) + "\n" for i, value in enumerate(state.losses)
+        ),
     )
     write_text_atomic(out / "eval_log.jsonl", "".join(json.dumps(row) + "\n" for row in state.evals))
     _save_checkpoint(ckpt, student, opt, sched, gen, state, cfg)

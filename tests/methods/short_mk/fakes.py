@@ -60,11 +60,11 @@ class ScriptedBackend:
 
 
 def run(scripts, tok=None, **cfg_kwargs):
-    from effeval.methods.short_mk.sampler import SamplingConfig, sample_short_mk
+    from effeval.methods.short_mk.sampler import ShortMKConfig, sample_short_mk
 
     tok = tok or CharTokenizer()
     backend = ScriptedBackend(scripts, tok)
-    cfg = SamplingConfig(k=len(scripts), **cfg_kwargs)
+    cfg = ShortMKConfig(k=len(scripts), **cfg_kwargs)
     result = sample_short_mk(
         backend, tok.encode("q?"), cfg, decode=tok.decode, encode=tok.encode, eos_ids=[EOS]
     )

@@ -3,7 +3,7 @@
 import pytest
 
 from effeval.errors import ConfigError
-from effeval.methods.short_mk.sampler import SamplingConfig, ThinkEndDetector
+from effeval.methods.short_mk.sampler import ShortMKConfig, ThinkEndDetector
 
 from .fakes import CharTokenizer, run
 
@@ -151,7 +151,7 @@ def test_longest_waits_for_all_and_returns_the_longest():
 )
 def test_bad_config_is_one_clear_error(kwargs, argument):
     with pytest.raises(ConfigError) as err:
-        SamplingConfig(**kwargs).validate()
+        ShortMKConfig(**kwargs).validate()
     assert str(err.value).startswith(argument) and "Fix:" in str(err.value)
 
 
