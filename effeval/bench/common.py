@@ -59,8 +59,7 @@ def write_bench(name: str, payload: dict[str, Any], out_dir: str | os.PathLike |
 def print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     """A plain aligned table on stdout (benchmarks print their ratios)."""
 
-    def fmt(v):
-        return f"{v:.4g}" if isinstance(v, float) else str(v)
+    from effeval.formatting import format_number as fmt
 
     widths = {c: max(len(c), *(len(fmt(r.get(c, ""))) for r in rows)) for c in columns}
     print("  ".join(c.ljust(widths[c]) for c in columns))

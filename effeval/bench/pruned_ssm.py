@@ -296,7 +296,8 @@ def run_proxy(args) -> dict:
     from effeval.methods.pruned_ssm.calibration import token_windows
     from effeval.zoo.prose_proxy import prose_split
 
-    path = zoo.get("mamba2-prose", trained=True)
+    name, _, variant = args.proxy_zoo.partition(":")
+    path = zoo.get(name, trained=variant != "random")
     tokenizer = AutoTokenizer.from_pretrained(path)
     dense = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
     train, heldout = prose_split()
@@ -305,7 +306,7 @@ def run_proxy(args) -> dict:
     build = _load_previous(Path(path) / "effeval-proxy.json")
     section: dict = {
         "model": {
-            "zoo": "mamba2-prose",
+            "zoo": args.proxy_zoo,
             "config": {
                 k: getattr(dense.config, k)
                 for k in (
@@ -458,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[("channels", 0.5), ("all", 1 / 3), ("channels", 0.25)],
         help="UNITS@RATIO entries for SmolLM2 FLAP (units: all, heads, channels)",
     )
+    parser.add_argument(
+        "--proxy-zoo", default="mamba2-prose", help="zoo Mamba2 for the proxy part (NAME or NAME:random)"
+    )
     parser.add_argument("--proxy-nsamples", type=int, default=32)
     parser.add_argument("--proxy-seqlen", type=int, default=128)
     parser.add_argument("--proxy-eval-windows", type=int, default=24)
@@ -479,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fmt(row) -> str:
+def _perplexity_with_ci(row) -> str:
     lo, hi = row["ci95"]
     return f"{row['perplexity']:.2f} [{lo:.2f}, {hi:.2f}]"
 
@@ -487,28 +491,33 @@ def _fmt(row) -> str:
 def _print(payload: dict) -> None:
     sm = payload.get("smollm2")
     if sm:
-        print(f"SmolLM2-135M dense held-out perplexity {_fmt(sm['dense'])}")
+        print(f"SmolLM2-135M dense held-out perplexity {_perplexity_with_ci(sm['dense'])}")
         for method, rows in sm.get("unstructured", {}).items():
-            print(f"  {method:9s} " + "  ".join(f"{r['sparsity']:.0%}: {_fmt(r)}" for r in rows))
+            print(
+                f"  {method:9s} " + "  ".join(f"{r['sparsity']:.0%}: {_perplexity_with_ci(r)}" for r in rows)
+            )
         for m, row in sm.get("at_50", {}).items():
             r = row["ratio_to_magnitude"]
             print(f"  50% {m:9s} ppl/magnitude {r['ratio']:.3f} [{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]")
         for row in sm.get("nm", []):
-            print(f"  {row['method']:9s} {row['pattern']}: {_fmt(row)}")
+            print(f"  {row['method']:9s} {row['pattern']}: {_perplexity_with_ci(row)}")
         for row in sm.get("flap", []):
             print(
-                f"  FLAP {row['units']}@{row['ratio']:.2f}: {_fmt(row)} params {row['params_after']:,} "
+                f"  FLAP {row['units']}@{row['ratio']:.2f}: {_perplexity_with_ci(row)} params {row['params_after']:,} "
                 f"speedup {row['forward_speedup']:.2f}x"
             )
     px = payload.get("mamba2_proxy")
     if px:
-        print(f"Mamba2 proxy dense held-out perplexity {_fmt(px['dense'])}")
+        print(f"Mamba2 proxy dense held-out perplexity {_perplexity_with_ci(px['dense'])}")
         for method, rows in px.get("unstructured", {}).items():
-            print(f"  in_proj {method:9s} " + "  ".join(f"{r['sparsity']:.0%}: {_fmt(r)}" for r in rows))
+            print(
+                f"  in_proj {method:9s} "
+                + "  ".join(f"{r['sparsity']:.0%}: {_perplexity_with_ci(r)}" for r in rows)
+            )
         for row in px.get("structured", []):
             speed = f" speedup {row['forward_speedup']:.2f}x" if "forward_speedup" in row else " (masked)"
             print(
-                f"  {row['method']:8s} {row['ratio']:.2f}: {_fmt(row)} params {row['params_after']:,}{speed}"
+                f"  {row['method']:8s} {row['ratio']:.2f}: {_perplexity_with_ci(row)} params {row['params_after']:,}{speed}"
             )
 
 

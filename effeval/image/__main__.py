@@ -202,7 +202,7 @@ def _scorer_opts(args) -> dict:
     return opts
 
 
-def build_scorers(names: list[str], opts: dict, device: str) -> list:
+def scorers_for_run(names: list[str], opts: dict, device: str) -> list:
     """Built-in scorers through ``effeval.image.scorers.build_scorers``; ``module:Class`` names
     are instantiated directly (a custom scorer: ``.name``, ``.metadata()``, ``.score(images, record)``)."""
     import importlib
@@ -363,7 +363,7 @@ def _set_level_scores(
     for spec in specs:
         if spec.label == baseline_label:
             continue
-        scorers = build_scorers(names, opts, device)
+        scorers = scorers_for_run(names, opts, device)
         for i, record in enumerate(records):
             for row in [r for r in rows if r["index"] == i and r["intervention"] == spec.label]:
                 base = by_key[(i, baseline_label, row["seed"])]
@@ -441,7 +441,7 @@ def _tasks_block(
 
 
 def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[str]) -> Path:
-    from effeval.image.redundancy import aggregate as redundancy_aggregate
+    from effeval.image.redundancy import redundancy_rates
     from effeval.results.convert import environment_block
     from effeval.results.writer import write_json_atomic, write_result, write_text_atomic
 
@@ -468,7 +468,7 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
         baseline_label,
     )
     red = [p["redundancy"] for p in prompt_files if p.get("redundancy")]
-    red_agg = redundancy_aggregate(red) if red else None
+    red_agg = redundancy_rates(red) if red else None
     bench = ctx["bench_name"]
     tasks, aggregates = _tasks_block(bench, labels, rows, baseline_label, args.bootstrap, set_level, red_agg)
     write_text_atomic(out / ROWS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
@@ -661,7 +661,7 @@ def run(args, argv: list[str]) -> int:
     from effeval.image.generation import GenerationConfig, ImageGenerator
 
     set_level_names = [n for n in names if n in SET_LEVEL_SCORERS]
-    scorers = build_scorers([n for n in names if n not in SET_LEVEL_SCORERS], opts, device)
+    scorers = scorers_for_run([n for n in names if n not in SET_LEVEL_SCORERS], opts, device)
     encoder = PromptEncoder(pipe)
     gen_config = GenerationConfig(
         steps=steps, guidance_scale=args.guidance, height=args.height, width=args.width

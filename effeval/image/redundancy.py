@@ -72,7 +72,7 @@ def analyse_prompt(
     """Per-expression subset scores and the prompt's redundant positions (see module doc)."""
     features = features or pixel_features
     spec = InterventionSpec("keep", ("<analysis>",))
-    everything = list(range(1, enc.length))
+    everything = [p for p in range(enc.length) if p not in enc.fixed]
 
     def keep_only(positions):
         cond = replace_positions(encoder, enc, [p for p in everything if p not in set(positions)], spec)
@@ -126,7 +126,7 @@ def analyse_prompt(
     }
 
 
-def aggregate(per_prompt: list[dict]) -> dict:
+def redundancy_rates(per_prompt: list[dict]) -> dict:
     """Rates over all analysed expressions (``per_prompt``: ``analyse_prompt`` outputs)."""
     exprs = [e for p in per_prompt for e in p.get("expressions", [])]
     multi = [e for e in exprs if len(e["positions"]) >= 2]

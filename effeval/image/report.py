@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from pathlib import Path
 
+from effeval.formatting import format_number
 from effeval.results.writer import write_text_atomic
 
 # Scores shown under each image (others stay in per_prompt.jsonl), in this order.
@@ -45,12 +45,8 @@ figcaption{font-size:11px;line-height:1.3;color:#333;max-width:128px}
 """
 
 
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return html.escape(str(v))
+def _html_number(v) -> str:
+    return html.escape(format_number(v, digits=3, missing="\u2013"))
 
 
 def _data_uri(path: Path) -> str:
@@ -89,9 +85,9 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
                 if m is None:
                     cells.append("<td class='num'>–</td>")
                     continue
-                text = _fmt(m.get("value"))
+                text = _html_number(m.get("value"))
                 if m.get("ci_low") is not None:
-                    text += f" <small>[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]</small>"
+                    text += f" <small>[{_html_number(m['ci_low'])}, {_html_number(m['ci_high'])}]</small>"
                 if m.get("label"):
                     text += f"<br><small>{html.escape(m['label'])}</small>"
                 cells.append(f"<td class='num'>{text}</td>")
@@ -102,7 +98,7 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
         parts.append(
             "<h2>Redundancy</h2><table>"
             + "".join(
-                f"<tr><th>{html.escape(k)}</th><td class='num'>{_fmt(v.get('value'))}</td></tr>"
+                f"<tr><th>{html.escape(k)}</th><td class='num'>{_html_number(v.get('value'))}</td></tr>"
                 for k, v in red.items()
             )
             + "</table>"
@@ -128,7 +124,7 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
                 keys = [k for k in CELL_KEYS if k in r] or [
                     k for k in r if k not in RESERVED and not k.startswith("q.")
                 ][:4]
-                caption = "<br>".join(f"{html.escape(k)} {_fmt(r[k])}" for k in keys)
+                caption = "<br>".join(f"{html.escape(k)} {_html_number(r[k])}" for k in keys)
                 caption = f"seed {r['seed']}" + (f"<br>{caption}" if caption else "")
                 img = out_dir / r["image"]
                 src = _data_uri(img) if img.is_file() else ""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import ConfigError
+from effeval.formatting import format_number
 from effeval.results.runs import Run, load_runs, read_samples, split_metric
 
 logger = logging.getLogger(__name__)
@@ -264,14 +265,6 @@ def compare_runs(
     }
 
 
-def _fmt(x: Any, digits: int = 4) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}"
-    return str(x)
-
-
 def format_report(report: dict) -> str:
     """Terminal tables: score deltas with CIs, then efficiency ratios."""
     rows = []
@@ -279,17 +272,19 @@ def format_report(report: dict) -> str:
         for task, t in comp["tasks"].items():
             same = t.get("outputs", {}).get("equal_fraction")
             for metric, m in t["metrics"].items():
-                ci = f"[{_fmt(m['ci_low'])}, {_fmt(m['ci_high'])}]" if "ci_low" in m else "-"
+                ci = (
+                    f"[{format_number(m['ci_low'])}, {format_number(m['ci_high'])}]" if "ci_low" in m else "-"
+                )
                 rows.append(
                     [
                         comp["run"],
                         task,
                         metric,
-                        _fmt(m["baseline"]),
-                        _fmt(m["value"]),
-                        _fmt(m["delta"]),
+                        format_number(m["baseline"]),
+                        format_number(m["value"]),
+                        format_number(m["delta"]),
                         ci,
-                        _fmt(same, 3),
+                        format_number(same, 3),
                     ]
                 )
     level = int(round(report["bootstrap"]["confidence"] * 100))
@@ -301,12 +296,12 @@ def format_report(report: dict) -> str:
         eff_rows.append(
             [
                 comp["run"],
-                _fmt(e.get("speedup"), 3),
-                _fmt(e.get("tokens_saved")),
-                _fmt(e.get("tokens_saved_fraction"), 3),
-                _fmt(e.get("tokens_per_s_ratio"), 3),
-                _fmt(e.get("sparsity"), 3),
-                _fmt(e.get("nonzero_parameters_ratio"), 3),
+                format_number(e.get("speedup"), 3),
+                format_number(e.get("tokens_saved")),
+                format_number(e.get("tokens_saved_fraction"), 3),
+                format_number(e.get("tokens_per_s_ratio"), 3),
+                format_number(e.get("sparsity"), 3),
+                format_number(e.get("nonzero_parameters_ratio"), 3),
             ]
         )
     lines += _table(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import ConfigError
+from effeval.formatting import format_number
 from effeval.results.runs import primary_metric
 from effeval.results.schema import SCHEMA_ID, schema_errors
 
@@ -186,7 +187,9 @@ def plot_task(results: list[dict], task: str, metric: str, higher: bool | None, 
 
     # matplotlib writes in place: a temp file renamed over the old plot keeps index.html's links whole
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="svg", metadata={"Date": None})  # no timestamp: rebuilding gives the same file
+        fig.savefig(
+            tmp, format="svg", metadata={"Date": None}
+        )  # no timestamp: rebuilding gives the same file
     plt.close(fig)
     return True
 
@@ -228,13 +231,6 @@ document.querySelectorAll('#runs th').forEach(function (th, col) {
 """
 
 
-def _fmt(v: float | None) -> str:
-    # 3.7e+41, not a 42-digit integer; thousands separators below 1e7
-    from effeval.results.formatting import format_number
-
-    return format_number(v)
-
-
 def _display_model(name: str) -> str:
     """A local path shows as its folder name (the full path is the cell's tooltip)."""
     return Path(name).name if name.startswith(("/", "~", ".")) else name
@@ -265,10 +261,14 @@ def render_html(
         ]
         for t, m, _ in tasks:
             v = _value(res, t, m)
-            cells.append(f'<td data-sort="{"" if v is None else repr(v)}">{_fmt(v)}</td>')
+            cells.append(
+                f'<td data-sort="{"" if v is None else repr(v)}">{format_number(v, thousands=True, missing="")}</td>'
+            )
         for key, _ in eff_cols:
             v = _eff_value(res, key)
-            cells.append(f'<td data-sort="{"" if v is None else repr(v)}">{_fmt(v)}</td>')
+            cells.append(
+                f'<td data-sort="{"" if v is None else repr(v)}">{format_number(v, thousands=True, missing="")}</td>'
+            )
         rows.append(f'<tr data-run="{esc(res["run_id"])}">' + "".join(cells) + "</tr>")
     figures = "".join(
         f'<figure><img src="{esc(src)}" alt="{esc(t)}: quality vs cost" width="550"><figcaption>{esc(t)}: '

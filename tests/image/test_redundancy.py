@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from effeval.image.interventions import apply_intervention, parse_intervention, replace_positions
-from effeval.image.redundancy import aggregate, analyse_prompt
+from effeval.image.redundancy import analyse_prompt, redundancy_rates
 
 
 class CachingGenerator:
@@ -101,6 +101,6 @@ def test_thresholds_and_drop_redundant(setup):
     changed = [p for p in range(enc.length) if not torch.equal(cond.prompt_embeds[:, p], enc.embeds[:, p])]
     assert changed == everyone["redundant_positions"]
     assert gen.calls == calls  # the threshold only changes the decision, not the images
-    agg = aggregate([everyone, nobody])
+    agg = redundancy_rates([everyone, nobody])
     assert agg["multi_token_expressions"] == 2
     assert agg["represented_by_1_2_rate"] == 0.5 and agg["represented_by_1_rate"] == 0.5
