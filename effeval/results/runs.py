@@ -66,6 +66,16 @@ def _samples_from_sources(result: dict, base: Path) -> dict[str, Path]:
     return found
 
 
+def _run(path: Path, result: dict, lm_eval_file: Path | None, samples_dir: Path) -> Run:
+    return Run(
+        label=result["run_id"],
+        path=path,
+        result=result,
+        lm_eval_file=lm_eval_file,
+        samples=_samples_from_sources(result, samples_dir),
+    )
+
+
 def load_run(path: str | Path, argument: str = "run") -> Run:
     """``path`` -> ``Run``. Raises one ConfigError naming ``argument`` for anything unusable."""
     from effeval.results.convert import convert_lm_eval, find_results_files
@@ -82,36 +92,15 @@ def load_run(path: str | Path, argument: str = "run") -> Run:
             logger.info(
                 "%s: %d lm-eval results files; using the newest, %s", path, len(files), files[-1].name
             )
-        lm_file = files[-1]
-        result = convert_lm_eval(lm_file)
-        return Run(
-            label=result["run_id"],
-            path=path,
-            result=result,
-            lm_eval_file=lm_file,
-            samples=_samples_from_sources(result, lm_file.parent),
-        )
+        return _run(path, convert_lm_eval(files[-1]), files[-1], files[-1].parent)
     obj = _read_json(path, argument)
     if isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID:
         validate_result(obj, where=f"{argument} {str(path)!r}")
         lm_file = Path(obj.get("provenance", {}).get("converted_from") or "")
         lm_file = lm_file if lm_file.name and lm_file.is_file() else None
-        return Run(
-            label=obj["run_id"],
-            path=path,
-            result=obj,
-            lm_eval_file=lm_file,
-            samples=_samples_from_sources(obj, path.parent),
-        )
+        return _run(path, obj, lm_file, path.parent)
     if isinstance(obj, dict) and "results" in obj and "config" in obj:
-        result = convert_lm_eval(path)
-        return Run(
-            label=result["run_id"],
-            path=path,
-            result=result,
-            lm_eval_file=path,
-            samples=_samples_from_sources(result, path.parent),
-        )
+        return _run(path, convert_lm_eval(path), path, path.parent)
     raise ConfigError(
         f"{argument} {str(path)!r}: neither effeval JSON ({SCHEMA_ID}) nor lm-eval output. "
         "Fix: pass an effeval result JSON, an lm-eval results_*.json or its --output_path folder"
