@@ -10,7 +10,8 @@ import json
 import logging
 import sys
 
-from effeval.commands.scaffold import Command
+from effeval.commands.scaffold import Command, add_settings
+from effeval.config_fields import build
 from effeval.errors import ConfigError
 
 logger = logging.getLogger("effeval.prune")
@@ -24,52 +25,18 @@ def _task_loader(name: str) -> list[str]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from effeval.methods.pruned_ssm.api import METHODS
-    from effeval.methods.pruned_ssm.structured import CRITERIA
+    from effeval.methods.pruned_ssm.api import PruneSpec
 
     p.add_argument(
         "--model",
         required=True,
         help="directory of a saved Mamba / Mamba2 or decoder-only transformer (e.g. Llama, SmolLM2)",
     )
-    p.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
-    p.add_argument(
-        "--sparsity", type=float, default=None, help="fraction to remove, in [0, 1) (implied by N:M patterns)"
-    )
     p.add_argument("--out", required=True, help="output directory for the pruned checkpoint")
-    p.add_argument(
-        "--pattern", default="unstructured", help="unstructured, 2:4 or 4:8 (unstructured methods)"
-    )
-    p.add_argument(
-        "--targets",
-        default=None,
-        help="'+'-separated: Mamba mixer modules (default in_proj; also out_proj, x_proj, dt_proj, conv1d), "
-        "or for transformers block linears by name or path (default all: q/k/v/o_proj, gate/up/down_proj)",
-    )
     p.add_argument(
         "--calibration", default=None, help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME"
     )
-    p.add_argument("--nsamples", type=int, default=128)
-    p.add_argument("--seqlen", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--criterion", default="taylor-first", help=f"structured importance: {', '.join(CRITERIA)}"
-    )
-    p.add_argument(
-        "--no-shrink", action="store_true", help="structured: keep shapes, zero the pruned structures"
-    )
-    p.add_argument(
-        "--dense-activations",
-        action="store_true",
-        help="calibrate every layer on the dense model's activations (default: sequential)",
-    )
-    p.add_argument("--flap-metric", default="wifv", help="FLAP fluctuation metric: wifv, ifv or wifn")
-    p.add_argument(
-        "--flap-units",
-        default="all",
-        help="FLAP structures: all, heads or channels (transformers: KV-head groups / MLP channels; "
-        "Mamba2: heads / head-dim channels)",
-    )
+    add_settings(p, PruneSpec)  # the pruning options, their defaults and help come from PruneSpec
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
 
@@ -78,20 +45,7 @@ def run(args) -> int:
     from effeval.methods.pruned_ssm.api import PruneSpec, prune_model, save_pruned
     from effeval.models.base import check_pretrained, resolve_device
 
-    spec = PruneSpec(
-        method=args.method,
-        sparsity=args.sparsity,
-        pattern=args.pattern,
-        targets=args.targets,
-        criterion=args.criterion,
-        nsamples=args.nsamples,
-        seqlen=args.seqlen,
-        seed=args.seed,
-        sequential=not args.dense_activations,
-        shrink=not args.no_shrink,
-        flap_metric=args.flap_metric,
-        flap_units=args.flap_units,
-    ).validated()
+    spec = build(PruneSpec, vars(args)).validated()
     from effeval.atomic import check_output_dir
 
     check_output_dir(args.out)  # before loading and pruning, not after

@@ -22,9 +22,12 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from effeval.config_fields import build
+from effeval.methods.pruned_ssm.api import PruneSpec
 from effeval.models.base import (
     Arg,
     EffevalWrapperMixin,
+    args_from,
     check_pretrained,
     parse_model_args,
     reject_unknown_model_args,
@@ -35,22 +38,10 @@ from effeval.models.base import (
 logger = logging.getLogger(__name__)
 
 
-def _fraction(x) -> str | None:
-    return None if 0.0 <= x < 1.0 else f"{x} is outside [0, 1). Fix: pass a fraction such as sparsity=0.5"
-
-
+# The pruning settings come from PruneSpec (one source); lm-eval's own batch_size is the
+# evaluation batch, so the calibration batch keeps its default here.
 ARGS = [
-    Arg("method", str, "wanda", help="magnitude|wanda|sparsegpt|flap|dstate|headdim|heads"),
-    Arg("sparsity", float, None, allow_none=True, check=_fraction),
-    Arg("pattern", str, "unstructured", help="unstructured|2:4|4:8"),
-    Arg(
-        "targets",
-        str,
-        None,
-        allow_none=True,
-        help="'+'-separated: Mamba mixer modules (default in_proj; out_proj, x_proj, dt_proj, conv1d) or "
-        "transformer block linears (default all; e.g. q_proj+v_proj, mlp)",
-    ),
+    *args_from(PruneSpec, exclude=("batch_size",), method={"default": "wanda"}),
     Arg(
         "calibration",
         str,
@@ -58,14 +49,7 @@ ARGS = [
         allow_none=True,
         help="text file, dataset:NAME[:CONFIG[:SPLIT[:COLUMN]]] or task:NAME",
     ),
-    Arg("nsamples", int, 128),
-    Arg("seqlen", int, 128),
-    Arg("seed", int, 0),
-    Arg("criterion", str, "taylor-first", help="taylor-first|taylor-second|magnitude|random"),
-    Arg("shrink", bool, True),
-    Arg("flap_metric", str, "wifv", help="wifv|ifv|wifn"),
-    Arg("flap_units", str, "all", help="all|heads|channels"),
-    Arg("save_to", str, None, allow_none=True),
+    Arg("save_to", str, None, allow_none=True, help="also save the pruned model to this folder"),
 ]
 
 
@@ -135,7 +119,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
 
     def __init__(self, pretrained: Any = None, **kwargs) -> None:
         from effeval.errors import ConfigError
-        from effeval.methods.pruned_ssm.api import PruneSpec, forward_tokens_per_s, prune_model, save_pruned
+        from effeval.methods.pruned_ssm.api import forward_tokens_per_s, prune_model, save_pruned
 
         ours, rest = parse_model_args(ARGS, kwargs, self.MODEL_NAME)
         if pretrained is None:
@@ -143,19 +127,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
                 f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<model dir>"
             )
         pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
-        spec = PruneSpec(
-            method=ours["method"],
-            sparsity=ours["sparsity"],
-            pattern=ours["pattern"],
-            targets=ours["targets"],
-            criterion=ours["criterion"],
-            nsamples=ours["nsamples"],
-            seqlen=ours["seqlen"],
-            seed=ours["seed"],
-            shrink=ours["shrink"],
-            flap_metric=ours["flap_metric"],
-            flap_units=ours["flap_units"],
-        ).validated()
+        spec = build(PruneSpec, ours).validated()
         _check_targets_early(pretrained, spec.targets, spec.method)
         reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
         rest.setdefault("dtype", "float32")

@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from effeval.config_fields import setting
 from effeval.errors import ConfigError
 from effeval.methods.pruned_ssm import arch
 from effeval.methods.pruned_ssm.structured import ALIASES, CRITERIA, STRUCTURES
@@ -24,23 +25,46 @@ METHODS = UNSTRUCTURED + STRUCTURES + ("flap",)
 CALIBRATED = ("wanda", "sparsegpt", "flap")
 
 
+def _fraction(x) -> str | None:
+    return None if 0.0 <= x < 1.0 else f"{x} is outside [0, 1). Fix: pass a fraction such as sparsity=0.5"
+
+
 @dataclass
 class PruneSpec:
-    method: str
-    sparsity: float | None = None
-    pattern: str = "unstructured"
-    targets: Any = None
-    criterion: str = "taylor-first"
-    nsamples: int = 128
-    seqlen: int = 128
-    seed: int = 0
-    sequential: bool = True
-    shrink: bool = True
-    blocksize: int = 128
-    percdamp: float = 0.01
-    batch_size: int = 8
-    flap_metric: str = "wifv"
-    flap_units: str = "all"
+    """Every pruning setting with its help: the lm-eval model_args and ``effeval pruned-ssm``'s
+    options are derived from these fields."""
+
+    method: str = setting(help=f"one of {', '.join(METHODS)}")
+    sparsity: float | None = setting(
+        None, help="fraction to remove, in [0, 1) (implied by N:M patterns)", check=_fraction
+    )
+    pattern: str = setting("unstructured", help="unstructured, 2:4 or 4:8 (unstructured methods)")
+    targets: str | None = setting(
+        None,
+        help="'+'-separated: Mamba mixer modules (default in_proj; also out_proj, x_proj, dt_proj, conv1d), "
+        "or for transformers block linears by name or path (default all: q/k/v/o_proj, gate/up/down_proj)",
+    )
+    criterion: str = setting("taylor-first", help=f"structured importance: {', '.join(CRITERIA)}")
+    nsamples: int = setting(128, help="calibration sequences")
+    seqlen: int = setting(128, help="tokens per calibration sequence")
+    seed: int = setting(0, help="seed of calibration sampling and the random criterion")
+    sequential: bool = setting(
+        True,
+        help="calibrate each layer on the already-pruned layers before it (--no-sequential: on the dense "
+        "model's activations)",
+    )
+    shrink: bool = setting(
+        True, help="structured: shrink the shapes (--no-shrink: zero the pruned structures)"
+    )
+    blocksize: int = setting(128, help="SparseGPT: columns solved per block")
+    percdamp: float = setting(0.01, help="SparseGPT: Hessian dampening, as a fraction of its mean diagonal")
+    batch_size: int = setting(8, help="calibration batch size")
+    flap_metric: str = setting("wifv", help="FLAP fluctuation metric: wifv, ifv or wifn")
+    flap_units: str = setting(
+        "all",
+        help="FLAP structures: all, heads or channels (transformers: KV-head groups / MLP channels; Mamba2: "
+        "heads / head-dim channels)",
+    )
 
     def validated(self) -> PruneSpec:
         """A normalized copy (aliases resolved, N:M sparsity filled in) or a ConfigError."""
