@@ -96,3 +96,29 @@ def test_scaffold_traceback_on_request_and_no_forced_offline(monkeypatch):
     import os
 
     assert "HF_HUB_OFFLINE" not in os.environ  # offline is the environment's choice
+
+
+def test_methods_import_nothing_from_the_front_door():
+    """``effeval/methods/`` are pure algorithms: no import (top-level or inside a function) of
+    effeval.models / bench / results / cli / zoo / commands. Shown able to fail: adding
+    ``from effeval.zoo import get`` inside any method function makes it list that file."""
+    import ast
+    from pathlib import Path
+
+    import effeval
+
+    forbidden = ("models", "bench", "results", "cli", "zoo", "commands")
+    root = Path(effeval.__file__).parent / "methods"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+                if node.module == "effeval":
+                    names = [f"effeval.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n.split(".")[:2] in (["effeval", f] for f in forbidden) for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
