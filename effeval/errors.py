@@ -48,8 +48,13 @@ def loading(argument: str, path: object, what: str = "model"):
         ) from None
 
 
+def traceback_requested() -> bool:
+    """``EFFEVAL_TRACEBACK`` set to anything but empty/0/false/no: show tracebacks."""
+    return os.environ.get("EFFEVAL_TRACEBACK", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def _one_line_excepthook(exc_type, exc, tb, _previous=sys.excepthook):
-    if issubclass(exc_type, EffevalError) and not os.environ.get("EFFEVAL_TRACEBACK"):
+    if issubclass(exc_type, EffevalError) and not traceback_requested():
         sys.stderr.write(f"effeval error: {exc}\n")
         return
     _previous(exc_type, exc, tb)

@@ -397,16 +397,22 @@ def load_bigbench(task: str = "", split: str = "test", **_unused):
 # ----------------------------------------------------------------------------- command line
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m effeval.real_data", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     fetch = sub.add_parser("fetch-bigbench", help="extract the BIG-bench task files into the data cache")
     fetch.add_argument("--archive", help="a downloaded bigbench-1.0.0.tar.gz (default: pip download)")
     fetch.add_argument("--force", action="store_true", help="extract again even if present")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def run(args: argparse.Namespace) -> int:
     print(fetch_bigbench(args.archive, force=args.force))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from effeval.commands.scaffold import Command
+
+    return Command("python -m effeval.real_data", __doc__.splitlines()[0], add_arguments, run)(argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from effeval.errors import EffevalError
+from effeval.errors import EffevalError, traceback_requested
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -35,10 +35,6 @@ def setup_logging(verbose: bool = False) -> None:
 def apply_environment_defaults() -> None:
     # tokenizers' thread pool warns (and can deadlock) after fork; lm-eval and torchrun fork
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def traceback_requested() -> bool:
-    return os.environ.get("EFFEVAL_TRACEBACK", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def run_guarded(body: Callable[[], int | None], *, verbose: bool = False) -> int:
