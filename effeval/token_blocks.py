@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+
 def pack_token_blocks(tokenizer, texts: Sequence[str], seqlen: int, max_blocks: int | None = None):
     """Tokenize ``texts`` (each with EOS appended), concatenate, cut into ``seqlen`` blocks."""
     import torch

@@ -104,8 +104,8 @@ def build_causal_lm(out: Path, arch: str, tokenizer: str, trained: bool, name: s
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(make_config(arch, tok))
     if trained:
-        from effeval.zoo.corpus import corpus_texts
         from effeval.token_blocks import pack_token_blocks
+        from effeval.zoo.corpus import corpus_texts
         from effeval.zoo.trainer import train_causal_lm
 
         steps, seqlen = TRAIN_PLAN[name]
