@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from effeval.bootstrap import check_bootstrap_settings
 from effeval.errors import ConfigError
 
 # per-prompt scorer key -> (reported metric name, higher is better, short label)
@@ -133,10 +134,7 @@ def aggregate(
     keys: list[str] | None = None,
 ) -> dict[str, Any]:
     """Metrics over one intervention's rows (and their change vs ``baseline_rows``)."""
-    if not isinstance(n_boot, int) or n_boot < 1:
-        raise ConfigError(f"--bootstrap: {n_boot!r} resamples. Fix: use a positive integer such as 1000")
-    if not 0.0 < confidence < 1.0:
-        raise ConfigError(f"--confidence: {confidence!r} is not in (0, 1). Fix: use e.g. 0.95")
+    check_bootstrap_settings(n_boot, confidence)
     keys = list(keys) if keys else list(METRICS)
     metrics: dict[str, Any] = {}
     changes: dict[str, Any] = {}

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from effeval.bootstrap import check_bootstrap_settings
 from effeval.errors import ConfigError
 from effeval.formatting import format_number
 from effeval.results.runs import Run, load_runs, read_samples, split_metric
@@ -192,10 +193,7 @@ def compare_runs(
         raise ConfigError(
             "compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare"
         )
-    if iters < 1:
-        raise ConfigError(f"--bootstrap: {iters} resamples. Fix: pass a positive number, e.g. 1000")
-    if not 0 < confidence < 1:
-        raise ConfigError(f"--confidence: {confidence}. Fix: pass a level in (0, 1), e.g. 0.95")
+    check_bootstrap_settings(iters, confidence)
     task_list = check_same_tasks(runs, tasks)
     base = runs[0]
     samples_cache: dict[tuple[str, str], dict | None] = {}
