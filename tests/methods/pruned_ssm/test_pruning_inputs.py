@@ -178,3 +178,34 @@ def test_cli_prunes_and_saves_a_stock_loadable_checkpoint(zoo_path, tmp_path, ca
         == 2
     )
     assert "sparsity" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (
+            ["--method", "wanda", "--sparsity", "0.5", "--targets", "in_proj"],
+            "targets: 'in_proj' matches no linear",
+        ),
+        (["--method", "flap", "--sparsity", "0.25"], "num_key_value_heads cannot express"),
+        (
+            ["--method", "wanda", "--sparsity", "0.5", "--seqlen", "4096"],
+            "fewer than one window of seqlen=4096",
+        ),
+    ],
+)
+def test_cli_bad_input_on_a_transformer_is_one_line(extra, message, zoo_path, tmp_path, capsys):
+    """`effeval pruned-ssm` on the zoo Llama: targets matching no layer, a FLAP ratio its 2 KV heads
+    cannot express, calibration text shorter than one window -> exit 2, one line on stderr, no
+    output folder."""
+    from effeval.commands.pruned_ssm import main
+
+    calib = tmp_path / "calib.txt"
+    calib.write_text("A short note about pruning, far shorter than four thousand tokens.\n" * 20)
+    out = tmp_path / "out"
+    code = main(["--model", zoo_path("llama-sp"), "--calibration", str(calib), "--out", str(out), *extra])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "effeval error" in line]  # other lines: load progress bars
+    assert code == 2
+    assert len(errors) == 1 and message in errors[0] and "Traceback" not in err
+    assert not out.exists()
