@@ -341,8 +341,17 @@ def track_requests(kind: str):
             out = fn(self, requests, *args, **kwargs)
             elapsed = time.perf_counter() - start
             local = self._effeval_local
-            # lm-eval's padding copies (uneven data-parallel shards) are not requests of the run
-            counted = sum(not key.padding for key in request_keys(requests))
+            # lm-eval's padding copies (uneven data-parallel shards) are not requests of the run:
+            # not counted, and answered with their original's answer (the wrappers skip the work)
+            keys = request_keys(requests)
+            counted = sum(not key.padding for key in keys)
+            if counted < len(requests) and isinstance(out, list):
+                answered: dict[int, Any] = {}
+                for i, (request, key) in enumerate(zip(requests, keys)):
+                    if key.padding:
+                        out[i] = answered.get(id(request), out[i])
+                    else:
+                        answered[id(request)] = out[i]
             local.wall_time_s += elapsed
             local.requests += counted
             slot = local.per_request_type.setdefault(kind, {"requests": 0, "wall_time_s": 0.0})
@@ -374,6 +383,16 @@ class EffevalWrapperMixin:
         self._effeval_local = EfficiencyStats()
         self._effeval_merged = EfficiencyStats()
         self.effeval_args = dict(method_args)
+        self._effeval_cpu_data_parallel()
+
+    def _effeval_cpu_data_parallel(self) -> None:
+        """HFLM turns ``accelerate launch`` into data parallelism only when it sees GPUs; on CPU
+        every process would evaluate every document. With more than one process, each takes
+        its shard (lm-eval splits documents by rank; gathering uses gloo)."""
+        accelerator = getattr(self, "accelerator", None)
+        if accelerator is not None and accelerator.num_processes > 1 and getattr(self, "_world_size", 1) == 1:
+            self._rank = accelerator.process_index
+            self._world_size = accelerator.num_processes
 
     @property
     def stats(self) -> EfficiencyStats:
@@ -401,7 +420,11 @@ class EffevalWrapperMixin:
         return {
             "model_name": self.MODEL_NAME,
             "method": {"name": self.METHOD, "args": _jsonable(self.effeval_args)},
-            "efficiency": {**self._effeval_merged.summary(), **_jsonable(self.effeval_method_info())},
+            "efficiency": {
+                **self._effeval_merged.summary(),
+                "processes": int(getattr(self, "world_size", 1) or 1),  # data-parallel ranks merged here
+                **_jsonable(self.effeval_method_info()),
+            },
         }
 
     def get_model_info(self) -> dict:
