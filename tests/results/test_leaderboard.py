@@ -97,7 +97,9 @@ def test_demo_step_builds_site_in_out_dir(results_dir, capsys):
 def _chrome():
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("chromium / chromedriver not installed (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "chromium / chromedriver not installed. Install: sudo apt-get install -y chromium chromium-driver"
+        )
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
