@@ -196,11 +196,13 @@ def test_missing_package_reaches_the_user_as_one_line(repo_root, monkeypatch):
     ]
 
 
+@pytest.mark.timeout(1800)  # ~2 CPU-minutes; on a machine shared by many, wall time stretches
 def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_root):
     """One lm_eval process, all tasks, --limit 5: each task reports its metric on 5 of its full
     document count, and SmolLM2's perplexity on held-out prose is that of a real model (a random
-    49k-vocabulary model sits near 4 bits per byte). Kept cheap for 2 shared cores: 16 new tokens
-    and contexts cut to their last 256 tokens (max_length); full-length scores are the demo's job."""
+    49k-vocabulary model sits near 4 bits per byte; SmolLM2 measured 1.25 with 256-token windows).
+    Kept cheap for 2 shared cores (about 2 CPU-minutes): 16 new tokens and contexts cut to their
+    last 128 tokens (max_length); full-length scores are the demo's and the benches' job."""
     from effeval import zoo
 
     model_dir = zoo.get("smollm2-135m")
@@ -211,7 +213,7 @@ def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_ro
         "--model",
         "hf",
         "--model_args",
-        f"pretrained={model_dir},dtype=float32,max_length=256",
+        f"pretrained={model_dir},dtype=float32,max_length=128",
         "--tasks",
         "effeval_real",
         "--include_path",
@@ -228,7 +230,7 @@ def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_ro
         "--output_path",
         str(out),
     ]
-    proc = _lm_eval(cmd, timeout=900)
+    proc = _lm_eval(cmd, timeout=1700)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     for name, count in COUNTS.items():
@@ -244,7 +246,7 @@ def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_ro
     }
     for name, key in metric.items():
         assert key.split(",")[0] in {k.split(",")[0] for k in res[name]}, (name, res[name])
-    assert res["effeval_real_prose_ppl"]["bits_per_byte,none"] < 1.5
+    assert res["effeval_real_prose_ppl"]["bits_per_byte,none"] < 2.0
 
 
 def test_an_archive_with_other_contents_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
