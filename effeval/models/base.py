@@ -226,7 +226,37 @@ def check_pretrained(
                 f"{model} model_args '{argument}': {value!r} is not a local directory and HF_HUB_OFFLINE=1 "
                 "with no cached copy. Fix: pass a local directory, or unset HF_HUB_OFFLINE with a network"
             )
+        return value
+    _check_hub_id(value, argument, model)
     return value
+
+
+def _check_hub_id(value: str, argument: str, model: str) -> None:
+    """Online: one short request instead of transformers' retries and a deep traceback. A hub
+    that cannot be reached is fine when a cached copy exists (transformers falls back to it)."""
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    where = f"{model} model_args '{argument}'"
+    try:
+        HfApi().model_info(value, timeout=10)
+    except RepositoryNotFoundError:
+        raise ConfigError(
+            f"{where}: no model {value!r} on the Hugging Face Hub (or it is private). "
+            "Fix: check the id, `huggingface-cli login` for private models, or pass a local directory"
+        ) from None
+    except GatedRepoError:
+        raise ConfigError(
+            f"{where}: {value!r} is gated on the Hub. Fix: accept its licence on the model page and "
+            "`huggingface-cli login`, or pass a local directory"
+        ) from None
+    except Exception as exc:  # no network, DNS, proxy, timeout
+        if isinstance(try_to_load_from_cache(value, "config.json"), str):
+            return
+        raise ConfigError(
+            f"{where}: the Hub cannot be reached for {value!r} ({type(exc).__name__}) and there is no "
+            "cached copy. Fix: check the network (or HF_ENDPOINT), or pass a local directory"
+        ) from None
 
 
 # --------------------------------------------------------------------------- per-request randomness

@@ -325,3 +325,32 @@ def test_results_validate_checks_only_result_files(capsys):
     listed as skipped, not reported as invalid results."""
     code, err = run_cli(["results", "validate", str(REPO / "results/demo")], capsys)
     assert code == 0, err
+
+
+def test_unreachable_hub_id_is_one_line(monkeypatch):
+    """Online mode is the user's choice (nothing in effeval sets HF_HUB_OFFLINE); a hub id that
+    cannot be fetched (no network here, or no such repo where there is one) is one ConfigError
+    instead of transformers' retries and traceback."""
+    from effeval.models.base import check_pretrained
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(ConfigError) as err:
+        check_pretrained("effeval-no-such-org/no-such-model-xyz", model="effeval-short-mk")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("effeval-short-mk model_args 'pretrained': ")
+    assert "Fix: " in message
+
+
+def test_nothing_in_effeval_forces_offline_mode():
+    """Offline mode comes from the environment (the Makefile sets it for make targets)."""
+    import re
+
+    setters = re.compile(
+        r"environ(\.setdefault\(|\[)\s*[\"'](HF_HUB_OFFLINE|TRANSFORMERS_OFFLINE|HF_DATASETS_OFFLINE)"
+    )
+    found = [
+        str(p.relative_to(REPO))
+        for p in (REPO / "effeval").rglob("*.py")
+        if setters.search(p.read_text(encoding="utf-8"))
+    ]
+    assert found == [], found
