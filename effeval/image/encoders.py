@@ -7,11 +7,12 @@ offsets in the prompt. The result goes back into the *stock* pipeline as ``promp
 ``negative_prompt_embeds`` / ``pooled_prompt_embeds`` -- no fork of diffusers.
 
 Supported: ``StableDiffusionPipeline`` (SD 1.x, 2.x; CLIPTextModel, last hidden state after the
-final layer norm, as diffusers does with ``clip_skip=None``) and ``StableDiffusionXLPipeline``
+final layer norm, as diffusers does with ``clip_skip=None``), ``StableDiffusionXLPipeline``
 (two CLIP encoders, penultimate hidden states concatenated along features, pooled
-``text_embeds`` of the second encoder). FLUX (CLIP pooled + T5 sequence) is refused with a
-clear error: its T5 sequence has SentencePiece positions unrelated to CLIP's, so "the same
-token position in both encoders" -- which every intervention here relies on -- does not exist.
+``text_embeds`` of the second encoder), ``FluxPipeline`` (the T5 sequence is what the
+transformer reads; positions are T5 tokens found through the T5 tokenizer's character offsets;
+CLIP only gives the pooled vector) and ``StableDiffusion3Pipeline`` (77 CLIP positions then the
+T5 positions in one sequence; a word's positions are found in both parts).
 
 Causality: CLIP's text encoder is causal. Position *i*'s embedding depends on tokens 0..i only,
 so a word's information also reaches every *later* position, including EOS and the padding
@@ -53,6 +54,10 @@ class EncodedPrompt:
     n_content: int = 0
     tokens: list[str] = field(default_factory=list)
     truncated: bool = False
+    # T5 pipelines: the prompt's token positions, when not 1..n_content (T5 has no BOS; SD3's
+    # sequence is 77 CLIP positions then the T5 positions)
+    content: list[int] | None = None
+    fixed: tuple[int, ...] = (0,)  # never removed or replaced by keep (CLIP's BOS)
 
     @property
     def length(self) -> int:
@@ -60,18 +65,23 @@ class EncodedPrompt:
 
     @property
     def content_positions(self) -> list[int]:
+        if self.content is not None:
+            return list(self.content)
         return list(range(1, self.n_content + 1))
 
 
 def pipeline_kind(pipe) -> str:
     """``sd`` or ``sdxl``; anything else is a ConfigError saying what is supported."""
     name = type(pipe).__name__
-    if "Flux" in name:
+    if name.startswith("Flux") and name in ("FluxPipeline",):
+        return "flux"
+    if name == "StableDiffusion3Pipeline":
+        return "sd3"
+    if "Flux" in name or "StableDiffusion3" in name:
         raise config_error(
             "--pipeline",
-            f"{name} (FLUX: CLIP pooled + T5 sequence) is not supported: its T5 positions do not line up "
-            "with CLIP token positions, which the keep/drop/patch interventions rely on",
-            "use a Stable Diffusion 1.x/2.x or SDXL pipeline",
+            f"{name} is not supported (only the text-to-image FluxPipeline and StableDiffusion3Pipeline)",
+            "use FluxPipeline, StableDiffusion3Pipeline, or a Stable Diffusion 1.x/2.x or SDXL pipeline",
         )
     has2 = (
         getattr(pipe, "text_encoder_2", None) is not None and getattr(pipe, "tokenizer_2", None) is not None
@@ -87,7 +97,8 @@ def pipeline_kind(pipe) -> str:
     raise config_error(
         "--pipeline",
         f"{name} is not a supported text-to-image pipeline",
-        "use a diffusers StableDiffusionPipeline (1.x/2.x) or StableDiffusionXLPipeline",
+        "use a diffusers StableDiffusionPipeline (1.x/2.x), StableDiffusionXLPipeline, FluxPipeline or "
+        "StableDiffusion3Pipeline",
     )
 
 
@@ -137,6 +148,17 @@ class PromptEncoder:
         self.tokenizers = [pipe.tokenizer] + ([pipe.tokenizer_2] if self.kind == "sdxl" else [])
         self.encoders = [pipe.text_encoder] + ([pipe.text_encoder_2] if self.kind == "sdxl" else [])
         self.max_length = int(pipe.tokenizer.model_max_length)
+        if self.kind in ("flux", "sd3"):
+            self.t5_tokenizer = pipe.tokenizer_2 if self.kind == "flux" else pipe.tokenizer_3
+            self.t5_encoder = pipe.text_encoder_2 if self.kind == "flux" else pipe.text_encoder_3
+            if self.t5_encoder is None or not getattr(self.t5_tokenizer, "is_fast", False):
+                raise config_error(
+                    "--pipeline",
+                    f"{type(pipe).__name__} without a T5 encoder and a fast T5 tokenizer (character offsets)",
+                    "use a pipeline folder with text_encoder/tokenizer for T5 (T5TokenizerFast)",
+                )
+            # the stock call's default max_sequence_length: FLUX 512, SD3 256
+            self.t5_max_length = 512 if self.kind == "flux" else 256
 
     @property
     def device(self):
@@ -161,6 +183,8 @@ class PromptEncoder:
                 f"expected a string, got {type(prompt).__name__}",
                 "give each record a text 'prompt'",
             )
+        if self.kind in ("flux", "sd3"):
+            return self._encode_t5_pipeline(prompt)
         first = self._tokenize(self.tokenizers[0], prompt)
         ids0 = list(first["input_ids"])
         n_content = _content_count(ids0, self.tokenizers[0])
@@ -199,6 +223,76 @@ class PromptEncoder:
             truncated=full_len > self.max_length,
         )
 
+    def _encode_t5_pipeline(self, prompt: str) -> EncodedPrompt:
+        """FLUX: the T5 sequence is ``prompt_embeds`` (positions = T5 tokens, no BOS, ``</s>`` after
+        the prompt) and CLIP's pooled output is ``pooled_prompt_embeds``. SD3: 77 positions of the
+        two CLIPs' penultimate states (features concatenated, zero-padded to T5's width) then the
+        T5 positions; pooled = both CLIPs' projected outputs. Exactly the stock ``encode_prompt``.
+        A word's positions are its CLIP positions (SD3) and its T5 positions."""
+        import torch
+
+        pipe = self.pipe
+        t5 = self.t5_tokenizer(
+            prompt,
+            padding="max_length",
+            max_length=self.t5_max_length,
+            truncation=True,
+            return_offsets_mapping=True,
+        )
+        t5_ids = list(t5["input_ids"])
+        eos = self.t5_tokenizer.eos_token_id
+        n_t5 = t5_ids.index(eos) if eos in t5_ids else len(t5_ids)
+        full_t5 = len(self.t5_tokenizer(prompt, truncation=False)["input_ids"])
+        with torch.no_grad():
+            t5_embeds = self.t5_encoder(torch.tensor([t5_ids], device=self.t5_encoder.device))[0]
+            clip_ids, clip_offsets, clip_hidden, pooled = [], [], [], []
+            for tok, enc in [(pipe.tokenizer, pipe.text_encoder)] + (
+                [(pipe.tokenizer_2, pipe.text_encoder_2)] if self.kind == "sd3" else []
+            ):
+                t = self._tokenize(tok, prompt)
+                ids = torch.tensor([list(t["input_ids"])], device=enc.device)
+                if self.kind == "flux":
+                    pooled.append(enc(ids, output_hidden_states=False).pooler_output)
+                else:
+                    out = enc(ids, output_hidden_states=True)
+                    pooled.append(out[0])
+                    clip_hidden.append(out.hidden_states[-2])
+                if not clip_ids:
+                    clip_ids, clip_offsets = list(t["input_ids"]), [tuple(o) for o in t["offset_mapping"]]
+        dtype = self.t5_encoder.dtype
+        t5_offsets = [tuple(o) for o in t5["offset_mapping"]]
+        if self.kind == "flux":
+            return EncodedPrompt(
+                prompt=prompt,
+                embeds=t5_embeds.to(dtype),
+                pooled=pooled[0].to(pipe.text_encoder.dtype),
+                input_ids=t5_ids,
+                offsets=t5_offsets,
+                n_content=n_t5,
+                tokens=self.t5_tokenizer.convert_ids_to_tokens(t5_ids),
+                truncated=full_t5 > self.t5_max_length,
+                content=list(range(n_t5)),
+                fixed=(),
+            )
+        clip = torch.cat(clip_hidden, dim=-1)
+        clip = torch.nn.functional.pad(clip, (0, t5_embeds.shape[-1] - clip.shape[-1]))
+        n_clip = _content_count(clip_ids, pipe.tokenizer)
+        n = len(clip_ids)
+        full_clip = len(pipe.tokenizer(prompt, truncation=False)["input_ids"])
+        return EncodedPrompt(
+            prompt=prompt,
+            embeds=torch.cat([clip, t5_embeds], dim=-2).to(dtype),
+            pooled=torch.cat(pooled, dim=-1).to(dtype),
+            input_ids=clip_ids + t5_ids,
+            offsets=clip_offsets + t5_offsets,
+            n_content=n_clip,
+            tokens=pipe.tokenizer.convert_ids_to_tokens(clip_ids)
+            + self.t5_tokenizer.convert_ids_to_tokens(t5_ids),
+            truncated=full_clip > self.max_length or full_t5 > self.t5_max_length,
+            content=list(range(1, n_clip + 1)) + [n + k for k in range(n_t5)],
+            fixed=(0,),
+        )
+
     def pad_prompt(self) -> EncodedPrompt:
         """The prompt made only of padding: "" -> BOS, EOS, padding (what the paper substitutes)."""
         if self._pad is None:
@@ -214,6 +308,8 @@ class PromptEncoder:
         """
         import torch
 
+        if self.kind == "flux":
+            return None, None  # FLUX's stock call takes no negative (guidance is distilled)
         pad = self.pad_prompt()
         if self.kind == "sdxl" and getattr(self.pipe.config, "force_zeros_for_empty_prompt", False):
             return (torch.zeros_like(pad.embeds[:, :length]), torch.zeros_like(pad.pooled))
@@ -236,11 +332,13 @@ class PromptEncoder:
         m = POSITION_RE.match(target)
         if m:
             pos = int(m.group(1))
-            if not 0 < pos < enc.length:
+            first = 1 if 0 in enc.fixed else 0
+            if not first <= pos < enc.length:
                 raise config_error(
                     argument,
-                    f"token position #{pos} is outside 1..{enc.length - 1} for prompt {enc.prompt!r}",
-                    "use #N with N between 1 and the sequence length minus 1 (0 is BOS)",
+                    f"token position #{pos} is outside {first}..{enc.length - 1} for prompt {enc.prompt!r}",
+                    f"use #N with N between {first} and the sequence length minus 1"
+                    + (" (0 is BOS)" if first else ""),
                 )
             return [pos]
         if not target:

@@ -125,10 +125,13 @@ class Conditioning:
     info: dict = field(default_factory=dict)
 
     def pipeline_kwargs(self) -> dict:
-        kw = {"prompt_embeds": self.prompt_embeds, "negative_prompt_embeds": self.negative_prompt_embeds}
+        kw = {"prompt_embeds": self.prompt_embeds}
+        if self.negative_prompt_embeds is not None:  # FLUX takes none
+            kw["negative_prompt_embeds"] = self.negative_prompt_embeds
         if self.pooled_prompt_embeds is not None:
             kw["pooled_prompt_embeds"] = self.pooled_prompt_embeds
-            kw["negative_pooled_prompt_embeds"] = self.negative_pooled_prompt_embeds
+            if self.negative_pooled_prompt_embeds is not None:
+                kw["negative_pooled_prompt_embeds"] = self.negative_pooled_prompt_embeds
         return kw
 
 
@@ -193,7 +196,7 @@ def remove_positions(
     encoder: PromptEncoder, enc: EncodedPrompt, positions: list[int], spec: InterventionSpec
 ) -> Conditioning:
     """Mode mask: a shorter sequence without ``positions`` (BOS always stays)."""
-    removed = sorted(set(positions) - {0})
+    removed = sorted(set(positions) - set(enc.fixed))
     keep_idx = [p for p in range(enc.length) if p not in set(removed)]
     cond = _base(encoder, enc, spec)
     cond.prompt_embeds = enc.embeds[:, keep_idx].clone()
@@ -220,7 +223,8 @@ def patch_items(
     changed: list[int] = []
     for item in items:
         alone = encoder.encode(item)
-        item_ids = alone.input_ids[1 : 1 + alone.n_content]
+        alone_pos = alone.content_positions
+        item_ids = [alone.input_ids[p] for p in alone_pos]
         spans = find_expression(enc.prompt, item)
         if not spans:
             words = ", ".join(repr(w["word"]) for w in encoder.words(enc))
@@ -238,7 +242,7 @@ def patch_items(
                     "patch a whole word or expression (not part of a word)",
                 )
             for k, p in enumerate(pos):
-                cond.prompt_embeds[:, p] = alone.embeds[:, 1 + k]
+                cond.prompt_embeds[:, p] = alone.embeds[:, alone_pos[k]]
             changed += pos
     cond.info.update(changed_positions=sorted(set(changed)), items=list(items))
     return cond
@@ -271,7 +275,7 @@ def apply_intervention(
     if spec.name == "drop":
         return _apply_positions(encoder, enc, positions, spec)
     # keep: everything but BOS and the kept positions goes (EOS and padding too: they carry the prompt).
-    others = [p for p in range(1, enc.length) if p not in set(positions)]
+    others = [p for p in range(enc.length) if p not in set(positions) and p not in enc.fixed]
     cond = _apply_positions(encoder, enc, others, spec)
     cond.info.pop("changed_positions", None)  # all but the kept ones: not worth listing
     cond.info.update(kept_positions=positions, n_replaced=len(others))

@@ -224,3 +224,168 @@ def _sd2_tiny(out: Path, trained: bool) -> None:
 @register("sdxl-tiny", "tiny SDXL pipeline (two CLIP text encoders + pooled embedding, 64x64)", default=False)
 def _sdxl_tiny(out: Path, trained: bool) -> None:
     build_sdxl(out)
+
+
+# --- T5-encoder pipelines (FLUX, SD3) -------------------------------------------------------
+
+T5_VOCAB = 2000
+
+
+def write_t5_tokenizer(out: Path, vocab_size: int = T5_VOCAB) -> None:
+    """A T5 tokenizer folder from a SentencePiece unigram model trained here on pydoc's topic
+    help (T5's own spiece.model is not shipped by any package; any unigram model has the same
+    interface: ``</s>`` = 1 appended, ``<pad>`` = 0, ``▁`` word starts, character offsets)."""
+    import io
+
+    import sentencepiece as spm
+    from transformers import T5TokenizerFast
+
+    from effeval.zoo.corpus import pydoc_topics
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(t for text in pydoc_topics() for t in text.splitlines() if t.strip()),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        character_coverage=1.0,
+        input_sentence_size=20000,
+        shuffle_input_sentence=False,
+        num_threads=1,
+        minloglevel=2,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spiece.model").write_bytes(model.getvalue())
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
+    # transformers 5 builds the fast unigram tokenizer from (piece, score) pairs
+    tok = T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=512)
+    tok.save_pretrained(str(out))
+
+
+def _t5_encoder(tokenizer, d_model: int, seed: int):
+    import torch
+    from transformers import T5Config, T5EncoderModel
+
+    cfg = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=d_model,
+        d_kv=8,
+        d_ff=2 * d_model,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        feed_forward_proj="gated-gelu",
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=0,
+    )
+    torch.manual_seed(seed)
+    return T5EncoderModel(cfg).eval()
+
+
+def _small_vae(latent_channels: int, seed: int, **extra):
+    import torch
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    return AutoencoderKL(
+        block_out_channels=(8, 16),
+        in_channels=3,
+        out_channels=3,
+        latent_channels=latent_channels,
+        layers_per_block=1,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        norm_num_groups=4,
+        sample_size=32,
+        **extra,
+    ).eval()
+
+
+def build_flux(out: Path, seed: int = SEED) -> None:
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import T5TokenizerFast
+
+    tokenizer = _tokenizer(out, "tokenizer", EOS)
+    write_t5_tokenizer(out / "tokenizer_2")
+    tokenizer_2 = T5TokenizerFast.from_pretrained(str(out / "tokenizer_2"))
+    text_encoder = _text_encoder(tokenizer, 32, False, seed)
+    text_encoder_2 = _t5_encoder(tokenizer_2, 32, seed + 3)
+    torch.manual_seed(seed + 1)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=16,  # 4 latent channels, packed 2x2
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=32,
+        pooled_projection_dim=32,
+        axes_dims_rope=(2, 2, 4),
+    ).eval()
+    pipe = FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=_small_vae(4, seed + 2, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0),
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        text_encoder_2=text_encoder_2,
+        tokenizer_2=tokenizer_2,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": 32, "steps": 2, "seed": seed}) + "\n")
+
+
+def build_sd3(out: Path, seed: int = SEED) -> None:
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import T5TokenizerFast
+
+    tokenizer = _tokenizer(out, "tokenizer", EOS)
+    tokenizer_2 = _tokenizer(out, "tokenizer_2", "!")
+    write_t5_tokenizer(out / "tokenizer_3")
+    tokenizer_3 = T5TokenizerFast.from_pretrained(str(out / "tokenizer_3"))
+    torch.manual_seed(seed + 1)
+    transformer = SD3Transformer2DModel(
+        sample_size=16,
+        patch_size=1,
+        in_channels=4,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        caption_projection_dim=32,
+        joint_attention_dim=64,  # the T5 width; the two CLIPs' 32 + 32 features are padded to it
+        pooled_projection_dim=64,  # the two CLIPs' pooled 32 + 32
+        out_channels=4,
+    ).eval()
+    pipe = StableDiffusion3Pipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(),
+        vae=_small_vae(4, seed + 2, shift_factor=0.0),
+        text_encoder=_text_encoder(tokenizer, 32, True, seed),
+        tokenizer=tokenizer,
+        text_encoder_2=_text_encoder(tokenizer_2, 32, True, seed + 4),
+        tokenizer_2=tokenizer_2,
+        text_encoder_3=_t5_encoder(tokenizer_3, 64, seed + 3),
+        tokenizer_3=tokenizer_3,
+        transformer=transformer,
+    )
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": 32, "steps": 2, "seed": seed}) + "\n")
+
+
+@register(
+    "flux-tiny", "tiny FLUX pipeline (CLIP pooled + T5 sequence; SentencePiece T5 tokenizer)", default=False
+)
+def _flux_tiny(out: Path, trained: bool) -> None:
+    build_flux(out)
+
+
+@register("sd3-tiny", "tiny SD3 pipeline (two CLIPs + T5 joint sequence)", default=False)
+def _sd3_tiny(out: Path, trained: bool) -> None:
+    build_sd3(out)
