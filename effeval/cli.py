@@ -103,6 +103,29 @@ def _check_model_args(model: str, model_args: str | None) -> None:
             raise ConfigError(f"--model_args: {part.strip()!r} has an empty key. Fix: write key=value")
 
 
+def _check_effeval_model_args(model: str | None, model_args: str | None) -> None:
+    """An effeval wrapper's model_args are checked before lm-eval starts (its task set-up logs
+    for seconds before it builds the model): names, types, choices, unknown keys. Loading the
+    model still happens in lm-eval."""
+    import sys as _sys
+
+    from effeval.models import MODEL_TARGETS
+    from effeval.models.base import parse_model_args, reject_unknown_model_args
+
+    if model not in MODEL_TARGETS or not model_args or model_args.lstrip().startswith("{"):
+        return
+    from lm_eval.utils import simple_parse_args_string
+
+    cls = MODEL_TARGETS.load(model)
+    specs = getattr(cls, "ARGS", None) or getattr(_sys.modules[cls.__module__], "ARGS", [])
+    _, rest = parse_model_args(specs, simple_parse_args_string(model_args), model)
+    from lm_eval.models.huggingface import HFLM
+
+    if issubclass(cls, HFLM):
+        rest.pop("pretrained", None)
+        reject_unknown_model_args(rest, HFLM, model, specs)
+
+
 def _check_limit(limit: str | None) -> None:
     """lm-eval takes a document count (>= 1) or a fraction in (0, 1); it fails deep in islice otherwise."""
     if limit is None:
@@ -164,6 +187,7 @@ def check_lm_argv(argv: list[str]) -> bool:
         )
     _check_model_args(model or "?", _flag_value(argv, "--model_args", "--model-args"))
     _check_limit(_flag_value(argv, "--limit", "-L"))
+    _check_effeval_model_args(model, _flag_value(argv, "--model_args", "--model-args"))
     tasks = _flag_value(argv, "--tasks")
     if not tasks:
         return False

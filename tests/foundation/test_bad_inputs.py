@@ -177,6 +177,22 @@ LM_CASES = [
         "--include_path",
     ),
     ("unknown task", ["--tasks", "effeval_no_such_task"], "--tasks"),
+    # effeval wrappers' model_args are checked before lm-eval starts
+    (
+        "short-mk unknown model_arg",
+        ["--model", "effeval-short-mk", "--model_args", "pretrained={llama},temprature=0.7"],
+        "effeval-short-mk: unknown model_args temprature",
+    ),
+    (
+        "pruned-ssm sparsity not a number",
+        ["--model", "effeval-pruned-ssm", "--model_args", "pretrained={mamba},method=wanda,sparsity=half"],
+        "effeval-pruned-ssm model_args 'sparsity'",
+    ),
+    (
+        "hetero-spec no drafter",
+        ["--model", "effeval-hetero-spec", "--model_args", "pretrained={llama}"],
+        "effeval-hetero-spec: missing model_args 'drafter'",
+    ),
 ]
 
 
