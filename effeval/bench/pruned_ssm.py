@@ -576,7 +576,10 @@ def _plot(payload: dict, png_path) -> None:
         ax.set_yscale("log")
         ax.set_title("Mamba2 proxy structured (grey: masked, config cannot shrink)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
+    from effeval.atomic import atomic_path
+
+    with atomic_path(png_path) as tmp:  # never a half-written plot
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
