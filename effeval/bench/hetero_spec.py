@@ -1,282 +1,396 @@
-"""``python -m effeval.bench hetero-spec``: heterogeneous-vocabulary speculative decoding, side by side.
+"""``python -m effeval.bench hetero-spec``: cross-vocabulary speculative decoding on real pairs.
 
-One zoo pair (briefly trained on the same text, so drafts are accepted), one process:
+Pairs built by the zoo (one thread, CPU, batch size 1):
 
-- greedy: AR, SLEM, TLI, SLRS (when its module is installed) and transformers' own assisted
-  generation (``hf``) decode the same prompts; tokens/s, speedup vs AR (measured in this run),
-  mean accepted length, acceptance rate, target/drafter forward calls, and whether every output
-  is token-identical to AR.
-- sampling: N first-token samples of TLI, SLRS, hf and plain target sampling, each compared
-  with the exact processed target distribution by total-variation distance (plain sampling's
-  TV is the noise floor for that N).
+- ``a``: Gemma-3-270M target <- SmolLM2-135M drafter (both real, 262k SentencePiece-style BPE vs
+  49k byte-level BPE);
+- ``b``: SmolLM2-135M target <- ``smollm2-drafter-sp`` (2 layers, 128 wide, Mistral 32k
+  SentencePiece, distilled from SmolLM2's own outputs on Python's docs and stdlib text).
 
-Writes ``results/bench/hetero-hetero-spec.json``.
+Prompts: a HumanEval slice (the first problems) and an XSum slice (BIG-bench ``gem/xsum``, the
+shortest of the first 20 documents, to keep prefill small). Greedy and T=1. Every algorithm (AR,
+SLEM, TLI, SLRS, transformers' ``hf``) decodes every prompt in every repeat, the algorithms'
+order rotating between repeats (interleaved, so load changes hit all alike). Per row: wall time,
+tokens/s, speedup vs AR and vs ``hf`` with a standard error over (prompt, repeat) units, acceptance,
+mean accepted length, target/drafter calls, greedy equality with AR, and the per-token overhead:
+wall time minus the time inside the models' forward passes (forward hooks on the target and
+drafter, the same measurement for every algorithm, transformers' included).
+
+``--before REV`` also measures the per-token overhead of the algorithms as they were at git
+revision REV (extracted with ``git archive`` and run in a subprocess on the same prompts).
+Writes ``results/bench/hetero-spec.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
-import importlib.util
+import json
 import logging
+import math
+import os
+import subprocess
+import sys
+import tempfile
 import time
 
 logger = logging.getLogger(__name__)
 
-PROMPTS = [
-    "def __init__(self, name, value=None):\n    self.name = name\n",
-    "import os\nimport sys\n\n\ndef main(",
-    "    for line in lines:\n        if not line.strip():\n",
-    'class Error(Exception):\n    """Base class for exceptions in this module."""\n',
-    "The following example shows how to",
-    "    def __repr__(self):\n        return",
-    "if __name__ == '__main__':\n",
-    '        raise ValueError("',
-]
-TV_PROMPT = "    def __repr__(self):\n        return"
+PAIRS = {
+    "a": ("gemma3-270m", "smollm2-135m"),
+    "b": ("smollm2-135m", "smollm2-drafter-sp"),
+}
+ALGORITHMS = ["ar", "slem", "tli", "slrs", "hf"]
+MODES = {"greedy": None, "t1": 1.0}
 
 
-def _load(path, device):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def task_prompts(per_task: int) -> dict[str, list[str]]:
+    from effeval import real_data
 
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    return model, AutoTokenizer.from_pretrained(path)
+    humaneval = [row["prompt"] for row in real_data.humaneval_rows()[:per_task]]
+    xsum_rows = real_data.bigbench_rows("gem/xsum")[:20]
+    xsum = sorted((row["prompt"] for row in xsum_rows), key=len)[:per_task]
+    return {"humaneval": humaneval, "xsum": xsum}
 
 
-def _run_prompt_set(generate, target, t_tok, drafter, d_tok, prompts, max_new, k):
-    """Greedy-decode every prompt (request i seeded with i); returns (results, wall seconds)."""
-    import torch
+class ForwardClock:
+    """Seconds spent inside the forward passes of some modules (top-level calls only)."""
 
+    def __init__(self, modules):
+        self.seconds = 0.0
+        self._depth = 0
+        self._start = 0.0
+        self._hooks = []
+        for m in modules:
+            self._hooks.append(m.register_forward_pre_hook(self._pre))
+            self._hooks.append(m.register_forward_hook(self._post))
+
+    def _pre(self, *_):
+        if self._depth == 0:
+            self._start = time.perf_counter()
+        self._depth += 1
+
+    def _post(self, *_):
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._start
+
+    def remove(self):
+        for h in self._hooks:
+            h.remove()
+
+
+def _config(t_tok, max_new: int, temperature):
     from effeval.methods.hetero_spec.common import SamplingConfig
 
-    config = SamplingConfig(max_new_tokens=max_new, eos_token_ids=(t_tok.eos_token_id,))
-    start = time.perf_counter()
-    results = [
-        generate(
+    eos = (t_tok.eos_token_id,) if t_tok.eos_token_id is not None else ()
+    if temperature is None:
+        return SamplingConfig(max_new_tokens=max_new, eos_token_ids=eos)
+    return SamplingConfig(do_sample=True, temperature=temperature, max_new_tokens=max_new, eos_token_ids=eos)
+
+
+def _run_one(name, models, prompt_ids, config, k, seed):
+    import torch
+
+    from effeval.methods.hetero_spec import get_algorithm
+
+    target, t_tok, drafter, d_tok, hf_drafter = models
+    d = hf_drafter if name == "hf" else drafter
+    clock = ForwardClock([target, d])
+    try:
+        res = get_algorithm(name)(
             target,
             t_tok,
-            drafter,
+            d,
             d_tok,
-            t_tok(prompt)["input_ids"],
+            prompt_ids,
             config,
             num_draft_tokens=k,
-            generator=torch.Generator().manual_seed(i),
+            generator=torch.Generator().manual_seed(seed),
         )
-        for i, prompt in enumerate(prompts)
-    ]
-    return results, time.perf_counter() - start
+    finally:
+        clock.remove()
+    return res, clock.seconds
 
 
-def _greedy_row(name, generate, target, t_tok, drafter, d_tok, prompts, max_new, k, reference):
-    outputs, tokens, accepted, drafted, steps, t_calls, d_calls = [], 0, 0, 0, 0, 0, 0
-    # Warm up once (first-call allocations), then time the whole prompt set.
-    _run_prompt_set(generate, target, t_tok, drafter, d_tok, prompts[:1], max_new, k)
-    results, wall = _run_prompt_set(generate, target, t_tok, drafter, d_tok, prompts, max_new, k)
-    for res in results:
-        outputs.append(res.token_ids)
-        s = res.stats
-        tokens += s.new_tokens
-        accepted += s.accepted
-        drafted += s.drafted
-        steps += len(s.accepted_lengths) if s.accepted_lengths else s.target_calls
-        t_calls += s.target_calls
-        d_calls += s.drafter_calls
-    row = {
-        "algorithm": name,
-        "wall_time_s": wall,
-        "new_tokens": tokens,
-        "tokens_per_s": tokens / wall,
-        "target_calls": t_calls,
-        "drafter_calls": d_calls,
-        "drafted": drafted if name != "hf" else None,
-        "accepted": accepted,
-        "acceptance_rate": (accepted / drafted) if drafted else None,
-        "mean_accepted_length": (accepted / steps if steps else None) if name != "ar" else None,
-        "tokens_per_target_call": tokens / t_calls if t_calls else None,
-    }
-    if name == "hf":
-        row["note"] = "transformers reports no counts: accepted = new tokens - target passes"
-    if reference is not None:
-        row["equal_to_ar"] = sum(a == b for a, b in zip(outputs, reference))
-        row["prompts"] = len(prompts)
-    return row, outputs
+def _ratio_with_stderr(num: list[float], den: list[float]) -> tuple[float | None, float | None]:
+    """sum(num)/sum(den), with a standard error from the spread of the per-unit log ratios."""
+    if not num or not den or sum(den) <= 0:
+        return None, None
+    ratio = sum(num) / sum(den)
+    logs = [math.log(a / b) for a, b in zip(num, den) if a > 0 and b > 0]
+    if len(logs) < 2:
+        return ratio, None
+    mean = sum(logs) / len(logs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+    return ratio, ratio * sd / math.sqrt(len(logs))
 
 
-def _first_token_tv(name, generate, target, t_tok, drafter, d_tok, config, k, n, seed, exact):
-    import torch
+def bench_pair(pair: str, args, prompts: dict[str, list[str]]) -> dict:
+    import copy
+
     from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    ids = t_tok(TV_PROMPT)["input_ids"]
-    generator = torch.Generator().manual_seed(seed)
-    counts = collections.Counter()
-    start = time.perf_counter()
-    for _ in tqdm(range(n), desc=f"TV samples {name}", leave=False, mininterval=5):
-        res = generate(target, t_tok, drafter, d_tok, ids, config, num_draft_tokens=k, generator=generator)
-        counts[res.token_ids[0] if res.token_ids else t_tok.eos_token_id] += 1  # no token: EOS came first
-    empirical = torch.zeros_like(exact)
-    for token, c in counts.items():
-        empirical[token] = c / n
-    tv = 0.5 * float((empirical - exact).abs().sum())
-    return {"algorithm": name, "samples": n, "tv": tv, "seconds": time.perf_counter() - start}
+    from effeval import zoo
+
+    t_name, d_name = PAIRS[pair]
+    t_path, d_path = zoo.get(t_name), zoo.get(d_name)
+    target = AutoModelForCausalLM.from_pretrained(t_path).eval()
+    drafter = AutoModelForCausalLM.from_pretrained(d_path).eval()
+    hf_drafter = copy.deepcopy(drafter)  # transformers rewrites its drafter in place
+    t_tok, d_tok = AutoTokenizer.from_pretrained(t_path), AutoTokenizer.from_pretrained(d_path)
+    models = (target, t_tok, drafter, d_tok, hf_drafter)
+    algorithms = [a for a in args.algorithms.split(",") if a]
+    rows = []
+    for mode in args.modes.split(","):
+        config = _config(t_tok, args.max_new_tokens, MODES[mode])
+        for task, texts in prompts.items():
+            ids = [t_tok(text)["input_ids"] for text in texts]
+            # warm-up: first-call allocations, vocabulary tables
+            for name in algorithms:
+                _run_one(name, models, ids[0][-64:], _config(t_tok, 4, MODES[mode]), args.num_draft_tokens, 0)
+            units: dict[str, list[dict]] = {name: [] for name in algorithms}
+            plan = [
+                (rep, (pi, name))
+                for rep in range(args.repeats)
+                for pi in range(len(ids))
+                for name in algorithms[rep % len(algorithms) :] + algorithms[: rep % len(algorithms)]
+            ]
+            for rep, (pi, name) in tqdm(plan, desc=f"{pair} {mode} {task}", leave=False):
+                try:
+                    res, forward_s = _run_one(
+                        name, models, ids[pi], config, args.num_draft_tokens, 1000 * rep + pi
+                    )
+                except Exception as exc:  # reported in the row, not fatal
+                    logger.warning("hetero-spec bench: %s failed: %s", name, exc)
+                    units[name].append({"error": f"{type(exc).__name__}: {exc}"})
+                    continue
+                s = res.stats
+                units[name].append(
+                    {
+                        "prompt": pi,
+                        "repeat": rep,
+                        "tokens": res.token_ids,
+                        "wall": s.wall_time_s,
+                        "forward": forward_s,
+                        "new": s.new_tokens,
+                        "drafted": s.drafted,
+                        "accepted": s.accepted,
+                        "steps": len(s.accepted_lengths),
+                        "target_calls": s.target_calls,
+                        "drafter_calls": s.drafter_calls,
+                        "fallbacks": s.extra.get("dp_budget_fallbacks", 0),
+                    }
+                )
+            rows += _summarise(pair, mode, task, algorithms, units)
+    return {
+        "pair": pair,
+        "target": t_name,
+        "drafter": d_name,
+        "target_vocab": len(t_tok),
+        "drafter_vocab": len(d_tok),
+        "rows": rows,
+    }
+
+
+def _summarise(pair, mode, task, algorithms, units) -> list[dict]:
+    def key(u):
+        return (u["prompt"], u["repeat"])
+
+    ok = {n: {key(u): u for u in us if "error" not in u} for n, us in units.items()}
+    ar, hf = ok.get("ar", {}), ok.get("hf", {})
+    out = []
+    for name in algorithms:
+        us = ok[name]
+        errors = [u["error"] for u in units[name] if "error" in u]
+        row = {"pair": pair, "mode": mode, "task": task, "algorithm": name}
+        if errors:
+            row["errors"] = sorted(set(errors))
+        if not us:
+            out.append(row)
+            continue
+        vals = list(us.values())
+        new = sum(u["new"] for u in vals)
+        wall = sum(u["wall"] for u in vals)
+        forward = sum(u["forward"] for u in vals)
+        steps = sum(u["steps"] for u in vals)
+        drafted = sum(u["drafted"] for u in vals)
+        accepted = sum(u["accepted"] for u in vals)
+        target_calls = sum(u["target_calls"] for u in vals)
+        if name == "hf":  # transformers reports no counts: each target pass emits accepted + 1
+            accepted, steps = max(0, new - target_calls), target_calls
+        row.update(
+            {
+                "runs": len(vals),
+                "new_tokens": new,
+                "wall_time_s": wall,
+                "tokens_per_s": new / wall if wall else None,
+                "overhead_us_per_token": 1e6 * (wall - forward) / new if new else None,
+                "forward_share": forward / wall if wall else None,
+                "target_calls": target_calls,
+                "drafter_calls": sum(u["drafter_calls"] for u in vals),
+                "tokens_per_target_call": new / target_calls if target_calls else None,
+                "acceptance_rate": accepted / drafted if drafted and name != "hf" else None,
+                "mean_accepted_length": accepted / steps if steps and name != "ar" else None,
+                "dp_budget_fallbacks": sum(u["fallbacks"] for u in vals) if name == "slrs" else None,
+            }
+        )
+        for ref_name, ref in (("ar", ar), ("hf", hf)):
+            shared = [k for k in us if k in ref]
+            # speedup = reference wall / this wall, per (prompt, repeat) unit; tokens/s basis so
+            # that units that stopped at different lengths (sampling) compare fairly
+            num = [ref[k]["wall"] / max(ref[k]["new"], 1) for k in shared]
+            den = [us[k]["wall"] / max(us[k]["new"], 1) for k in shared]
+            ratio, err = _ratio_with_stderr(num, den)
+            row[f"speedup_vs_{ref_name}"], row[f"speedup_vs_{ref_name}_stderr"] = ratio, err
+        if mode == "greedy" and ar:
+            shared = [k for k in us if k in ar]
+            row["equal_to_ar"] = sum(us[k]["tokens"] == ar[k]["tokens"] for k in shared)
+            row["compared"] = len(shared)
+        out.append(row)
+    return out
+
+
+BEFORE_SCRIPT = r"""
+import json, sys, time, torch
+torch.set_num_threads(1)
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from effeval.methods.hetero_spec import get_algorithm
+from effeval.methods.hetero_spec.common import SamplingConfig
+spec = json.loads(sys.argv[1])
+target = AutoModelForCausalLM.from_pretrained(spec["target"]).eval()
+drafter = AutoModelForCausalLM.from_pretrained(spec["drafter"]).eval()
+t_tok, d_tok = AutoTokenizer.from_pretrained(spec["target"]), AutoTokenizer.from_pretrained(spec["drafter"])
+clock = {"s": 0.0, "depth": 0, "start": 0.0}
+def pre(*_):
+    if clock["depth"] == 0: clock["start"] = time.perf_counter()
+    clock["depth"] += 1
+def post(*_):
+    clock["depth"] -= 1
+    if clock["depth"] == 0: clock["s"] += time.perf_counter() - clock["start"]
+for m in (target, drafter):
+    m.register_forward_pre_hook(pre); m.register_forward_hook(post)
+out = {}
+config = SamplingConfig(max_new_tokens=spec["max_new"], eos_token_ids=(t_tok.eos_token_id,))
+for name in spec["algorithms"]:
+    gen = get_algorithm(name)
+    gen(target, t_tok, drafter, d_tok, t_tok(spec["prompts"][0])["input_ids"][-64:],
+        SamplingConfig(max_new_tokens=4, eos_token_ids=(t_tok.eos_token_id,)), num_draft_tokens=spec["k"])
+    wall = fwd = new = 0.0
+    for text in spec["prompts"]:
+        clock["s"] = 0.0
+        t0 = time.perf_counter()
+        res = gen(target, t_tok, drafter, d_tok, t_tok(text)["input_ids"], config, num_draft_tokens=spec["k"])
+        wall += time.perf_counter() - t0; fwd += clock["s"]; new += res.stats.new_tokens
+    out[name] = {"wall_time_s": wall, "forward_s": fwd, "new_tokens": new,
+                 "overhead_us_per_token": 1e6 * (wall - fwd) / max(new, 1)}
+print("RESULT " + json.dumps(out))
+"""
+
+
+def overhead_before(rev: str, pair: str, prompts: list[str], args) -> dict:
+    """Per-token overhead of greedy SLEM/TLI/SLRS as of git revision ``rev`` (subprocess)."""
+    from effeval import zoo
+
+    t_name, d_name = PAIRS[pair]
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(["git", "archive", rev, "effeval"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        spec = {
+            "target": str(zoo.get(t_name)),
+            "drafter": str(zoo.get(d_name)),
+            "prompts": prompts,
+            "max_new": args.max_new_tokens,
+            "k": args.num_draft_tokens,
+            "algorithms": ["ar", "slem", "tli", "slrs"],
+        }
+        env = {**os.environ, "PYTHONPATH": tmp, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-c", BEFORE_SCRIPT, json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp,
+            timeout=1800,
+        )
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        return {"revision": rev, "error": proc.stderr[-2000:]}
+    return {"revision": rev, "pair": pair, "mode": "greedy", "prompts": len(prompts), **json.loads(line[7:])}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m effeval.bench hetero-spec", description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="llama-sp", help="zoo name of the target (default llama-sp)")
-    parser.add_argument(
-        "--drafter", default="qwen-tekken", help="zoo name of the drafter (default qwen-tekken)"
+    parser = argparse.ArgumentParser(
+        prog="python -m effeval.bench hetero-spec", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--random", action="store_true", help="use random-weight zoo models (default: trained)"
+        "--pairs", default="a,b", help="pairs to run (a: Gemma<-SmolLM2, b: SmolLM2<-small SP)"
     )
-    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument("--modes", default="greedy,t1", help="greedy and/or t1 (temperature 1)")
+    parser.add_argument("--prompts-per-task", type=int, default=2)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--num-draft-tokens", type=int, default=4)
-    parser.add_argument("--tv-samples", type=int, default=2000)
-    parser.add_argument("--temperature", type=float, default=0.5)
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=3,
-        help="timed passes per algorithm, interleaved; the fastest counts (shared machines)",
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: tiny models)")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved passes over every prompt")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--before", default=None, help="git revision whose per-token overhead to measure too")
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")
     args = parser.parse_args(argv)
 
     import torch
 
-    from effeval import zoo
     from effeval.bench.common import print_table, write_bench
-    from effeval.methods.hetero_spec import get_algorithm
-    from effeval.methods.hetero_spec.common import SamplingConfig, target_probs
-    from effeval.methods.hetero_spec.vocab import Intersection, Vocab
+    from effeval.errors import ConfigError
 
+    for name, low in (("--prompts-per-task", 1), ("--max-new-tokens", 1), ("--repeats", 1), ("--threads", 1)):
+        if getattr(args, name[2:].replace("-", "_")) < low:
+            raise ConfigError(f"{name}: must be >= {low}. Fix: pass a positive number")
+    pairs = [p for p in args.pairs.split(",") if p]
+    bad = [p for p in pairs if p not in PAIRS]
+    if bad:
+        raise ConfigError(f"--pairs: unknown {', '.join(bad)}. Fix: use a, b or a,b")
     torch.set_num_threads(args.threads)
-    trained = not args.random
-    t_path, d_path = zoo.get(args.target, trained=trained), zoo.get(args.drafter, trained=trained)
-    target, t_tok = _load(t_path, "cpu")
-    drafter, d_tok = _load(d_path, "cpu")
-    hf_drafter, _ = _load(d_path, "cpu")  # transformers rewrites its drafter in place: a separate copy
-    names = ["ar", "slem", "tli"]
-    if importlib.util.find_spec("effeval.methods.hetero_spec.slrs") is not None:
-        names.append("slrs")
-    names.append("hf")
-
-    greedy, reference = [], None
-    for name in names:
-        logger.info("spec bench: greedy %s", name)
-        try:
-            row, outputs = _greedy_row(
-                name,
-                get_algorithm(name),
-                target,
-                t_tok,
-                hf_drafter if name == "hf" else drafter,
-                d_tok,
-                PROMPTS,
-                args.max_new_tokens,
-                args.num_draft_tokens,
-                reference,
-            )
-        except Exception as exc:  # an unavailable or failing algorithm is reported, not fatal
-            logger.warning("spec bench: %s failed: %s", name, exc)
-            greedy.append({"algorithm": name, "error": f"{type(exc).__name__}: {exc}"})
-            continue
-        if name == "ar":
-            reference = outputs
-            row["equal_to_ar"], row["prompts"] = len(PROMPTS), len(PROMPTS)
-        greedy.append(row)
-    # More timed passes, interleaved across algorithms so load changes hit all of them alike.
-    for _ in range(max(0, args.repeats - 1)):
-        for row in greedy:
-            if "tokens_per_s" not in row:
-                continue
-            name = row["algorithm"]
-            _, wall = _run_prompt_set(
-                get_algorithm(name),
-                target,
-                t_tok,
-                hf_drafter if name == "hf" else drafter,
-                d_tok,
-                PROMPTS,
-                args.max_new_tokens,
-                args.num_draft_tokens,
-            )
-            if wall < row["wall_time_s"]:
-                row["wall_time_s"], row["tokens_per_s"] = wall, row["new_tokens"] / wall
-    for row in greedy:
-        row["timed_passes"] = args.repeats
-    ar_speed = greedy[0]["tokens_per_s"]
-    for row in greedy:
-        if "tokens_per_s" in row:
-            row["speedup_vs_ar"] = row["tokens_per_s"] / ar_speed
-
-    config = SamplingConfig(
-        do_sample=True, temperature=args.temperature, max_new_tokens=2, eos_token_ids=(t_tok.eos_token_id,)
-    )
-    with torch.no_grad():
-        exact = target_probs(target(torch.tensor([t_tok(TV_PROMPT)["input_ids"]])).logits[0, -1], config)
-    sampling = []
-    for name in ["ar"] + [n for n in names if n in ("tli", "slrs", "hf")]:
-        logger.info("spec bench: %d first-token samples of %s", args.tv_samples, name)
-        try:
-            row = _first_token_tv(
-                name,
-                get_algorithm(name),
-                target,
-                t_tok,
-                hf_drafter if name == "hf" else drafter,
-                d_tok,
-                config,
-                args.num_draft_tokens,
-                args.tv_samples,
-                1234,
-                exact,
-            )
-        except Exception as exc:
-            logger.warning("spec bench: %s sampling failed: %s", name, exc)
-            row = {"algorithm": name, "error": f"{type(exc).__name__}: {exc}"}
-        if name == "ar":
-            row["algorithm"] = "plain sampling (ar)"
-        sampling.append(row)
-
+    prompts = task_prompts(args.prompts_per_task)
+    results = [bench_pair(pair, args, prompts) for pair in pairs]
+    before = []
+    if args.before:
+        for pair in pairs:
+            logger.info("hetero-spec bench: overhead at %s on pair %s", args.before, pair)
+            before.append(overhead_before(args.before, pair, prompts["humaneval"], args))
     payload = {
-        "pair": {
-            "target": args.target,
-            "drafter": args.drafter,
-            "trained": trained,
-            "target_vocab_size": len(Vocab.of(t_tok)),
-            "drafter_vocab_size": len(Vocab.of(d_tok)),
-            "shared_tokens": len(Intersection.of(t_tok, d_tok)),
-        },
         "settings": {
-            "prompts": len(PROMPTS),
+            "pairs": {p: {"target": PAIRS[p][0], "drafter": PAIRS[p][1]} for p in pairs},
+            "prompts_per_task": args.prompts_per_task,
+            "tasks": {"humaneval": "first problems", "xsum": "shortest of the first 20 gem/xsum documents"},
             "max_new_tokens": args.max_new_tokens,
             "num_draft_tokens": args.num_draft_tokens,
-            "tv_samples": args.tv_samples,
-            "temperature": args.temperature,
-            "tv_prompt": TV_PROMPT,
+            "repeats": args.repeats,
             "torch_threads": args.threads,
-            "timing": "fastest of --repeats interleaved passes over the prompt set, after one warm-up",
+            "timing": "every algorithm decodes every prompt in every repeat, order rotating per repeat; "
+            "speedups are ratios of time per token, with a standard error over (prompt, repeat) units",
+            "overhead": "wall time minus time inside the target's and drafter's forward passes, per new token",
         },
-        "greedy": greedy,
-        "first_token_tv": sampling,
+        "pairs": results,
+        "overhead_before": before,
     }
     path = write_bench("hetero-spec", payload, args.out)
-    print_table(
-        [r for r in greedy if "tokens_per_s" in r],
-        [
-            "algorithm",
-            "tokens_per_s",
-            "speedup_vs_ar",
-            "mean_accepted_length",
-            "acceptance_rate",
-            "target_calls",
-            "equal_to_ar",
-            "prompts",
-        ],
-    )
-    print()
-    print_table([r for r in sampling if "tv" in r], ["algorithm", "samples", "tv"])
+    columns = [
+        "pair",
+        "mode",
+        "task",
+        "algorithm",
+        "tokens_per_s",
+        "speedup_vs_ar",
+        "speedup_vs_ar_stderr",
+        "speedup_vs_hf",
+        "mean_accepted_length",
+        "acceptance_rate",
+        "target_calls",
+        "overhead_us_per_token",
+        "equal_to_ar",
+    ]
+    print_table([r for res in results for r in res["rows"] if "tokens_per_s" in r], columns)
+    for b in before:
+        print(json.dumps(b))
     print(f"\nwrote {path}")
     return 0

@@ -33,6 +33,10 @@ from effeval.models.base import (
 logger = logging.getLogger(__name__)
 
 
+def non_negative(x) -> str | None:
+    return None if x >= 0 else f"must be >= 0, got {x}. Fix: pass 0 (no limit) or a positive number"
+
+
 @register_model("effeval-hetero-spec")
 class HeteroSpecLM(EffevalWrapperMixin, HFLM):
     MODEL_NAME = "effeval-hetero-spec"
@@ -43,6 +47,14 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         Arg("num_draft_tokens", int, 5, check=positive),
         Arg("verify", bool, False),
         Arg("seed", int, 1234),
+        # SLRS's drafter law and exact-DP budget (ignored by the other algorithms).
+        Arg("drafter_top_k", int, 50, check=non_negative),
+        Arg("canonical_pairs", bool, True),
+        Arg("max_dp_states", int, 2048, check=positive),
+        # "hf": decode the new tokens alone and cut at the stop strings, exactly like lm-eval's
+        # hf model (equal scores for equal tokens); "in_context": the bytes as they read after
+        # the prompt (SentencePiece's leading space kept).
+        Arg("text_mode", str, "hf", choices=["hf", "in_context"]),
     ]
 
     def __init__(self, pretrained: Any = None, **kwargs):
@@ -68,6 +80,8 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         self.num_draft_tokens = ours["num_draft_tokens"]
         self.verify = ours["verify"]
         self.seed = ours["seed"]
+        self.text_mode = ours["text_mode"]
+        self.slrs_args = {k: ours[k] for k in ("drafter_top_k", "canonical_pairs", "max_dp_states")}
         self.drafter_path = drafter_path
         self.drafter_is_target = isinstance(pretrained, str) and os.path.realpath(
             str(drafter_path)
@@ -84,7 +98,9 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             self.drafter_tokenizer = AutoTokenizer.from_pretrained(drafter_path)
             # transformers' own path rewrites the drafter in place: it always gets its own copy.
             self.drafter = (
-                AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype).to(self.device).eval()
+                AutoModelForCausalLM.from_pretrained(drafter_path, dtype=self.model.dtype)
+                .to(self.device)
+                .eval()
             )
         from effeval.methods.hetero_spec.tli import shared_vocabulary
         from effeval.methods.hetero_spec.vocab import Intersection, Vocab
@@ -150,8 +166,9 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
                             self.MODEL_NAME,
                             context[-80:],
                         )
-            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), result.text)
-            out.append(result.text)
+            text = self._output_text(result, until)
+            self.cache_hook.add_partial("generate_until", (context, gen_kwargs), text)
+            out.append(text)
         return out
 
     # ------------------------------------------------------------------ helpers
@@ -171,10 +188,21 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             eos_token_ids=(int(self.eot_token_id),),
         )
 
+    def _output_text(self, result, until: list[str]) -> str:
+        if self.text_mode == "in_context":
+            return result.text
+        # As HFLM.generate_until: decode the continuation's tokens alone, then split at each stop.
+        text = self.tok_decode(result.token_ids)
+        for term in until:
+            if term:
+                text = text.split(term)[0]
+        return text
+
     def _run(self, generate, ids, config, key):
         # One stream per request (run seed + doc id + repeat): independent draws across requests,
         # the same ones whatever the order, batch or number of processes.
         generator = key.generator(self.seed)
+        extra = self.slrs_args if generate is self._generate and self.algorithm == "slrs" else {}
         return generate(
             self.model,
             self.tokenizer,
@@ -184,6 +212,7 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             config,
             num_draft_tokens=self.num_draft_tokens,
             generator=generator,
+            **extra,
         )
 
     def _record(self, result, prompt_len: int) -> None:
@@ -198,9 +227,13 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             drafter_calls=s.drafter_calls,
             spec_wall_time_s=s.wall_time_s,
         )
-        if "dp_states" in s.extra:  # SLRS: the cost of computing q exactly (its known weakness)
+        if "overhead_s" in s.extra:  # time outside the forward passes
+            self.stats.add(spec_overhead_s=s.extra["overhead_s"])
+        if "dp_states" in s.extra or "dp_budget_fallbacks" in s.extra:  # SLRS: the cost of exact q
             self.stats.add(
-                slrs_dp_states=s.extra["dp_states"], slrs_drafter_batches=s.extra.get("drafter_batches", 0)
+                slrs_dp_states=s.extra.get("dp_states", 0),
+                slrs_drafter_batches=s.extra.get("drafter_batches", 0),
+                slrs_dp_budget_fallbacks=s.extra.get("dp_budget_fallbacks", 0),
             )
             self.slrs_dp_states_max = max(
                 getattr(self, "slrs_dp_states_max", 0), s.extra.get("dp_states_max_per_step", 0)
@@ -223,6 +256,8 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             "mean_accepted_length": ratio(c.get("accepted", 0), c.get("verification_steps", 0)),
             "tokens_per_target_call": ratio(generated, c.get("target_calls", 0)),
             "spec_tokens_per_s": ratio(generated, c.get("spec_wall_time_s", 0)),
+            "overhead_us_per_token": ratio(1e6 * c.get("spec_overhead_s", 0), generated),
+            "text_mode": self.text_mode,
         }
         if self.algorithm == "slrs":
             info["slrs_dp_states_per_step"] = ratio(
@@ -232,6 +267,9 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
                 self, "slrs_dp_states_max", 0
             )  # this rank's maximum
             info["drafter_calls_per_step"] = ratio(c.get("drafter_calls", 0), c.get("verification_steps", 0))
+            # positions decoded by the target alone after a step whose exact DP went over budget
+            info["slrs_dp_budget_fallbacks"] = c.get("slrs_dp_budget_fallbacks", 0)
+            info.update({k: v for k, v in self.slrs_args.items()})
         if self.algorithm == "hf":
             info["accepted_is_derived"] = True  # transformers reports no counts: new tokens - target passes
         if self.verify:

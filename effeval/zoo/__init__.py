@@ -35,6 +35,7 @@ BUILDER_MODULES = [
     "effeval.zoo.image_scorers",
     "effeval.zoo.real",
     "effeval.zoo.spellm",
+    "effeval.zoo.hetero_spec",
     "effeval.zoo.prose_proxy",
     "effeval.zoo.shapes",
 ]

@@ -128,3 +128,86 @@ def test_generate_until_in_process_equals_target_alone(zoo_path, algorithm):
     assert eff["target_calls"] > 0 and eff["speedup_vs_ar"] is not None
     if algorithm in ("slem", "tli"):
         assert eff["drafted"] > 0 and eff["drafter_calls"] > 0
+
+
+# Every tokenizer pairing the method tests use: SentencePiece target (dummy prefix, byte
+# fallback) with a byte-level drafter, the reverse, and two SentencePiece versions.
+TOKENIZER_PAIRS = [("llama-sp", "qwen-tekken"), ("qwen-tekken", "llama-sp"), ("llama-sp-v3", "llama-sp")]
+PARITY_CONTEXTS = [
+    "def add(a, b):\n    return",
+    "Grüße aus München, 12345",
+    "Question: what is 2+2?\nAnswer:",
+]
+
+
+@pytest.mark.parametrize(("target", "drafter"), TOKENIZER_PAIRS)
+def test_greedy_text_equals_lm_eval_hf(zoo_path, target, drafter):
+    """Score parity: for the same requests, the wrapper's greedy texts equal lm-eval's own ``hf``
+    model's texts character for character (new tokens decoded alone, cut at the stop strings).
+    Shown able to fail: ``text_mode=in_context`` (the bytes as they read after the prompt) differs
+    from ``hf`` on the SentencePiece target, where a continuation's leading space moves."""
+    import torch
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    torch.set_num_threads(1)
+    kwargs = {"until": ["\n\n", "Question:"], "max_gen_toks": 16, "do_sample": False}
+    requests = [Instance("generate_until", {}, (ctx, kwargs), i) for i, ctx in enumerate(PARITY_CONTEXTS)]
+    hf = HFLM(pretrained=zoo_path(target), device="cpu", batch_size=1, max_length=512, dtype="float32")
+    expected = hf.generate_until(requests)
+    del hf
+    texts = {}
+    for mode in ("hf", "in_context"):
+        lm = make(
+            pretrained=zoo_path(target),
+            drafter=zoo_path(drafter),
+            algorithm="slem",
+            num_draft_tokens=3,
+            text_mode=mode,
+            device="cpu",
+            max_length=512,
+        )
+        texts[mode] = lm.generate_until(requests)
+    assert texts["hf"] == expected
+    if target == "llama-sp":
+        assert texts["in_context"] != expected
+
+
+@pytest.mark.parametrize(
+    ("arg", "value", "needle"),
+    [("max_dp_states", 0, "max_dp_states.*> 0"), ("drafter_top_k", -1, "drafter_top_k.*>= 0")],
+)
+def test_slrs_model_args_bad_values(zoo_path, arg, value, needle):
+    with pytest.raises(ConfigError, match=needle) as info:
+        make(
+            pretrained=zoo_path("llama-sp"),
+            drafter=zoo_path("qwen-tekken"),
+            algorithm="slrs",
+            device="cpu",
+            **{arg: value},
+        )
+    assert "\n" not in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_slrs_model_args_reach_the_algorithm(zoo_path):
+    """drafter_top_k / canonical_pairs / max_dp_states from model_args change SLRS's run: with
+    max_dp_states=1 every sampled step goes over budget, so target-only fallbacks are counted."""
+    import torch
+    from lm_eval.api.instance import Instance
+
+    torch.set_num_threads(1)
+    lm = make(
+        pretrained=zoo_path("llama-sp"),
+        drafter=zoo_path("qwen-tekken"),
+        algorithm="slrs",
+        drafter_top_k=0,
+        canonical_pairs=False,
+        max_dp_states=1,
+        device="cpu",
+        max_length=512,
+    )
+    kwargs = {"until": ["\n\n"], "max_gen_toks": 6, "do_sample": True, "temperature": 1.0}
+    lm.generate_until([Instance("generate_until", {}, ("The cat", kwargs), 0)])
+    eff = lm.get_model_info()["effeval"]["efficiency"]
+    assert eff["drafter_top_k"] == 0 and eff["canonical_pairs"] is False and eff["max_dp_states"] == 1
+    assert eff["slrs_dp_budget_fallbacks"] > 0

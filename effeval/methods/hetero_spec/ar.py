@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats
-from effeval.methods.hetero_spec.decoding import CachedLM, Stopper, as_coins, choose
+from effeval.methods.hetero_spec.decoding import CachedLM, Stopper, as_coins, choose, record_overhead
 from effeval.methods.hetero_spec.vocab import Vocab
 
 
@@ -33,4 +33,5 @@ def generate(
         stopper.push(token)
         ids.append(token)
     stats.target_calls = lm.calls
+    record_overhead(stats, started, lm.forward_s)
     return stopper.result(stats, started)

@@ -67,6 +67,7 @@ class CachedLM:
         self.ids: list[int] = []
         self.cache = None
         self.calls = 0
+        self.forward_s = 0.0  # time inside the model's forward passes (the rest is overhead)
         self.device = getattr(model, "device", "cpu")
         # transformers 5 renamed ``past_key_values`` to ``cache`` (the old name still works, with a warning).
         import inspect
@@ -76,19 +77,33 @@ class CachedLM:
         except (TypeError, ValueError, AttributeError):
             params = {}
         self.cache_arg = "cache" if "cache" in params else "past_key_values"
+        # Only the rows we read go through the output layer (262k columns for Gemma 3: the
+        # prompt's rows alone would cost more than the whole decoding).
+        self.keeps_logits = "logits_to_keep" in params
+
+    def common_prefix(self, ids: list[int]) -> int:
+        """Length of the common prefix of ``ids`` and the cached ids, in C-speed slices (the
+        usual case, the cache being a prefix, costs one comparison)."""
+        old = self.ids
+        n = min(len(old), len(ids))
+        if old[:n] == ids[:n]:
+            return n
+        lo, hi = 0, n  # old[:lo] == ids[:lo], old[:hi] != ids[:hi]
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if old[lo:mid] == ids[lo:mid]:
+                lo = mid
+            else:
+                hi = mid
+        return lo
 
     def next_logits(self, ids: list[int], n: int):
         """Logits ``[n, V]`` of the last ``n`` positions of ``ids`` (row j predicts the token after
         ``ids[:len(ids)-n+j+1]``), reusing the cache for the common prefix with the last call."""
         import torch
 
-        need_from = len(ids) - n
-        lcp = 0
-        for a, b in zip(self.ids, ids):
-            if a != b:
-                break
-            lcp += 1
-        keep = min(lcp, need_from)
+        started = time.perf_counter()
+        keep = min(self.common_prefix(ids), len(ids) - n)
         if self.cache is not None and keep < len(self.ids):
             if keep == 0:
                 self.cache = None
@@ -100,17 +115,18 @@ class CachedLM:
         if self.cache is None:
             keep = 0
         feed = torch.tensor([ids[keep:]], dtype=torch.long, device=self.device)
+        extra = {"logits_to_keep": n} if self.keeps_logits else {}
         with torch.no_grad():
-            out = self.model(input_ids=feed, use_cache=True, **{self.cache_arg: self.cache})
+            out = self.model(input_ids=feed, use_cache=True, **{self.cache_arg: self.cache}, **extra)
         cache = getattr(out, "cache", None)
         self.cache = cache if cache is not None else getattr(out, "past_key_values", None)
         self.ids = list(ids)
         self.calls += 1
-        return (
-            out.logits[0, -n:].float()
-            if out.logits.dtype in (torch.float16, torch.bfloat16)
-            else out.logits[0, -n:]
-        )
+        logits = out.logits[0, -n:]
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        self.forward_s += time.perf_counter() - started
+        return logits
 
 
 def choose(logits, config: SamplingConfig, coins: Coins) -> int:
@@ -165,6 +181,16 @@ class Stopper:
         return GenerationResult(
             self.tokens, data.decode("utf-8", errors="replace"), stats, self.stopped_by or "length"
         )
+
+
+def record_overhead(stats: SpecStats, started: float, forward_s: float, drafter_context=None) -> None:
+    """Time outside the forward passes (the algorithm's own per-step work), and how the
+    drafter's context was kept up to date (look-behind window vs full re-encodings)."""
+    stats.extra["forward_s"] = forward_s
+    stats.extra["overhead_s"] = time.perf_counter() - started - forward_s
+    if drafter_context is not None:
+        stats.extra["context_window_encodes"] = drafter_context.window_encodes
+        stats.extra["context_full_encodes"] = drafter_context.full_encodes
 
 
 def prompt_text(target_tok, prompt_ids) -> str:

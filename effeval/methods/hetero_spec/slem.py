@@ -19,8 +19,15 @@ from __future__ import annotations
 import time
 
 from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats
-from effeval.methods.hetero_spec.decoding import CachedLM, Stopper, as_coins, choose, prompt_text
-from effeval.methods.hetero_spec.vocab import Vocab, drafter_context
+from effeval.methods.hetero_spec.decoding import (
+    CachedLM,
+    Stopper,
+    as_coins,
+    choose,
+    prompt_text,
+    record_overhead,
+)
+from effeval.methods.hetero_spec.vocab import DrafterContext, Vocab
 
 
 def draft_text(drafter_lm: CachedLM, drafter_vocab: Vocab, context_ids: list[int], k: int) -> bytes:
@@ -53,10 +60,10 @@ def generate(
     t_vocab, d_vocab = Vocab.of(target_tok), Vocab.of(drafter_tok)
     stopper = Stopper(config, t_vocab)
     target_lm, drafter_lm = CachedLM(target), CachedLM(drafter)
-    prompt = prompt_text(target_tok, prompt_ids)
+    d_context = DrafterContext(d_vocab, prompt_text(target_tok, prompt_ids))
     ids = list(prompt_ids)
     while not stopper.done:
-        d_ids, pending = drafter_context(prompt, stopper.generated, d_vocab)
+        d_ids, pending = d_context.update(stopper.data)
         drafted = draft_text(drafter_lm, d_vocab, d_ids, num_draft_tokens)
         if pending and not drafted.startswith(pending):
             drafted = b""  # the drafter did not finish the pending character: nothing usable
@@ -76,4 +83,5 @@ def generate(
         stats.accepted += accepted
         stats.accepted_lengths.append(accepted)
     stats.target_calls, stats.drafter_calls = target_lm.calls, drafter_lm.calls
+    record_overhead(stats, started, target_lm.forward_s + drafter_lm.forward_s, d_context)
     return stopper.result(stats, started)

@@ -382,6 +382,7 @@ class _DrafterTree:
         self._phi: dict[tuple[tuple[int, ...], bytes], float] = {}
         self._q: dict[tuple[_Stream, int], float] = {}
         self.batches = 0
+        self.over_budget = False
 
     # -- conditionals
     def ensure(self, paths) -> None:
@@ -389,12 +390,10 @@ class _DrafterTree:
         if not missing:
             return
         if len(self.cond) + len(missing) > self.dec.max_dp_states:
-            raise ConfigError(
-                f"algorithm=slrs: the exact proposal probability needs more than max_dp_states="
-                f"{self.dec.max_dp_states} drafter states in one step (SLRS sums over every drafter "
-                "tokenization path; this pair/text is too ambiguous). Fix: raise max_dp_states, lower "
-                "num_draft_tokens, or use algorithm=tli/slem — SLRS is never approximated"
-            )
+            # A proposal already drawn must be verified with its exact q (stopping here would
+            # bias the emitted law), so this computation completes; the decoder then takes a
+            # target-only step for the next position (see SLRSDecoder.decode).
+            self.over_budget = True
         rows = self.dec.drafter_logits_fn([self.root + p for p in missing])
         self.batches += 1
         prevs = [p[-1] if p else None for p in missing]  # the root's own tokenization is not masked
@@ -594,8 +593,9 @@ class SLRSDecoder:
             out.append(_Cond(self.dv, None if ids is None else ids[j], pr / total))
         return out
 
-    def _round(self, context: list[int], chooser, budget: int) -> list[int]:
-        """One target pass: draft ≤ k proposals, verify, return the emitted tokens (≥ 1)."""
+    def _round(self, context: list[int], chooser, budget: int) -> tuple[list[int], bool]:
+        """One target pass: draft ≤ k proposals, verify; (emitted tokens (≥ 1), whether the exact
+        DP went over ``max_dp_states``)."""
         import torch
 
         root = tuple(self.drafter_root_fn(context))
@@ -651,7 +651,23 @@ class SLRSDecoder:
         ex["dp_states"] = ex.get("dp_states", 0) + len(tree.cond)
         ex["dp_states_max_per_step"] = max(ex.get("dp_states_max_per_step", 0), len(tree.cond))
         ex["drafter_batches"] = ex.get("drafter_batches", 0) + tree.batches
-        return out
+        if tree.over_budget:
+            ex["dp_budget_overruns"] = ex.get("dp_budget_overruns", 0) + 1
+        return out, tree.over_budget
+
+    def _target_only(self, context: list[int], chooser) -> int:
+        """One token from the target alone: the lossless step taken for the position after a
+        round whose exact DP went over ``max_dp_states`` (decided from the history only, before
+        any drafter randomness of this position, so the emitted law stays the target's)."""
+        import torch
+
+        row = self.target_logits_fn(context, [])[0]
+        self.stats.target_calls += 1
+        ex = self.stats.extra
+        ex["dp_budget_fallbacks"] = ex.get("dp_budget_fallbacks", 0) + 1
+        if self.config.do_sample:
+            return chooser.categorical(target_probs(row.detach().to("cpu"), self.config))
+        return int(torch.argmax(row))
 
     def decode(self, prompt_ids: Sequence[int], chooser, max_new_tokens: int, push=None) -> list[int]:
         """Generate up to ``max_new_tokens`` tokens. ``push(token) -> bool`` (e.g. a Stopper's)
@@ -659,8 +675,15 @@ class SLRSDecoder:
         generation ends at EOS. Returns the emitted tokens (a final EOS included)."""
         context = list(prompt_ids)
         generated: list[int] = []
+        over_budget = False
         while len(generated) < max_new_tokens:
-            for tok in self._round(context + generated, chooser, max_new_tokens - len(generated)):
+            if over_budget:
+                emitted, over_budget = [self._target_only(context + generated, chooser)], False
+            else:
+                emitted, over_budget = self._round(
+                    context + generated, chooser, max_new_tokens - len(generated)
+                )
+            for tok in emitted:
                 generated.append(tok)
                 if push(tok) if push is not None else tok in self._eos:
                     return generated
@@ -696,11 +719,14 @@ def exact_output_law(
     drafter_top_k: int = 0,
     canonical_pairs: bool = True,
     decoder_cls: type = SLRSDecoder,
+    reuse_trees: bool = True,
 ) -> dict[tuple[int, ...], float]:
     """EXACT law of the first ``n_tokens`` emitted by SLRS (tuples; shorter when EOS comes first),
     by enumerating every random choice of the real decoding loop on small, known models:
     ``target_prob_fn(context ids) -> probs over target ids`` (raw; ``config`` processes them like
-    real logits), ``drafter_prob_fn(drafter ids) -> probs over drafter ids``."""
+    real logits), ``drafter_prob_fn(drafter ids) -> probs over drafter ids``. ``reuse_trees``
+    shares each round's drafter conditionals across the replays (fast); the DP budget then counts
+    the states of all replays together, so a law that exercises ``max_dp_states`` passes False."""
     import torch
 
     config = config or SamplingConfig(do_sample=True)
@@ -733,7 +759,7 @@ def exact_output_law(
         drafter_top_k=drafter_top_k,
         canonical_pairs=canonical_pairs,
     )
-    dec.tree_cache = {}
+    dec.tree_cache = {} if reuse_trees else None
 
     def run(chooser):
         return tuple(dec.decode(list(prompt), chooser, n_tokens))
@@ -828,8 +854,8 @@ def generate(
     """SLRS decoding of one prompt with transformers models (batch size 1)."""
     import torch
 
-    from .decoding import CachedLM, Stopper
-    from .vocab import Vocab
+    from .decoding import CachedLM, Stopper, prompt_text, record_overhead
+    from .vocab import DrafterContext, Vocab
 
     started = time.perf_counter()
     stats = SpecStats()
@@ -848,17 +874,20 @@ def generate(
         # KV-cached like AR/SLEM/TLI (the cache is cropped back after rejections).
         return target_lm.next_logits(list(context) + list(proposals), len(proposals) + 1).cpu()
 
+    # The drafter sees the context as its own tokenizer writes it (any deterministic choice keeps
+    # SLRS exact; this one keeps the drafter in distribution), updated per round from the new
+    # target tokens' bytes with a look-behind window instead of re-encoding the whole context.
+    d_context = DrafterContext(Vocab.of(drafter_tok), prompt_text(target_tok, prompt_ids))
+    t_bytes = Vocab.of(target_tok).bytes
+    seen = {"tokens": len(prompt_ids), "data": bytearray()}
+
     def drafter_root(context):
-        # The drafter sees the context as its own tokenizer writes it (any deterministic choice
-        # keeps SLRS exact; this one keeps the drafter in distribution).
-        text = target_tok.decode(list(context), skip_special_tokens=True)
-        ids = drafter_tok(text, add_special_tokens=True)["input_ids"] if text else []
-        if not ids:
-            start_id = (
-                drafter_tok.bos_token_id if drafter_tok.bos_token_id is not None else (d_eos or (0,))[0]
-            )
-            ids = [start_id]
-        return tuple(int(i) for i in ids)
+        for token in context[seen["tokens"] :]:
+            seen["data"] += (t_bytes[token] if 0 <= token < len(t_bytes) else None) or b""
+        seen["tokens"] = len(context)
+        return tuple(d_context.update(seen["data"])[0])
+
+    batch_forward = {"s": 0.0}
 
     def drafter_logits(seqs):
         if len(seqs) == 1:  # drafting along one path: KV cache, cropped where the path changes
@@ -873,7 +902,9 @@ def generate(
             for j in range(0, len(idxs), drafter_batch_size):
                 chunk = idxs[j : j + drafter_batch_size]
                 ids = torch.tensor([list(seqs[i]) for i in chunk], device=d_dev)
+                batch_started = time.perf_counter()
                 rows = _forward_last_logits(drafter, ids, 1)[:, -1].cpu()
+                batch_forward["s"] += time.perf_counter() - batch_started
                 stats.drafter_calls += 1
                 for i, row in zip(chunk, rows):
                     out[i] = row
@@ -894,6 +925,8 @@ def generate(
     )
     dec.decode(prompt_ids, _as_chooser(generator), config.max_new_tokens, push=stopper.push)
     stats.target_calls = target_lm.calls
+    forward_s = target_lm.forward_s + drafter_lm.forward_s + batch_forward["s"]
+    record_overhead(stats, started, forward_s, d_context)
     rounds = len(stats.accepted_lengths)
     if rounds:
         stats.extra["dp_states_per_step"] = stats.extra.get("dp_states", 0) / rounds

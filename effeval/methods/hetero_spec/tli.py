@@ -19,8 +19,15 @@ import time
 
 from effeval.errors import ConfigError
 from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats, target_probs
-from effeval.methods.hetero_spec.decoding import CachedLM, Stopper, as_coins, choose, prompt_text
-from effeval.methods.hetero_spec.vocab import Intersection, Vocab, drafter_context
+from effeval.methods.hetero_spec.decoding import (
+    CachedLM,
+    Stopper,
+    as_coins,
+    choose,
+    prompt_text,
+    record_overhead,
+)
+from effeval.methods.hetero_spec.vocab import DrafterContext, Intersection, Vocab
 
 
 def shared_vocabulary(target_tok, drafter_tok) -> Intersection:
@@ -76,11 +83,12 @@ def generate(
     inter = shared_vocabulary(target_tok, drafter_tok)
     stopper = Stopper(config, t_vocab)
     target_lm, drafter_lm = CachedLM(target), CachedLM(drafter)
-    prompt = prompt_text(target_tok, prompt_ids)
+    d_context = DrafterContext(d_vocab, prompt_text(target_tok, prompt_ids))
     ids = list(prompt_ids)
     target_size = logits_size(target)
     while not stopper.done:
-        d_ids, pending = drafter_context(prompt, stopper.generated, d_vocab)
+        d_ids, pending = d_context.update(stopper.data)
+        d_ids = list(d_ids)  # extended with this step's draft below; the context keeps its own
         draft: list[int] = []
         proposals = []
         if not pending:
@@ -120,6 +128,7 @@ def generate(
         stats.accepted += accepted
         stats.accepted_lengths.append(accepted)
     stats.target_calls, stats.drafter_calls = target_lm.calls, drafter_lm.calls
+    record_overhead(stats, started, target_lm.forward_s + drafter_lm.forward_s, d_context)
     stats.extra["shared_tokens"] = len(inter)
     return stopper.result(stats, started)
 

@@ -75,10 +75,22 @@ class Vocab:
     def __len__(self) -> int:
         return len(self.bytes)
 
+    @property
+    def adds_dummy_prefix(self) -> bool:
+        """Whether encoding text prepends a space (SentencePiece's dummy prefix ``▁``)."""
+        cached = getattr(self, "_dummy_prefix", None)
+        if cached is None:
+            ids = self.encode_text("a", add_special_tokens=False)
+            cached = self._dummy_prefix = self.ids_bytes(ids) == b" a"
+        return cached
+
     def token_string(self, idx: int) -> str | None:
         """Normalised token string (family-independent): its bytes as text, ``None`` for control tokens."""
         data = self.bytes[idx] if 0 <= idx < len(self.bytes) else None
         return None if data is None else data.decode("utf-8", errors="backslashreplace")
+
+    def bytes_of(self, idx: int) -> bytes | None:
+        return self.bytes[idx] if 0 <= idx < len(self.bytes) else None
 
     def ids_bytes(self, ids) -> bytes:
         return b"".join(self.bytes[i] or b"" for i in ids if 0 <= i < len(self.bytes))
@@ -206,8 +218,9 @@ class Intersection:
 
 
 def drafter_context(prompt_text: str, generated: bytes, drafter: Vocab) -> tuple[list[int], bytes]:
-    """Drafter token ids for ``prompt_text + generated`` and the pending incomplete UTF-8 bytes
-    (which a draft must start with to be usable)."""
+    """Drafter token ids for ``prompt_text + generated`` by encoding all of it, and the pending
+    incomplete UTF-8 bytes (which a draft must start with to be usable). O(context): the
+    reference ``DrafterContext`` is checked against, and its fallback."""
     complete, pending = split_utf8_tail(generated)
     text = prompt_text + complete.decode("utf-8", errors="replace")
     ids = drafter.encode_text(text, add_special_tokens=True)
@@ -215,3 +228,99 @@ def drafter_context(prompt_text: str, generated: bytes, drafter: Vocab) -> tuple
         bos = getattr(drafter.tokenizer, "bos_token_id", None)
         ids = [bos if bos is not None else (drafter.eos_id or 0)]
     return ids, pending
+
+
+LOOK_BEHIND = 8  # drafter tokens re-tokenized together with the new text
+ANCHOR = 2  # leading tokens of that window that must come out unchanged
+
+
+class DrafterContext:
+    """The drafter's token ids for ``prompt_text + generated``, kept up to date per step in
+    O(new text) instead of re-encoding the whole context (``drafter_context``).
+
+    Each update re-tokenizes only a look-behind window: the last ``LOOK_BEHIND`` drafter tokens'
+    text plus the new text, and splices the result in place of the window. The splice is used
+    only when it is verifiably consistent: the window's first ``ANCHOR`` tokens come out unchanged
+    (so no merge reached back across the window's start) and the new ids spell exactly the
+    window's bytes plus the new text. Tokenizers that prepend a dummy ``▁`` (SentencePiece) get a
+    window that starts at a token beginning with a space, written without it, so the dummy prefix
+    recreates it. Anything else (normalising tokenizers, a failed check, a short context) falls back
+    to encoding everything, so the ids are those of ``drafter_context`` whenever the tokenizer's
+    merges are local; ``tests/methods/hetero_spec/test_drafter_context.py`` checks equality step
+    by step on real tokenizers. Any deterministic drafter context keeps every algorithm lossless;
+    equality only keeps the drafter in distribution."""
+
+    def __init__(self, drafter: Vocab, prompt_text: str):
+        self.vocab = drafter
+        self.parts = [prompt_text]
+        self.consumed = 0  # bytes of the generated text already in ``ids``
+        self.full_encodes = 0
+        self.window_encodes = 0
+        self.ids: list[int] = []
+        self._encode_all()
+        self.fixed = 0  # leading control tokens (BOS) the window never reaches
+        while self.fixed < len(self.ids) and not drafter.bytes_of(self.ids[self.fixed]):
+            self.fixed += 1
+        self.dummy_prefix = drafter.adds_dummy_prefix
+        # Incremental updates need the tokens to spell the text back (no normalisation).
+        body = drafter.ids_bytes(self.ids[self.fixed :])
+        text = prompt_text.encode("utf-8")
+        self.incremental = body == text or (self.dummy_prefix and body == b" " + text)
+
+    def _encode_all(self) -> None:
+        ids, _ = drafter_context("".join(self.parts), b"", self.vocab)
+        self.ids = ids
+        self.full_encodes += 1
+
+    def update(self, generated: bytes) -> tuple[list[int], bytes]:
+        """(drafter ids of prompt + the complete part of ``generated``, pending bytes).
+        ``generated`` (bytes or bytearray) only ever grows between calls: the emitted text."""
+        # Only the bytes after the last complete character seen so far are looked at.
+        complete, pending = split_utf8_tail(bytes(generated[self.consumed :]))
+        if complete:
+            new = complete.decode("utf-8", errors="replace")
+            self.consumed += len(complete)
+            self.parts.append(new)
+            if not (self.incremental and self._splice(new)):
+                self._encode_all()
+        return self.ids, pending
+
+    def _window_start(self) -> int | None:
+        start = len(self.ids) - LOOK_BEHIND
+        if not self.dummy_prefix:
+            return start if start >= self.fixed + ANCHOR else None
+        data = self.vocab.bytes
+        for s in range(start, max(self.fixed, start - 4 * LOOK_BEHIND) - 1, -1):
+            if s < self.fixed:
+                break
+            # A space then a non-space: the dummy prefix writes back exactly that token's
+            # start (a run of spaces would merge differently once shortened by one).
+            piece = data[self.ids[s]] or b""
+            if piece[:1] == b" " and piece[1:2] not in (b"", b" "):
+                return s
+        return None
+
+    def _splice(self, new: str) -> bool:
+        start = self._window_start()
+        if start is None:
+            return False
+        vocab = self.vocab
+        window = self.ids[start:]
+        window_bytes = vocab.ids_bytes(window)
+        try:
+            window_text = window_bytes.decode("utf-8")
+        except UnicodeDecodeError:  # the window starts inside a character
+            return False
+        if self.dummy_prefix:
+            window_text = window_text[1:]  # the tokenizer's dummy prefix writes this space back
+        enc = vocab.encode_text(window_text + new, add_special_tokens=False)
+        anchor = min(ANCHOR, len(window))
+        if enc[:anchor] != window[:anchor]:
+            return False
+        if vocab.ids_bytes(enc) != window_bytes + new.encode("utf-8"):
+            return False
+        if any(i >= len(vocab.bytes) or vocab.bytes[i] is None for i in enc):
+            return False
+        self.ids = self.ids[:start] + enc
+        self.window_encodes += 1
+        return True

@@ -167,7 +167,7 @@ def test_exact_check_catches_a_q_that_misses_drafter_paths(monkeypatch):
 # ----------------------------------------------------------------------------- sampling
 
 
-def sample_two_tokens(pair, n, seed, k=2):
+def sample_two_tokens(pair, n, seed, k=2, max_dp_states=slrs.DEFAULT_MAX_DP_STATES):
     target_fn, drafter_fn = models(pair)
     tb, db = PAIRS[pair]
     config = CONFIGS["T=1"]
@@ -191,8 +191,11 @@ def sample_two_tokens(pair, n, seed, k=2):
         num_draft_tokens=k,
         drafter_top_k=0,
         canonical_pairs=False,  # non-canonical drafter paths have mass: q must count them
+        max_dp_states=max_dp_states,
     )
-    dec.tree_cache = {}  # conditionals are deterministic per drafter root: reuse them across samples
+    dec.tree_cache = (
+        {} if max_dp_states == slrs.DEFAULT_MAX_DP_STATES else None
+    )  # conditionals are deterministic per drafter root: reuse them across samples
     chooser = slrs._SamplingChooser(torch.Generator().manual_seed(seed))
     counts = {}
     for _ in range(n):
@@ -242,12 +245,40 @@ def test_refuses_target_without_every_drafter_byte():
         slrs.exact_output_law(lambda c: [0.2, 0.4, 0.4], lambda s: [0.1, 0.5, 0.4], tb, db, eos_ids=(EOS,))
 
 
-def test_refuses_when_the_exact_dp_exceeds_its_budget():
+def _budget_law(n_tokens=2):
     target_fn, drafter_fn = models("mixed")
-    with pytest.raises(ConfigError, match=r"max_dp_states=2.*never approximated"):
-        slrs.exact_output_law(
-            target_fn, drafter_fn, *MIXED, eos_ids=(EOS,), drafter_eos_ids=(EOS,), max_dp_states=2
-        )
+    return slrs.exact_output_law(
+        target_fn,
+        drafter_fn,
+        *MIXED,
+        n_tokens=n_tokens,
+        num_draft_tokens=2,
+        eos_ids=(EOS,),
+        drafter_eos_ids=(EOS,),
+        max_dp_states=2,
+        reuse_trees=False,
+    )
+
+
+def test_over_the_dp_budget_falls_back_to_an_exact_target_only_step():
+    """max_dp_states=2: every round's exact DP goes over it, so the next position is a
+    target-only step; the law of two tokens stays exactly the target's, and the fallback is
+    counted. Shown able to fail below (a fallback that takes the argmax)."""
+    law = _budget_law()
+    assert max_diff(law, target_law(models("mixed")[0], CONFIGS["T=1"], 2)) < 1e-9
+    stats = sample_two_tokens("mixed", 5, seed=1, max_dp_states=2)[1]
+    assert stats.extra["dp_budget_overruns"] > 0 and stats.extra["dp_budget_fallbacks"] > 0
+
+
+def test_budget_check_catches_a_biased_fallback(monkeypatch):
+    import torch as _torch
+
+    def argmax_fallback(self, context, chooser):  # WRONG: not a sample of the target's law
+        self.stats.extra["dp_budget_fallbacks"] = self.stats.extra.get("dp_budget_fallbacks", 0) + 1
+        return int(_torch.argmax(self.target_logits_fn(context, [])[0]))
+
+    monkeypatch.setattr(slrs.SLRSDecoder, "_target_only", argmax_fallback)
+    assert max_diff(_budget_law(), target_law(models("mixed")[0], CONFIGS["T=1"], 2)) > 1e-3
 
 
 @pytest.mark.parametrize(
