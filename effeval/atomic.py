@@ -154,3 +154,14 @@ def check_output_file(path: str | os.PathLike, argument: str = "--out") -> Path:
         )
     check_output_dir(path.parent, argument)
     return path
+
+
+def check_not_input(
+    out: str | os.PathLike, source: str | os.PathLike, argument: str, source_argument: str
+) -> None:
+    """Writing the output into the input folder would overwrite the model being read."""
+    if Path(os.path.expanduser(str(out))).resolve() == Path(os.path.expanduser(str(source))).resolve():
+        raise ConfigError(
+            f"{argument}: {str(out)!r} is the {source_argument} folder itself; writing there would "
+            f"overwrite the input model. Fix: pass a new folder for {argument}"
+        )

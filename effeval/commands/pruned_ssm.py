@@ -46,9 +46,10 @@ def run(args) -> int:
     from effeval.models.base import check_pretrained, resolve_device
 
     spec = build(PruneSpec, vars(args)).validated()
-    from effeval.atomic import check_output_dir
+    from effeval.atomic import check_not_input, check_output_dir
 
     check_output_dir(args.out)  # before loading and pruning, not after
+    check_not_input(args.out, args.model, "--out", "--model")
     path = check_pretrained(args.model, "--model", "effeval pruned-ssm")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

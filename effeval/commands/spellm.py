@@ -32,10 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if args.cmd == "coverage":
         return _coverage(args)
-    from effeval.atomic import check_output_dir
+    from effeval.atomic import check_not_input, check_output_dir
     from effeval.methods.spellm.distill import DistillConfig, distill
 
     check_output_dir(args.out)  # before loading the teacher and training, not after
+    check_not_input(args.out, args.base, "--out", "--base")
 
     cfg = build(DistillConfig, vars(args))
     from effeval.zoo.corpus import texts_for

@@ -215,6 +215,7 @@ PRUNE_CASES = [
     ("--out is a file", ["--out", "{file}"], "--out"),
     ("--out under a file", ["--out", "{under_file}"], "--out"),
     ("--out unwritable", ["--out", "{unwritable}"], "--out"),
+    ("--out is the --model folder", ["--out", "{mamba}"], "--out"),
     ("--model corrupt config.json", ["--model", "{mamba_bad_config}"], "--model"),
     ("--model truncated safetensors", ["--model", "{mamba_truncated}"], "--model"),
     ("--model missing", ["--model", "{root}/nowhere"], "effeval pruned-ssm model_args '--model'"),
@@ -250,6 +251,7 @@ def test_pruned_ssm_cli(case, bad, capsys):
 SPELLM_CASES = [
     ("distill --out is a file", ["distill", "--base", "{llama}", "--out", "{file}"], "--out"),
     ("distill --out unwritable", ["distill", "--base", "{llama}", "--out", "{unwritable}"], "--out"),
+    ("distill --out is the --base folder", ["distill", "--base", "{llama}", "--out", "{llama}"], "--out"),
     (
         "distill --data binary",
         ["distill", "--base", "{llama}", "--out", "{root}/sp1", "--data", "{binary}"],
