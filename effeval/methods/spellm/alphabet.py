@@ -226,13 +226,13 @@ class CharCodec:
         for b in self.token_bytes:
             if b is None:
                 continue
+            fit_bytes += len(b) <= self.k  # bytes spell every token, partial UTF-8 included
             try:
                 text = b.decode("utf-8")
             except UnicodeDecodeError:
                 partial += 1  # a partial UTF-8 sequence: no character string exists
                 continue
             chars.update(text)
-            fit_bytes += len(b) <= self.k
             fit_chars += len(text) <= self.k
             if any(ord(c) > 127 for c in text):
                 non_ascii += 1
