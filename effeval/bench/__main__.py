@@ -18,6 +18,7 @@ BENCHES: Registry[Callable[[list[str]], int]] = Registry(
         "spellm": "effeval.bench.spellm:main",
         "pruned-ssm": "effeval.bench.pruned_ssm:main",
         "image": "effeval.bench.image:main",
+        "image-shapes": "effeval.bench.image_shapes:main",
         "overhead": "effeval.bench.overhead:main",
         "real": "effeval.bench.real:main",
     },

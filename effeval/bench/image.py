@@ -130,9 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     if scorer_rows:
         print()
         print_table(scorer_rows, ["scorer", "images_per_s", "images_per_call"])
+    from effeval.bench.common import bench_dir
+
+    previous = bench_dir() / "image.json"
+    # the shapes experiment (python -m effeval.bench image-shapes) lives in the same file: keep it
+    kept = {}
+    if previous.is_file():
+        import json
+
+        kept = {k: v for k, v in json.loads(previous.read_text()).items() if k == "shapes"}
     write_bench(
         "image",
         {
+            **kept,
             "description": "images/s of the stock diffusers call vs each intervention through prompt_embeds (ratio = "
             "intervention / stock, measured side by side); scorer throughput on the tiny zoo evaluators",
             "settings": {

@@ -33,11 +33,12 @@ TRAIN_CONTEXT = 24  # captions are <= 20 tokens; the text tower is causal, so la
 # change earlier ones and training on the first 24 positions is exact for them
 VAE_STEPS, VAE_BATCH = 800, 16
 UNET_STEPS, UNET_BATCH = 20000, 32
-JUDGE_STEPS, JUDGE_BATCH = 1500, 32
+JUDGE_STEPS, JUDGE_BATCH = 450, 32
 POOL = 8000
+SD_POOL = 3000  # the first 3000 of the CLIP pool (same draws): rendering costs CPU too
 # CPU-time bounds (one thread): the machine these were built on gave each build ~1/4 of a core
-VAE_CPU_S = 150.0
-UNET_CPU_S = 480.0
+VAE_CPU_S = 45.0
+UNET_CPU_S = 130.0
 PAD_TOKEN = "!"  # id 0: open_clip pads with 0, so the HF tokenizer pads with the same id
 
 
@@ -65,6 +66,13 @@ class _Pool:
         self.captions = [caption(s) for s in self.scenes]
         self.pixels = images_tensor([render(s) for s in self.scenes])
         self.rng = random.Random(seed + 1)
+
+    @staticmethod
+    def captions_only(n: int, seed: int, split: str = "train") -> list[str]:
+        """The captions of ``_Pool(n, seed, split)`` without rendering (same random draws)."""
+        from effeval.image.shapes.world import caption
+
+        return [caption(s) for s in _scenes(random.Random(seed), n, split)]
 
     def batch(self, n: int):
         idx = [self.rng.randrange(len(self.scenes)) for _ in range(n)]
@@ -357,7 +365,7 @@ def train_unet(
 def build_shapes_sd(
     out: Path,
     clip_dir: Path,
-    pool_size: int = POOL,
+    pool_size: int = SD_POOL,
     unet_steps: int = UNET_STEPS,
     time_limit_s: float | None = UNET_CPU_S,
 ) -> dict:
@@ -419,7 +427,7 @@ def train_judge(out: Path, steps: int = JUDGE_STEPS) -> dict:
     from effeval.image.shapes.judge import cell_labels, cells_of, make_judge
 
     _threads()
-    pool = _Pool(6000, SEED + 20, split="any")
+    pool = _Pool(3000, SEED + 20, split="any")
     labels = cell_labels(pool.scenes)
     torch.manual_seed(SEED + 21)
     judge = make_judge()
@@ -445,7 +453,7 @@ def train_judge(out: Path, steps: int = JUDGE_STEPS) -> dict:
         "steps": steps,
         "batch": JUDGE_BATCH,
         "cpu_s": round(time.process_time() - start, 1),
-        "pool": 6000,
+        "pool": len(pool.scenes),
         "final_loss": loss.item(),
     }
 

@@ -160,3 +160,35 @@ def test_question_text_forms_parse_to_specs():
     }
     with pytest.raises(ConfigError, match=r"^--scorers judge: question 'Is the cat red\?' .* Fix: "):
         question_spec({"text": "Is the cat red?"})
+
+
+def test_open_clip_text_tower_converts_to_the_same_clip_text_model(tmp_path):
+    """The generator's text encoder is shapes-clip's text tower as a transformers CLIPTextModel:
+    same token ids (open_clip's tokenizer vs the CLIP BPE tokenizer padded with id 0) and the same
+    last hidden state at every position. Able to fail: quick_gelu instead of exact GELU, or q/k
+    swapped in the split of in_proj, moves the states by > 1e-3."""
+    import open_clip
+    import torch
+    from transformers import CLIPTokenizer
+
+    from effeval.zoo.image_pipelines import write_clip_tokenizer
+    from effeval.zoo.shapes import CLIP_CFG, PAD_TOKEN, encode_text_prefix, open_clip_text_to_hf
+
+    torch.manual_seed(0)
+    model = open_clip.CLIP(**CLIP_CFG).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # not the init's symmetric values
+    write_clip_tokenizer(tmp_path, pad_token=PAD_TOKEN)
+    tok = CLIPTokenizer.from_pretrained(str(tmp_path))
+    hf = open_clip_text_to_hf(model, tok)
+    caps = ["a red circle and a striped blue square", "two dotted yellow triangles"]
+    ids = open_clip.get_tokenizer("ViT-B-32")(caps)
+    assert torch.equal(ids, tok(caps, padding="max_length", max_length=77, return_tensors="pt").input_ids)
+    with torch.no_grad():
+        x = model.token_embedding(ids) + model.positional_embedding
+        ours = model.ln_final(model.transformer(x, attn_mask=model.attn_mask))
+        theirs = hf(ids)[0]
+        assert torch.allclose(ours, theirs, atol=1e-5)
+        # training reads only the first 24 positions: exact for them (the tower is causal)
+        assert torch.allclose(encode_text_prefix(model, ids[:, :24]), model.encode_text(ids), atol=1e-5)
