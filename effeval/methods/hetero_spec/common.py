@@ -21,7 +21,8 @@ from typing import Any
 
 from effeval.byte_level import unicode_to_bytes
 
-_BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
+# SentencePiece byte-fallback pieces ``<0xNN>`` (the one definition; vocab.py and slrs.py use it).
+BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 
 def tokenizer_family(tokenizer) -> str:
@@ -69,7 +70,7 @@ def token_bytes(tokenizer) -> list[bytes | None]:
         if idx in special:
             continue
         if family == "sentencepiece":
-            m = _BYTE_FALLBACK.match(piece)
+            m = BYTE_FALLBACK.match(piece)
             out[idx] = bytes([int(m.group(1), 16)]) if m else piece.replace("▁", " ").encode("utf-8")
         else:
             try:

@@ -44,14 +44,13 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from effeval.errors import ConfigError
 
-from .common import GenerationResult, SamplingConfig, SpecStats, target_probs, token_bytes
+from .common import BYTE_FALLBACK, GenerationResult, SamplingConfig, SpecStats, target_probs, token_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +59,6 @@ DEFAULT_MAX_DP_STATES = 2048
 # is still exact (q is computed from the same truncated law) and most drafter paths get
 # probability 0, which prunes the exact DP by orders of magnitude. 0 = the full distribution.
 DEFAULT_DRAFTER_TOP_K = 50
-_BYTE_FALLBACK_PIECE = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 
 
 # ----------------------------------------------------------------------------- vocabularies
@@ -808,7 +806,7 @@ def _vocab_for(tokenizer, kind: str, size: int, eos_ids: tuple[int, ...]):
     if key not in cache:
         tb = token_bytes(tokenizer)
         if kind == "target":
-            fallback = {i for piece, i in tokenizer.get_vocab().items() if _BYTE_FALLBACK_PIECE.match(piece)}
+            fallback = {i for piece, i in tokenizer.get_vocab().items() if BYTE_FALLBACK.match(piece)}
             cache[key] = TargetVocab(tb, eos_ids, size, deprioritised=fallback)
         else:
             cache[key] = DrafterVocab(tb, eos_ids, size)

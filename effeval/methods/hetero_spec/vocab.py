@@ -14,12 +14,10 @@ of a continuation decoded alone, and a token may be a partial UTF-8 sequence.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from effeval.methods.hetero_spec.common import token_bytes, tokenizer_family
+from effeval.methods.hetero_spec.common import BYTE_FALLBACK, token_bytes, tokenizer_family
 
-_BYTE_FALLBACK = re.compile(r"^<0x[0-9A-Fa-f]{2}>$")
 _CONTEXT_TOKENS = 8  # target tokens of context re-tokenized together with a draft
 
 
@@ -53,8 +51,8 @@ class Vocab:
             # Two ids for one byte string (SentencePiece "A" and "<0x41>"): the ordinary piece is
             # the one the tokenizer itself produces, so it is the canonical id.
             if old is None or (
-                _BYTE_FALLBACK.match(pieces.get(old, "") or "")
-                and not _BYTE_FALLBACK.match(pieces.get(idx, "") or "")
+                BYTE_FALLBACK.match(pieces.get(old, "") or "")
+                and not BYTE_FALLBACK.match(pieces.get(idx, "") or "")
             ):
                 self.by_bytes[data] = idx
         self.max_token_len = max((len(b) for b in self.by_bytes), default=1)
