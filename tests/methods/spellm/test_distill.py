@@ -38,7 +38,7 @@ def _small(base, out, **kw):
 @pytest.fixture(scope="module")
 def distilled(zoo_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("distill") / "spellm"
-    # the DEFAULT recipe (argmax-token targets). It is shown able to fail: target_temperature=1
+    # the DEFAULT recipe (target temperature 0.5). It is shown able to fail: target_temperature=1
     # (the former default) reached 0.137 here, below the 0.309 majority baseline (docs/spellm.md).
     summary = distill(_small(zoo_path("mamba2-sp", trained=True), out))
     return summary, out
