@@ -1,10 +1,14 @@
-"""``make demo`` / ``python -m effeval.demo``: the main job, offline, on the tiny zoo.
+"""``make demo`` / ``python -m effeval.demo``: the main job, offline, on real models and data.
 
-Builds the zoo, runs the stock ``lm_eval`` CLI with ``--model hf`` and every ``effeval-*``
-wrapper on offline tasks, converts each run to effeval JSON under ``results/demo/`` (validated),
-and prints one table of quality and cost. Each method contributes one step in its own module:
-``STEPS`` maps each step's name to ``"module:function"``; a step function takes a ``DemoContext`` and returns the
-effeval JSON paths it wrote.
+By default on the zoo's real tier (SmolLM2-135M, Gemma 3 270M; ``effeval.zoo.real``) and small
+slices of the real-data tasks (``task_configs/real/``): runs the stock ``lm_eval`` CLI with
+``--model hf`` and every ``effeval-*`` wrapper, converts each run to effeval JSON under
+``results/demo/`` (validated), and prints one table of quality and cost. ``--tier random`` (or
+``EFFEVAL_DEMO_TIER=random``) runs the tiny random zoo on the offline twins instead (seconds, but
+its scores mean nothing); the demo falls back to it, with a notice, when the real tier is not
+installed. ``REAL_STEPS`` / ``STEPS`` map each step's name to ``"module:function"``; a step
+function takes a ``DemoContext`` and returns the effeval JSON paths it wrote. A failing step is
+reported and the others still run (the demo then exits 1).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +39,23 @@ STEPS: Registry[Callable[[DemoContext], list[Path]]] = Registry(
         "short-mk": "effeval.commands.demo_steps:short_mk",
         "spellm": "effeval.commands.demo_steps:spellm",
         "pruned-ssm": "effeval.commands.demo_steps:pruned_ssm",
+        "image": "effeval.image.demo:run",
+        "leaderboard": "effeval.results.leaderboard:demo_step",
+    },
+    argument="--only",
+)
+
+# The default tier: real models on real data (the image step has no real weights to use: its
+# pipeline is the tiny random one, labelled as such in the table).
+REAL_STEPS: Registry[Callable[[DemoContext], list[Path]]] = Registry(
+    "demo step",
+    {
+        "zoo": "effeval.commands.demo_real:zoo",
+        "hf-baseline": "effeval.commands.demo_real:hf_baseline",
+        "hetero-spec": "effeval.commands.demo_real:hetero_spec",
+        "pruned-ssm": "effeval.commands.demo_real:pruned",
+        "short-mk": "effeval.commands.demo_real:short_mk",
+        "spellm": "effeval.commands.demo_real:spellm",
         "image": "effeval.image.demo:run",
         "leaderboard": "effeval.results.leaderboard:demo_step",
     },
@@ -117,6 +139,8 @@ def hf_baseline_step(ctx: DemoContext) -> list[Path]:
 
 
 def _summary_rows(paths: list[Path]) -> list[dict]:
+    from effeval.results.formatting import format_number
+
     rows = []
     for path in paths:
         data = json.loads(path.read_text())
@@ -139,21 +163,29 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
                 named[:1] or [m for m, v in metrics.items() if isinstance(v.get("value"), (int, float))][:1]
             )
             for metric in pick:
-                scores.append(f"{task.replace('effeval_', '')}:{metric}={metrics[metric]['value']:.3g}")
+                value = metrics[metric]["value"]
+                stderr = metrics[metric].get("stderr")
+                spread = (
+                    f"±{format_number(stderr, 2)}" if isinstance(stderr, (int, float)) and stderr > 0 else ""
+                )
+                name = task.replace("effeval_real_", "").replace("effeval_", "")
+                scores.append(f"{name}:{metric}={format_number(value, 3)}{spread}")
         eff = data.get("efficiency", {})
         cost = [f"wall={eff['wall_time_s']:.1f}s"] if isinstance(eff.get("wall_time_s"), (int, float)) else []
         for key in (
             "tokens_per_s",
             "acceptance_rate",
+            "speedup",
             "global_sparsity",
             "thinking_tokens_saved_ratio",
             "head_vs_projection_params",
         ):
             if isinstance(eff.get(key), (int, float)):
-                cost.append(f"{key}={eff[key]:.3g}")
+                cost.append(f"{key}={format_number(eff[key], 3)}")
         rows.append(
             {
-                "run": data["run_id"],
+                "run": data["run_id"].removeprefix("demo__"),
+                "model": data.get("model", {}).get("name", ""),
                 "method": data["method"]["name"],
                 "quality": " ".join(scores[:4]),
                 "cost": " ".join(cost),
@@ -167,26 +199,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", default="results/demo", help="where effeval JSON goes (default results/demo)"
     )
     parser.add_argument(
-        "--trained", action="store_true", help="use the briefly trained zoo (slower to build)"
+        "--tier",
+        choices=["real", "random"],
+        default=os.environ.get("EFFEVAL_DEMO_TIER") or "real",
+        help="real: SmolLM2 / Gemma 3 on real-data slices (default; env EFFEVAL_DEMO_TIER); "
+        "random: the tiny random zoo on offline twins (fast, meaningless scores)",
+    )
+    parser.add_argument(
+        "--trained", action="store_true", help="random tier: use the briefly trained zoo (slower to build)"
     )
     parser.add_argument("--limit", type=int, default=None, help="documents per task (default: all)")
     parser.add_argument("--only", default=None, help=f"comma-separated step names to run ({','.join(STEPS)})")
 
 
+def choose_tier(requested: str) -> str:
+    """``requested``, or "random" with a notice when the real tier is not installed here."""
+    if requested != "real":
+        return requested
+    from effeval.commands.demo_real import real_tier_problem
+
+    problem = real_tier_problem()
+    if problem is None:
+        return "real"
+    print(
+        "NOTICE: the real tier (SmolLM2-135M, Gemma 3 270M) is not installed, so this demo runs the "
+        "tiny RANDOM zoo: its scores mean nothing.\n"
+        f"NOTICE: {problem}",
+        flush=True,
+    )
+    return "random"
+
+
 def run(args: argparse.Namespace) -> int:
+    tier = choose_tier(args.tier)
+    registry = REAL_STEPS if tier == "real" else STEPS
     ctx = DemoContext(out_dir=Path(args.out), trained=args.trained, limit=args.limit)
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(STEPS)
-    unknown = [s for s in only if s not in STEPS]
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(registry)
+    unknown = [s for s in only if s not in registry]
     if unknown:
-        raise STEPS.unknown_error(unknown[0])
-    steps = [s for s in STEPS if s in only]
+        raise registry.unknown_error(unknown[0])
+    steps = [s for s in registry if s in only]
+    print(f"demo: {tier} tier, steps {', '.join(steps)}", flush=True)
     total = time.perf_counter()
+    failed: dict[str, str] = {}
     for i, name in enumerate(steps, 1):
-        fn = STEPS.load(name)
+        fn = registry.load(name)
         print(f"[{i}/{len(steps)}] {name} ...", flush=True)
         start = time.perf_counter()
-        fn(ctx)
+        try:
+            fn(ctx)
+        except Exception as exc:  # one broken method must not hide the others' results
+            failed[name] = f"{type(exc).__name__}: {str(exc)[:300]}"
+            logger.error("demo step %s failed: %s", name, failed[name])
+            print(f"[{i}/{len(steps)}] {name} FAILED after {time.perf_counter() - start:.1f}s", flush=True)
+            continue
         print(f"[{i}/{len(steps)}] {name} done in {time.perf_counter() - start:.1f}s", flush=True)
     from effeval.results.cli import validate
 
@@ -199,9 +266,21 @@ def run(args: argparse.Namespace) -> int:
         from effeval.bench.common import print_table
 
         print()
-        print_table(rows, ["run", "method", "quality", "cost"])
-    print(f"\ndemo finished in {time.perf_counter() - total:.1f}s; effeval JSON in {ctx.out_dir}/")
-    return 0
+        print_table(rows, ["run", "model", "method", "quality", "cost"])
+    for name, why in failed.items():
+        print(f"demo step {name} failed: {why}", file=sys.stderr)
+    import resource
+
+    # CPU seconds of the demo and every lm_eval it ran: the machine-independent half of its cost
+    cpu = sum(
+        u.ru_utime + u.ru_stime
+        for u in (resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN))
+    )
+    print(
+        f"\ndemo ({tier} tier) finished in {time.perf_counter() - total:.1f}s wall, {cpu:.0f} CPU-s "
+        f"(load average {os.getloadavg()[0]:.1f}); effeval JSON in {ctx.out_dir}/"
+    )
+    return 1 if failed else 0
 
 
 main = Command("python -m effeval.demo", __doc__.splitlines()[0], add_arguments, run)

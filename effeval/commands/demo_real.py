@@ -1,0 +1,137 @@
+"""``make demo`` on the real tier: SmolLM2-135M and Gemma 3 270M on small slices of real data.
+
+Each step takes a ``DemoContext`` and returns the effeval JSON paths it wrote (see
+``effeval.demo``). Slices are sized so the whole demo stays within about 10 minutes on two idle
+cores once the real tier is converted; every number is what the models honestly score.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+TARGET = "smollm2-135m"
+# model_args are comma-separated: the pattern has none
+FINAL_ANSWER_REGEX = r"[Ff]inal [Aa]nswer:? *\$?-?[0-9][0-9.]*[^0-9.]"
+PAIR_TARGET = "gemma3-270m"  # hetero-spec: Gemma 3 (262k vocab) verifies SmolLM2's (49k) drafts
+
+
+def real_tier_problem() -> str | None:
+    """Why the real tier cannot run here (the one-line install error), or None when it can."""
+    from effeval.errors import ConfigError
+    from effeval.zoo import real
+
+    try:
+        for name in real.REAL_MODELS:
+            real.check_installed(name)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def zoo(ctx) -> list[Path]:
+    from effeval import zoo as zoo_module
+
+    for name, path in zoo_module.build_all(real=True).items():
+        print(f"    zoo {name}: {path}", flush=True)
+    return []
+
+
+def _limit(ctx, default: int) -> list[str]:
+    return [] if ctx.limit else ["--limit", str(default)]
+
+
+# ---- the target alone (lm-eval's own hf model), one lm_eval run over three real tasks
+HF_TASKS = "effeval_real_prose_ppl,effeval_real_bbh_sports_understanding,effeval_real_humaneval"
+
+
+def hf_baseline(ctx) -> list[Path]:
+    target = ctx.zoo(TARGET)
+    return [
+        ctx.run_lm_eval(
+            "hf-smollm2",
+            "hf",
+            f"pretrained={target},dtype=float32",
+            HF_TASKS,
+            [*_limit(ctx, 6), "--confirm_run_unsafe_code", "--gen_kwargs", "max_gen_toks=128"],
+        )
+    ]
+
+
+# ---- hetero-spec: lossless speculative decoding across vocabularies
+def hetero_spec(ctx) -> list[Path]:
+    target, drafter = ctx.zoo(PAIR_TARGET), ctx.zoo(TARGET)
+    return [
+        ctx.run_lm_eval(
+            "hetero-spec-slem-gemma3-smollm2",
+            "effeval-hetero-spec",
+            f"pretrained={target},drafter={drafter},algorithm=slem,num_draft_tokens=4,verify=true",
+            "effeval_real_humaneval",  # code: both models continue it; greedy, so verify=true checks equality
+            [*_limit(ctx, 2), "--confirm_run_unsafe_code", "--gen_kwargs", "max_gen_toks=48"],
+        )
+    ]
+
+
+# ---- pruning: WANDA 50% of every block linear; its dense twin is hf-baseline's prose run
+# (same task, same documents), so no second dense run is needed
+def pruned(ctx) -> list[Path]:
+    from effeval.real_data import prose_documents
+
+    target = ctx.zoo(TARGET)
+    # calibration on the story's first half; the perplexity task reads the second half
+    calib = ctx.out_dir / "lm_eval" / "pruned_calibration.txt"
+    calib.parent.mkdir(parents=True, exist_ok=True)
+    calib.write_text("\n\n".join(prose_documents("train")), encoding="utf-8")
+    args = f"pretrained={target},method=wanda,sparsity=0.5,calibration={calib},nsamples=16,seqlen=128"
+    return [
+        ctx.run_lm_eval(
+            "pruned-smollm2-wanda50", "effeval-pruned-ssm", args, "effeval_real_prose_ppl", _limit(ctx, 6)
+        )
+    ]
+
+
+# ---- short-m@k: k sampled chains, stop when m finish, vote
+def short_mk(ctx) -> list[Path]:
+    target = ctx.zoo(TARGET)
+    # SmolLM2 has no thinking tags: a chain finishes when it states its final answer (the task's
+    # prompt asks for "Final answer: <number>"; a non-digit must follow so the number is complete)
+    model_args = (
+        f"pretrained={target},k=4,m=1,strategy=short,think_end=regex:{FINAL_ANSWER_REGEX},"
+        "answer_phase=in_chain,answer_tokens=0,answer=number,measure_savings=true,dtype=float32"
+    )
+    return [
+        ctx.run_lm_eval(
+            "short-mk-smollm2-gsm",
+            "effeval-short-mk",
+            model_args,
+            "effeval_real_gsm_symbolic",
+            # the task decodes greedily; short-m@k needs k different chains
+            [*_limit(ctx, 2), "--gen_kwargs", "max_gen_toks=128,do_sample=true,temperature=0.7,top_p=0.95"],
+        )
+    ]
+
+
+# ---- SpeLLM: a SpeLLM distilled from a real model where the zoo has one; otherwise the tiny
+# random-zoo SpeLLM (its model column says so): distilling SmolLM2 takes far longer than a demo
+def spellm(ctx) -> list[Path]:
+    from effeval import zoo as zoo_module
+
+    name = next((n for n in zoo_module._load_entries() if n.startswith("spellm-") and TARGET in n), None)
+    if name is None:
+        name = "spellm-llama-sp"
+        print(
+            f"    spellm: no SpeLLM distilled from {TARGET} in the zoo; running the tiny random {name} "
+            "(its scores mean nothing; see `effeval spellm distill` and python -m effeval.bench spellm)",
+            flush=True,
+        )
+    return [
+        ctx.run_lm_eval(
+            f"{name}-bbh-sports",
+            "effeval-spellm",
+            f"pretrained={ctx.zoo(name)}",
+            "effeval_real_bbh_sports_understanding",
+            _limit(ctx, 6),
+        )
+    ]
