@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     zb.add_argument(
         "--real",
         action="store_true",
-        help="also convert the real tier (SmolLM2-135M, Gemma 3 270M from installed packages; ~1 min once)",
+        help="convert the real tier (SmolLM2-135M, Gemma 3 270M from installed packages; about 1 min each, once)",
     )
     zb.add_argument(
         "--shapes",
