@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"  # effeval result JSON of two real demo runs
 STAMP = "2026-01-01T00-00-00.000000"
 
 WRITER = """
@@ -48,7 +49,7 @@ while True:
 
 def make_hub_source(root: Path, megabytes: int) -> tuple[Path, Path]:
     """An effeval result whose samples file is large enough that a kill lands mid-copy."""
-    result = json.loads((REPO / "results/demo/hf-llama-sp.json").read_text())
+    result = json.loads((DATA / "result_hf_llama_sp.json").read_text())
     samples = root / f"samples_effeval_smoke_gen_{STAMP}.jsonl"
     line = json.dumps({"doc_id": 0, "filter": "none", "resps": [["x" * 900]]}) + "\n"
     with open(samples, "w") as fh:
@@ -94,7 +95,7 @@ def run(kind: str, kills: int, seed: int, megabytes: int) -> dict:
         if kind == "hub":
             source, samples = make_hub_source(root, megabytes)
         else:
-            source, samples = REPO / "results/demo", None
+            source, samples = DATA, None
         out = root / "out"
         env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         truncated_rounds, broken_total = 0, 0
