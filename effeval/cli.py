@@ -335,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     zb.add_argument(
         "--shapes",
         action="store_true",
-        help="build the shapes-world models too (shapes-clip, shapes-judge, shapes-sd; CPU-time bounded, ~25 min of one core)",
+        help="build the shapes-world models too (shapes-clip, shapes-judge, shapes-sd; bounded to ~6 CPU-minutes on one thread)",
     )
     zsub.add_parser("list", help="list zoo models")
     zp = zsub.add_parser("path", help="print (building if needed) one model's directory")

@@ -466,7 +466,7 @@ def _write_info(out: Path, info: dict) -> None:
 
 
 @register(
-    "shapes-clip", "open_clip CLIP trained contrastively on the shapes world (~5 min CPU)", default=False
+    "shapes-clip", "open_clip CLIP trained contrastively on the shapes world (500 steps, ~95 CPU-s)", default=False
 )
 def _shapes_clip(out: Path, trained: bool) -> None:
     info = train_clip(out, _Pool(POOL, SEED + 10))
@@ -475,7 +475,7 @@ def _shapes_clip(out: Path, trained: bool) -> None:
 
 @register(
     "shapes-sd",
-    "StableDiffusionPipeline trained on the shapes world (text encoder = shapes-clip's; ~40 min CPU)",
+    "StableDiffusionPipeline trained on the shapes world (text encoder = shapes-clip's; VAE 45 + UNet 130 CPU-s)",
     default=False,
     depends=("shapes-clip",),
 )
@@ -485,7 +485,7 @@ def _shapes_sd(out: Path, trained: bool) -> None:
     build_shapes_sd(out, zoo.get("shapes-clip", trained=trained))
 
 
-@register("shapes-judge", "CNN judge of the shapes world's yes/no questions (~3 min CPU)", default=False)
+@register("shapes-judge", "CNN judge of the shapes world's yes/no questions (450 steps, ~65 CPU-s)", default=False)
 def _shapes_judge(out: Path, trained: bool) -> None:
     _write_info(out, {"judge": train_judge(out), "seed": SEED})
 
