@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="output folder (rerun the same command to resume)")
     run.add_argument("--limit", type=int, default=None, help="first N prompts of the benchmark")
     run.add_argument(
-        "--steps", type=int, default=None, help="inference steps (default: the zoo build's, e.g. 2 for random tiny pipelines, else 30)"
+        "--steps",
+        type=int,
+        default=None,
+        help="inference steps (default: the zoo build's, e.g. 2 for random tiny pipelines, else 30)",
     )
     run.add_argument(
         "--guidance", type=float, default=7.5, help="classifier-free guidance scale (default 7.5)"

@@ -466,7 +466,9 @@ def _write_info(out: Path, info: dict) -> None:
 
 
 @register(
-    "shapes-clip", "open_clip CLIP trained contrastively on the shapes world (500 steps, ~95 CPU-s)", default=False
+    "shapes-clip",
+    "open_clip CLIP trained contrastively on the shapes world (500 steps, ~95 CPU-s)",
+    default=False,
 )
 def _shapes_clip(out: Path, trained: bool) -> None:
     info = train_clip(out, _Pool(POOL, SEED + 10))
@@ -485,7 +487,9 @@ def _shapes_sd(out: Path, trained: bool) -> None:
     build_shapes_sd(out, zoo.get("shapes-clip", trained=trained))
 
 
-@register("shapes-judge", "CNN judge of the shapes world's yes/no questions (450 steps, ~65 CPU-s)", default=False)
+@register(
+    "shapes-judge", "CNN judge of the shapes world's yes/no questions (450 steps, ~65 CPU-s)", default=False
+)
 def _shapes_judge(out: Path, trained: bool) -> None:
     _write_info(out, {"judge": train_judge(out), "seed": SEED})
 

@@ -73,7 +73,9 @@ def test_report_is_self_contained(report):
 def test_report_renders_in_headless_chromium(report, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if not chromium:
-        pytest.skip("headless Chromium not installed. Install: sudo apt-get install -y chromium chromium-driver")
+        pytest.skip(
+            "headless Chromium not installed. Install: sudo apt-get install -y chromium chromium-driver"
+        )
     # the report works from anywhere: move it away from its images folder first
     alone = tmp_path / "elsewhere" / "report.html"
     alone.parent.mkdir()
