@@ -197,7 +197,9 @@ def test_wrapper_flap_on_a_transformer_saves_a_stock_checkpoint(zoo_path, calib_
         save_to=str(tmp_path / "saved"),
     )
     info = lm.get_model_info()["effeval"]["efficiency"]
-    assert info["config_after"]["num_key_value_heads"] == 1 and info["config_before"]["num_key_value_heads"] == 2
+    assert (
+        info["config_after"]["num_key_value_heads"] == 1 and info["config_before"]["num_key_value_heads"] == 2
+    )
     assert info["config_after"]["intermediate_size"] == info["config_before"]["intermediate_size"] // 2
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "saved").eval()
     assert reloaded.config.attention_bias and reloaded.config.mlp_bias
