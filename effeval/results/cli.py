@@ -97,7 +97,7 @@ def validate(paths: list[str]) -> int:
             bad += 1
             continue
         if path not in named and not (isinstance(obj, dict) and obj.get("schema") == SCHEMA_ID):
-            print(f"skip    {path}: not an effeval result (no \"schema\": \"{SCHEMA_ID}\")")
+            print(f'skip    {path}: not an effeval result (no "schema": "{SCHEMA_ID}")')
             continue
         errors = schema_errors(obj)
         if errors:
