@@ -5,9 +5,10 @@
   disabled); lm-eval runs it only with --confirm_run_unsafe_code (``unsafe_code: true``).
 - MATH-500 / AIME: math-verify parses the whole response (last ``\\boxed{}`` first, then "final
   answer is", then the last expression) and verifies it against the gold answer (not string equality).
-- GSM-symbolic: the number after the last "final answer", else the response's last number, judged
+- GSM-symbolic: the number after the last "final answer" / "answer is", else the last number, judged
   by reasoning-gym's own verifier for the dataset (numeric equality).
-- XSum: ROUGE-1/2/L F1 (Google's rouge-score, Porter stemmer), 0..1.
+- XSum: ROUGE-1/2/L F1 (Google's rouge-score, Porter stemmer), 0..1, of the response's first
+  non-empty line (small models often open with a line break).
 """
 
 import re
@@ -16,7 +17,7 @@ from effeval.methods.short_mk.answers import math_verify_equal
 from effeval.real_data import gsm_symbolic_dataset, require
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-_FINAL = re.compile(r"final answer", re.IGNORECASE)
+_FINAL = re.compile(r"final answer|answer is", re.IGNORECASE)
 
 
 def process_humaneval(doc, results):
@@ -33,7 +34,7 @@ def process_math(doc, results):
 
 
 def gsm_final_number(text):
-    """The first number after the last "final answer", else the last number; commas removed."""
+    """The first number after the last "final answer" / "answer is", else the last number; commas removed."""
     tail = None
     for match in _FINAL.finditer(text):
         tail = text[match.end() :]
@@ -61,5 +62,6 @@ def process_xsum(doc, results):
         from rouge_score import rouge_scorer
 
         _SCORER = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
-    scores = _SCORER.score(doc["target"], results[0].strip())
+    lines = [line.strip() for line in results[0].splitlines() if line.strip()]
+    scores = _SCORER.score(doc["target"], lines[0] if lines else "")
     return {name: scores[name].fmeasure for name in ("rouge1", "rouge2", "rougeL")}

@@ -151,6 +151,9 @@ def test_math_and_gsm_and_rouge_scoring(utils):
 
     reference = "Skiing on Scotland's snow slopes looks set to continue into June."
     assert utils.process_xsum({"target": reference}, [reference])["rougeL"] == 1.0
+    # the first non-empty line is the summary (small models open with a line break)
+    assert utils.process_xsum({"target": reference}, ["\n" + reference + "\nMore text."])["rougeL"] == 1.0
+    assert utils.gsm_final_number("12 + 24 + 34 = 70.\n\nThe answer is: 70 (not 12)") == "70"
     assert utils.process_xsum({"target": reference}, ["Bankruptcy filed by a nuclear unit."])["rouge1"] == 0.0
 
 
