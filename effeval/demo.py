@@ -176,6 +176,7 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
             "tokens_per_s",
             "acceptance_rate",
             "speedup",
+            "speedup_vs_ar",
             "global_sparsity",
             "thinking_tokens_saved_ratio",
             "head_vs_projection_params",

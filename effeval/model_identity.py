@@ -60,7 +60,15 @@ def is_model_folder(value: str) -> bool:
     if not (os.path.isabs(value) or value.startswith(("~", "./", "../"))):
         return False
     path = Path(value).expanduser()
-    return path.is_dir() and any((path / m).exists() for m in _MODEL_MARKERS)
+    try:
+        if not path.is_dir():
+            return False
+        # a config file, or weights at the top level (a SpeLLM folder keeps its backbone in a subfolder)
+        return any((path / m).exists() for m in _MODEL_MARKERS) or any(
+            p.name.endswith(WEIGHT_SUFFIXES) for p in path.iterdir() if p.is_file()
+        )
+    except OSError:  # a command line or prose that merely starts with "/" (too long a name, ...)
+        return False
 
 
 @lru_cache(maxsize=256)

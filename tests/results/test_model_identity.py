@@ -83,3 +83,22 @@ def test_bench_json_holds_no_cache_path(zoo_path, tmp_path):
     doc = json.loads(path.read_text())
     assert doc["model"]["path"] == "zoo:llama-sp-random"
     assert zoo_path("llama-sp") not in path.read_text()
+
+
+def test_spellm_folder_is_named_too(zoo_path, tmp_path):
+    """A SpeLLM folder has no config.json at its top (its backbone is a subfolder): still a model."""
+    from effeval.model_identity import name_models
+
+    spellm = tmp_path / "spellm-run"
+    (spellm / "backbone").mkdir(parents=True)
+    (spellm / "spellm_heads.safetensors").write_bytes(b"\0" * 16)
+    doc = name_models({"method": {"model_args": {"pretrained": str(spellm)}}})
+    assert doc["method"]["model_args"]["pretrained"] == "local:spellm-run"
+
+
+def test_strings_that_only_look_like_paths_pass_through():
+    """A recorded command line starts with "/" and has a >255-byte "file name": not an error."""
+    from effeval.model_identity import name_models
+
+    command = "/usr/bin/effeval lm --model_args " + "x" * 400 + " --tasks t"
+    assert name_models({"provenance": {"command": command}}) == {"provenance": {"command": command}}
