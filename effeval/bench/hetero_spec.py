@@ -146,9 +146,16 @@ def bench_pair(pair: str, args, prompts: dict[str, list[str]]) -> dict:
         config = _config(t_tok, args.max_new_tokens, MODES[mode])
         for task, texts in prompts.items():
             ids = [t_tok(text)["input_ids"] for text in texts]
-            # warm-up: first-call allocations, vocabulary tables
+            # warm-up: first-call allocations, vocabulary tables; an algorithm that refuses the
+            # pair (e.g. SLRS without every drafter byte in the target vocabulary) is reported
+            warm = _config(t_tok, 4, MODES[mode])
+            refused = {}
             for name in algorithms:
-                _run_one(name, models, ids[0][-64:], _config(t_tok, 4, MODES[mode]), args.num_draft_tokens, 0)
+                try:
+                    _run_one(name, models, ids[0][-64:], warm, args.num_draft_tokens, 0)
+                except Exception as exc:
+                    logger.warning("hetero-spec bench: %s refused: %s", name, exc)
+                    refused[name] = f"{type(exc).__name__}: {exc}"
             units: dict[str, list[dict]] = {name: [] for name in algorithms}
             plan = [
                 (rep, (pi, name))
@@ -157,6 +164,9 @@ def bench_pair(pair: str, args, prompts: dict[str, list[str]]) -> dict:
                 for name in algorithms[rep % len(algorithms) :] + algorithms[: rep % len(algorithms)]
             ]
             for rep, (pi, name) in tqdm(plan, desc=f"{pair} {mode} {task}", leave=False):
+                if name in refused:
+                    units[name].append({"error": refused[name]})
+                    continue
                 try:
                     res, forward_s = _run_one(
                         name, models, ids[pi], config, args.num_draft_tokens, 1000 * rep + pi
