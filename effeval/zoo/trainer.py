@@ -8,8 +8,6 @@ import math
 logger = logging.getLogger(__name__)
 
 
-
-
 def train_causal_lm(
     model,
     blocks,
