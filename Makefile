@@ -40,7 +40,7 @@ demo: setup
 	$(PY) -m effeval.demo
 
 test: setup
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 lint: setup
 	$(VENV)/bin/ruff check effeval tests

@@ -139,7 +139,7 @@ def hf_baseline_step(ctx: DemoContext) -> list[Path]:
 
 
 def _summary_rows(paths: list[Path]) -> list[dict]:
-    from effeval.results.formatting import format_number
+    from effeval.formatting import format_number
 
     rows = []
     for path in paths:
@@ -169,7 +169,7 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
                     f"±{format_number(stderr, 2)}" if isinstance(stderr, (int, float)) and stderr > 0 else ""
                 )
                 name = task.replace("effeval_real_", "").replace("effeval_", "")
-                scores.append(f"{name}:{metric}={format_number(value, 3)}{spread}")
+                scores.append(f"{name}:{metric}={format_number(value, 3, thousands=True)}{spread}")
         eff = data.get("efficiency", {})
         cost = [f"wall={eff['wall_time_s']:.1f}s"] if isinstance(eff.get("wall_time_s"), (int, float)) else []
         for key in (
@@ -182,7 +182,7 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
             "head_vs_projection_params",
         ):
             if isinstance(eff.get(key), (int, float)):
-                cost.append(f"{key}={format_number(eff[key], 3)}")
+                cost.append(f"{key}={format_number(eff[key], 3, thousands=True)}")
         rows.append(
             {
                 "run": data["run_id"].removeprefix("demo__"),

@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 PAIRS = {
     "a": ("gemma3-270m", "smollm2-135m"),
     "b": ("smollm2-135m", "smollm2-drafter-sp"),
+    # random tiny zoo pair (seconds to build): the bench's own smoke test, not a speed claim
+    "zoo": ("llama-sp", "qwen-tekken"),
 }
 ALGORITHMS = ["ar", "slem", "tli", "slrs", "hf"]
 MODES = {"greedy": None, "t1": 1.0}
@@ -334,7 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m effeval.bench hetero-spec", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--pairs", default="a,b", help="pairs to run (a: Gemma<-SmolLM2, b: SmolLM2<-small SP)"
+        "--pairs",
+        default="a,b",
+        help="pairs to run (a: Gemma<-SmolLM2, b: SmolLM2<-small SP, zoo: random tiny pair)",
     )
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     parser.add_argument("--modes", default="greedy,t1", help="greedy and/or t1 (temperature 1)")
@@ -358,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [p for p in args.pairs.split(",") if p]
     bad = [p for p in pairs if p not in PAIRS]
     if bad:
-        raise ConfigError(f"--pairs: unknown {', '.join(bad)}. Fix: use a, b or a,b")
+        raise ConfigError(f"--pairs: unknown {', '.join(bad)}. Fix: use a, b, zoo or a comma list")
     torch.set_num_threads(args.threads)
     prompts = task_prompts(args.prompts_per_task)
     results = [bench_pair(pair, args, prompts) for pair in pairs]

@@ -7,21 +7,22 @@ separators whatever its size, so 3.7e41 became a 42-digit "370,000,...,000" cell
 
 import re
 
-from effeval.results.formatting import format_number
+from effeval.formatting import format_number
 from effeval.results.leaderboard import build_site
 from effeval.results.writer import write_result
 
 
 def test_format_number_cases():
     assert format_number(3.7e41) == "3.7e+41"
-    assert format_number(123456) == "123,456"
-    assert format_number(1234.56) == "1,235"
+    assert format_number(123456, thousands=True) == "123,456"
+    assert format_number(1234.56, thousands=True) == "1,235"
+    assert format_number(1234.56) == "1235"
     assert format_number(27.1234) == "27.12"
     assert format_number(0.5) == "0.5"
     assert format_number(0.00012) == "1.20e-04"
     assert format_number(12_345_678.9) == "1.23e+07"
-    assert format_number(None) == ""
-    assert format_number(float("inf")) == "inf"
+    assert format_number(None, missing="") == ""
+    assert format_number(float("inf")) == "-"
 
 
 def _result(run_id, ppl, tokens):

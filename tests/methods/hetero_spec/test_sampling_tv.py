@@ -78,7 +78,9 @@ def test_first_two_tokens_tv_within_noise_bound(algorithm):
 # Samples per algorithm on the real pair. transformers' path gets the full 5,000 so its figure is
 # the issue's end-to-end check (ours meet 5,000 in the tiny-vocabulary test above, where the law
 # is exact; TLI here is the same check on real tokenizers, kept smaller for the suite's time).
-REAL_PAIR_N = {"tli": 400, "hf": 5000}
+# hf: 1,000 samples already separate its TV (0.27 measured at N=5,000) from the noise bound (~0.1);
+# more only costs make-test minutes on an xfail that documents a known transformers issue
+REAL_PAIR_N = {"tli": 400, "hf": 1000}
 
 
 @pytest.fixture(scope="module")

@@ -74,7 +74,7 @@ def test_saved_directory_reloads_with_identical_outputs(distilled, zoo_path):
     teacher, tok = load_causal_lm(zoo_path("mamba2-sp", trained=True))
     model.backbone = teacher.base_model  # same frozen weights: evaluate on the shared path
     cfg = _small(zoo_path("mamba2-sp", trained=True), out)
-    _, eval_blocks = make_blocks(tok, cfg)
+    _, eval_blocks = make_blocks(tok, cfg, *texts_for(cfg.data))
     again = evaluate(model, teacher, MarginalTargets(model.codec, 32000), eval_blocks, 128, "padded")
     # the reloaded heads score exactly what the in-memory trained heads scored at the last step
     # (saving the initial heads instead would give summary["initial"], far lower)
