@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import logging
 import os
@@ -11,7 +12,29 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from effeval.commands.scaffold import Command
+
 logger = logging.getLogger(__name__)
+
+
+def bench_command(
+    name: str,
+    doc: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int | None],
+) -> Command:
+    """``python -m effeval.bench NAME`` on the one CLI scaffold: the bench adds its arguments and runs;
+    logging, environment defaults and the one-line error exit come from ``run_guarded``."""
+    return Command(f"python -m effeval.bench {name}", doc.splitlines()[0], add_arguments, run)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser, why: str) -> None:
+    """``--threads`` (torch threads, default 1); ``why`` says why one thread is this bench's default."""
+    parser.add_argument("--threads", type=int, default=1, help=f"torch threads (default 1: {why})")
+
+
+def add_out_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=None, help="output folder (default results/bench)")
 
 
 def bench_dir() -> Path:

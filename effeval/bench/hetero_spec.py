@@ -33,6 +33,8 @@ import sys
 import tempfile
 import time
 
+from effeval.bench.common import bench_command
+
 logger = logging.getLogger(__name__)
 
 PAIRS = {
@@ -331,10 +333,7 @@ def overhead_before(rev: str, pair: str, prompts: list[str], args) -> dict:
     return {"revision": rev, "pair": pair, "mode": "greedy", "prompts": len(prompts), **json.loads(line[7:])}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m effeval.bench hetero-spec", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs",
         default="a,b",
@@ -349,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--before", default=None, help="git revision whose per-token overhead to measure too")
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
 
     import torch
 
@@ -408,3 +409,6 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(b))
     print(f"\nwrote {path}")
     return 0
+
+
+main = bench_command("hetero-spec", __doc__, add_arguments, run)

@@ -19,6 +19,8 @@ import argparse
 import logging
 import os
 
+from effeval.bench.common import bench_command
+
 logger = logging.getLogger(__name__)
 
 PROMPT = "a zebra and a cup on San Francisco's Golden Gate Bridge"
@@ -105,14 +107,13 @@ def bench_scorers(repeats: int, n_images: int = 4) -> list[dict]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m effeval.bench image", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipelines", default="sd-tiny,sdxl-tiny")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-scorers", action="store_true")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     import torch
 
     from effeval.bench.common import print_table, write_bench
@@ -160,3 +161,6 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     return 0
+
+
+main = bench_command("image", __doc__, add_arguments, run)

@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from effeval.bench.common import bench_command
+
 logger = logging.getLogger(__name__)
 
 INTERVENTIONS = [
@@ -173,10 +175,7 @@ def run_experiment(pipeline: Path, limit: int, steps: int, guidance: float, out:
     return {"tasks": table, "n_prompts": limit, "interventions": INTERVENTIONS}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m effeval.bench image-shapes", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--judge-images", type=int, default=400, help="rendered images per split for judge accuracy"
     )
@@ -189,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip", default="", help="comma-separated parts to skip: judge,faithfulness,experiment"
     )
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     import torch
 
     from effeval import zoo
@@ -261,3 +262,6 @@ def main(argv: list[str] | None = None) -> int:
     if "experiment" in payload:
         print(json.dumps(payload["experiment"]["tasks"], indent=1)[:6000])
     return 0
+
+
+main = bench_command("image-shapes", __doc__, add_arguments, run)

@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from effeval.bench.common import add_out_argument, add_threads_argument, bench_command
+
 logger = logging.getLogger(__name__)
 
 # sparsity=0 magnitude pruning needs no calibration; the zoo model is a Llama, so target its attention.
@@ -166,15 +168,7 @@ def measure(models: dict[str, Any], requests: dict[str, list], repeats: int) -> 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    from effeval import zoo
-    from effeval.bench.common import print_table, write_bench
-
-    parser = argparse.ArgumentParser(
-        prog="python -m effeval.bench overhead", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--loglikelihood", type=int, default=1200, help="loglikelihood requests (default 1200)"
     )
@@ -182,14 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-gen-toks", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (default 1: steadier timings on a shared machine)",
-    )
-    parser.add_argument("--out", default=None, help="folder for overhead.json (default results/bench)")
-    args = parser.parse_args(argv)
+    add_threads_argument(parser, "steadier timings on a shared machine")
+    add_out_argument(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from effeval import zoo
+    from effeval.bench.common import print_table, write_bench
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
@@ -245,3 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     write_bench("overhead", payload, args.out)
     return 0
+
+
+main = bench_command("overhead", __doc__, add_arguments, run)

@@ -32,6 +32,8 @@ import math
 import time
 from pathlib import Path
 
+from effeval.bench.common import add_out_argument, bench_command
+
 logger = logging.getLogger("effeval.bench.pruned_ssm")
 
 SPARSITIES = [0.5, 0.3, 0.7, 0.1]  # 50% first: on a slow machine the headline lands first
@@ -438,10 +440,7 @@ def _flap_arg(text: str):
     return units, float(ratio)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m effeval.bench pruned-ssm", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--part", choices=("all", "smollm2", "proxy"), default="all")
     parser.add_argument("--nsamples", type=int, default=8, help="SmolLM2 calibration windows (paper: 128)")
     parser.add_argument(
@@ -465,9 +464,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy-nsamples", type=int, default=32)
     parser.add_argument("--proxy-seqlen", type=int, default=128)
     parser.add_argument("--proxy-eval-windows", type=int, default=24)
-    parser.add_argument("--out", default=None, help="output folder (default results/bench)")
-    args = parser.parse_args(argv)
+    add_out_argument(parser)
 
+
+def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(0)
@@ -582,6 +582,8 @@ def _plot(payload: dict, png_path) -> None:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
+
+main = bench_command("pruned-ssm", __doc__, add_arguments, run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -23,6 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
+from effeval.bench.common import add_threads_argument, bench_command
+
 logger = logging.getLogger(__name__)
 
 PROSE_PACKAGE = "reasoning_gym"
@@ -162,18 +164,20 @@ def bench_model(name: str, repeats: int, gguf_repeats: int, gen_tokens: int) -> 
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from effeval.bench.common import print_table, write_bench
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     from effeval.zoo.real import REAL_MODELS
 
-    parser = argparse.ArgumentParser(prog="python -m effeval.bench real", description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=",".join(REAL_MODELS), help="comma-separated real zoo names")
     parser.add_argument("--repeats", type=int, default=5, help="converted-folder loads (after a cold one)")
     parser.add_argument("--gguf-repeats", type=int, default=2, help="GGUF loads (each dequantises)")
     parser.add_argument("--gen-tokens", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args(argv)
+    add_threads_argument(parser, "CPU time stays comparable on a shared machine")
+
+
+def run(args: argparse.Namespace) -> int:
     import torch
+
+    from effeval.bench.common import print_table, write_bench
 
     torch.set_num_threads(max(1, args.threads))
     from tqdm.auto import tqdm
@@ -200,3 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, list(rows[0]))
     write_bench("real", {"threads": args.threads, "models": results})
     return 0
+
+
+main = bench_command("real", __doc__, add_arguments, run)

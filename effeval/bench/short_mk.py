@@ -25,15 +25,14 @@ import argparse
 import logging
 import time
 
+from effeval.bench.common import bench_command
+
 logger = logging.getLogger(__name__)
 
 STRATEGIES = (("majority", 1, "maj@k"), ("short", 1, "short-1@k"), ("short", 3, "short-3@k"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m effeval.bench short-mk", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="smollm2-135m",
@@ -62,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--untrained", action="store_true", help="use the random reasoner (mechanics only)")
     parser.add_argument("--out", default=None, help="output folder (default results/bench)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     if args.model == "smollm2-135m":
         from effeval.bench.short_mk_real import run_real
 
@@ -195,3 +196,6 @@ def main(argv: list[str] | None = None) -> int:
     path_out = write_bench("short-mk-reasoner", payload, out_dir=args.out)
     print(f"\nwrote {path_out}")
     return 0
+
+
+main = bench_command("short-mk", __doc__, add_arguments, run)

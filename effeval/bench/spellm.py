@@ -28,6 +28,8 @@ import os
 import tempfile
 import time
 
+from effeval.bench.common import bench_command
+
 logger = logging.getLogger(__name__)
 
 VOCABS = (32000, 131072, 262144)
@@ -251,12 +253,7 @@ def _main_real(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    from effeval.bench.common import print_table, write_bench
-
-    parser = argparse.ArgumentParser(
-        prog="python -m effeval.bench spellm", description=__doc__.splitlines()[0]
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=4, help="tokens per output-layer call")
     parser.add_argument("--repeats", type=int, default=3)
@@ -281,8 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--limit", type=int, default=40, help="--real: documents per task")
     parser.add_argument("--ppl-tokens", type=int, default=1024, help="--real: held-out tokens scored")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
     import torch
+
+    from effeval.bench.common import print_table, write_bench
 
     torch.set_num_threads(max(1, args.threads))
     if args.real:
@@ -338,3 +339,6 @@ def main(argv: list[str] | None = None) -> int:
             ["T", "steps", "agree_before", "agree_after", "majority_baseline", "heads_kl", "vocab_kl"],
         )
     return 0
+
+
+main = bench_command("spellm", __doc__, add_arguments, run)
