@@ -1,10 +1,11 @@
 """Data parallel (issue 17): two processes give the same per-sample outputs and the same merged
 efficiency block as one, for a sampled effeval wrapper; the same seed gives the same samples.
 
-On CPU lm-eval's HFLM shards documents only when accelerate reports several processes, so the
-test launches ``ACCELERATE_USE_CPU=1 torchrun --nproc_per_node 2 -m lm_eval`` (gloo); on GPUs
-the README's ``accelerate launch -m lm_eval`` is the same code path. Three documents over two
-ranks also exercise lm-eval's padding copy on the shorter rank.
+The test launches the stock CLI as the README shows it, on CPU:
+``ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 -m lm_eval`` (accelerate's
+torch.distributed launcher, gloo; ``accelerate launch --num_processes 2 --cpu`` starts ONE
+process, see docs/decisions.md). On GPUs drop ``ACCELERATE_USE_CPU=1``: the same code path.
+Three documents over two ranks also exercise lm-eval's padding copy on the shorter rank.
 """
 
 from __future__ import annotations
@@ -95,15 +96,21 @@ def test_two_processes_match_one(evaluate_in_process, zoo_path, repo_root, tmp_p
     block equals the single-process one except for times and ``processes`` (1 vs 2, which shows
     the documents really were split). Able to fail: with one random stream per rank, or stats
     not merged (or padding copies counted), rank 1's documents or the counts differ."""
-    torchrun = [
-        str(Path(sys.executable).with_name("torchrun")),
-        "--nproc_per_node",
+    accelerate = [
+        str(Path(sys.executable).with_name("accelerate")),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
         "2",
-        "--no-python",
-        sys.executable,
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
     ]
     one_eff, _, one = evaluate_in_process(7)
-    two_eff, two = lm_eval_run(torchrun, tmp_path / "two", zoo_path, repo_root, {"ACCELERATE_USE_CPU": "1"})
+    two_eff, two = lm_eval_run(accelerate, tmp_path / "two", zoo_path, repo_root, {"ACCELERATE_USE_CPU": "1"})
 
     assert one_eff["processes"] == 1 and two_eff["processes"] == 2
     assert {k: v for k, v in one_eff.items() if k not in TIME_FIELDS} == {
