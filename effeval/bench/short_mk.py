@@ -12,11 +12,18 @@ error. A 135M model solves few of these problems: the accuracies are low, and th
 ``--model reasoner-sp``: the zoo's trained toy reasoner on held-out synthetic arithmetic
 (results/bench/short-mk-reasoner.json).
 
-For every question the three strategies run back to back (so machine load hits them alike); per
+Real model: for every question the k chains are generated ONCE (every chain to its end), and
+maj@k, short-1@k, short-3@k and the paper's length analysis (every m <= k, shortest / longest /
+random chain, accuracy by length rank) are derived from that one pool: a short-m@k run is the
+prefix of the full run up to the step at which the m-th chain finishes, so its tokens and wall
+time are read off the same run at that step (short_mk_real.py explains the accounting). The chains
+also go to results/bench/short-mk-pool.jsonl, which ``effeval short-mk analyze`` reads.
+
+Toy reasoner: the three strategies run back to back per question (answer_phase ``continue``: the
+answer after the marker is generated, which a pool of thinking lengths does not model); per
 strategy we record thinking tokens (all chains, incl. aborted), total generated tokens, forward
 passes, wall time and accuracy, and report ratios to maj@k. The majority run's complete chains
-also feed the pool analysis (every m <= k, shortest / longest / random chain, accuracy by length
-rank), stored in the same JSON with a plot.
+also feed the pool analysis, stored in the same JSON.
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--questions", type=int, default=40, help="questions (reasoner: held-out; real: per dataset, at most)"
+    )
+    parser.add_argument(
+        "--gsm-questions", type=int, default=None, help="real: GSM-symbolic questions (default --questions)"
+    )
+    parser.add_argument(
+        "--math-questions", type=int, default=None, help="real: MATH-500 questions (default --questions)"
     )
     parser.add_argument(
         "--time-budget-s", type=float, default=720.0, help="real model: stop starting questions after this"

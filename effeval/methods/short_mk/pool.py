@@ -21,6 +21,13 @@ paper's analysis). For one question with thinking lengths ``L_1..L_k``:
   part, with their truncated length and usually no answer), and report for every rank r = 1..k
   the accuracy of the chain at rank r and its mean thinking tokens. Rank 1 is the shortest chain,
   rank k the longest.
+- ``shorter_vs_longer`` (``length_observation``): the same question as paired per-question
+  differences with standard errors (shorter half minus longer half of the chains, shortest minus
+  longest, length of wrong minus right chains), over all chains and over finished chains only
+  (a truncated chain is wrong and longest by construction, which would favour short by itself).
+
+``strategy_outcome`` is the per-question derivation the table is built from; the benchmark uses
+it to read maj@k, short-1@k and short-3@k (and their wall time, by the stop step) off one run.
 
 Every accuracy comes with ``accuracy_stderr``: the standard error of the mean of the per-question
 values (0/1, or the expectation for ``random``) over questions.
@@ -141,6 +148,67 @@ def _correct(key: str | None, answer: str | None, target: str | None, normalize:
     return is_correct(answer if answer is not None else key, target, normalize)
 
 
+@dataclass
+class Outcome:
+    """What one strategy would have decided and cost on one question's pool of complete chains."""
+
+    correct: bool
+    answer: str | None  # the chosen chain's raw answer (None: nothing voted)
+    chosen: int  # index of the returned chain
+    thinking_tokens: int  # summed over all chains, each cut at the stop step
+    stop_step: int  # decode steps (= forward passes) the generation would have run
+    chosen_thinking_tokens: int
+
+
+def strategy_outcome(
+    strategy: str,
+    chains: Sequence[Chain],
+    target: str | None,
+    m: int | None = None,
+    normalize: str = "math",
+    gen=None,
+    seed: int = 1234,
+) -> Outcome:
+    """One question, one strategy, derived from k chains that all ran to the end (module docstring).
+
+    ``strategy``: ``short`` (with ``m``), ``shortest``, ``majority`` (all chains), ``majority_first``
+    (the first ``m`` chains), ``longest``. A chain's thinking tokens equal the decode step at which it
+    left the batch (every chain starts at step 1 and gains one token per step), so the stop step of
+    an early-stopping strategy is a length in the pool and the cost of stopping there is
+    ``sum(min(L_i, stop))``: exactly what the sampler run with that strategy would have generated
+    (answer_phase ``in_chain``: no tokens after the finish)."""
+    gen = gen if gen is not None else make_generator(seed)
+    chains = list(chains)
+    everything = max(c.think_tokens for c in chains)
+    if strategy in ("short", "shortest"):
+        need = 1 if strategy == "shortest" else int(m or 1)
+        voters = first_m(chains, need, gen)
+        # fewer than m ever finish: the sampler never stops early and every chain runs to its end
+        stop = max(c.think_tokens for c in voters) if len(voters) >= need else everything
+        result = vote(voters or chains, gen)
+        counted = chains
+    elif strategy in ("majority", "majority_first"):
+        counted = chains if strategy == "majority" else chains[: int(m or len(chains))]
+        result = vote(counted, gen)
+        stop = max(c.think_tokens for c in counted)
+    elif strategy == "longest":
+        _, result = decide("longest", chains, 1, gen)
+        stop, counted = everything, chains
+    else:
+        raise ConfigError(
+            f"strategy: {strategy!r} has no pool outcome. Fix: use short, shortest, majority, majority_first or longest"
+        )
+    chosen = next(c for c in chains if c.index == result.chosen)
+    return Outcome(
+        correct=_correct(result.answer, chosen.answer, target, normalize),
+        answer=chosen.answer if result.answer is not None else None,
+        chosen=chosen.index,
+        thinking_tokens=sum(min(c.think_tokens, stop) for c in counted),
+        stop_step=stop,
+        chosen_thinking_tokens=chosen.think_tokens,
+    )
+
+
 def _stderr(values: Sequence[float]) -> float | None:
     """Standard error of the mean over questions (None with fewer than two)."""
     n = len(values)
@@ -169,6 +237,80 @@ def length_rank_table(questions: Sequence[PoolQuestion], k: int, normalize: str 
         }
         for r in range(k)
     ]
+
+
+def _mean_stderr(values: Sequence[float]) -> dict[str, Any]:
+    return {
+        "mean": sum(values) / len(values) if values else None,
+        "stderr": _stderr(values),
+        "questions": len(values),
+    }
+
+
+def length_observation(questions: Sequence[PoolQuestion], k: int, normalize: str = "math") -> dict:
+    """The paper's central observation as paired per-question differences, each with its standard
+    error over questions (positive = shorter chains are more often correct):
+
+    - ``shortest_minus_longest``: correct(rank 1) - correct(rank k) (length order as in
+      ``length_rank_table``);
+    - ``short_half_minus_long_half``: accuracy of the k//2 shortest chains minus the k//2 longest;
+    - ``wrong_minus_correct_thinking_tokens``: mean length of the wrong chains minus the right ones,
+      over questions that have both.
+
+    ``all_chains`` counts truncated chains (budget hit, usually no answer: wrong AND longest by
+    construction, which favours "shorter is better" by itself); ``finished_chains`` keeps only
+    chains that ended (EOS or a final answer) and questions with at least two of them, which removes
+    that artefact."""
+    out = {}
+    for scope in ("all_chains", "finished_chains"):
+        extreme, halves, gaps = [], [], []
+        for q in questions:
+            pool = [c for c in q.chains[:k] if scope == "all_chains" or c.finished]
+            if len(pool) < 2:
+                continue
+            ranked = sorted(pool, key=lambda c: (c.think_tokens, c.index))
+            right = [float(_correct(c.vote_key, c.answer, q.target, normalize)) for c in ranked]
+            half = len(ranked) // 2
+            extreme.append(right[0] - right[-1])
+            halves.append(sum(right[:half]) / half - sum(right[-half:]) / half)
+            good = [c.think_tokens for c, r in zip(ranked, right) if r]
+            bad = [c.think_tokens for c, r in zip(ranked, right) if not r]
+            if good and bad:
+                gaps.append(sum(bad) / len(bad) - sum(good) / len(good))
+        out[scope] = {
+            "shortest_minus_longest": _mean_stderr(extreme),
+            "short_half_minus_long_half": _mean_stderr(halves),
+            "wrong_minus_correct_thinking_tokens": _mean_stderr(gaps),
+        }
+    return out
+
+
+def observation_text(analysis: dict) -> str:
+    """The paper's central observation in one sentence, with its standard errors, whatever the sign."""
+    parts = []
+    for scope, words in (("all_chains", "all chains"), ("finished_chains", "finished chains only")):
+        obs = analysis["shorter_vs_longer"][scope]
+        half, gap = obs["short_half_minus_long_half"], obs["wrong_minus_correct_thinking_tokens"]
+        if half["mean"] is None:
+            parts.append(f"{words}: no question has two chains")
+            continue
+        se = half["stderr"]
+        text = (
+            f"{words}: accuracy of the shorter half minus the longer half {half['mean']:+.3f}"
+            f" +- {se:.3f} (stderr, {half['questions']} questions)"
+            if se is not None
+            else f"{words}: shorter half minus longer half {half['mean']:+.3f} (one question)"
+        )
+        if gap["mean"] is not None:
+            gse = f" +- {gap['stderr']:.1f}" if gap["stderr"] is not None else ""
+            text += (
+                f"; wrong chains are {gap['mean']:+.1f}{gse} tokens longer than right ones"
+                f" ({gap['questions']} questions with both)"
+            )
+        else:
+            text += "; no question has both a right and a wrong chain"
+        parts.append(text)
+    return "Are shorter chains more often correct? " + ". ".join(parts) + "."
 
 
 def _row(
@@ -233,66 +375,27 @@ def analyze_pool(
             chosen.append(c)
         return acc, think, time_, chosen
 
-    def short(m):
+    def select_with(strategy, m=None):
         def select(chains, target):
-            voters = first_m(chains, m, gen)
-            if len(voters) < m:  # fewer than m ever finish: everything runs to its end
-                stop = max(c.think_tokens for c in chains)
-            else:
-                stop = max(c.think_tokens for c in voters)
-            result = vote(voters or list(chains), gen)
-            chosen = chains[[c.index for c in chains].index(result.chosen)]
+            out = strategy_outcome(strategy, chains, target, m=m, normalize=normalize, gen=gen)
             return (
-                float(_correct(result.answer, chosen.answer, target, normalize)),
-                float(sum(min(c.think_tokens, stop) for c in chains)),
-                float(stop),
-                float(chosen.think_tokens),
+                float(out.correct),
+                float(out.thinking_tokens),
+                float(out.stop_step),
+                float(out.chosen_thinking_tokens),
             )
 
         return select
 
     def majority(j):
-        def select(chains, target):
-            sub = list(chains[:j])
-            result = vote(sub, gen)
-            chosen = next(c for c in sub if c.index == result.chosen)
-            return (
-                float(_correct(result.answer, chosen.answer, target, normalize)),
-                float(sum(c.think_tokens for c in sub)),
-                float(max(c.think_tokens for c in sub)),
-                float(chosen.think_tokens),
-            )
-
-        return select
-
-    def single(strategy):
-        def select(chains, target):
-            _, result = decide(strategy, chains, 1, gen)
-            chosen = next(c for c in chains if c.index == result.chosen)
-            ok = float(_correct(result.answer, chosen.answer, target, normalize))
-            if strategy == "shortest":
-                stop = chosen.think_tokens if chosen.finished else max(c.think_tokens for c in chains)
-                return (
-                    ok,
-                    float(sum(min(c.think_tokens, stop) for c in chains)),
-                    float(stop),
-                    float(chosen.think_tokens),
-                )
-            return (
-                ok,
-                float(sum(c.think_tokens for c in chains)),
-                float(max(c.think_tokens for c in chains)),
-                float(chosen.think_tokens),
-            )
-
-        return select
+        return select_with("majority_first", j)
 
     for m in range(1, k + 1):
-        rows.append(_row(f"short-{m}@{k}", "short", m, k, *collect(short(m))))
+        rows.append(_row(f"short-{m}@{k}", "short", m, k, *collect(select_with("short", m))))
     for j in range(1, k + 1):
         rows.append(_row(f"majority@{j}", "majority", None, j, *collect(majority(j))))
-    rows.append(_row(f"shortest@{k}", "shortest", 1, k, *collect(single("shortest"))))
-    rows.append(_row(f"longest@{k}", "longest", None, k, *collect(single("longest"))))
+    rows.append(_row(f"shortest@{k}", "shortest", 1, k, *collect(select_with("shortest"))))
+    rows.append(_row(f"longest@{k}", "longest", None, k, *collect(select_with("longest"))))
     # random: exact expectation over the k chains, not one seeded draw.
     acc, think = [], []
     for q in questions:
@@ -314,6 +417,7 @@ def analyze_pool(
         "seed": seed,
         "rows": rows,
         "length_rank": length_rank_table(questions, k, normalize),
+        "shorter_vs_longer": length_observation(questions, k, normalize),
     }
 
 

@@ -136,6 +136,10 @@ class ShortMKResult:
     wall_time_s: float = 0.0
     prompt_tokens: int = 0
     stop_step: int | None = None  # decode step at which the early stop fired (None: no early stop)
+    # step_wall_s[s - 1]: seconds from the start (prefill included) until the tokens of decode step s
+    # were sampled and checked. A run that stops after step T costs step_wall_s[T - 1] (up to the final
+    # text decoding): the pool analysis attributes wall time to short-m@k by indexing a majority run.
+    step_wall_s: list[float] = field(default_factory=list)
 
     @property
     def total_tokens(self) -> int:
@@ -180,11 +184,12 @@ REGEX_PREFIX = "regex:"
 REGEX_WINDOW_TOKENS = 48
 
 # A final answer written out, for models with no thinking tags (the whole response is the chain):
-# a closed \boxed{...} (one level of nested braces), or "the (final) answer is <number>" followed
-# by something that ends the number (so "42" is not cut to "4").
+# a closed \boxed{...} (one level of nested braces), or "the (final) answer is <number>" (or a
+# fraction a/b) followed by something that ends it (so "42" is not cut to "4", "3/4" not to "3",
+# and "2^3" is not a final number at all).
 FINAL_ANSWER_PATTERN = (
     r"\\boxed\{(?:[^{}]|\{[^{}]*\})*\}"
-    r"|[Tt]he (?:final )?answer is:?\s*\$?-?\d[\d,]*(?:\.\d+)?(?:[^\d.,]|[.,]\D)"
+    r"|[Tt]he (?:final )?answer is:?\s*\$?-?\d[\d,]*(?:\.\d+)?(?:/\d+)?(?:[^\d.,/^]|[.,]\D)"
 )
 
 
@@ -330,6 +335,7 @@ def sample_short_mk(
     finished_order: list[int] = []
     stop_step = None
     step = 0
+    step_wall_s: list[float] = []
     while live:
         step += 1
         new_tokens = sample_tokens(logits, live, device_gen, cfg)
@@ -379,6 +385,7 @@ def sample_short_mk(
                     if row.phase == "think":
                         row.chain.status = "aborted"
                         _stop_row(row, cfg.measure_savings)
+        step_wall_s.append(time.perf_counter() - start)
         keep_pos = [pos for pos, rid in enumerate(live) if rows[rid].phase != "done"]
         if not keep_pos:
             break
@@ -425,6 +432,7 @@ def sample_short_mk(
         wall_time_s=time.perf_counter() - start,
         prompt_tokens=len(prompt_ids),
         stop_step=stop_step,
+        step_wall_s=step_wall_s,
     )
 
 

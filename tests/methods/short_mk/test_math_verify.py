@@ -90,3 +90,19 @@ def test_offline_paper_tasks_load_mmath_and_judge_by_math_verify(repo_root):
     assert aime.process_results(doc, ["... so \\boxed{204.0}"]) == {"exact_match": 1.0}
     assert aime.process_results(doc, ["... so \\boxed{\\frac{408}{2}}"]) == {"exact_match": 1.0}
     assert aime.process_results(doc, ["... so \\boxed{240}"]) == {"exact_match": 0.0}
+
+
+@pytest.mark.parametrize(
+    "task", ["short_mk_aime24", "short_mk_aime25", "short_mk_hmmt_feb25", "short_mk_math500"]
+)
+def test_hub_backed_paper_tasks_judge_by_math_verify(repo_root, task):
+    """The paper suite's hub tasks (no data needed to read their YAML) resolve their scoring hook to
+    the math-verify judge: an equivalent LaTeX answer scores 1, a different value 0. A hook that
+    compared strings would score the first pair 0 and fail."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    config = load_yaml(repo_root / "task_configs" / "short_mk" / f"{task}.yaml")
+    hook = config["process_results"]
+    assert hook({"answer": "0.5"}, ["so \\boxed{\\frac{1}{2}}"]) == {"exact_match": 1.0}
+    assert hook({"answer": "\\frac{3}{4}"}, ["\\boxed{0.75}"]) == {"exact_match": 1.0}
+    assert hook({"answer": "0.5"}, ["\\boxed{0.25}"]) == {"exact_match": 0.0}

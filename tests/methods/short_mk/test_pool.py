@@ -146,3 +146,23 @@ def test_chain_log_from_a_different_k_is_a_one_line_error(tmp_path, capsys):
     good = tmp_path / "pool.jsonl"
     good.write_text("".join(json.dumps(q) + "\n" for q in POOL))
     assert cli_main(["analyze", str(good), "--k", "4"]) == 2
+
+
+def test_shorter_vs_longer_by_hand(tmp_path):
+    """Right (1) / wrong (0) by length rank, written out by hand: A [0, 1, 1], B [1, 1, 0],
+    C [1, 0, 0] (its truncated chain last). Shortest minus longest: -1, +1, +1; wrong minus right
+    mean length: A 6 - 9 = -3, B 12 - 6.5 = +5.5, C 6 - 5 = +1. Finished chains only, C keeps two
+    chains [1, 0] and its gap is 5 - 5 = 0. Shown able to fail: ranking by sampling order gives A
+    [1, 0, 1] and shortest minus longest 0 for A; keeping C's truncated chain in the finished scope
+    gives a C gap of +1."""
+    path = tmp_path / "pool.jsonl"
+    path.write_text("".join(json.dumps(q) + "\n" for q in POOL_WITH_TIE))
+    obs = analyze_pool(load_pool(path))["shorter_vs_longer"]
+    every, done = obs["all_chains"], obs["finished_chains"]
+    assert every["shortest_minus_longest"]["mean"] == pytest.approx(1 / 3)
+    assert every["shortest_minus_longest"]["stderr"] == pytest.approx(2 / 3)  # sqrt((24/9)/2/3) by hand
+    assert every["short_half_minus_long_half"]["mean"] == pytest.approx(1 / 3)
+    assert every["wrong_minus_correct_thinking_tokens"]["mean"] == pytest.approx(3.5 / 3)
+    assert done["shortest_minus_longest"]["mean"] == pytest.approx(1 / 3)
+    assert done["wrong_minus_correct_thinking_tokens"]["mean"] == pytest.approx(2.5 / 3)
+    assert done["wrong_minus_correct_thinking_tokens"]["questions"] == 3

@@ -185,5 +185,7 @@ def test_final_answer_pattern_ends_a_chain_where_the_answer_is_complete():
     assert first_hit("The final answer is: $1,200 total") == "The final answer is: $1,200 "
     assert first_hit("we get \\boxed{\\frac{1}{2}} and") == "we get \\boxed{\\frac{1}{2}}"
     assert first_hit("no answer here, 42 apples") is None
+    assert first_hit("The answer is 3/4. Done") == "The answer is 3/4. "
+    assert first_hit("so the answer is 2^3 = 8") is None  # not cut at "2^"
     with pytest.raises(ConfigError, match="^think_end: .*not a valid regular expression"):
         ThinkEndDetector("regex:(", encode, decode)
