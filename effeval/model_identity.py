@@ -26,6 +26,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from effeval.hashing import sha256_file
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".ckpt")
 # Hashing is a read of every weight byte: above this total the hash is skipped (and said so).
 MAX_HASH_BYTES = 4 << 30
@@ -46,11 +48,7 @@ def weights_sha256(folder: Path) -> tuple[str | None, int]:
         return None, total
     outer = hashlib.sha256()
     for path in files:
-        inner = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                inner.update(block)
-        outer.update(f"{path.relative_to(folder).as_posix()}\0{inner.hexdigest()}\n".encode())
+        outer.update(f"{path.relative_to(folder).as_posix()}\0{sha256_file(path)}\n".encode())
     return outer.hexdigest(), total
 
 

@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from effeval.errors import ConfigError
+from effeval.hashing import sha256_file
 
 logger = logging.getLogger("effeval.real_data")
 
@@ -218,14 +219,6 @@ def bigbench_dir() -> Path:
     return data_cache_dir() / f"bigbench-{BIGBENCH_VERSION}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def bigbench_missing() -> list[str]:
     root = bigbench_dir()
     missing = []
@@ -267,7 +260,7 @@ def extract_bigbench(archive: Path) -> Path:
                     f"bigbench archive {archive}: {name}/task.json is not in it. "
                     f"Fix: use the bigbench=={BIGBENCH_VERSION} source archive"
                 )
-            got = _sha256(path)
+            got = sha256_file(path)
             if got != sha:
                 raise ConfigError(
                     f"bigbench archive {archive}: {name}/task.json has sha256 {got[:12]}..., expected "

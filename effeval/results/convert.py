@@ -8,7 +8,6 @@ Its ``config`` carries what our wrappers return from ``get_model_info()`` under 
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import platform
 import re
@@ -17,18 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import ConfigError
+from effeval.hashing import sha256_file
 from effeval.model_identity import identify, name_models
 from effeval.results.schema import SCHEMA_ID
 
 _RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_hash(cwd: str | Path | None = None) -> str | None:

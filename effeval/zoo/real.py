@@ -14,7 +14,6 @@ and CPU matmuls are fastest in fp32; the folders are 0.5 GB and 1.1 GB and load 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from effeval.errors import ConfigError
+from effeval.hashing import sha256_file
 from effeval.zoo import register
 
 logger = logging.getLogger(__name__)
@@ -82,14 +82,6 @@ REAL_MODELS: dict[str, RealModel] = {
         ),
     )
 }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _missing(spec: RealModel, what: str) -> ConfigError:
