@@ -36,63 +36,58 @@ TRAIN_PLAN = {
 }
 
 
-def _special_ids(tok) -> dict:
-    return {
-        "bos_token_id": tok.bos_token_id,
-        "eos_token_id": tok.eos_token_id,
-        "pad_token_id": tok.pad_token_id,
-    }
-
-
-def make_config(arch: str, tok):
+def make_config(arch: str, tok, hidden: int = HIDDEN, layers: int = 2, **overrides):
+    """A tiny ``arch`` config ("llama", "qwen2", "mamba", "mamba2") on ``tok``'s vocabulary and
+    special tokens: the zoo's one shape per architecture; ``overrides`` change single fields."""
     import transformers as tf
 
-    vocab = len(tok)
-    ids = _special_ids(tok)
-    if arch in ("llama", "qwen2"):
-        # the same tiny decoder shape for both; only the architecture class differs
-        config_class = tf.LlamaConfig if arch == "llama" else tf.Qwen2Config
-        return config_class(
-            vocab_size=vocab,
-            hidden_size=HIDDEN,
-            intermediate_size=2 * HIDDEN,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=4096,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    if arch == "mamba":
-        return tf.MambaConfig(
-            vocab_size=vocab,
-            hidden_size=HIDDEN,
-            state_size=16,
-            num_hidden_layers=2,
-            expand=2,
-            conv_kernel=4,
-            time_step_rank=8,
-            tie_word_embeddings=True,
-            **ids,
-        )
-    if arch == "mamba2":
-        # num_heads * head_dim must equal expand * hidden_size.
-        return tf.Mamba2Config(
-            vocab_size=vocab,
-            hidden_size=HIDDEN,
-            state_size=16,
-            num_hidden_layers=2,
-            expand=2,
-            num_heads=8,
-            head_dim=16,
-            n_groups=1,
-            conv_kernel=4,
-            chunk_size=64,
-            time_step_rank=8,
-            tie_word_embeddings=False,
-            **ids,
-        )
-    raise ValueError(f"unknown architecture {arch!r}")
+    decoder = dict(  # the same tiny decoder shape for Llama and Qwen2; only the class differs
+        intermediate_size=2 * hidden,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+    ssm = dict(state_size=16, expand=2, conv_kernel=4, time_step_rank=8)
+    shapes = {
+        "llama": (tf.LlamaConfig, decoder),
+        "qwen2": (tf.Qwen2Config, decoder),
+        "mamba": (tf.MambaConfig, {**ssm, "tie_word_embeddings": True}),
+        # num_heads * head_dim must equal expand * hidden_size (Mamba2Config checks it)
+        "mamba2": (
+            tf.Mamba2Config,
+            {
+                **ssm,
+                "num_heads": 8,
+                "head_dim": 16,
+                "n_groups": 1,
+                "chunk_size": 64,
+                "tie_word_embeddings": False,
+            },
+        ),
+    }
+    if arch not in shapes:
+        raise ValueError(f"unknown architecture {arch!r}")
+    config_class, fields = shapes[arch]
+    return config_class(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        **{**fields, **overrides},
+    )
+
+
+def save_causal_lm(out: Path, model, tok, losses: list[float] | None = None) -> None:
+    """Write a zoo LM folder: weights, tokenizer, ``pad_token_id`` for generation and, when it was
+    trained, the loss curve (``train_log.txt``: step, loss)."""
+    if losses is not None:
+        (out / "train_log.txt").write_text("\n".join(f"{i}\t{v:.5f}" for i, v in enumerate(losses)) + "\n")
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(str(out))
+    tok.save_pretrained(str(out))
 
 
 def build_causal_lm(out: Path, arch: str, tokenizer: str, trained: bool, name: str, seed: int = SEED) -> None:
@@ -103,6 +98,7 @@ def build_causal_lm(out: Path, arch: str, tokenizer: str, trained: bool, name: s
     tok = load_tokenizer(out)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(make_config(arch, tok))
+    losses = None
     if trained:
         from effeval.token_blocks import pack_token_blocks
         from effeval.zoo.corpus import corpus_texts
@@ -113,32 +109,29 @@ def build_causal_lm(out: Path, arch: str, tokenizer: str, trained: bool, name: s
         losses = train_causal_lm(
             model, blocks, steps=steps, batch_size=TRAIN_BATCH, seed=seed, desc=f"train {name}"
         )
-        (out / "train_log.txt").write_text("\n".join(f"{i}\t{v:.5f}" for i, v in enumerate(losses)) + "\n")
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
+    save_causal_lm(out, model, tok, losses)
 
 
-@register("llama-sp", "Llama-style causal LM on Mistral's 32k SentencePiece")
-def _llama_sp(out: Path, trained: bool) -> None:
-    build_causal_lm(out, "llama", "mistral-sp", trained, "llama-sp")
+# name -> (architecture, tokenizer, description, part of the default `effeval zoo build`)
+LANGUAGE_MODELS = {
+    "llama-sp": ("llama", "mistral-sp", "Llama-style causal LM on Mistral's 32k SentencePiece", True),
+    "qwen-tekken": ("qwen2", "tekken", "Qwen2-style causal LM on tekken (131k byte-level BPE)", True),
+    "llama-sp-v3": (
+        "llama",
+        "mistral-sp-v3",
+        "Llama-style causal LM on Mistral's v3 32,768 SentencePiece",
+        False,
+    ),
+    "mamba-sp": ("mamba", "mistral-sp", "Mamba (v1) causal LM on Mistral's 32k SentencePiece", True),
+    "mamba2-sp": ("mamba2", "mistral-sp", "Mamba2 causal LM on Mistral's 32k SentencePiece", True),
+}
 
 
-@register("qwen-tekken", "Qwen2-style causal LM on tekken (131k byte-level BPE)")
-def _qwen_tekken(out: Path, trained: bool) -> None:
-    build_causal_lm(out, "qwen2", "tekken", trained, "qwen-tekken")
+def _register(name: str, arch: str, tokenizer: str, description: str, default: bool) -> None:
+    @register(name, description, default=default)
+    def _build(out: Path, trained: bool) -> None:
+        build_causal_lm(out, arch, tokenizer, trained, name)
 
 
-@register("llama-sp-v3", "Llama-style causal LM on Mistral's v3 32,768 SentencePiece", default=False)
-def _llama_sp_v3(out: Path, trained: bool) -> None:
-    build_causal_lm(out, "llama", "mistral-sp-v3", trained, "llama-sp-v3")
-
-
-@register("mamba-sp", "Mamba (v1) causal LM on Mistral's 32k SentencePiece")
-def _mamba_sp(out: Path, trained: bool) -> None:
-    build_causal_lm(out, "mamba", "mistral-sp", trained, "mamba-sp")
-
-
-@register("mamba2-sp", "Mamba2 causal LM on Mistral's 32k SentencePiece")
-def _mamba2_sp(out: Path, trained: bool) -> None:
-    build_causal_lm(out, "mamba2", "mistral-sp", trained, "mamba2-sp")
+for _name, (_arch, _tokenizer, _description, _default) in LANGUAGE_MODELS.items():
+    _register(_name, _arch, _tokenizer, _description, _default)

@@ -81,26 +81,9 @@ def prose_split() -> tuple[list[str], list[str]]:
 
 
 def make_config(tok):
-    import transformers as tf
+    from effeval.zoo.lm import make_config as tiny_config
 
-    # num_heads * head_dim == expand * hidden_size (Mamba2Config checks it)
-    return tf.Mamba2Config(
-        vocab_size=len(tok),
-        hidden_size=HIDDEN,
-        state_size=32,
-        num_hidden_layers=LAYERS,
-        expand=2,
-        num_heads=8,
-        head_dim=16,
-        n_groups=1,
-        conv_kernel=4,
-        chunk_size=64,
-        time_step_rank=8,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
+    return tiny_config("mamba2", tok, hidden=HIDDEN, layers=LAYERS, state_size=32, tie_word_embeddings=True)
 
 
 def heldout_perplexity(model, tok, windows: int = 32, seqlen: int = 128) -> float:
@@ -126,6 +109,7 @@ def _mamba2_prose(out: Path, trained: bool) -> None:
     from transformers import AutoModelForCausalLM
 
     from effeval.token_blocks import pack_token_blocks
+    from effeval.zoo.lm import save_causal_lm
     from effeval.zoo.tokenizers import load_tokenizer, write_tokenizer
     from effeval.zoo.trainer import train_causal_lm
 
@@ -134,6 +118,7 @@ def _mamba2_prose(out: Path, trained: bool) -> None:
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(make_config(tok))
     info = {"trained": trained}
+    losses = None
     if trained:
         train, _ = prose_split()
         blocks = pack_token_blocks(tok, train, SEQLEN)
@@ -148,9 +133,6 @@ def _mamba2_prose(out: Path, trained: bool) -> None:
             torch_threads=torch.get_num_threads(),
             heldout_perplexity=heldout_perplexity(model, tok),
         )
-        (out / "train_log.txt").write_text("\n".join(f"{i}\t{v:.5f}" for i, v in enumerate(losses)) + "\n")
         logger.info("%s: held-out perplexity %.2f", NAME, info["heldout_perplexity"])
     (out / "effeval-proxy.json").write_text(json.dumps(info, indent=2) + "\n")
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
+    save_causal_lm(out, model, tok, losses)

@@ -26,6 +26,7 @@ import random
 from pathlib import Path
 
 from effeval.zoo import register
+from effeval.zoo.lm import make_config, save_causal_lm
 from effeval.zoo.tokenizers import load_tokenizer, write_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -98,24 +99,6 @@ def training_texts(n: int, seed: int) -> list[str]:
     return texts
 
 
-def _config(tok):
-    import transformers as tf
-
-    return tf.LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=HIDDEN,
-        intermediate_size=2 * HIDDEN,
-        num_hidden_layers=LAYERS,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-
-
 def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: float = 3e-3) -> list[float]:
     """Restricted-vocabulary training (see module docstring); returns the loss curve.
 
@@ -148,6 +131,8 @@ def train_reasoner(model, tok, steps: int = TRAIN_STEPS, seed: int = SEED, lr: f
     compact = AutoModelForCausalLM.from_config(cfg)
     emb = compact.get_input_embeddings().weight
     opt = torch.optim.AdamW(compact.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
+    # effeval.lr_schedule.warmup_cosine's schedule, grouped as this model was built with: regrouping
+    # pi * (s - warmup) / n changes the LR's last bit, and with it the trained reasoner-sp
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
@@ -218,10 +203,5 @@ def _reasoner_sp(out: Path, trained: bool) -> None:
     write_tokenizer("mistral-sp", out)
     tok = load_tokenizer(out)
     torch.manual_seed(SEED)
-    model = AutoModelForCausalLM.from_config(_config(tok))
-    if trained:
-        losses = train_reasoner(model, tok)
-        (out / "train_log.txt").write_text("\n".join(f"{i}\t{v:.5f}" for i, v in enumerate(losses)) + "\n")
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.save_pretrained(str(out))
-    tok.save_pretrained(str(out))
+    model = AutoModelForCausalLM.from_config(make_config("llama", tok, hidden=HIDDEN, layers=LAYERS))
+    save_causal_lm(out, model, tok, train_reasoner(model, tok) if trained else None)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-import math
+
+from effeval.lr_schedule import warmup_cosine
 
 logger = logging.getLogger(__name__)
 
@@ -29,15 +30,7 @@ def train_causal_lm(
     gen = torch.Generator().manual_seed(seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, betas=(0.9, 0.95))
-    warmup = max(1, steps // 20)
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(steps))
     losses: list[float] = []
     bar = tqdm(range(steps), desc=desc, leave=False, mininterval=1.0)
     for step in bar:
