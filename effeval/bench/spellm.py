@@ -14,8 +14,7 @@
 
 4. ``--real SPELLM_DIR``: a distilled real SpeLLM (SmolLM2-135M) beside its base: agreement,
    held-out perplexity ratio, accuracy on real multiple-choice tasks through the stock lm_eval
-   CLI, step time (``spellm_real.py``). Only this part runs; it is stored under ``real_model`` in
-   results/bench/spellm.json, next to the sections of the last full run.
+   CLI, step time (``spellm_real.py``). Only this part runs; it writes results/bench/spellm-real.json.
 
 Writes results/bench/spellm.json and prints the ratios. Runs single-threaded by default (``--threads``).
 """
@@ -205,9 +204,6 @@ def distill_check(steps: int, zoo_name: str = "mamba2-sp", temperatures=(1.0, 0.
 
 
 def _main_real(args) -> int:
-    import datetime as _dt
-    import json
-
     from effeval.bench.common import print_table, write_bench
     from effeval.bench.spellm_real import run_real
     from effeval.errors import ConfigError
@@ -218,15 +214,8 @@ def _main_real(args) -> int:
         )
     tasks = [t for t in args.tasks.split(",") if t.strip()]
     real = run_real(args.real, tasks, args.limit, args.ppl_tokens, args.repeats)
-    real["created"] = _dt.datetime.now(tz=_dt.timezone.utc).isoformat()
     real["threads"] = args.threads
-    path = os.path.join("results", "bench", "spellm.json")
-    previous = {}
-    if os.path.exists(path):
-        with open(path) as fh:
-            previous = json.load(fh)
-    keep = {k: v for k, v in previous.items() if k not in ("bench", "created", "environment")}
-    write_bench("spellm", {**keep, "real_model": real})
+    write_bench("spellm-real", real)  # results/bench/spellm-real.json
     ppl, st = real["perplexity"], real["step_time"]
     rows = [
         {
@@ -234,7 +223,16 @@ def _main_real(args) -> int:
             "base": real["agreement"]["majority_token_baseline"],
             "spellm": real["agreement"]["top1_agreement"],
         },
-        {"measure": "held-out perplexity", "base": ppl["base_ppl"], "spellm": ppl["spellm_ppl"]},
+        {
+            "measure": "held-out perplexity (vocab)",
+            "base": ppl["base_ppl"],
+            "spellm": ppl["vocab"]["spellm_ppl"],
+        },
+        {
+            "measure": "held-out 'perplexity' (padded)",
+            "base": ppl["base_ppl"],
+            "spellm": ppl["padded"]["spellm_ppl"],
+        },
         {
             "measure": "step time s (median)",
             "base": st["base_s_per_step_median"],
@@ -247,7 +245,7 @@ def _main_real(args) -> int:
         )
     print_table(rows, ["measure", "base", "spellm"])
     print(
-        f"perplexity ratio {ppl['ppl_ratio']:.3f} (95% CI {ppl['ppl_ratio_ci95']}); "
+        f"perplexity ratio (vocab) {ppl['vocab']['ppl_ratio']:.3f} (95% CI {ppl['vocab']['ppl_ratio_ci95']}); "
         f"step time ratio {st['spellm_vs_base_time_mean']:.3f} +- {st['spellm_vs_base_time_stderr']}"
     )
     return 0

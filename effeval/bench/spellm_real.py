@@ -7,9 +7,10 @@ one run, one thread:
 - **agreement**: top-1 agreement with the teacher on held-out prose, from the distillation
   summary (the most-frequent-token baseline beside it);
 - **perplexity ratio**: SpeLLM / base per-token perplexity on held-out real prose (the last 20%
-  of "In the Year 2889", never trained on), same windows and tokens for both; the SpeLLM's
-  score is its exact string log-probability (padded rows; docs/spellm.md), so its perplexity is an
-  upper bound on a vocabulary-normalised one. Stderr from the per-window log-ratios;
+  of the story "In the Year 2889", never trained on), same windows and tokens for both; the
+  SpeLLM side is its ``vocab`` distribution (string scores renormalised over the base's
+  vocabulary, so both are distributions over the same events); the raw ``padded`` string score
+  is reported beside it as an upper bound. 95% CI from the per-window log-ratios;
 - **task accuracy**: the stock ``lm_eval`` CLI (``--model hf`` vs ``--model effeval-spellm``) on
   real multiple-choice tasks with ``--limit``;
 - **step time**: prompt forward, then decode steps on the same input tokens, base (body + vocab
@@ -33,23 +34,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_TASKS = ("effeval_real_bbh_sports_understanding", "effeval_real_strategyqa")
 
 
-def heldout_ppl(spellm, base, tok, text: str, window: int, max_tokens: int) -> dict:
-    """Per-token perplexity of base and SpeLLM on the same windows of ``text``; ratio and stderr."""
-    import torch
-
-    from effeval.methods.spellm.model import ScoreItem
-
-    ids = tok.encode(text, add_special_tokens=False)[:max_tokens]
-    windows = [ids[i : i + window] for i in range(0, len(ids) - 1, window) if len(ids[i : i + window]) > 1]
-    base_nll, spellm_nll, counts = [], [], []
-    for w in windows:
-        with torch.no_grad():
-            logits = base(input_ids=torch.tensor([w])).logits[0, :-1].float()
-        lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(w[1:]).unsqueeze(-1)).sum().item()
-        base_nll.append(-lp)
-        ((s_lp, _),) = spellm.score([ScoreItem([w[0]], spellm.steps_for(w[1:]))], max_length=window + 64)
-        spellm_nll.append(-s_lp)
-        counts.append(len(w) - 1)
+def _ratio_stats(spellm_nll: list[float], base_nll: list[float], counts: list[int]) -> dict:
+    """Per-token perplexity ratio over all windows, and a 95% CI from the per-window log-ratios."""
     n_tok = sum(counts)
     log_ratios = [(s - b) / c for s, b, c in zip(spellm_nll, base_nll, counts)]
     mean = sum(log_ratios) / len(log_ratios)
@@ -59,10 +45,6 @@ def heldout_ppl(spellm, base, tok, text: str, window: int, max_tokens: int) -> d
         else None
     )
     return {
-        "tokens": n_tok,
-        "windows": len(windows),
-        "window_tokens": window,
-        "base_ppl": math.exp(sum(base_nll) / n_tok),
         "spellm_ppl": math.exp(sum(spellm_nll) / n_tok),
         "ppl_ratio": math.exp((sum(spellm_nll) - sum(base_nll)) / n_tok),
         "log_ppl_ratio_per_window_mean": mean,
@@ -70,7 +52,46 @@ def heldout_ppl(spellm, base, tok, text: str, window: int, max_tokens: int) -> d
         "ppl_ratio_ci95": [math.exp(mean - 1.96 * se), math.exp(mean + 1.96 * se)]
         if se is not None
         else None,
-        "note": "SpeLLM score = exact padded-row string log-prob (not renormalised over the vocabulary): an upper bound",
+    }
+
+
+def heldout_ppl(spellm, base, tok, text: str, window: int, max_tokens: int) -> dict:
+    """Per-token perplexity of base and SpeLLM on the same windows of ``text``; ratio and CI.
+
+    ``vocab`` (the ratio to read): the SpeLLM's next-token distribution over the base model's
+    vocabulary (padded scores renormalised over every token's row; sums to 1 like the base's
+    softmax). ``padded``: the raw string score, which leaves the mass of non-token strings
+    unassigned, so its "perplexity" is not one of a distribution over tokens and only bounds the
+    vocab one from above."""
+    import torch
+
+    from effeval.methods.spellm.model import ScoreItem
+
+    ids = tok.encode(text, add_special_tokens=False)[:max_tokens]
+    windows = [ids[i : i + window] for i in range(0, len(ids) - 1, window) if len(ids[i : i + window]) > 1]
+    base_nll, counts = [], []
+    spellm_nll = {"vocab": [], "padded": []}
+    for w in windows:
+        with torch.no_grad():
+            logits = base(input_ids=torch.tensor([w])).logits[0, :-1].float()
+        lp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(w[1:]).unsqueeze(-1)).sum().item()
+        base_nll.append(-lp)
+        for mode, out in spellm_nll.items():
+            item = ScoreItem([w[0]], spellm.steps_for(w[1:], mode))
+            ((s_lp, _),) = spellm.score([item], max_length=window + 64, mode=mode)
+            out.append(-s_lp)
+        counts.append(len(w) - 1)
+    n_tok = sum(counts)
+    return {
+        "tokens": n_tok,
+        "windows": len(windows),
+        "window_tokens": window,
+        "base_ppl": math.exp(sum(base_nll) / n_tok),
+        "vocab": _ratio_stats(spellm_nll["vocab"], base_nll, counts),
+        "padded": _ratio_stats(spellm_nll["padded"], base_nll, counts),
+        "note": "vocab = SpeLLM scores renormalised over the input vocabulary (a distribution over the "
+        "same next-token events as the base: the comparable ratio); padded = raw string score "
+        "(not normalised over tokens: an upper bound, not comparable)",
     }
 
 
@@ -181,14 +202,14 @@ def run_real(spellm_dir: str, tasks: list[str], limit: int, ppl_tokens: int, rep
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from effeval.methods.spellm.model import CONFIG_NAME, SpeLLMForCausalLM
-    from effeval.zoo.corpus import real_prose_split
+    from effeval.zoo.spellm import story_prose_split
 
     config = json.loads((Path(spellm_dir) / CONFIG_NAME).read_text())
     base_dir = config["base_model"]
     spellm = SpeLLMForCausalLM.from_pretrained(spellm_dir).eval()
     base = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(base_dir)
-    heldout = real_prose_split()[1][0]
+    heldout = story_prose_split()[1][0]
     dist = config.get("distillation") or {}
     payload = {
         "spellm_dir_name": Path(spellm_dir).name,

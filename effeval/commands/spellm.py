@@ -40,8 +40,11 @@ def run(args) -> int:
 
     cfg = build(DistillConfig, vars(args))
     from effeval.zoo.corpus import texts_for
+    from effeval.zoo.spellm import story_prose_split
 
-    summary = distill(cfg, *texts_for(cfg.data))
+    # real-prose: the story only, its end held out (the file's tail is the Gutenberg licence)
+    texts = story_prose_split() if cfg.data == "real-prose" else texts_for(cfg.data)
+    summary = distill(cfg, *texts)
     if summary.get("stopped_early"):
         print(f"stopped after step {summary['steps_done']}; run the same command again to resume")
         return 0

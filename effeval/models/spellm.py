@@ -36,7 +36,7 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
     METHOD = "spellm"
     ARGS = [
         Arg("pretrained", str, help="a SpeLLM directory made by `effeval spellm distill`"),
-        Arg("scoring", str, None, choices=("padded", "terminated"), allow_none=True),
+        Arg("scoring", str, None, choices=("padded", "terminated", "vocab"), allow_none=True),
         Arg("max_length", int, 2048, check=positive),
         Arg("seed", int, 0),
         Arg("dtype", str, "float32", choices=("float32", "bfloat16", "float16", "auto")),
@@ -119,7 +119,7 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, **kwargs):
         from effeval.methods.spellm.model import ScoreItem
 
-        items = [ScoreItem(list(ctx), self.model.steps_for(cont)) for _, ctx, cont in requests]
+        items = [ScoreItem(list(ctx), self.model.steps_for(cont, self.scoring)) for _, ctx, cont in requests]
         return self._score(items, disable_tqdm)
 
     @track_requests("loglikelihood")
@@ -135,7 +135,7 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
             tokens = self.tok_encode(string)
             if tokens and tokens[0] == self.prefix_token_id:
                 tokens = tokens[1:]
-            items.append(ScoreItem([self.prefix_token_id], self.model.steps_for(tokens)))
+            items.append(ScoreItem([self.prefix_token_id], self.model.steps_for(tokens, self.scoring)))
         return [lp for lp, _ in self._score(items, disable_tqdm)]
 
     @track_requests("generate_until")

@@ -39,7 +39,7 @@ import torch
 from effeval.config_fields import setting
 from effeval.errors import ConfigError
 from effeval.methods.spellm.alphabet import NUM_SYMBOLS, check_k
-from effeval.methods.spellm.heads import MODES, best_rows
+from effeval.methods.spellm.heads import MODES, best_rows, string_mode
 from effeval.methods.spellm.model import SpeLLMForCausalLM, base_body, load_causal_lm
 from effeval.task_data import iter_jsonl, read_text_file
 from effeval.token_blocks import pack_token_blocks
@@ -306,7 +306,7 @@ def evaluate(student, teacher, targets: MarginalTargets, eval_blocks, n_position
     lp = student.heads(s_hidden)  # [N, k, C]
     top1 = probs.argmax(-1)
     want = targets.rows[top1]  # [N, k]
-    got, _ = best_rows(lp, mode)
+    got, _ = best_rows(lp, string_mode(mode))
     agree = (got == want).all(-1).float().mean().item()
     # token-level: the SpeLLM's score of every vocabulary token, renormalised over the vocabulary
     rows = targets.rows  # [V, k]

@@ -16,6 +16,14 @@ Scoring (``mode``):
 - ``terminated``: positions after the first END are ignored (``sum_{j<=L}``), i.e. the
   distribution of "sample every head, read up to the first END"; this one sums to 1 over
   strings (plus the mass of the empty string).
+- ``vocab``: the padded score renormalised over the base model's input vocabulary,
+  ``log p(t) = padded(row(t)) - logsumexp_{t'} padded(row(t'))`` (a token longer than k is one
+  event, scored by its first k-byte row). This is a next-token distribution over the same
+  events as the base model's softmax and sums to exactly 1 over the vocabulary, so its
+  perplexity can be divided by the base model's; the string scores above cannot (they leave the
+  mass of non-token strings and invalid rows unassigned, e^-5.6 per token on SmolLM2). It costs a
+  V-sized gather per scored position, so it is an evaluation mode: generation in this mode
+  decodes as ``padded``.
 
 Generation picks the best *valid* string exactly under the same definition (``best_rows``):
 for every length L in 1..k the best string of that length takes each head's best byte, so the
@@ -27,7 +35,13 @@ from __future__ import annotations
 
 from effeval.methods.spellm.alphabet import END, EOS, NUM_BYTES, NUM_SYMBOLS
 
-MODES = ("padded", "terminated")
+MODES = ("padded", "terminated", "vocab")
+STRING_MODES = ("padded", "terminated")  # the modes that define a distribution over strings
+
+
+def string_mode(mode: str) -> str:
+    """The string distribution that decodes under ``mode`` (``vocab`` decodes as ``padded``)."""
+    return "padded" if mode == "vocab" else mode
 
 
 def _torch():
@@ -64,11 +78,30 @@ def string_logprob(char_logprobs, rows, mode: str = "padded"):
     if mode == "padded":
         return picked.sum(-1)
     if mode != "terminated":
-        raise ValueError(f"mode must be one of {MODES}")
+        raise ValueError(f"mode must be one of {STRING_MODES} (vocab: use vocab_logprob)")
     # keep positions up to and including the first non-byte symbol (END or EOS)
     is_stop = rows >= NUM_BYTES
     stops_before = torch.cumsum(is_stop.long(), dim=-1) - is_stop.long()
     return (picked * (stops_before == 0)).sum(-1)
+
+
+def vocab_scores(char_logprobs, token_rows):
+    """Padded score of every vocabulary token's row: ``[..., k, |C|]`` x ``[V, k]`` -> ``[..., V]``."""
+    torch = _torch()
+    k = token_rows.shape[1]
+    out = torch.zeros(*char_logprobs.shape[:-2], token_rows.shape[0], dtype=char_logprobs.dtype)
+    out = out.to(char_logprobs.device)
+    rows = token_rows.to(char_logprobs.device)
+    for j in range(k):  # k gathers of [..., V]: never materialises [..., V, k]
+        out += char_logprobs[..., j, :].index_select(-1, rows[:, j])
+    return out
+
+
+def vocab_logprob(char_logprobs, rows, token_rows):
+    """``vocab`` mode: log p(row) renormalised over the vocabulary's rows ``token_rows`` [V, k]."""
+    torch = _torch()
+    norm = torch.logsumexp(vocab_scores(char_logprobs, token_rows), dim=-1)
+    return string_logprob(char_logprobs, rows, "padded") - norm
 
 
 def _tails(end_lp, mode: str):

@@ -24,7 +24,16 @@ import torch
 
 from effeval.errors import ConfigError, loading
 from effeval.methods.spellm.alphabet import NUM_SYMBOLS, CharCodec, Step, check_k
-from effeval.methods.spellm.heads import MODES, best_rows, make_heads, sample_rows, string_logprob
+from effeval.methods.spellm.heads import (
+    MODES,
+    best_rows,
+    make_heads,
+    sample_rows,
+    string_logprob,
+    string_mode,
+    vocab_logprob,
+    vocab_scores,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +231,11 @@ class SpeLLMForCausalLM(torch.nn.Module):
 
     # ------------------------------------------------------------------ scoring
 
-    def steps_for(self, token_ids) -> list[Step]:
-        """Steps that produce the given input tokens (long tokens become k-byte chunks)."""
+    def steps_for(self, token_ids, mode: str | None = None) -> list[Step]:
+        """Steps that produce the given input tokens (long tokens become k-byte chunks; in
+        ``vocab`` mode every token is one event, scored by its first-chunk row)."""
+        if (mode or self.scoring) == "vocab":
+            return [Step(self.codec.token_row(int(t)), [int(t)]) for t in token_ids]
         steps: list[Step] = []
         for t in token_ids:
             steps.extend(self.codec.token_steps(int(t)))
@@ -284,8 +296,13 @@ class SpeLLMForCausalLM(torch.nn.Module):
                 pos = torch.tensor([p for p, _ in targets], device=lp.device)
                 rows = torch.tensor([r for _, r in targets], dtype=torch.long, device=lp.device)
                 step_lp = lp[b, pos]  # [n, k, |C|]
-                totals[item_idx] += float(string_logprob(step_lp, rows, mode).double().sum())
-                best, _ = best_rows(step_lp, mode)
+                if mode == "vocab":
+                    token_rows = self.codec.rows().to(step_lp.device)
+                    totals[item_idx] += float(vocab_logprob(step_lp, rows, token_rows).double().sum())
+                    best = token_rows[vocab_scores(step_lp, token_rows).argmax(-1)]
+                else:
+                    totals[item_idx] += float(string_logprob(step_lp, rows, mode).double().sum())
+                    best, _ = best_rows(step_lp, mode)
                 if not bool((best == rows).all()):
                     greedy[item_idx] = False
         return list(zip(totals, greedy))
@@ -307,7 +324,7 @@ class SpeLLMForCausalLM(torch.nn.Module):
         """Greedy or sampled decoding. Each step: heads -> best/sampled valid string -> its input
         tokens appended. Stops at EOS, at a stop string (output cut before it), after
         ``max_new_tokens`` input tokens, or at ``max_length``. Returns (text, stats dict)."""
-        mode = mode or self.scoring
+        mode = string_mode(mode or self.scoring)  # vocab is a scoring mode; it decodes as padded
         seq = list(context)[-max_length:]
         out = bytearray()
         n_tokens = steps = 0

@@ -186,3 +186,21 @@ def test_lora_tuning_changes_each_linear_weight_by_a_low_rank_delta(zoo_path, tm
         else:
             assert torch.equal(weight, original[name]), name  # embeddings, norms: untouched
     assert changed > 0
+
+
+def test_real_prose_holds_out_the_end_of_the_story_not_the_gutenberg_licence():
+    """``--data real-prose`` (``story_prose_split``): training and held-out text are both the
+    novella, the held-out part is its end, and none of it is trained on. The file's plain 80/20
+    split (``effeval.zoo.corpus.real_prose_split``) fails the first two assertions: its held-out
+    part is the licence, and the whole story is in its training text."""
+    pytest.importorskip("reasoning_gym")
+    from effeval.zoo.spellm import story_prose_split
+
+    train, (heldout,) = story_prose_split()
+    story_train = train[-1]
+    assert "Project Gutenberg License" not in heldout and "gutenberg.org" not in heldout
+    assert "Project Gutenberg License" not in story_train
+    paragraphs = [p for p in heldout.split("\n\n") if p.strip()]
+    assert any(p.strip() == "Jules Verne." for p in paragraphs[-2:])  # the story's signature
+    assert len(paragraphs) > 10 and not any(p in story_train for p in paragraphs if len(p) > 80)
+    assert len(heldout) > 0.15 * (len(heldout) + len(story_train))
