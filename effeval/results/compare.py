@@ -182,6 +182,13 @@ def check_same_tasks(runs: list[Run], tasks: list[str] | None = None) -> list[st
     return sorted(base)
 
 
+def _need_two_runs(count: int) -> None:
+    if count < 2:
+        raise ConfigError(
+            "compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare"
+        )
+
+
 def compare_runs(
     runs: list[Run],
     tasks: list[str] | None = None,
@@ -189,10 +196,7 @@ def compare_runs(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> dict:
-    if len(runs) < 2:
-        raise ConfigError(
-            "compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare"
-        )
+    _need_two_runs(len(runs))
     check_bootstrap_settings(iters, confidence)
     task_list = check_same_tasks(runs, tasks)
     base = runs[0]
@@ -326,10 +330,7 @@ def compare(
     """Load, compare, print the table, write JSON to ``out`` (if given); return the report."""
     from effeval.results.writer import write_json_atomic
 
-    if len(paths) < 2:
-        raise ConfigError(
-            "compare: needs at least two runs. Fix: pass a baseline and one or more runs to compare"
-        )
+    _need_two_runs(len(paths))  # before loading any of them
     report = compare_runs(load_runs(paths), tasks=tasks, iters=iters, seed=seed, confidence=confidence)
     print(format_report(report))
     if out:
