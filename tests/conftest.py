@@ -12,6 +12,19 @@ os.environ.setdefault("EFFEVAL_ZOO_DIR", os.path.expanduser("~/.cache/effeval/zo
 import pytest
 
 
+@pytest.fixture()
+def one_torch_thread():
+    """One torch thread for the test: tiny matrices run as fast on one thread when the machine is
+    idle and far faster when it is busy (OpenMP threads spin against other processes). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")`` or from a folder's conftest."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def zoo_path():
     """``zoo_path(name, trained=False)`` -> directory of a zoo model (built once, cached on disk)."""

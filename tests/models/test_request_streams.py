@@ -21,14 +21,7 @@ LAW = {1: 0.5, 2: 0.3, 3: 0.2}  # the scripted reasoner's law of one chain's ans
 ALPHA = 1e-3
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def instances(n_docs: int, context: str, gen_kwargs: dict, repeats: int = 1):

@@ -17,15 +17,7 @@ from effeval.errors import ConfigError
 EASY_MARK = "in"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny matrices: one thread is as fast idle and far faster on a busy machine (OpenMP spinning)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

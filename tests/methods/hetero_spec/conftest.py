@@ -2,11 +2,5 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: one thread is faster than two fighting over a shared 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread_here(one_torch_thread):
+    """Every test in this folder runs on one torch thread (tests/conftest.py)."""
