@@ -277,35 +277,27 @@ def prune_model(
 
 
 def _prune_unstructured(model, kind, spec: PruneSpec, names, input_ids, progress: bool):
+    """Unstructured / N:M pruning of the named weights of every block (Mamba, Mamba2 or a
+    decoder-only transformer; magnitude also any model's ``nn.Linear`` of those names)."""
     import torch
-
-    from effeval.methods.pruned_ssm import unstructured as un
 
     nm = parse_pattern(spec.pattern)
     if kind == "decoder":
-        return _prune_decoder_unstructured(model, spec, names, input_ids, nm, progress)
-    if spec.method == "magnitude":
+        targets = arch.decoder_targets(model, names)
+    else:
         targets = arch.all_targets(model, names) if kind else arch.generic_targets(model, names)
+    if spec.method == "magnitude":
         with torch.no_grad():
             for t in targets:
-                w = t.weight2d()
-                w[un.magnitude_mask(w, spec.sparsity, nm, where=t.path)] = 0
+                _apply_mask(t, spec, nm)
         return targets
+    from effeval.methods.pruned_ssm.capture import blockwise_calibrate
 
     def on_layer(layer: int, stats: dict) -> None:
         with torch.no_grad():
-            for t in arch.layer_targets(model, layer, names):
-                w = t.weight2d()
-                st = stats[t.name]
-                if spec.method == "wanda":
-                    w[un.wanda_mask(w, st.col_norm(), spec.sparsity, nm, where=t.path)] = 0
-                else:
-                    new, _ = un.sparsegpt_prune(
-                        w, st.hessian_matrix(), spec.sparsity, nm, spec.blocksize, spec.percdamp, where=t.path
-                    )
-                    w.copy_(new)
-
-    from effeval.methods.pruned_ssm.capture import blockwise_calibrate
+            for t in targets:
+                if t.layer == layer:
+                    _apply_mask(t, spec, nm, stats[t.name])
 
     blockwise_calibrate(
         model,
@@ -318,7 +310,7 @@ def _prune_unstructured(model, kind, spec: PruneSpec, names, input_ids, progress
         batch_size=spec.batch_size,
         progress=progress,
     )
-    return arch.all_targets(model, names)
+    return targets
 
 
 def _apply_mask(t, spec: PruneSpec, nm, stats=None) -> None:
@@ -340,12 +332,13 @@ def decoder_dense_stats(model, input_ids, names=None, batch_size: int = 8, progr
     """Input statistics (squared norms and Gram matrices) of every decoder block linear, from the
     dense model's activations: ``{layer: {name: InputStats}}``. With ``sequential=False`` WANDA and
     SparseGPT use exactly these, so one calibration pass serves every method and sparsity."""
-    from effeval.methods.pruned_ssm.capture import decoder_blockwise_calibrate
+    from effeval.methods.pruned_ssm.capture import blockwise_calibrate
 
     names = arch.resolve_decoder_targets(model, names)
     collected: dict = {}
-    decoder_blockwise_calibrate(
+    blockwise_calibrate(
         model,
+        "decoder",
         input_ids,
         names,
         hessian=True,
@@ -370,37 +363,6 @@ def prune_decoder_with_stats(model, spec: PruneSpec, stats: dict) -> dict:
         for t in targets:
             _apply_mask(t, spec, nm, stats[t.layer][t.name] if spec.method != "magnitude" else None)
     return sparsity_report(targets)
-
-
-def _prune_decoder_unstructured(model, spec: PruneSpec, names, input_ids, nm, progress: bool):
-    """Unstructured / N:M pruning of a decoder-only transformer's block linears."""
-    import torch
-
-    targets = arch.decoder_targets(model, names)
-    if spec.method == "magnitude":
-        with torch.no_grad():
-            for t in targets:
-                _apply_mask(t, spec, nm)
-        return targets
-    from effeval.methods.pruned_ssm.capture import decoder_blockwise_calibrate
-
-    def on_layer(layer: int, stats: dict) -> None:
-        with torch.no_grad():
-            for t in targets:
-                if t.layer == layer:
-                    _apply_mask(t, spec, nm, stats[t.name])
-
-    decoder_blockwise_calibrate(
-        model,
-        input_ids,
-        names,
-        hessian=spec.method == "sparsegpt",
-        on_layer=on_layer,
-        sequential=spec.sequential,
-        batch_size=spec.batch_size,
-        progress=progress,
-    )
-    return targets
 
 
 def _prune_structured(model, kind, spec: PruneSpec, input_ids, progress: bool):

@@ -112,27 +112,63 @@ def blockwise_calibrate(
     ``on_layer(layer_index, {target_name: InputStats})`` prunes it.
 
     ``sequential=True`` feeds the next block the outputs of the already-pruned block (as
-    SparseGPT and WANDA do); ``False`` uses the dense model's activations for every block."""
+    SparseGPT and WANDA do); ``False`` uses the dense model's activations for every block.
+    ``kind``: "mamba" / "mamba2" (hooks on the mixer, see the module docstring) or "decoder" (a
+    decoder-only transformer: hooks on the block's ``nn.Linear`` targets, named by their path)."""
     import torch
     from tqdm.auto import tqdm
 
-    device = next(model.parameters()).device
-    layers = model.backbone.layers
     with torch.no_grad():
-        hidden = [model.backbone.embeddings(chunk.to(device)) for chunk in input_ids.split(batch_size)]
+        if kind == "decoder":
+            layers, inputs, forward, hook = _decoder_blocks(model, input_ids, names, batch_size)
+        else:
+            layers, inputs, forward, hook = _ssm_blocks(model, kind, input_ids, names, batch_size)
         for index in tqdm(range(len(layers)), desc="prune layers", unit="layer", disable=not progress):
             block = layers[index]
             stats = {n: InputStats(hessian) for n in names}
-            handles = _register(block.mixer, kind, names, lambda n, x, stats=stats: stats[n].add(x))
+            handles = hook(block, stats)
             try:
-                outputs = [block(h) for h in hidden]
+                outputs = [forward(block, x) for x in inputs]
             finally:
                 for handle in handles:
                     handle.remove()
             on_layer(index, stats)
             if sequential:
-                outputs = [block(h) for h in hidden]
-            hidden = [o.to(h.dtype) for o, h in zip(outputs, hidden)]
+                outputs = [forward(block, x) for x in inputs]
+            inputs = outputs
+
+
+# Each returns (blocks, per-batch inputs of block 0, forward(block, input) -> the next block's
+# input in the same dtype, hook(block, stats) -> handles that add each target's inputs to stats).
+
+
+def _ssm_blocks(model, kind: str, input_ids, names, batch_size: int):
+    device = next(model.parameters()).device
+    hidden = [model.backbone.embeddings(chunk.to(device)) for chunk in input_ids.split(batch_size)]
+
+    def hook(block, stats):
+        return _register(block.mixer, kind, names, lambda n, x: stats[n].add(x))
+
+    return model.backbone.layers, hidden, lambda block, h: block(h).to(h.dtype), hook
+
+
+def _decoder_blocks(model, input_ids, names, batch_size: int):
+    from effeval.methods.pruned_ssm.arch import block_linears, decoder_layers
+
+    def forward(block, batch):  # batch: (hidden states, the keyword arguments of every block)
+        hidden, kwargs = batch
+        return _block_output(block(hidden, **kwargs)).to(hidden.dtype), kwargs
+
+    def hook(block, stats):
+        linears = block_linears(block)
+        return [
+            linears[n].register_forward_hook(
+                lambda mod, args, out, s=stats[n]: s.add(args[0].reshape(-1, args[0].shape[-1]))
+            )
+            for n in names
+        ]
+
+    return decoder_layers(model), decoder_block_inputs(model, input_ids, batch_size), forward, hook
 
 
 class _StopForward(Exception):
@@ -169,44 +205,3 @@ def decoder_block_inputs(model, input_ids, batch_size: int):
 
 def _block_output(out):
     return out[0] if isinstance(out, (tuple, list)) else out
-
-
-def decoder_blockwise_calibrate(
-    model,
-    input_ids,
-    names,
-    hessian: bool,
-    on_layer: Callable[[int, dict[str, InputStats]], None],
-    sequential: bool = True,
-    batch_size: int = 8,
-    progress: bool = True,
-) -> None:
-    """``blockwise_calibrate`` for decoder-only transformers: forward hooks on the block's
-    ``nn.Linear`` targets (named by their path in the block) collect input statistics."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from effeval.methods.pruned_ssm.arch import block_linears, decoder_layers
-
-    layers = decoder_layers(model)
-    with torch.no_grad():
-        batches = decoder_block_inputs(model, input_ids, batch_size)
-        for index in tqdm(range(len(layers)), desc="prune layers", unit="layer", disable=not progress):
-            block = layers[index]
-            linears = block_linears(block)
-            stats = {n: InputStats(hessian) for n in names}
-            handles = [
-                linears[n].register_forward_hook(
-                    lambda mod, args, out, s=stats[n]: s.add(args[0].reshape(-1, args[0].shape[-1]))
-                )
-                for n in names
-            ]
-            try:
-                outputs = [_block_output(block(h, **kw)) for h, kw in batches]
-            finally:
-                for handle in handles:
-                    handle.remove()
-            on_layer(index, stats)
-            if sequential:
-                outputs = [_block_output(block(h, **kw)) for h, kw in batches]
-            batches = [(o.to(h.dtype), kw) for o, (h, kw) in zip(outputs, batches)]

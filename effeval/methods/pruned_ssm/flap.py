@@ -40,6 +40,7 @@ import logging
 from dataclasses import dataclass, field
 
 from effeval.errors import ConfigError
+from effeval.methods.pruned_ssm.structured import load_shrunk, new_bias, shrunk_config, take_rows
 
 logger = logging.getLogger(__name__)
 
@@ -283,7 +284,6 @@ def mask_decoder(model, plan: list[FlapLayer]) -> None:
 
 def shrink_decoder(model, plan: list[FlapLayer]):
     """A new, smaller model of the same class: fewer KV heads / MLP channels, biases on."""
-    import torch
 
     cfg = model.config
     n_kv = cfg.num_key_value_heads
@@ -311,49 +311,20 @@ def shrink_decoder(model, plan: list[FlapLayer]):
             q_rows = _head_channels(keep.heads, head_dim * n_rep)
             kv_rows = _head_channels(keep.heads, head_dim)
             for name, rows in (("q_proj", q_rows), ("k_proj", kv_rows), ("v_proj", kv_rows)):
-                key = p + f"self_attn.{name}."
-                sd[key + "weight"] = old[key + "weight"][rows]
-                sd[key + "bias"] = (
-                    old[key + "bias"][rows]
-                    if key + "bias" in old
-                    else torch.zeros(len(rows), dtype=old[key + "weight"].dtype)
-                )
+                take_rows(sd, old, p + f"self_attn.{name}.", rows)
             key = p + "self_attn.o_proj."
             w = old[key + "weight"]
             sd[key + "weight"] = w[:, q_rows]
-            sd[key + "bias"] = _new_bias(old.get(key + "bias"), keep.attn_bias, w)
+            sd[key + "bias"] = new_bias(old.get(key + "bias"), keep.attn_bias, w)
         if channels_pruned:
             ch = keep.channels
             for name in ("gate_proj", "up_proj"):
-                key = p + f"mlp.{name}."
-                sd[key + "weight"] = old[key + "weight"][ch]
-                sd[key + "bias"] = (
-                    old[key + "bias"][ch]
-                    if key + "bias" in old
-                    else torch.zeros(len(ch), dtype=old[key + "weight"].dtype)
-                )
+                take_rows(sd, old, p + f"mlp.{name}.", ch)
             key = p + "mlp.down_proj."
             w = old[key + "weight"]
             sd[key + "weight"] = w[:, ch]
-            sd[key + "bias"] = _new_bias(old.get(key + "bias"), keep.mlp_bias, w)
-    return _load_into(model, new_config, sd)
-
-
-def _new_bias(old_bias, extra, weight):
-    base = old_bias.double() if old_bias is not None else 0
-    return (base + extra).to(weight.dtype)
-
-
-def _load_into(model, new_config, sd):
-    param = next(model.parameters())
-    new_model = type(model)(new_config)
-    missing, unexpected = new_model.load_state_dict(sd, strict=False)
-    tied = {k for k in missing if k.endswith("lm_head.weight")} if new_config.tie_word_embeddings else set()
-    if set(missing) - tied or unexpected:
-        raise RuntimeError(f"FLAP shrink: state dict mismatch (missing {missing}, unexpected {unexpected})")
-    new_model.tie_weights()
-    new_model.generation_config = model.generation_config
-    return new_model.to(device=param.device, dtype=param.dtype).eval()
+            sd[key + "bias"] = new_bias(old.get(key + "bias"), keep.mlp_bias, w)
+    return load_shrunk(model, new_config, sd, "FLAP shrink")
 
 
 # ------------------------------------------------------------------------------ Mamba / Mamba2
@@ -471,24 +442,14 @@ def shrink_mamba2(model, plan: list[FlapLayer], new_values: dict):
 def shrink_mamba(model, plan: list[FlapLayer], new_values: dict):
     import torch
 
-    cfg_dict = model.config.to_dict()
-    cfg_dict.update(new_values)
-    cfg_dict.pop("intermediate_size", None)
-    new_config = type(model.config).from_dict(cfg_dict)
+    new_config = shrunk_config(model, new_values)
     old = model.state_dict()
     sd = dict(old)
     for i, keep in enumerate(plan):
         p = f"backbone.layers.{i}.mixer."
         inter = model.backbone.layers[i].mixer.intermediate_size
         ch = keep.channels
-        rows = torch.cat([ch, inter + ch])
-        w = old[p + "in_proj.weight"]
-        sd[p + "in_proj.weight"] = w[rows]
-        sd[p + "in_proj.bias"] = (
-            old[p + "in_proj.bias"][rows]
-            if p + "in_proj.bias" in old
-            else torch.zeros(len(rows), dtype=w.dtype)
-        )
+        take_rows(sd, old, p + "in_proj.", torch.cat([ch, inter + ch]))
         sd[p + "conv1d.weight"] = old[p + "conv1d.weight"][ch]
         if p + "conv1d.bias" in old:
             sd[p + "conv1d.bias"] = old[p + "conv1d.bias"][ch]
@@ -500,8 +461,8 @@ def shrink_mamba(model, plan: list[FlapLayer], new_values: dict):
         sd[p + "D"] = old[p + "D"][ch]
         ow = old[p + "out_proj.weight"]
         sd[p + "out_proj.weight"] = ow[:, ch]
-        sd[p + "out_proj.bias"] = _new_bias(old.get(p + "out_proj.bias"), keep.out_bias, ow)
-    return _load_into(model, new_config, sd)
+        sd[p + "out_proj.bias"] = new_bias(old.get(p + "out_proj.bias"), keep.out_bias, ow)
+    return load_shrunk(model, new_config, sd, "FLAP shrink")
 
 
 # ------------------------------------------------------------------------------ entry point

@@ -278,10 +278,7 @@ def shrink_model(model, kind: str, plan: list[LayerKeep], new_values: dict, out_
     ``new_values`` then carries ``use_bias=True`` and ``in_proj`` gets a zero bias if it had none)."""
     import torch
 
-    cfg_dict = model.config.to_dict()
-    cfg_dict.update(new_values)
-    cfg_dict.pop("intermediate_size", None)  # Mamba derives it from expand
-    new_config = type(model.config).from_dict(cfg_dict)
+    new_config = shrunk_config(model, new_values)
     old = model.state_dict()
     sd = dict(old)
     for layer, keep in enumerate(plan):
@@ -317,14 +314,47 @@ def shrink_model(model, kind: str, plan: list[LayerKeep], new_values: dict, out_
         if out_biases is not None and layer in out_biases:
             if p + "in_proj.bias" not in sd:
                 sd[p + "in_proj.bias"] = torch.zeros(len(in_rows), dtype=sd[p + "in_proj.weight"].dtype)
-            base = old[p + "out_proj.bias"].double() if p + "out_proj.bias" in old else 0
-            sd[p + "out_proj.bias"] = (base + out_biases[layer]).to(sd[p + "out_proj.weight"].dtype)
+            sd[p + "out_proj.bias"] = new_bias(
+                old.get(p + "out_proj.bias"), out_biases[layer], sd[p + "out_proj.weight"]
+            )
+    return load_shrunk(model, new_config, sd, "shrink")
+
+
+def shrunk_config(model, new_values: dict):
+    """``model``'s config with ``new_values``; Mamba's ``intermediate_size`` is dropped (derived from expand)."""
+    cfg_dict = model.config.to_dict()
+    cfg_dict.update(new_values)
+    cfg_dict.pop("intermediate_size", None)
+    return type(model.config).from_dict(cfg_dict)
+
+
+def take_rows(sd: dict, old: dict, key: str, rows) -> None:
+    """``<key>weight`` rows ``rows`` of the old state dict, and a bias for them: the old one's rows,
+    zeros where the layer had none (the shrunk config turns biases on to carry a compensation)."""
+    import torch
+
+    weight = old[key + "weight"]
+    sd[key + "weight"] = weight[rows]
+    sd[key + "bias"] = (
+        old[key + "bias"][rows] if key + "bias" in old else torch.zeros(len(rows), dtype=weight.dtype)
+    )
+
+
+def new_bias(old_bias, extra, weight):
+    """``old_bias + extra`` (in float64, then ``weight``'s dtype); no old bias counts as zero."""
+    base = old_bias.double() if old_bias is not None else 0
+    return (base + extra).to(weight.dtype)
+
+
+def load_shrunk(model, new_config, sd: dict, what: str):
+    """A new model of ``model``'s class with ``new_config`` and state dict ``sd`` (all of it used, all
+    of its weights given but a tied ``lm_head``), on ``model``'s device and dtype, in eval mode."""
     param = next(model.parameters())
     new_model = type(model)(new_config)
     missing, unexpected = new_model.load_state_dict(sd, strict=False)
     tied = {k for k in missing if k.endswith("lm_head.weight")} if new_config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:
-        raise RuntimeError(f"shrink: state dict mismatch (missing {missing}, unexpected {unexpected})")
+        raise RuntimeError(f"{what}: state dict mismatch (missing {missing}, unexpected {unexpected})")
     new_model.tie_weights()
     new_model.generation_config = model.generation_config
     return new_model.to(device=param.device, dtype=param.dtype).eval()
