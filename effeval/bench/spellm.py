@@ -240,9 +240,14 @@ def _main_real(args) -> int:
         },
     ]
     for task, acc in (real.get("tasks") or {}).items():
-        rows.append(
-            {"measure": f"{task} acc (n={acc['n']})", "base": acc["base_acc"], "spellm": acc["spellm_acc"]}
-        )
+        for scoring in ("padded", "vocab"):
+            rows.append(
+                {
+                    "measure": f"{task} acc (n={acc['n']}, spellm scoring={scoring})",
+                    "base": acc["base_acc"],
+                    "spellm": acc.get(f"spellm_{scoring}_acc"),
+                }
+            )
     print_table(rows, ["measure", "base", "spellm"])
     print(
         f"perplexity ratio (vocab) {ppl['vocab']['ppl_ratio']:.3f} (95% CI {ppl['vocab']['ppl_ratio_ci95']}); "

@@ -151,9 +151,11 @@ def step_time(spellm, base, tok, text: str, prompt_len: int, steps: int, repeats
     }
 
 
-def lm_eval_accuracy(model: str, model_args: str, tasks: list[str], limit: int, workdir: Path) -> dict:
+def lm_eval_accuracy(
+    model: str, model_args: str, tasks: list[str], limit: int, workdir: Path, label: str | None = None
+) -> dict:
     """Run the stock lm_eval CLI; return {task: {acc, acc_stderr, n}} and its wall time."""
-    out = workdir / model.replace("/", "_")
+    out = workdir / (label or model.replace("/", "_"))
     cmd = [
         sys.executable,
         "-m",
@@ -197,7 +199,14 @@ def lm_eval_accuracy(model: str, model_args: str, tasks: list[str], limit: int, 
     }
 
 
-def run_real(spellm_dir: str, tasks: list[str], limit: int, ppl_tokens: int, repeats: int) -> dict:
+def run_real(
+    spellm_dir: str,
+    tasks: list[str],
+    limit: int,
+    ppl_tokens: int,
+    repeats: int,
+    scorings: tuple[str, ...] = ("padded", "vocab"),
+) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -236,19 +245,32 @@ def run_real(spellm_dir: str, tasks: list[str], limit: int, ppl_tokens: int, rep
     if tasks and limit > 0:
         with tempfile.TemporaryDirectory() as tmp:
             logger.info("lm_eval: base")
-            b = lm_eval_accuracy("hf", f"pretrained={base_dir},dtype=float32", tasks, limit, Path(tmp))
-            logger.info("lm_eval: spellm")
-            s = lm_eval_accuracy("effeval-spellm", f"pretrained={spellm_dir}", tasks, limit, Path(tmp))
+            runs = {
+                "base": lm_eval_accuracy(
+                    "hf", f"pretrained={base_dir},dtype=float32", tasks, limit, Path(tmp)
+                )
+            }
+            for scoring in scorings:
+                logger.info("lm_eval: spellm, scoring=%s", scoring)
+                runs[f"spellm_{scoring}"] = lm_eval_accuracy(
+                    "effeval-spellm",
+                    f"pretrained={spellm_dir},scoring={scoring}",
+                    tasks,
+                    limit,
+                    Path(tmp),
+                    label=f"spellm_{scoring}",
+                )
         payload["tasks"] = {
             t: {
-                "base_acc": b["tasks"].get(t, {}).get("acc"),
-                "base_acc_stderr": b["tasks"].get(t, {}).get("acc_stderr"),
-                "spellm_acc": s["tasks"].get(t, {}).get("acc"),
-                "spellm_acc_stderr": s["tasks"].get(t, {}).get("acc_stderr"),
-                "n": s["tasks"].get(t, {}).get("n"),
+                **{
+                    f"{name}_{key}": run["tasks"].get(t, {}).get(key)
+                    for name, run in runs.items()
+                    for key in ("acc", "acc_stderr")
+                },
+                "n": runs["base"]["tasks"].get(t, {}).get("n"),
             }
             for t in tasks
         }
-        payload["lm_eval_commands"] = {"base": b["command"], "spellm": s["command"]}
-        payload["lm_eval_wall_s"] = {"base": b["wall_s"], "spellm": s["wall_s"]}
+        payload["lm_eval_commands"] = {name: run["command"] for name, run in runs.items()}
+        payload["lm_eval_wall_s"] = {name: run["wall_s"] for name, run in runs.items()}
     return payload

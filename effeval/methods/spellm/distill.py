@@ -70,8 +70,8 @@ class DistillConfig:
     lora_alpha: float = setting(16.0, help="LoRA alpha")
     data: str = setting(
         "python",
-        help="python | python-prose | python-code | real-prose (pydoc topics + Verne's 'In the Year 2889', "
-        "its last 20% held out) | comma-separated .txt/.jsonl files or folders (default: Python's own text)",
+        help="python | python-prose | python-code | real-prose (pydoc topics + the story of Verne's 'In "
+        "the Year 2889', its last 20% held out) | comma-separated .txt/.jsonl files or folders (default: Python's own text)",
     )
     eval_every: int = setting(50, help="steps between evaluations")
     eval_positions: int = setting(256, help="held-out positions per evaluation")
