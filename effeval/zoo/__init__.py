@@ -50,6 +50,7 @@ class ZooEntry:
     depends: tuple[str, ...] = ()
     tier: str = "tiny"  # "tiny": built here (random or trained); "real": pretrained weights from a package
     check: Callable[[], None] | None = None  # raises the one-line ConfigError when it cannot be built here
+    version: int = 1  # bumped when a builder's recipe changes, so cached builds of the old recipe are not reused
 
 
 # name -> ZooEntry; the builder modules register theirs (decorator below) when first looked up.
@@ -63,9 +64,10 @@ def register(
     depends: tuple[str, ...] = (),
     tier: str = "tiny",
     check: Callable[[], None] | None = None,
+    version: int = 1,
 ):
     def deco(fn):
-        entry = ZooEntry(name, fn, description, default, depends, tier, check)
+        entry = ZooEntry(name, fn, description, default, depends, tier, check, version)
         ENTRIES.add(name, f"{fn.__module__}:{fn.__qualname__}", description, loaded=entry)
         return fn
 
@@ -91,7 +93,8 @@ def model_dir(name: str, trained: bool = False, root: str | os.PathLike | None =
     entry = _load_entries().get(name)
     if entry is not None and entry.tier == "real":  # pretrained weights: neither random nor trained here
         return zoo_root(root) / "real" / name
-    return zoo_root(root) / f"{name}-{'trained' if trained else 'random'}"
+    suffix = f"-v{entry.version}" if entry is not None and entry.version > 1 else ""
+    return zoo_root(root) / f"{name}-{'trained' if trained else 'random'}{suffix}"
 
 
 def real_names() -> list[str]:
