@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from effeval import __version__
-from effeval.commands.scaffold import run_guarded
+from effeval.commands.scaffold import ArgumentParser, run_guarded
 from effeval.errors import ConfigError
 from effeval.registry import Registry
 from effeval.task_data import task_configs_dir
@@ -54,10 +54,20 @@ def cmd_zoo(args) -> int:
             )
             print(f"{name:16s} {entry.description}{flag}")
         return 0
+    # names and --out are checked before anything is built (a build takes minutes)
+    argument, names = ("NAME", [args.name]) if args.zoo_cmd == "path" else ("NAMES", list(args.names))
+    unknown = [n for n in names if n not in zoo._load_entries()]
+    if unknown:
+        raise ConfigError(
+            f"{argument}: unknown zoo model(s) {', '.join(unknown)}. Fix: use names that `effeval zoo list` prints"
+        )
+    if args.out is not None:
+        from effeval.atomic import check_output_dir
+
+        check_output_dir(args.out)
     if args.zoo_cmd == "path":
         print(zoo.get(args.name, trained=args.trained, root=args.out))
         return 0
-    names = list(args.names)
     if getattr(args, "shapes", False):
         from effeval.zoo.shapes import SHAPES_MODELS
 
@@ -308,7 +318,7 @@ def _delegate(name: str, argv: list[str]) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="effeval",
         description="Evaluate efficiency methods: quality and cost side by side.",
     )
@@ -323,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = sub.add_parser("zoo", help="tiny offline models with real tokenizers")
     zsub = zoo.add_subparsers(dest="zoo_cmd", required=True)
     zb = zsub.add_parser("build", help="build zoo models (default: all default ones)")
-    zb.add_argument("names", nargs="*", help="zoo model names (see `effeval zoo list`)")
+    zb.add_argument("names", nargs="*", metavar="NAMES", help="zoo model names (see `effeval zoo list`)")
     zb.add_argument("--out", default=None, help="zoo root (default: $EFFEVAL_ZOO_DIR or the user cache dir)")
     zb.add_argument("--trained", action="store_true", help="train briefly on Python's own text (minutes)")
     zb.add_argument("--force", action="store_true", help="rebuild even if cached")
@@ -339,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     zsub.add_parser("list", help="list zoo models")
     zp = zsub.add_parser("path", help="print (building if needed) one model's directory")
-    zp.add_argument("name")
+    zp.add_argument("name", metavar="NAME")
     zp.add_argument("--out", default=None)
     zp.add_argument("--trained", action="store_true")
 

@@ -48,6 +48,29 @@ def loading(argument: str, path: object, what: str = "model"):
         ) from None
 
 
+@contextlib.contextmanager
+def named_as(render):
+    """Around a method's own checks: a check names its parameter (``k: ...``, ``--calibration:
+    ...``); the user typed a flag or a model_arg, so the message is renamed ``render(name): ...``."""
+    try:
+        yield
+    except ConfigError as exc:
+        name, sep, rest = str(exc).partition(": ")
+        if sep and name.lstrip("-").isidentifier():
+            raise ConfigError(f"{render(name.lstrip('-'))}: {rest}") from None
+        raise
+
+
+def model_args(model: str):
+    """``k: ...`` -> ``<model> model_args 'k': ...`` (inside an lm-eval wrapper)."""
+    return named_as(lambda name: f"{model} model_args '{name}'")
+
+
+def cli_flags():
+    """``batch_size: ...`` -> ``--batch-size: ...`` (inside a command line tool)."""
+    return named_as(lambda name: "--" + name.replace("_", "-"))
+
+
 def traceback_requested() -> bool:
     """``EFFEVAL_TRACEBACK`` set to anything but empty/0/false/no: show tracebacks."""
     return os.environ.get("EFFEVAL_TRACEBACK", "").strip().lower() not in ("", "0", "false", "no")

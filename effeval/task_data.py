@@ -41,7 +41,10 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
                     f"{path}:{lineno}: malformed JSON ({exc.msg}). Fix: one JSON object per line"
                 ) from None
             if not isinstance(row, dict):
-                raise ConfigError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+                raise ConfigError(
+                    f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}. "
+                    "Fix: one JSON object per line"
+                )
             yield lineno, row
 
 

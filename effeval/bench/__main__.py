@@ -33,7 +33,9 @@ def run(argv: list[str]) -> int:
     names = list(BENCHES) if name == "all" else [name]
     for one in names:
         if one not in BENCHES:
-            raise ConfigError(f"benchmark {one!r} is unknown. Fix: use one of {', '.join(BENCHES)} or all")
+            raise ConfigError(
+                f"NAME: benchmark {one!r} is unknown. Fix: use one of {', '.join(BENCHES)} or all"
+            )
         code = BENCHES.load(one)(rest)
         if code:
             return int(code)

@@ -24,8 +24,42 @@ def bench_command(
     run: Callable[[argparse.Namespace], int | None],
 ) -> Command:
     """``python -m effeval.bench NAME`` on the one CLI scaffold: the bench adds its arguments and runs;
-    logging, environment defaults and the one-line error exit come from ``run_guarded``."""
-    return Command(f"python -m effeval.bench {name}", doc.splitlines()[0], add_arguments, run)
+    logging, environment defaults and the one-line error exit come from ``run_guarded``. The
+    arguments every bench shares are checked before its work starts (``check_bench_arguments``)."""
+
+    def checked_run(args: argparse.Namespace) -> int | None:
+        check_bench_arguments(args)
+        return start_bench(run, args)
+
+    return Command(f"python -m effeval.bench {name}", doc.splitlines()[0], add_arguments, checked_run)
+
+
+def check_bench_arguments(args: argparse.Namespace) -> None:
+    """What would otherwise fail minutes in, or measure nonsense: ``--threads`` < 1, an ``--out``
+    that cannot be written, a NaN / infinite number, a negative count (any integer option but a
+    seed)."""
+    import math
+
+    from effeval.atomic import check_output_dir
+    from effeval.errors import ConfigError
+
+    for name, value in sorted(vars(args).items()):
+        flag = "--" + name.replace("_", "-")
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{flag}: {v} is not a finite number. Fix: pass a finite value")
+            if isinstance(v, int) and not isinstance(v, bool) and v < 0 and "seed" not in name:
+                raise ConfigError(f"{flag}: {v} is negative. Fix: pass a count >= 0")
+    if getattr(args, "threads", 1) < 1:
+        raise ConfigError(f"--threads: {args.threads} is not a thread count. Fix: pass --threads 1 or more")
+    if getattr(args, "out", None):
+        check_output_dir(args.out)
+
+
+def start_bench(run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int | None:
+    """The one place a benchmark's work begins (tests replace it to show that checks come first)."""
+    return run(args)
 
 
 def add_threads_argument(parser: argparse.ArgumentParser, why: str) -> None:

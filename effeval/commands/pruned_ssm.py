@@ -42,14 +42,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from effeval.errors import cli_flags
     from effeval.methods.pruned_ssm.api import PruneSpec, prune_model, save_pruned
     from effeval.models.base import check_pretrained, resolve_device
 
-    spec = build(PruneSpec, vars(args)).validated()
+    with cli_flags():
+        spec = build(PruneSpec, vars(args)).validated()
     from effeval.atomic import check_not_input, check_output_dir
 
     check_output_dir(args.out)  # before loading and pruning, not after
     check_not_input(args.out, args.model, "--out", "--model")
+    if args.calibration and not args.calibration.startswith(("dataset:", "task:")):
+        from effeval.methods.pruned_ssm.calibration import load_texts
+
+        with cli_flags():  # a missing, binary or non-UTF-8 file fails here, not after the model loads
+            load_texts(args.calibration)
     path = check_pretrained(args.model, "--model", "effeval pruned-ssm")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

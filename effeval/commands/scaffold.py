@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from effeval.errors import EffevalError, traceback_requested
+from effeval.errors import ConfigError, EffevalError, traceback_requested
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -35,6 +35,30 @@ def setup_logging(verbose: bool = False) -> None:
 def apply_environment_defaults() -> None:
     # tokenizers' thread pool warns (and can deadlock) after fork; lm-eval and torchrun fork
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with effeval's error form: a wrong flag value, a missing required argument or an
+    unknown one is a ConfigError ``<argument>: <problem>. Fix: <fix>`` (one line, exit 2 under
+    ``run_guarded``) instead of argparse's usage block and ``error:`` line. Sub-parsers inherit it."""
+
+    def error(self, message: str):
+        see = f"see `{self.prog} --help`"
+        # a sub-command slot is named by its internal dest ("results_cmd"); users know it as COMMAND
+        slots = {a.dest for a in self._actions if isinstance(a, argparse._SubParsersAction)}
+        if message.startswith("argument "):
+            argument, _, problem = message[len("argument ") :].partition(": ")
+            argument = "COMMAND" if argument in slots else argument.split("/")[-1]
+            raise ConfigError(f"{argument}: {problem.rstrip('.')}. Fix: {see}")
+        if message.startswith("the following arguments are required: "):
+            missing = ", ".join(
+                "COMMAND" if name in slots else name for name in message.split(": ", 1)[1].split(", ")
+            )
+            raise ConfigError(f"{missing}: required but not given. Fix: pass {missing}; {see}")
+        if message.startswith("unrecognized arguments: "):
+            unknown = message.split(": ", 1)[1]
+            raise ConfigError(f"{unknown}: not an argument of {self.prog}. Fix: {see}")
+        raise ConfigError(f"{self.prog}: {message.rstrip('.')}. Fix: {see}")
 
 
 def run_guarded(body: Callable[[], int | None], *, verbose: bool = False) -> int:
@@ -86,11 +110,14 @@ class Command:
     run: Callable[[argparse.Namespace], int | None]
 
     def parser(self) -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+        parser = ArgumentParser(prog=self.prog, description=self.description)
         self.add_arguments(parser)
         return parser
 
     def __call__(self, argv: list[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
-        args = self.parser().parse_args(argv)
-        return run_guarded(lambda: self.run(args), verbose=bool(getattr(args, "verbose", False)))
+        # parsing runs under the guard too: a bad flag value is one line and exit 2
+        return run_guarded(
+            lambda: self.run(self.parser().parse_args(argv)),
+            verbose=any(a in ("-v", "--verbose") for a in argv),
+        )

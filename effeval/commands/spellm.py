@@ -39,11 +39,18 @@ def run(args) -> int:
     check_not_input(args.out, args.base, "--out", "--base")
 
     cfg = build(DistillConfig, vars(args))
+    from effeval.errors import cli_flags
     from effeval.zoo.corpus import texts_for
     from effeval.zoo.spellm import story_prose_split
 
+    with cli_flags():  # before the teacher loads
+        cfg.validate()
     # real-prose: the story only, its end held out (the file's tail is the Gutenberg licence)
     texts = story_prose_split() if cfg.data == "real-prose" else texts_for(cfg.data)
+    if texts[0] is None:  # files: a missing, binary or non-UTF-8 one fails here, not after the teacher loads
+        from effeval.methods.spellm.distill import load_texts
+
+        load_texts(cfg.data)
     summary = distill(cfg, *texts)
     if summary.get("stopped_early"):
         print(f"stopped after step {summary['steps_done']}; run the same command again to resume")
@@ -70,9 +77,11 @@ def _coverage(args) -> int:
     try:
         ks = [int(x) for x in str(args.k).split(",") if x.strip()]
     except ValueError:
+        ks = []
+    if not ks or min(ks) < 1:
         raise ConfigError(
-            f"--k: {args.k!r} is not a comma-separated list of integers. Fix: e.g. --k 8,16"
-        ) from None
+            f"--k: {args.k!r} is not a comma-separated list of integers >= 1. Fix: e.g. --k 8,16"
+        )
     from effeval.models.base import check_pretrained
 
     base = check_pretrained(

@@ -33,7 +33,9 @@ logger = logging.getLogger("effeval.image")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from effeval.commands.scaffold import ArgumentParser
+
+    parser = ArgumentParser(
         prog="python -m effeval.image", description="Text-to-image interventions and scoring"
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -107,12 +109,64 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
+    """The plain-number options, checked before the benchmark is read or the pipeline loads."""
+    import math
+
+    from effeval.errors import config_error
+
+    if args.bootstrap < 1:
+        raise config_error("--bootstrap", f"{args.bootstrap} resamples", "pass a positive count such as 1000")
+    if args.max_subset < 1:
+        raise config_error("--max-subset", f"{args.max_subset} tokens", "pass 1 or more (default 2)")
+    if not (math.isfinite(args.redundancy_threshold) and 0 < args.redundancy_threshold <= 1):
+        raise config_error(
+            "--redundancy-threshold",
+            f"{args.redundancy_threshold} is not a similarity in (0, 1]",
+            "pass e.g. 0.9 (the default)",
+        )
+    if args.dtype not in ("float32", "float16", "bfloat16"):
+        raise config_error(
+            "--dtype", f"{args.dtype!r} is not a pipeline dtype", "use float32, float16 or bfloat16"
+        )
+    if args.pipeline.startswith("zoo:"):
+        from effeval import zoo
+
+        if args.pipeline[4:] not in zoo._load_entries():
+            raise config_error(
+                "--pipeline", f"no zoo model {args.pipeline[4:]!r}", "use a name `effeval zoo list` prints"
+            )
+    # scorer names and options: the run writes run_config.json before it builds the scorers
+    import importlib
+
+    from effeval.image.runner import _scorer_names, _scorer_opts
+    from effeval.image.scorers import SCORERS
+
+    _scorer_opts(args)
+    for name in _scorer_names(args.scorers):
+        if ":" not in name and name not in SCORERS:
+            raise config_error(
+                "--scorers", f"unknown scorer {name!r}", f"use names from {', '.join(SCORERS)}"
+            )
+        if ":" in name:
+            module, _, cls = name.partition(":")
+            try:
+                getattr(importlib.import_module(module), cls)
+            except (ImportError, AttributeError) as exc:
+                raise config_error(
+                    "--scorers",
+                    f"{name!r} cannot be imported ({exc})",
+                    "give module:Class of an importable scorer",
+                ) from None
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     from effeval.commands.scaffold import run_guarded
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    return run_guarded(lambda: run(args, argv))  # "run" is the only (required) sub-command
+    # "run" is the only (required) sub-command; parsing under the guard: a bad value is one line
+    return run_guarded(lambda: run(check_arguments(build_parser().parse_args(argv)), argv))
 
 
 if __name__ == "__main__":

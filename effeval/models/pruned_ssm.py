@@ -127,8 +127,17 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
                 f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<model dir>"
             )
         pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
-        spec = build(PruneSpec, ours).validated()
+        from effeval.errors import model_args
+
+        with model_args(self.MODEL_NAME):
+            spec = build(PruneSpec, ours).validated()
         _check_targets_early(pretrained, spec.targets, spec.method)
+        if ours["save_to"]:  # before loading and pruning, not after
+            from effeval.atomic import check_not_input, check_output_dir
+
+            argument = f"{self.MODEL_NAME} model_args 'save_to'"
+            check_output_dir(ours["save_to"], argument)
+            check_not_input(ours["save_to"], pretrained, argument, "pretrained")
         reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
         rest.setdefault("dtype", "float32")
         rest["device"] = resolve_device(rest.get("device"))  # the CLI passes cuda:0 even without CUDA
@@ -148,7 +157,8 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
                         f"{self.MODEL_NAME} model_args 'calibration': method={spec.method} needs "
                         "calibration text. Fix: add calibration=<text file>, dataset:<name> or task:<name>"
                     )
-                input_ids = calibration_ids(self.tokenizer, ours["calibration"], spec, task_documents)
+                with model_args(self.MODEL_NAME):
+                    input_ids = calibration_ids(self.tokenizer, ours["calibration"], spec, task_documents)
         structured = spec.method in ("dstate", "headdim", "heads", "flap")
         throughput: dict[str, Any] = {}
         probe = None

@@ -71,15 +71,21 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
 
     def __init__(self, **kwargs):
         ours, rest = parse_model_args(ARGS, kwargs, self.MODEL_NAME)
+        from effeval.errors import model_args
         from effeval.methods.short_mk.answers import make_extractor
         from effeval.methods.short_mk.voting import check_strategy
 
-        check_strategy(ours["strategy"], ours["k"], ours["m"])
+        with model_args(self.MODEL_NAME):
+            check_strategy(ours["strategy"], ours["k"], ours["m"])
         if ours["max_think_tokens"] is not None and ours["max_think_tokens"] < 1:
             raise ConfigError(
                 f"{self.MODEL_NAME} model_args 'max_think_tokens': must be >= 1. Fix: pass e.g. max_think_tokens=32768"
             )
         self._extractor = make_extractor(ours["answer"])
+        if ours["chain_log"]:  # a log that cannot be appended to fails here, not at the first request
+            from effeval.atomic import check_output_file
+
+            check_output_file(ours["chain_log"], f"{self.MODEL_NAME} model_args 'chain_log'")
         rest["pretrained"] = check_pretrained(ours["pretrained"], model=self.MODEL_NAME)
         reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
         rest["device"] = resolve_device(rest.get("device"))

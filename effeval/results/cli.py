@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
     res = sub.add_parser("results", help="effeval result JSON: convert, validate, compare, export")
     rsub = res.add_subparsers(dest="results_cmd", required=True)
     conv = rsub.add_parser("convert", help="lm-eval results (folder or results_*.json) -> effeval JSON")
-    conv.add_argument("source", help="lm-eval --output_path folder or one results_*.json")
+    conv.add_argument("source", metavar="SOURCE", help="lm-eval --output_path folder or one results_*.json")
     conv.add_argument("--out", required=True, help="output folder (one <run_id>.json per results file)")
     val = rsub.add_parser("validate", help="check effeval JSON files against effeval/result/v1")
     val.add_argument("paths", nargs="+", help="files or folders (folders: every *.json inside)")
@@ -75,8 +75,11 @@ def convert(source: str, out: str) -> list[Path]:
     from effeval.results.writer import write_result
 
     written = []
-    for path in find_results_files(source):
-        result = convert_lm_eval(path)
+    try:
+        results = [convert_lm_eval(path) for path in find_results_files(source)]
+    except ConfigError as exc:  # name the argument the user gave
+        raise ConfigError(f"SOURCE: {exc}") from None
+    for result in results:
         safe = result["run_id"].replace("/", "_")
         written.append(write_result(Path(out) / f"{safe}.json", result))
     return written
@@ -116,6 +119,8 @@ def run(args) -> int:
         check_output_dir(args.out)
     elif args.results_cmd == "compare" and args.out:
         check_output_file(args.out)
+    if args.results_cmd == "export" and args.push and not args.repo:  # not after the export is written
+        raise ConfigError("--push: no --repo given. Fix: pass --repo <org>/<dataset name>")
     if args.results_cmd == "convert":
         for path in convert(args.source, args.out):
             print(path)

@@ -100,7 +100,7 @@ def test_wrapper_bad_input_is_one_clear_error(tiny):
     path = tiny[0]
     cases = [
         ({"k": 2, "m": 3}, "m="),
-        ({"k": 0}, "k:"),
+        ({"k": 0}, "model_args 'k':"),
         ({"strategy": "fastest"}, "strategy"),
         ({"answer": "regex:([0-9]"}, "does not compile"),
         ({"think_end": "</s>"}, "think_end: the tokenizer cannot represent"),  # EOS: never visible as text

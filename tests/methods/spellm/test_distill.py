@@ -108,7 +108,7 @@ def test_bad_distill_input_is_a_clear_error(zoo_path, tmp_path, monkeypatch):
 
     monkeypatch.setenv("EFFEVAL_TRACEBACK", "1")  # the command re-raises instead of printing one line
 
-    with pytest.raises(ConfigError, match=r"^k: "):
+    with pytest.raises(ConfigError, match=r"^--k: "):
         main(["distill", "--base", zoo_path("llama-sp"), "--out", str(tmp_path / "o"), "--k", "0"])
     with pytest.raises(ConfigError, match=r"^--base: .*not a model directory"):
         main(["distill", "--base", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
