@@ -55,6 +55,13 @@ def _err(where: str, problem: str, fix: str) -> ConfigError:
     return ConfigError(f"{ARG}: {where}: {problem}. Fix: {fix}")
 
 
+def jsonl_lines(path: Path, what: str):
+    """``(line number, "path:line", line)`` for every non-empty line of a UTF-8 text file."""
+    for lineno, line in enumerate(io.StringIO(read_utf8(path, what)), 1):
+        if line.strip():
+            yield lineno, f"{path}:{lineno}", line
+
+
 def read_utf8(path: Path, what: str) -> str:
     """The file's text; a file that is not UTF-8 (latin-1, binary) is one clear error naming the
     byte offset, never a traceback or text silently decoded with replacement characters."""
@@ -259,27 +266,23 @@ def load_effeval_jsonl(path: Path, benchmark: str | None = None) -> list[dict]:
     path = Path(path)
     benchmark = benchmark or path.stem
     records, seen = [], {}
-    with io.StringIO(read_utf8(path, "an effeval JSONL benchmark")) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _err(
-                    where, f"invalid JSON ({exc.msg} at column {exc.colno})", "write one JSON object per line"
-                ) from None
-            rec = validate_record(rec, where, benchmark)
-            if rec["id"] in seen:
-                raise _err(
-                    where,
-                    f"id {rec['id']!r} repeats line {seen[rec['id']]}",
-                    "give every record a distinct id",
-                )
-            seen[rec["id"]] = lineno
-            rec.setdefault("source", {"format": "effeval", "file": path.name, "line": lineno})
-            records.append(rec)
+    for lineno, where, line in jsonl_lines(path, "an effeval JSONL benchmark"):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _err(
+                where, f"invalid JSON ({exc.msg} at column {exc.colno})", "write one JSON object per line"
+            ) from None
+        rec = validate_record(rec, where, benchmark)
+        if rec["id"] in seen:
+            raise _err(
+                where,
+                f"id {rec['id']!r} repeats line {seen[rec['id']]}",
+                "give every record a distinct id",
+            )
+        seen[rec["id"]] = lineno
+        rec.setdefault("source", {"format": "effeval", "file": path.name, "line": lineno})
+        records.append(rec)
     return records
 
 
@@ -389,46 +392,42 @@ def geneval_questions(rec: dict) -> list[dict]:
 def load_geneval(path: Path) -> list[dict]:
     path = Path(path)
     records = []
-    with io.StringIO(read_utf8(path, "GenEval's evaluation_metadata.jsonl")) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-                if (
-                    not isinstance(rec, dict)
-                    or not isinstance(rec.get("prompt"), str)
-                    or not isinstance(rec.get("include"), list)
-                ):
-                    raise ValueError("needs 'prompt' (string) and 'include' (list)")
-                questions = geneval_questions(rec)
-            except json.JSONDecodeError as exc:
-                raise _err(
-                    where,
-                    f"invalid JSON ({exc.msg} at column {exc.colno})",
-                    "pass GenEval's evaluation_metadata.jsonl",
-                ) from None
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                raise _err(
-                    where,
-                    f"not a GenEval metadata record ({exc})",
-                    "each line needs tag, include [{class, count, color?, position?}], prompt",
-                ) from None
-            # GenEval numbers its output folders by 0-based line index (00000, 00001, ...).
-            index = len(records)
-            records.append(
-                {
-                    "id": f"geneval-{index:05d}",
-                    "prompt": rec["prompt"],
-                    "benchmark": "geneval",
-                    "category": rec.get("tag", "geneval"),
-                    "items": [o["class"] for o in rec["include"]],
-                    "questions": questions,
-                    "expressions": [],
-                    "source": {"format": "geneval", "file": path.name, "line": lineno, "record": rec},
-                }
-            )
+    for lineno, where, line in jsonl_lines(path, "GenEval's evaluation_metadata.jsonl"):
+        try:
+            rec = json.loads(line)
+            if (
+                not isinstance(rec, dict)
+                or not isinstance(rec.get("prompt"), str)
+                or not isinstance(rec.get("include"), list)
+            ):
+                raise ValueError("needs 'prompt' (string) and 'include' (list)")
+            questions = geneval_questions(rec)
+        except json.JSONDecodeError as exc:
+            raise _err(
+                where,
+                f"invalid JSON ({exc.msg} at column {exc.colno})",
+                "pass GenEval's evaluation_metadata.jsonl",
+            ) from None
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise _err(
+                where,
+                f"not a GenEval metadata record ({exc})",
+                "each line needs tag, include [{class, count, color?, position?}], prompt",
+            ) from None
+        # GenEval numbers its output folders by 0-based line index (00000, 00001, ...).
+        index = len(records)
+        records.append(
+            {
+                "id": f"geneval-{index:05d}",
+                "prompt": rec["prompt"],
+                "benchmark": "geneval",
+                "category": rec.get("tag", "geneval"),
+                "items": [o["class"] for o in rec["include"]],
+                "questions": questions,
+                "expressions": [],
+                "source": {"format": "geneval", "file": path.name, "line": lineno, "record": rec},
+            }
+        )
     return records
 
 

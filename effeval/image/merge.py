@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from effeval.errors import ConfigError, config_error
-from effeval.image.runner import RESULT_FILE, ROW_FIELDS, ROWS_FILE, scorers_for_run
+from effeval.image.runner import RESULT_FILE, ROW_FIELDS, ROWS_FILE, ImageRun, scorers_for_run
 
 logger = logging.getLogger("effeval.image")
 
@@ -114,12 +114,12 @@ def _tasks_block(
     return tasks, aggregates
 
 
-def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[str]) -> Path:
+def merge(run: ImageRun, records: list[dict], args, start_time: float, argv: list[str]) -> Path:
     from effeval.image.redundancy import redundancy_rates
     from effeval.results.convert import environment_block
     from effeval.results.writer import write_json_atomic, write_result, write_text_atomic
 
-    out = ctx["out"]
+    out = run.out
     prompt_files = []
     for i in range(len(records)):
         path = out / "prompts" / f"{i:05d}.json"
@@ -129,13 +129,13 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
             )
         prompt_files.append(json.loads(path.read_text()))
     rows = [r for p in prompt_files for r in p["rows"]]
-    labels = [s.label for s in ctx["specs"]]
+    labels = [s.label for s in run.specs]
     baseline_label = "none" if "none" in labels else None
     set_level = _set_level_scores(
-        ctx["set_level_names"],
-        ctx["scorer_opts"],
-        ctx["device"],
-        ctx["specs"],
+        run.set_level_names,
+        run.scorer_opts,
+        run.device,
+        run.specs,
         records,
         rows,
         out,
@@ -143,7 +143,7 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
     )
     red = [p["redundancy"] for p in prompt_files if p.get("redundancy")]
     red_agg = redundancy_rates(red) if red else None
-    bench = ctx["bench_name"]
+    bench = run.bench_name
     tasks, aggregates = _tasks_block(bench, labels, rows, baseline_label, args.bootstrap, set_level, red_agg)
     write_text_atomic(out / ROWS_FILE, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
@@ -151,7 +151,7 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
     n_img = {lab: sum(1 for r in rows if r["intervention"] == lab) for lab in labels}
     seq = {lab: [r["sequence_length"] for r in rows if r["intervention"] == lab] for lab in labels}
     total_gen = sum(gen_s.values())
-    pipe = ctx["pipe"]
+    pipe = run.pipe
     n_params = sum(
         p.numel()
         for name in ("unet", "text_encoder", "text_encoder_2", "vae")
@@ -178,12 +178,12 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
     result = {
         "schema": "effeval/result/v1",
         "kind": "image",
-        "run_id": f"image__{bench}__{ctx['config_hash'][:12]}",
+        "run_id": f"image__{bench}__{run.config_hash[:12]}",
         "created": _dt.datetime.now(tz=_dt.timezone.utc).isoformat(),
         "model": {
-            "name": ctx["pipeline_path"].name,
-            "source": str(ctx["pipeline_path"]),
-            "revision": f"config-sha256:{ctx['pipeline_fingerprint']}",
+            "name": run.pipeline_path.name,
+            "source": str(run.pipeline_path),
+            "revision": f"config-sha256:{run.pipeline_fingerprint}",
             "dtype": args.dtype,
             "parameters": int(n_params),
             "wrapper": type(pipe).__name__,
@@ -192,13 +192,13 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
             "name": "effeval-image",
             "args": {
                 "interventions": labels,
-                "seeds": ctx["seeds"],
+                "seeds": run.seeds,
                 "benchmark": args.benchmark,
                 "n_prompts": len(records),
-                "scorers": ctx["scorer_names"],
-                **ctx["gen_config"],
-                "redundancy_threshold": ctx["threshold"],
-                "max_subset": ctx["max_subset"],
+                "scorers": run.scorer_names,
+                **run.gen_config,
+                "redundancy_threshold": run.redundancy_threshold,
+                "max_subset": run.max_subset,
             },
         },
         "tasks": tasks,
@@ -219,13 +219,13 @@ def merge(ctx: dict, records: list[dict], args, start_time: float, argv: list[st
                 for lab in labels
             },
         },
-        "environment": environment_block(ctx["device"]),
+        "environment": environment_block(run.device),
         "provenance": {"source_files": source_files, "command": "python -m effeval.image " + " ".join(argv)},
         "samples": ROWS_FILE,
         "extra": {
             "benchmark": bench,
-            "scorers": [s.metadata() for s in ctx["scorers"]],
-            "set_level_scorers": ctx["set_level_names"],
+            "scorers": [s.metadata() for s in run.scorers],
+            "set_level_scorers": run.set_level_names,
             "aggregates": aggregates,
             "redundancy": red_agg,
             "truncated_prompts": [p["id"] for p in prompt_files if p.get("truncated")],

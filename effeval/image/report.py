@@ -3,6 +3,8 @@
 Layout: a summary table (each metric per intervention, with its bootstrap CI and the change vs
 ``none``), then the grid -- one row per prompt, one column per intervention, every seed's image
 with its scores underneath. Opens offline from anywhere (the PNGs are embedded, not linked).
+``inline=False`` links the PNGs by their path relative to the page instead (a small page next
+to its images, e.g. a committed benchmark report); ``max_prompts`` shows the first N prompts.
 """
 
 from __future__ import annotations
@@ -53,7 +55,14 @@ def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -> str:
+def render(
+    out_dir: Path,
+    result: dict,
+    rows: list[dict],
+    records: list[dict],
+    inline: bool = True,
+    max_prompts: int | None = None,
+) -> str:
     labels = result["method"]["args"]["interventions"]
     bench = result.get("extra", {}).get("benchmark", "")
     parts = [
@@ -113,7 +122,8 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
         + "".join(f"<th>{html.escape(lab)}</th>" for lab in labels)
         + "</tr>"
     )
-    for i, record in enumerate(records):
+    shown = records if max_prompts is None else records[:max_prompts]
+    for i, record in enumerate(shown):
         parts.append(
             f"<tr><td class='prompt'><div class='id'>{html.escape(str(record['id']))}</div>"
             f"{html.escape(record['prompt'])}</td>"
@@ -127,17 +137,30 @@ def render(out_dir: Path, result: dict, rows: list[dict], records: list[dict]) -
                 caption = "<br>".join(f"{html.escape(k)} {_html_number(r[k])}" for k in keys)
                 caption = f"seed {r['seed']}" + (f"<br>{caption}" if caption else "")
                 img = out_dir / r["image"]
-                src = _data_uri(img) if img.is_file() else ""
+                src = (_data_uri(img) if inline else html.escape(r["image"])) if img.is_file() else ""
                 figs.append(
                     f"<figure><img alt='{html.escape(label)} seed {r['seed']}' src='{src}'>"
                     f"<figcaption>{caption}</figcaption></figure>"
                 )
             parts.append(f"<td>{''.join(figs)}</td>")
         parts.append("</tr>")
-    parts.append("</table></body></html>\n")
+    parts.append("</table>")
+    if len(shown) < len(records):
+        parts.append(
+            f"<p class='meta'>{len(records) - len(shown)} more prompts in the run's per_prompt.jsonl</p>"
+        )
+    parts.append("</body></html>\n")
     return "".join(parts)
 
 
-def write_report(out_dir: str | Path, result: dict, rows: list[dict], records: list[dict]) -> Path:
+def write_report(
+    out_dir: str | Path,
+    result: dict,
+    rows: list[dict],
+    records: list[dict],
+    inline: bool = True,
+    max_prompts: int | None = None,
+) -> Path:
     out_dir = Path(out_dir)
-    return write_text_atomic(out_dir / "report.html", render(out_dir, result, rows, records))
+    page = render(out_dir, result, rows, records, inline=inline, max_prompts=max_prompts)
+    return write_text_atomic(out_dir / "report.html", page)

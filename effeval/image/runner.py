@@ -11,7 +11,9 @@ import logging
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from effeval.errors import ConfigError, config_error
 
@@ -170,6 +172,37 @@ def _dist():
 
 
 # --------------------------------------------------------------------------------------------
+# the run's state
+
+
+@dataclass
+class ImageRun:
+    """What every prompt of a run shares: the loaded pipeline and its helpers, the work to do, and
+    what ``merge`` writes into the result's provenance."""
+
+    pipe: Any
+    encoder: Any  # effeval.image.encoders.PromptEncoder
+    generator: Any  # effeval.image.generation.ImageGenerator
+    out: Path
+    specs: list  # parsed interventions
+    seeds: list[int]
+    scorers: list  # per-image scorers
+    config_hash: str
+    device: str
+    pipeline_path: Path
+    pipeline_fingerprint: str
+    bench_name: str
+    gen_config: dict
+    scorer_names: list[str] = field(default_factory=list)
+    scorer_opts: dict = field(default_factory=dict)
+    set_level_names: list[str] = field(default_factory=list)  # scored at merge time
+    redundancy: bool = False  # analyse each prompt's redundant tokens (drop-redundant needs it)
+    redundancy_threshold: float = 0.0
+    max_subset: int = 1
+    features: Any = None  # a CLIP image-feature function the redundancy analysis reuses
+
+
+# --------------------------------------------------------------------------------------------
 # one prompt
 
 
@@ -180,30 +213,30 @@ def _save_png(image, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def process_prompt(index: int, record: dict, ctx: dict) -> dict:
+def process_prompt(index: int, record: dict, run: ImageRun) -> dict:
     """Every intervention x seed for one record: images saved, scored; returns the prompt file's content."""
     from effeval.image.interventions import apply_intervention
     from effeval.image.redundancy import analyse_prompt, expressions_for
 
-    encoder, generator, out = ctx["encoder"], ctx["generator"], ctx["out"]
+    encoder, generator, out = run.encoder, run.generator, run.out
     enc = encoder.encode(record["prompt"])
     timing = {"generation_s": {}, "scoring_s": 0.0, "redundancy_s": 0.0}
     redundancy = None
-    if ctx["redundancy"]:
+    if run.redundancy:
         start = time.perf_counter()
         redundancy = analyse_prompt(
             generator,
             encoder,
             enc,
             expressions_for(record, encoder, enc),
-            ctx["seeds"],
-            features=ctx["features"],
-            max_subset=ctx["max_subset"],
-            threshold=ctx["threshold"],
+            run.seeds,
+            features=run.features,
+            max_subset=run.max_subset,
+            threshold=run.redundancy_threshold,
         )
         timing["redundancy_s"] = time.perf_counter() - start
     rows = []
-    for spec in ctx["specs"]:
+    for spec in run.specs:
         cond = apply_intervention(
             encoder,
             enc,
@@ -212,10 +245,10 @@ def process_prompt(index: int, record: dict, ctx: dict) -> dict:
             redundant_positions=redundancy["redundant_positions"] if redundancy else None,
         )
         start = time.perf_counter()
-        images = generator.images(cond, ctx["seeds"])
+        images = generator.images(cond, run.seeds)
         timing["generation_s"][spec.label] = time.perf_counter() - start
         start = time.perf_counter()
-        for seed, image in zip(ctx["seeds"], images):
+        for seed, image in zip(run.seeds, images):
             rel = f"images/{index:05d}/{spec.slug}__s{seed}.png"
             _save_png(image, out / rel)
             row = {
@@ -228,7 +261,7 @@ def process_prompt(index: int, record: dict, ctx: dict) -> dict:
                 "sequence_length": int(cond.prompt_embeds.shape[1]),
                 "positions": {k: v for k, v in cond.info.items() if k not in ("intervention", "length")},
             }
-            for scorer in ctx["scorers"]:
+            for scorer in run.scorers:
                 scores = scorer.score([image], record)
                 clash = set(scores) & set(row)
                 if clash:
@@ -239,7 +272,7 @@ def process_prompt(index: int, record: dict, ctx: dict) -> dict:
             rows.append(row)
         timing["scoring_s"] += time.perf_counter() - start
     return {
-        "config_hash": ctx["config_hash"],
+        "config_hash": run.config_hash,
         "index": index,
         "id": record["id"],
         "rows": rows,
@@ -343,31 +376,31 @@ def run(args, argv: list[str]) -> int:
     gen_config = GenerationConfig(
         steps=steps, guidance_scale=args.guidance, height=args.height, width=args.width
     )
-    features = next(
-        (s.clip.image_features for s in scorers if hasattr(getattr(s, "clip", None), "image_features")), None
+    state = ImageRun(
+        pipe=pipe,
+        encoder=encoder,
+        generator=ImageGenerator(pipe, gen_config),
+        out=out,
+        specs=specs,
+        seeds=seeds,
+        scorers=scorers,
+        config_hash=config_hash,
+        device=device,
+        pipeline_path=pipeline_path,
+        pipeline_fingerprint=config["pipeline_fingerprint"],
+        bench_name=bench_name,
+        gen_config=gen_config.as_dict(),
+        scorer_names=names,
+        scorer_opts=opts,
+        set_level_names=set_level_names,
+        redundancy=config["redundancy"],
+        redundancy_threshold=args.redundancy_threshold,
+        max_subset=args.max_subset,
+        features=next(
+            (s.clip.image_features for s in scorers if hasattr(getattr(s, "clip", None), "image_features")),
+            None,
+        ),
     )
-    ctx = {
-        "encoder": encoder,
-        "generator": ImageGenerator(pipe, gen_config),
-        "out": out,
-        "specs": specs,
-        "seeds": seeds,
-        "scorers": scorers,
-        "config_hash": config_hash,
-        "redundancy": config["redundancy"],
-        "features": features,
-        "max_subset": args.max_subset,
-        "threshold": args.redundancy_threshold,
-        "pipe": pipe,
-        "device": device,
-        "set_level_names": set_level_names,
-        "scorer_opts": opts,
-        "scorer_names": names,
-        "bench_name": bench_name,
-        "gen_config": gen_config.as_dict(),
-        "pipeline_path": pipeline_path,
-        "pipeline_fingerprint": config["pipeline_fingerprint"],
-    }
     # Validate every record's interventions up front: a bad target fails before any image is made.
     for record in records:
         enc = encoder.encode(record["prompt"])
@@ -401,7 +434,7 @@ def run(args, argv: list[str]) -> int:
         unit="prompt",
         disable=None,
     ):
-        result = process_prompt(i, records[i], ctx)
+        result = process_prompt(i, records[i], state)
         write_json_atomic(
             out / "prompts" / f"{i:05d}.json", result
         )  # persisted before the next prompt starts
@@ -410,7 +443,7 @@ def run(args, argv: list[str]) -> int:
     if rank == 0:
         from effeval.image.merge import merge
 
-        path = merge(ctx, records, args, start_time, argv)
+        path = merge(state, records, args, start_time, argv)
         logger.info("wrote %s", path)
         print(str(path))
     if dist is not None:

@@ -115,6 +115,23 @@ def _load_images(images, argument: str) -> list:
 # Scorer base and registry
 
 
+# question kind -> the rate reported for it: binding is the share answered as expected, leakage
+# and omission the share answered against expectation (the failure is what is counted)
+KIND_KEYS = {"leak": "leakage", "presence": "omission", "binding": "binding"}
+
+
+def rates_by_kind(correct_by_kind: dict[str, list[float]]) -> dict[str, float]:
+    """Per-question shares answered as expected, grouped by question kind -> ``vqa_accuracy`` over
+    every question and the rate of each kind in ``KIND_KEYS``."""
+    every = [c for cs in correct_by_kind.values() for c in cs]
+    out = {"vqa_accuracy": sum(every) / len(every)}
+    for kind, key in KIND_KEYS.items():
+        if kind in correct_by_kind:
+            acc = sum(correct_by_kind[kind]) / len(correct_by_kind[kind])
+            out[key] = acc if key == "binding" else 1.0 - acc
+    return out
+
+
 class Scorer:
     name = "base"
 

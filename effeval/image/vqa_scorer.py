@@ -14,6 +14,7 @@ from effeval.image.scorer_base import (
     Scorer,
     _load_images,
     _pick_device,
+    rates_by_kind,
     resolve_model,
     weights_sha256,
 )
@@ -161,7 +162,6 @@ def _detect_vqa_backend(path: str) -> str:
 
 class VqaScorer(Scorer):
     name = "vqa"
-    KIND_KEYS = {"leak": "leakage", "presence": "omission", "binding": "binding"}
 
     def __init__(
         self,
@@ -258,11 +258,6 @@ class VqaScorer(Scorer):
             out[f"q.{q['id']}.p_yes"] = col.mean().item()
         if any(q.get("depends_on") for q in questions):
             out["dsg_score"] = self._dsg_score(p, questions)
-        all_correct = [c for cs in correct_by_kind.values() for c in cs]
-        out["vqa_accuracy"] = sum(all_correct) / len(all_correct)
+        out.update(rates_by_kind(correct_by_kind))
         out["vqa_p_expected"] = sum(p_expected) / len(p_expected)
-        for kind, key in self.KIND_KEYS.items():
-            if kind in correct_by_kind:
-                acc = sum(correct_by_kind[kind]) / len(correct_by_kind[kind])
-                out[key] = acc if key == "binding" else 1.0 - acc
         return out

@@ -103,3 +103,30 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert pixels.std() > 10  # not blank
     for colour in COLOURS.values():  # every inlined image was drawn (128x128 on the page)
         assert np.all(pixels == colour, axis=1).sum() > 100 * 100, colour
+
+
+def test_linked_report_points_at_its_pngs_and_cuts_to_max_prompts(report):
+    """inline=False (the committed benchmark report): every shown image is a relative link to a
+    PNG that exists next to the page, nothing is inlined, and max_prompts drops later prompts.
+    A variant that still inlined, or linked absolute paths, fails the first two assertions."""
+    from effeval.image.report import render
+
+    out = report.parent
+    result = {
+        "run_id": "test",
+        "model": {"name": "sd-tiny", "wrapper": "StableDiffusionPipeline"},
+        "method": {"args": {"interventions": LABELS, "seeds": [0, 1], "steps": 2}},
+        "tasks": {},
+        "extra": {"benchmark": "mini"},
+    }
+    rows = []
+    for (label, seed), _ in COLOURS.items():
+        rel = f"images/00000/{label.replace(':', '_').replace('@', '_')}__s{seed}.png"
+        rows.append({"id": "r1", "index": 0, "intervention": label, "seed": seed, "image": rel})
+    rows.append({"id": "r2", "index": 1, "intervention": "none", "seed": 0, "image": "images/00001/x.png"})
+    records = [{"id": "r1", "prompt": "first"}, {"id": "r2", "prompt": "second"}]
+    page = render(out, result, rows, records, inline=False, max_prompts=1)
+    assert "data:image" not in page
+    links = [part.split("'")[0] for part in page.split("src='")[1:]]
+    assert len(links) == len(COLOURS) and all((out / link).is_file() for link in links)
+    assert "second" not in page and "1 more prompts" in page

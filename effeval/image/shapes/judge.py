@@ -163,10 +163,9 @@ class JudgeScorer:
     """``--scorers judge``: the shapes judge's exact yes/no answers as the VQA scorer's keys."""
 
     name = "judge"
-    KIND_KEYS = {"leak": "leakage", "presence": "omission", "binding": "binding"}
 
     def __init__(self, judge_model: str = DEFAULT_JUDGE, device: str | None = None):
-        from effeval.image.scorers import resolve_model, weights_sha256
+        from effeval.image.scorer_base import resolve_model, weights_sha256
 
         self.info = resolve_model(judge_model, "judge_model")
         if not (Path(self.info["path"]) / "judge.safetensors").is_file():
@@ -191,6 +190,8 @@ class JudgeScorer:
         }
 
     def score(self, images, record: dict) -> dict[str, float]:
+        from effeval.image.scorer_base import rates_by_kind
+
         questions = record.get("questions") or []
         if not questions or not images:
             return {}
@@ -202,12 +203,7 @@ class JudgeScorer:
             correct = sum(y == (q["expected"] == "yes") for y in said_yes) / len(said_yes)
             by_kind.setdefault(q.get("kind", "other"), []).append(correct)
             out[f"q.{q['id']}.p_yes"] = sum(said_yes) / len(said_yes)
-        every = [c for cs in by_kind.values() for c in cs]
-        out["vqa_accuracy"] = sum(every) / len(every)
-        for kind, key in self.KIND_KEYS.items():
-            if kind in by_kind:
-                acc = sum(by_kind[kind]) / len(by_kind[kind])
-                out[key] = acc if key == "binding" else 1.0 - acc
+        out.update(rates_by_kind(by_kind))
         return out
 
     def finalize(self) -> dict[str, float]:
