@@ -119,10 +119,10 @@ def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
         raise config_error("--bootstrap", f"{args.bootstrap} resamples", "pass a positive count such as 1000")
     if args.max_subset < 1:
         raise config_error("--max-subset", f"{args.max_subset} tokens", "pass 1 or more (default 2)")
-    if not (math.isfinite(args.redundancy_threshold) and 0 < args.redundancy_threshold <= 1):
+    if not (math.isfinite(args.redundancy_threshold) and -1 <= args.redundancy_threshold <= 1):
         raise config_error(
             "--redundancy-threshold",
-            f"{args.redundancy_threshold} is not a similarity in (0, 1]",
+            f"{args.redundancy_threshold} is not a cosine similarity in [-1, 1]",
             "pass e.g. 0.9 (the default)",
         )
     if args.dtype not in ("float32", "float16", "bfloat16"):
