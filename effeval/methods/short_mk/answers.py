@@ -43,7 +43,8 @@ from effeval.errors import ConfigError
 EXTRACTORS = ("boxed", "number", "mc", "regex:<pattern>")
 NORMALIZERS = ("exact", "math", "numeric")
 
-_NUMBER_RE = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+# a thousands comma sits between digits: "27," in "is 27, but" is the number 27
+_NUMBER_RE = re.compile(r"-?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 _MC_PATTERNS = [
     re.compile(r"answer\s*(?:is|:)?\s*[:\s]*\(?\s*([A-J])\s*\)?(?![A-Za-z])", re.IGNORECASE),
     re.compile(r"\\boxed\{\s*\(?([A-J])\)?\s*\}"),

@@ -15,6 +15,8 @@ from effeval.methods.short_mk.voting import Chain, make_generator, vote
         ("boxed", "unclosed \\boxed{12", None),
         ("number", "3 + 4 = 7, so -12.5 then 1,234", "1,234"),
         ("number", "no digits", None),
+        ("number", "it is 27, but not 3", "3"),
+        ("number", "the sum is 27, but", "27"),  # SmolLM2 wrote this: not "27,"
         ("mc", "I think the answer is (C).", "C"),
         ("mc", "Answer: b", "B"),
         ("mc", "\\boxed{D}", "D"),
