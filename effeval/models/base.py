@@ -203,18 +203,19 @@ def check_pretrained(
     SpeLLM's ``effeval_spellm.json``, passes its own marker)."""
     if not isinstance(value, str):
         return value  # an already-built model object
+    where = _argument_label(argument, model)
     expanded = os.path.expanduser(value)
     if os.path.isdir(expanded):
         if not any(os.path.exists(os.path.join(expanded, name)) for name in model_files):
             raise ConfigError(
-                f"{model} model_args '{argument}': directory {value!r} has no {' or '.join(model_files)}, so it is "
+                f"{where}: directory {value!r} has no {' or '.join(model_files)}, so it is "
                 "not a saved model. Fix: point it at a folder written by save_pretrained "
                 "(e.g. one built by `effeval zoo build`)"
             )
         return expanded
     if looks_like_local_path(value) or os.path.exists(expanded):
         raise ConfigError(
-            f"{model} model_args '{argument}': no model directory at {value!r}. "
+            f"{where}: no model directory at {value!r}. "
             "Fix: pass an existing local directory (build tiny ones with `effeval zoo build`) or a hub id"
         )
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in _TRUE:
@@ -223,12 +224,17 @@ def check_pretrained(
         cached = try_to_load_from_cache(value, "config.json")
         if not isinstance(cached, str):
             raise ConfigError(
-                f"{model} model_args '{argument}': {value!r} is not a local directory and HF_HUB_OFFLINE=1 "
+                f"{where}: {value!r} is not a local directory and HF_HUB_OFFLINE=1 "
                 "with no cached copy. Fix: pass a local directory, or unset HF_HUB_OFFLINE with a network"
             )
         return value
     _check_hub_id(value, argument, model)
     return value
+
+
+def _argument_label(argument: str, model: str) -> str:
+    """What the user typed: a command line flag as is, otherwise the wrapper's model_arg."""
+    return argument if argument.startswith("--") else f"{model} model_args '{argument}'"
 
 
 def _check_hub_id(value: str, argument: str, model: str) -> None:
@@ -237,7 +243,7 @@ def _check_hub_id(value: str, argument: str, model: str) -> None:
     from huggingface_hub import HfApi, try_to_load_from_cache
     from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
 
-    where = f"{model} model_args '{argument}'"
+    where = _argument_label(argument, model)
     try:
         HfApi().model_info(value, timeout=10)
     except RepositoryNotFoundError:

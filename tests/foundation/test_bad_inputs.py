@@ -592,9 +592,9 @@ PRUNE_CASES = [
     ("--out is the --model folder", ["--out", "{mamba}"], "--out"),
     ("#17 corrupt config.json as prune --model", ["--model", "{mamba_bad_config}"], "--model"),
     ("#17 truncated safetensors as prune --model", ["--model", "{mamba_truncated}"], "--model"),
-    ("--model missing", ["--model", "{root}/nowhere"], "effeval pruned-ssm model_args '--model'"),
-    ("--model empty folder", ["--model", "{empty}"], "effeval pruned-ssm model_args '--model'"),
-    ("--model is a file", ["--model", "{file}"], "effeval pruned-ssm model_args '--model'"),
+    ("--model missing", ["--model", "{root}/nowhere"], "--model"),
+    ("--model empty folder", ["--model", "{empty}"], "--model"),
+    ("--model is a file", ["--model", "{file}"], "--model"),
     (
         "#17 binary calibration text for prune",
         ["--method", "wanda", "--calibration", "{binary_txt}"],
@@ -712,12 +712,12 @@ SPELLM_CASES = [
     (
         "#17 spellm coverage on an empty folder",
         ["coverage", "--base", "{empty}"],
-        "effeval spellm coverage model_args '--base'",
+        "--base",
     ),
     (
         "coverage --base missing",
         ["coverage", "--base", "{root}/nowhere"],
-        "effeval spellm coverage model_args '--base'",
+        "--base",
     ),
     ("coverage --k not a list", ["coverage", "--base", "{llama}", "--k", "8,x"], "--k"),
     ("coverage --k 0", ["coverage", "--base", "{llama}", "--k", "0"], "--k"),
