@@ -79,6 +79,12 @@ def traceback_requested() -> bool:
 def _one_line_excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if issubclass(exc_type, EffevalError) and not traceback_requested():
         sys.stderr.write(f"effeval error: {exc}\n")
+        if not (sys.flags.interactive or hasattr(sys, "ps1")):
+            # the stock `lm_eval` CLI dies here: bad input exits 2 as our own commands do (the
+            # interpreter would exit 1); an interactive session keeps running
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return
     _previous(exc_type, exc, tb)
 

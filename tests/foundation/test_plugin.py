@@ -189,7 +189,7 @@ def test_stock_cli_prints_one_line_for_a_missing_pretrained_dir(tmp_path):
             str(REPO / "task_configs"),
         ]
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 2  # bad input exits 2 under the stock CLI too
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(
