@@ -39,7 +39,7 @@ def analyze(args) -> int:
     from effeval.atomic import check_output_file
     from effeval.bench.common import print_table
     from effeval.errors import ConfigError
-    from effeval.methods.short_mk.pool import analyze_pool, load_pool, plot_pool
+    from effeval.methods.short_mk.pool import analyze_pool, load_pool, observation_text, plot_pool
     from effeval.results.writer import write_json_atomic
 
     samples = Path(args.samples)
@@ -97,6 +97,7 @@ def analyze(args) -> int:
     )
     print()
     print_table(table["length_rank"], ["rank", "accuracy", "accuracy_stderr", "mean_thinking_tokens"])
+    print(f"\n{observation_text(table)}")
     print(f"\ntable: {json_path}\nplot:  {png_path}")
     return 0
 
