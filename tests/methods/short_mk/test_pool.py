@@ -148,21 +148,36 @@ def test_chain_log_from_a_different_k_is_a_one_line_error(tmp_path, capsys):
     assert cli_main(["analyze", str(good), "--k", "4"]) == 2
 
 
+# D: the longest chain is sampled first, so sampling order and length order disagree.
+POOL_FOR_OBSERVATION = POOL_WITH_TIE + [
+    {
+        "id": "D",
+        "target": "1",
+        "chains": [
+            {"think_tokens": 20, "answer": "1"},
+            {"think_tokens": 5, "answer": "2"},
+            {"think_tokens": 9, "answer": "1"},
+        ],
+    }
+]
+
+
 def test_shorter_vs_longer_by_hand(tmp_path):
     """Right (1) / wrong (0) by length rank, written out by hand: A [0, 1, 1], B [1, 1, 0],
-    C [1, 0, 0] (its truncated chain last). Shortest minus longest: -1, +1, +1; wrong minus right
-    mean length: A 6 - 9 = -3, B 12 - 6.5 = +5.5, C 6 - 5 = +1. Finished chains only, C keeps two
-    chains [1, 0] and its gap is 5 - 5 = 0. Shown able to fail: ranking by sampling order gives A
-    [1, 0, 1] and shortest minus longest 0 for A; keeping C's truncated chain in the finished scope
-    gives a C gap of +1."""
+    C [1, 0, 0] (its truncated chain last), D [0, 1, 1]. Shortest minus longest: -1, +1, +1, -1
+    (mean 0, stderr sqrt((4/3)/4)); wrong minus right mean length: A 6 - 9 = -3, B 12 - 6.5 = +5.5,
+    C 6 - 5 = +1, D 5 - 14.5 = -9.5 (mean -1.5). Finished chains only, C keeps two chains [1, 0] and
+    its gap is 5 - 5 = 0 (mean -1.75). Shown able to fail: ranking by sampling order gives
+    shortest minus longest 0, 0, +1, 0 (mean 0.25); keeping C's truncated chain in the finished
+    scope gives a gap mean of -1.5."""
     path = tmp_path / "pool.jsonl"
-    path.write_text("".join(json.dumps(q) + "\n" for q in POOL_WITH_TIE))
+    path.write_text("".join(json.dumps(q) + "\n" for q in POOL_FOR_OBSERVATION))
     obs = analyze_pool(load_pool(path))["shorter_vs_longer"]
     every, done = obs["all_chains"], obs["finished_chains"]
-    assert every["shortest_minus_longest"]["mean"] == pytest.approx(1 / 3)
-    assert every["shortest_minus_longest"]["stderr"] == pytest.approx(2 / 3)  # sqrt((24/9)/2/3) by hand
-    assert every["short_half_minus_long_half"]["mean"] == pytest.approx(1 / 3)
-    assert every["wrong_minus_correct_thinking_tokens"]["mean"] == pytest.approx(3.5 / 3)
-    assert done["shortest_minus_longest"]["mean"] == pytest.approx(1 / 3)
-    assert done["wrong_minus_correct_thinking_tokens"]["mean"] == pytest.approx(2.5 / 3)
-    assert done["wrong_minus_correct_thinking_tokens"]["questions"] == 3
+    assert every["shortest_minus_longest"]["mean"] == pytest.approx(0.0)
+    assert every["shortest_minus_longest"]["stderr"] == pytest.approx((1 / 3) ** 0.5)
+    assert every["short_half_minus_long_half"]["mean"] == pytest.approx(0.0)
+    assert every["wrong_minus_correct_thinking_tokens"]["mean"] == pytest.approx(-1.5)
+    assert done["shortest_minus_longest"]["mean"] == pytest.approx(0.0)
+    assert done["wrong_minus_correct_thinking_tokens"]["mean"] == pytest.approx(-1.75)
+    assert done["wrong_minus_correct_thinking_tokens"]["questions"] == 4
