@@ -1,6 +1,6 @@
 """``python -m effeval.bench image``: what interventions and scorers cost, side by side in one run.
 
-For each zoo pipeline (tiny SD and SDXL, 64x64, 2 steps on CPU): images/s of the stock call
+For each zoo pipeline (tiny SD and SDXL, 32x32, 2 steps on CPU): images/s of the stock call
 ``pipe(prompt=...)`` and of each intervention, which re-encodes the prompt (and the item or the
 pad prompt), edits the embeddings and calls the same pipeline with ``prompt_embeds``. The ratio
 intervention / stock is the overhead of doing it on stock diffusers (1.0 = free). Timed with
@@ -20,6 +20,7 @@ import logging
 import os
 
 from effeval.bench.common import bench_command
+from effeval.zoo.image_pipelines import IMAGE_SIZE
 
 logger = logging.getLogger(__name__)
 
@@ -131,25 +132,15 @@ def run(args: argparse.Namespace) -> int:
     if scorer_rows:
         print()
         print_table(scorer_rows, ["scorer", "images_per_s", "images_per_call"])
-    from effeval.bench.common import bench_dir
-
-    previous = bench_dir() / "image.json"
-    # the shapes experiment (python -m effeval.bench image-shapes) lives in the same file: keep it
-    kept = {}
-    if previous.is_file():
-        import json
-
-        kept = {k: v for k, v in json.loads(previous.read_text()).items() if k == "shapes"}
     write_bench(
         "image",
         {
-            **kept,
             "description": "images/s of the stock diffusers call vs each intervention through prompt_embeds (ratio = "
             "intervention / stock, measured side by side); scorer throughput on the tiny zoo evaluators",
             "settings": {
                 "prompt": PROMPT,
                 "steps": 2,
-                "image_size": 64,
+                "image_size": IMAGE_SIZE,
                 "repeats": args.repeats,
                 "device": "cpu",
                 "timing": "1 torch thread; variants timed round-robin; ratio_vs_stock = stock / variant process CPU "

@@ -2,9 +2,10 @@
 
 | name | pipeline | text encoders | image |
 |---|---|---|---|
-| sd-tiny | StableDiffusionPipeline (1.x layout) | CLIPTextModel, pad = ``<|endoftext|>`` | 64x64 |
-| sd2-tiny | StableDiffusionPipeline (2.x layout) | CLIPTextModel, pad = ``!`` (id 0) | 64x64 |
-| sdxl-tiny | StableDiffusionXLPipeline | CLIPTextModel + CLIPTextModelWithProjection (pooled) | 64x64 |
+| sd-tiny | StableDiffusionPipeline (1.x layout) | CLIPTextModel, pad = ``<|endoftext|>`` | 32x32 |
+| sd2-tiny | StableDiffusionPipeline (2.x layout) | CLIPTextModel, pad = ``!`` (id 0) | 32x32 |
+| sdxl-tiny | StableDiffusionXLPipeline | CLIPTextModel + CLIPTextModelWithProjection (pooled) | 32x32 |
+| flux-tiny, sd3-tiny | FluxPipeline, StableDiffusion3Pipeline | CLIP (+ CLIP) + T5 encoder | 32x32 |
 
 Weights are random (seeded) -- these pipelines exist to exercise the real code paths (real CLIP
 BPE tokenizer with 49,408 entries, real diffusers components) in seconds on a CPU, not to draw
@@ -24,7 +25,9 @@ from effeval.byte_level import bytes_to_unicode
 from effeval.zoo import register
 
 SEED = 2024
-IMAGE_SIZE = 64
+# The pipelines' default size: the UNet's 8x8 latents x the VAE's 4x (three blocks, two halvings).
+IMAGE_SIZE = 32
+LATENT_SIZE = 8
 # Real CLIP: 49152 - 256 - 2 merges, 256 byte tokens (+ "</w>" twins), 2 specials = 49408 ids.
 N_MERGES = 49152 - 256 - 2
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
@@ -91,23 +94,39 @@ def _text_encoder(tokenizer, hidden: int, with_projection: bool, seed: int):
     return cls(cfg).eval()
 
 
-def _vae(seed: int):
+def small_vae(
+    block_out_channels: tuple[int, ...],
+    norm_num_groups: int,
+    sample_size: int,
+    latent_channels: int = 4,
+    seed: int | None = None,
+    **extra,
+):
+    """A small ``AutoencoderKL`` (one ResNet per block): ``len(block_out_channels) - 1`` halvings,
+    so (16, 32, 32) maps 32x32 images to 8x8 latents (the real VAE has four blocks: 8x). ``seed``: the
+    torch seed set right before construction (random tiny pipelines rebuild bit-identically)."""
     import torch
     from diffusers import AutoencoderKL
 
-    torch.manual_seed(seed)
-    # Three blocks: 8x downsampling like the real VAE, so a 64x64 image has 8x8 latents.
+    if seed is not None:
+        torch.manual_seed(seed)
+    n = len(block_out_channels)
     return AutoencoderKL(
-        block_out_channels=(16, 32, 32),
+        block_out_channels=tuple(block_out_channels),
         in_channels=3,
         out_channels=3,
-        latent_channels=4,
+        latent_channels=latent_channels,
         layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        norm_num_groups=8,
-        sample_size=IMAGE_SIZE,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        norm_num_groups=norm_num_groups,
+        sample_size=sample_size,
+        **extra,
     ).eval()
+
+
+def _vae(seed: int):
+    return small_vae((16, 32, 32), 8, IMAGE_SIZE, seed=seed)
 
 
 def _tokenizer(out: Path, sub: str, pad_token: str):
@@ -117,26 +136,40 @@ def _tokenizer(out: Path, sub: str, pad_token: str):
     return CLIPTokenizer.from_pretrained(str(out / sub))
 
 
-def build_sd(out: Path, pad_token: str = EOS, seed: int = SEED) -> None:
+def sd_unet(
+    sample_size: int,
+    cross_attention_dim: int,
+    down_block_types: tuple[str, str],
+    up_block_types: tuple[str, str],
+    attention_head_dim: int = 4,
+    block_out_channels: tuple[int, int] = (32, 64),
+    seed: int | None = None,
+):
+    """A small two-level ``UNet2DConditionModel`` on 4-channel latents (seeded like :func:`small_vae`)."""
     import torch
-    from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
 
-    tokenizer = _tokenizer(out, "tokenizer", pad_token)
-    text_encoder = _text_encoder(tokenizer, 32, False, seed)
-    torch.manual_seed(seed + 1)
-    unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 8,
+    if seed is not None:
+        torch.manual_seed(seed)
+    return UNet2DConditionModel(
+        sample_size=sample_size,
         in_channels=4,
         out_channels=4,
         layers_per_block=1,
-        block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
+        block_out_channels=block_out_channels,
+        down_block_types=down_block_types,
+        up_block_types=up_block_types,
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=attention_head_dim,
         norm_num_groups=8,
     ).eval()
-    scheduler = DDIMScheduler(
+
+
+def ddim_scheduler():
+    """Stable Diffusion's DDIM sampler settings (scaled-linear betas, no clipping)."""
+    from diffusers import DDIMScheduler
+
+    return DDIMScheduler(
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -144,20 +177,43 @@ def build_sd(out: Path, pad_token: str = EOS, seed: int = SEED) -> None:
         set_alpha_to_one=False,
         steps_offset=1,
     )
+
+
+def save_sd_pipeline(out: Path, vae, text_encoder, tokenizer, unet, info: dict) -> None:
+    """A ``StableDiffusionPipeline`` (DDIM, no safety checker) saved to ``out`` with the zoo's
+    ``effeval_zoo.json`` (``info``: image size, sampling steps, seed, ...)."""
+    from diffusers import StableDiffusionPipeline
+
     pipe = StableDiffusionPipeline(
-        vae=_vae(seed + 2),
+        vae=vae,
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=scheduler,
+        scheduler=ddim_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
     )
+    save_zoo_pipeline(pipe, out, info)
+
+
+def save_zoo_pipeline(pipe, out: Path, info: dict) -> None:
     pipe.save_pretrained(str(out), safe_serialization=True)
-    (out / "effeval_zoo.json").write_text(
-        json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n"
+    (out / "effeval_zoo.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def build_sd(out: Path, pad_token: str = EOS, seed: int = SEED) -> None:
+    tokenizer = _tokenizer(out, "tokenizer", pad_token)
+    text_encoder = _text_encoder(tokenizer, 32, False, seed)
+    unet = sd_unet(
+        LATENT_SIZE,
+        32,
+        ("CrossAttnDownBlock2D", "DownBlock2D"),
+        ("UpBlock2D", "CrossAttnUpBlock2D"),
+        seed=seed + 1,
     )
+    info = {"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}
+    save_sd_pipeline(out, _vae(seed + 2), text_encoder, tokenizer, unet, info)
 
 
 def build_sdxl(out: Path, seed: int = SEED) -> None:
@@ -171,7 +227,7 @@ def build_sdxl(out: Path, seed: int = SEED) -> None:
     torch.manual_seed(seed + 1)
     time_dim = 8
     unet = UNet2DConditionModel(
-        sample_size=IMAGE_SIZE // 8,
+        sample_size=LATENT_SIZE,
         in_channels=4,
         out_channels=4,
         layers_per_block=1,
@@ -205,13 +261,10 @@ def build_sdxl(out: Path, seed: int = SEED) -> None:
         scheduler=scheduler,
         force_zeros_for_empty_prompt=True,
     )
-    pipe.save_pretrained(str(out), safe_serialization=True)
-    (out / "effeval_zoo.json").write_text(
-        json.dumps({"image_size": IMAGE_SIZE, "steps": 2, "seed": seed}) + "\n"
-    )
+    save_zoo_pipeline(pipe, out, {"image_size": IMAGE_SIZE, "steps": 2, "seed": seed})
 
 
-@register("sd-tiny", "tiny Stable Diffusion 1.x-style pipeline (CLIP BPE tokenizer, 64x64)", default=False)
+@register("sd-tiny", "tiny Stable Diffusion 1.x-style pipeline (CLIP BPE tokenizer, 32x32)", default=False)
 def _sd_tiny(out: Path, trained: bool) -> None:
     build_sd(out, pad_token=EOS)
 
@@ -221,7 +274,7 @@ def _sd2_tiny(out: Path, trained: bool) -> None:
     build_sd(out, pad_token="!")
 
 
-@register("sdxl-tiny", "tiny SDXL pipeline (two CLIP text encoders + pooled embedding, 64x64)", default=False)
+@register("sdxl-tiny", "tiny SDXL pipeline (two CLIP text encoders + pooled embedding, 32x32)", default=False)
 def _sdxl_tiny(out: Path, trained: bool) -> None:
     build_sdxl(out)
 
@@ -289,22 +342,7 @@ def _t5_encoder(tokenizer, d_model: int, seed: int):
 
 
 def _small_vae(latent_channels: int, seed: int, **extra):
-    import torch
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(seed)
-    return AutoencoderKL(
-        block_out_channels=(8, 16),
-        in_channels=3,
-        out_channels=3,
-        latent_channels=latent_channels,
-        layers_per_block=1,
-        down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2,
-        norm_num_groups=4,
-        sample_size=32,
-        **extra,
-    ).eval()
+    return small_vae((8, 16), 4, 32, latent_channels, seed, **extra)
 
 
 def build_flux(out: Path, seed: int = SEED) -> None:
@@ -338,8 +376,7 @@ def build_flux(out: Path, seed: int = SEED) -> None:
         tokenizer_2=tokenizer_2,
         transformer=transformer,
     )
-    pipe.save_pretrained(str(out), safe_serialization=True)
-    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": 32, "steps": 2, "seed": seed}) + "\n")
+    save_zoo_pipeline(pipe, out, {"image_size": 32, "steps": 2, "seed": seed})
 
 
 def build_sd3(out: Path, seed: int = SEED) -> None:
@@ -375,8 +412,7 @@ def build_sd3(out: Path, seed: int = SEED) -> None:
         tokenizer_3=tokenizer_3,
         transformer=transformer,
     )
-    pipe.save_pretrained(str(out), safe_serialization=True)
-    (out / "effeval_zoo.json").write_text(json.dumps({"image_size": 32, "steps": 2, "seed": seed}) + "\n")
+    save_zoo_pipeline(pipe, out, {"image_size": 32, "steps": 2, "seed": seed})
 
 
 @register(

@@ -39,11 +39,24 @@ OPEN_CLIP_TINY_CFG = {
 }
 
 
+def save_open_clip(model, out: Path, model_cfg: dict, mean: list[float], std: list[float]) -> None:
+    """An open_clip model as a folder: ``open_clip_model.safetensors`` + ``open_clip_config.json``
+    (``mean``/``std``: the pixel normalisation its preprocess applies)."""
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "open_clip_model.safetensors"))
+    config = {
+        "model_cfg": model_cfg,
+        "preprocess_cfg": {"mean": mean, "std": std, "interpolation": "bicubic", "resize_mode": "shortest"},
+    }
+    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
 @register("open-clip-tiny", "open_clip ViT (random, 32 px) with the real CLIP BPE tokenizer", default=False)
 def build_open_clip_tiny(out: Path, trained: bool) -> None:
     import open_clip
     import torch
-    from safetensors.torch import save_file
 
     if trained:
         logger.warning("open-clip-tiny has no trained variant; building random weights")
@@ -55,18 +68,13 @@ def build_open_clip_tiny(out: Path, trained: bool) -> None:
         for _, p in sorted(model.named_parameters()):
             p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
         model.logit_scale.fill_(4.6052)  # log(100), CLIP's trained value
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "open_clip_model.safetensors"))
-    config = {
-        "model_cfg": OPEN_CLIP_TINY_CFG,
-        "preprocess_cfg": {
-            "mean": [0.48145466, 0.4578275, 0.40821073],
-            "std": [0.26862954, 0.26130258, 0.27577711],
-            "interpolation": "bicubic",
-            "resize_mode": "shortest",
-        },
-    }
-    (out / "open_clip_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    save_open_clip(
+        model,
+        out,
+        OPEN_CLIP_TINY_CFG,
+        mean=[0.48145466, 0.4578275, 0.40821073],
+        std=[0.26862954, 0.26130258, 0.27577711],
+    )
     (out / "README.md").write_text(
         "Tiny random open_clip model (effeval zoo `open-clip-tiny`). Tokenizer: open_clip's bundled CLIP BPE.\n"
     )
