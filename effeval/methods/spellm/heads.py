@@ -6,7 +6,7 @@ projection's ``2 * hidden * V``.
 
 Scoring (``mode``):
 
-- ``padded`` (default, the paper's definition): ``log p(s) = sum_{j<k} log p_j(row(s)_j)``
+- ``padded`` (default; the product of the k heads, our reading of the paper): ``log p(s) = sum_{j<k} log p_j(row(s)_j)``
   over all k positions of the END-padded row. It is a distribution over the ``|C|^k`` symbol
   sequences; only those whose END symbols form a suffix (and that start with a byte or are the
   EOS row) spell a string, so the probabilities of all strings -- and a fortiori of all
