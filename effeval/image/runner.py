@@ -416,6 +416,9 @@ def run(args, argv: list[str]) -> int:
         for spec in specs:
             if spec.name != "drop-redundant":
                 apply_intervention(encoder, enc, spec, record)
+        for scorer in scorers:  # a scorer that can only score some prompts says so now
+            if hasattr(scorer, "check_record"):
+                scorer.check_record(record)
 
     from tqdm.auto import tqdm
 

@@ -85,3 +85,36 @@ def test_image_run_leaves_offline_mode_to_the_environment(zoo_path, bench, tmp_p
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     main(_run(zoo_path("sd-tiny"), bench, tmp_path / "o", "--guidance", "nan"))
     assert "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_judge_on_a_caption_outside_the_shapes_world_is_one_line_exit_2(zoo_path, tmp_path, capsys):
+    """The shapes judge knows only its world: a prompt with a word outside the world's vocabulary
+    is refused before any image, naming the record and the word (a random judge folder stands in
+    for zoo:shapes-judge: the check needs no trained weights). Without the up-front check the run
+    draws the image and scores it against questions that mean nothing (exit 0: this fails)."""
+    from safetensors.torch import save_file
+
+    from effeval.image.shapes.judge import make_judge
+
+    judge_dir = tmp_path / "judge"
+    judge_dir.mkdir()
+    save_file(
+        {k: v.contiguous() for k, v in make_judge().state_dict().items()},
+        str(judge_dir / "judge.safetensors"),
+    )
+    path = tmp_path / "purple.jsonl"
+    record = {
+        "id": "p1",
+        "prompt": "a purple circle",
+        "questions": [{"id": "q", "text": "Is there a circle?", "expected": "yes"}],
+    }
+    path.write_text(json.dumps(record) + "\n")
+    args = _run(zoo_path("sd-tiny"), path, tmp_path / "out")
+    args[args.index("--scorers") + 1] = "judge"
+    rc = main([*args, "--judge-model", str(judge_dir)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2
+    assert err.startswith(
+        "effeval error: --scorers judge: record 'p1': caption: 'purple' in 'a purple circle' is outside the shapes world's vocabulary. Fix: "
+    ), err
+    assert not list(tmp_path.rglob("*.png"))

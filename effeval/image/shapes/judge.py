@@ -189,6 +189,16 @@ class JudgeScorer:
             },
         }
 
+    def check_record(self, record: dict) -> None:
+        """Before any image: the judge knows only the shapes world, so the prompt must be a caption
+        in its grammar and every question one it answers (else one line naming the record)."""
+        try:
+            W.parse_caption(record.get("prompt", ""))
+            for q in record.get("questions") or []:
+                question_spec(q)
+        except ConfigError as exc:
+            raise ConfigError(f"--scorers judge: record {record.get('id')!r}: {exc}") from None
+
     def score(self, images, record: dict) -> dict[str, float]:
         from effeval.image.scorer_base import rates_by_kind
 
