@@ -157,3 +157,27 @@ def test_bad_model_args_are_clear_errors(spellm_dir, tmp_path):
         SpeLLMLM(pretrained=spellm_dir, scoring="sum")
     with pytest.raises(ConfigError, match="no model directory"):
         SpeLLMLM(pretrained=str(tmp_path / "nope"))
+
+
+def test_vocab_scoring_through_lm_eval_is_the_vocabulary_softmax_of_the_heads(spellm_dir):
+    """``scoring=vocab``: lm-eval's loglikelihood of a continuation = the sum, token by token, of
+    a log-softmax over every vocabulary token's padded score (recomputed here with a plain loop
+    over heads). Fails if the wrapper scores with the raw padded score or chunks long tokens."""
+    from effeval.models.spellm import SpeLLMLM
+
+    wrapper = SpeLLMLM(pretrained=spellm_dir, scoring="vocab", batch_size=2)
+    model = wrapper.model
+    context, continuation = "x = 1", " + internationalization"
+    ((got, _),) = wrapper.loglikelihood([_instance("loglikelihood", (context, continuation))])
+    whole = wrapper.tok_encode(context + continuation)
+    ctx = wrapper.tok_encode(context)
+    rows = model.codec.rows()
+    assert any(len(model.codec.token_bytes[t] or b"") > model.k for t in whole[len(ctx) :])
+    with torch.no_grad():
+        lp, _ = model(torch.tensor([whole]))
+    expected = 0.0
+    for pos in range(len(ctx), len(whole)):
+        head = lp[0, pos - 1].double()
+        scores = sum(head[j][rows[:, j]] for j in range(model.k))
+        expected += torch.log_softmax(scores, -1)[whole[pos]].item()
+    assert got == pytest.approx(expected, abs=1e-3)
