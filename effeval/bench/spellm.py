@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import tempfile
 import time
 
@@ -212,10 +213,13 @@ def _main_real(args) -> int:
         raise ConfigError(
             f"--real: {args.real!r} is not a directory. Fix: pass the --out of effeval spellm distill"
         )
+    if args.tag and not re.fullmatch(r"[A-Za-z0-9_-]+", args.tag):
+        raise ConfigError(f"--tag: {args.tag!r} is not a plain name. Fix: letters, digits, '-' or '_' only")
     tasks = [t for t in args.tasks.split(",") if t.strip()]
     real = run_real(args.real, tasks, args.limit, args.ppl_tokens, args.repeats)
     real["threads"] = args.threads
-    write_bench("spellm-real", real)  # results/bench/spellm-real.json
+    # results/bench/spellm-real.json, or spellm-real-TAG.json for a variant recipe
+    write_bench("spellm-real" + (f"-{args.tag}" if args.tag else ""), real)
     ppl, st = real["perplexity"], real["step_time"]
     rows = [
         {
@@ -273,6 +277,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--real", default=None, help="a SpeLLM directory distilled from a real model (part 4 only)"
+    )
+    parser.add_argument(
+        "--tag", default="", help="--real: write results/bench/spellm-real-TAG.json (a variant recipe)"
     )
     parser.add_argument(
         "--tasks",
