@@ -192,3 +192,25 @@ def test_open_clip_text_tower_converts_to_the_same_clip_text_model(tmp_path):
         assert torch.allclose(ours, theirs, atol=1e-5)
         # training reads only the first 24 positions: exact for them (the tower is causal)
         assert torch.allclose(encode_text_prefix(model, ids[:, :24]), model.encode_text(ids), atol=1e-5)
+
+
+def test_generator_layout_keeps_the_caption_and_puts_objects_in_caption_order():
+    """The generator's training picture of a caption: same caption, the i-th object of the
+    caption in cell i, centred. A layout that kept the scene's own cells, or listed objects in
+    scene order instead of the caption's grouped order, fails (the seeded scenes include both)."""
+    from effeval.zoo.shapes import generator_layout
+
+    rng = random.Random(3)
+    grouped = 0
+    for _ in range(300):
+        scene = W.random_scene(rng)
+        laid = generator_layout(scene)
+        assert W.caption(laid) == W.caption(scene)
+        assert [o.cell for o in laid.objects] == list(range(len(scene.objects)))
+        assert all((o.size, o.dx, o.dy) == (12, 2, 2) for o in laid.objects)
+        phrases = W.parse_caption(W.caption(scene))
+        kinds = [(p["shape"], p["colour"] or "", p["pattern"]) for p in phrases for _ in range(p["count"])]
+        got = [(o.shape, o.colour, None if o.pattern == "plain" else o.pattern) for o in laid.objects]
+        assert got == kinds
+        grouped += [o.kind() for o in laid.objects] != [o.kind() for o in scene.objects]
+    assert grouped > 0  # some scenes list a repeated object out of caption order
