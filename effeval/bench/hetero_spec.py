@@ -129,7 +129,7 @@ def _ratio_with_stderr(num: list[float], den: list[float]) -> tuple[float | None
     return ratio, ratio * sd / math.sqrt(len(logs))
 
 
-def bench_pair(pair: str, args, prompts: dict[str, list[str]]) -> dict:
+def bench_pair(pair: str, args, prompts: dict[str, list[str]], max_new: int) -> dict:
     import copy
 
     from tqdm.auto import tqdm
@@ -147,7 +147,7 @@ def bench_pair(pair: str, args, prompts: dict[str, list[str]]) -> dict:
     algorithms = [a for a in args.algorithms.split(",") if a]
     rows = []
     for mode in args.modes.split(","):
-        config = _config(t_tok, args.max_new_tokens, MODES[mode])
+        config = _config(t_tok, max_new, MODES[mode])
         for task, texts in prompts.items():
             ids = [t_tok(text)["input_ids"] for text in texts]
             # warm-up: first-call allocations, vocabulary tables; an algorithm that refuses the
@@ -240,6 +240,10 @@ def _summarise(pair, mode, task, algorithms, units) -> list[dict]:
                 "wall_time_s": wall,
                 "tokens_per_s": new / wall if wall else None,
                 "overhead_us_per_token": 1e6 * (wall - forward) / new if new else None,
+                # per verification step (AR: per token): the algorithm's own work between passes
+                "overhead_us_per_step": 1e6 * (wall - forward) / (steps or target_calls)
+                if (steps or target_calls)
+                else None,
                 "forward_share": forward / wall if wall else None,
                 "target_calls": target_calls,
                 "drafter_calls": sum(u["drafter_calls"] for u in vals),
@@ -257,6 +261,8 @@ def _summarise(pair, mode, task, algorithms, units) -> list[dict]:
             den = [us[k]["wall"] / max(us[k]["new"], 1) for k in shared]
             ratio, err = _ratio_with_stderr(num, den)
             row[f"speedup_vs_{ref_name}"], row[f"speedup_vs_{ref_name}_stderr"] = ratio, err
+            if ratio is not None and err is not None:  # normal approximation over the units
+                row[f"speedup_vs_{ref_name}_ci95"] = [ratio - 1.96 * err, ratio + 1.96 * err]
         if mode == "greedy" and ar:
             shared = [k for k in us if k in ar]
             row["equal_to_ar"] = sum(us[k]["tokens"] == ar[k]["tokens"] for k in shared)
@@ -333,6 +339,22 @@ def overhead_before(rev: str, pair: str, prompts: list[str], args) -> dict:
     return {"revision": rev, "pair": pair, "mode": "greedy", "prompts": len(prompts), **json.loads(line[7:])}
 
 
+def _per_pair(spec: str, option: str, pairs: list[str], default: int) -> dict[str, int]:
+    """``a=1,b=2`` -> a value per pair, each in 1..``default`` (``default`` for the others)."""
+    from effeval.errors import ConfigError
+
+    out = dict.fromkeys(pairs, default)
+    for item in filter(None, spec.split(",")):
+        pair, _, count = item.partition("=")
+        if pair not in PAIRS or not count.isdigit() or not 1 <= int(count) <= default:
+            raise ConfigError(
+                f"{option}: {item!r} is not PAIR=N with a known pair and 1 <= N <= {default}. "
+                f"Fix: e.g. {option} a=1"
+            )
+        out[pair] = int(count)
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs",
@@ -342,7 +364,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     parser.add_argument("--modes", default="greedy,t1", help="greedy and/or t1 (temperature 1)")
     parser.add_argument("--prompts-per-task", type=int, default=2)
+    parser.add_argument(
+        "--pair-prompts",
+        default="",
+        help="fewer prompts per task for some pairs, e.g. a=1 (a slow pair on a loaded machine)",
+    )
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument(
+        "--pair-max-new-tokens", default="", help="fewer new tokens for some pairs, e.g. a=16"
+    )
     parser.add_argument("--num-draft-tokens", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=2, help="interleaved passes over every prompt")
     parser.add_argument("--threads", type=int, default=1)
@@ -364,31 +394,46 @@ def run(args: argparse.Namespace) -> int:
     bad = [p for p in pairs if p not in PAIRS]
     if bad:
         raise ConfigError(f"--pairs: unknown {', '.join(bad)}. Fix: use a, b, zoo or a comma list")
+    per_pair = _per_pair(args.pair_prompts, "--pair-prompts", pairs, args.prompts_per_task)
+    new_tokens = _per_pair(args.pair_max_new_tokens, "--pair-max-new-tokens", pairs, args.max_new_tokens)
     torch.set_num_threads(args.threads)
     prompts = task_prompts(args.prompts_per_task)
-    results = [bench_pair(pair, args, prompts) for pair in pairs]
-    before = []
+    results, before = [], []
+
+    def payload(complete: bool) -> dict:
+        return {
+            "settings": {
+                "pairs": {p: {"target": PAIRS[p][0], "drafter": PAIRS[p][1]} for p in pairs},
+                "prompts_per_task": per_pair,
+                "tasks": {
+                    "humaneval": "first problems",
+                    "xsum": "shortest of the first 20 gem/xsum documents",
+                },
+                "max_new_tokens": new_tokens,
+                "num_draft_tokens": args.num_draft_tokens,
+                "repeats": args.repeats,
+                "torch_threads": args.threads,
+                "timing": "every algorithm decodes every prompt in every repeat, order rotating per repeat; "
+                "speedups are ratios of time per token, with a standard error over (prompt, repeat) units",
+                "overhead": "wall time minus time inside the target's and drafter's forward passes, "
+                "per new token and per verification step",
+                "complete": complete,
+                "argv": sys.argv,
+            },
+            "pairs": results,
+            "overhead_before": before,
+        }
+
+    for pair in pairs:
+        texts = {task: texts[: per_pair[pair]] for task, texts in prompts.items()}
+        results.append(bench_pair(pair, args, texts, new_tokens[pair]))
+        # written after every pair: a run cut short keeps the pairs it finished
+        path = write_bench("hetero-spec", payload(complete=False), args.out)
     if args.before:
         for pair in pairs:
             logger.info("hetero-spec bench: overhead at %s on pair %s", args.before, pair)
             before.append(overhead_before(args.before, pair, prompts["humaneval"], args))
-    payload = {
-        "settings": {
-            "pairs": {p: {"target": PAIRS[p][0], "drafter": PAIRS[p][1]} for p in pairs},
-            "prompts_per_task": args.prompts_per_task,
-            "tasks": {"humaneval": "first problems", "xsum": "shortest of the first 20 gem/xsum documents"},
-            "max_new_tokens": args.max_new_tokens,
-            "num_draft_tokens": args.num_draft_tokens,
-            "repeats": args.repeats,
-            "torch_threads": args.threads,
-            "timing": "every algorithm decodes every prompt in every repeat, order rotating per repeat; "
-            "speedups are ratios of time per token, with a standard error over (prompt, repeat) units",
-            "overhead": "wall time minus time inside the target's and drafter's forward passes, per new token",
-        },
-        "pairs": results,
-        "overhead_before": before,
-    }
-    path = write_bench("hetero-spec", payload, args.out)
+    path = write_bench("hetero-spec", payload(complete=True), args.out)
     columns = [
         "pair",
         "mode",
@@ -398,10 +443,12 @@ def run(args: argparse.Namespace) -> int:
         "speedup_vs_ar",
         "speedup_vs_ar_stderr",
         "speedup_vs_hf",
+        "speedup_vs_hf_stderr",
         "mean_accepted_length",
         "acceptance_rate",
         "target_calls",
         "overhead_us_per_token",
+        "overhead_us_per_step",
         "equal_to_ar",
     ]
     print_table([r for res in results for r in res["rows"] if "tokens_per_s" in r], columns)

@@ -16,14 +16,15 @@ from typing import Any
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
 
+from effeval.config_fields import build
 from effeval.errors import ConfigError, loading
-from effeval.methods.hetero_spec.registry import ALGORITHMS, get_algorithm
+from effeval.methods.hetero_spec.config import HeteroSpecConfig
+from effeval.methods.hetero_spec.registry import get_algorithm
 from effeval.models.base import (
-    Arg,
     EffevalWrapperMixin,
+    args_from,
     check_pretrained,
     parse_model_args,
-    positive,
     reject_unknown_model_args,
     request_keys,
     resolve_device,
@@ -33,29 +34,16 @@ from effeval.models.base import (
 logger = logging.getLogger(__name__)
 
 
-def non_negative(x) -> str | None:
-    return None if x >= 0 else f"must be >= 0, got {x}. Fix: pass 0 (no limit) or a positive number"
+# model_args = the fields of hetero-spec's one config dataclass (types, defaults, help, checks).
+ARGS = args_from(HeteroSpecConfig)
+SLRS_ARGS = ("drafter_top_k", "canonical_pairs", "max_dp_states")
 
 
 @register_model("effeval-hetero-spec")
 class HeteroSpecLM(EffevalWrapperMixin, HFLM):
     MODEL_NAME = "effeval-hetero-spec"
     METHOD = "hetero-spec"
-    ARGS = [
-        Arg("drafter", str, help="path or hub id of the drafter model (any tokenizer)"),
-        Arg("algorithm", str, "slem", choices=list(ALGORITHMS)),
-        Arg("num_draft_tokens", int, 5, check=positive),
-        Arg("verify", bool, False),
-        Arg("seed", int, 1234),
-        # SLRS's drafter law and exact-DP budget (ignored by the other algorithms).
-        Arg("drafter_top_k", int, 50, check=non_negative),
-        Arg("canonical_pairs", bool, True),
-        Arg("max_dp_states", int, 2048, check=positive),
-        # "hf": decode the new tokens alone and cut at the stop strings, exactly like lm-eval's
-        # hf model (equal scores for equal tokens); "in_context": the bytes as they read after
-        # the prompt (SentencePiece's leading space kept).
-        Arg("text_mode", str, "hf", choices=["hf", "in_context"]),
-    ]
+    ARGS = ARGS
 
     def __init__(self, pretrained: Any = None, **kwargs):
         ours, rest = parse_model_args(self.ARGS, kwargs, self.MODEL_NAME)
@@ -76,12 +64,13 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         with loading("pretrained", pretrained):
             super().__init__(pretrained=pretrained, **rest)
         self._effeval_init(ours)
-        self.algorithm = ours["algorithm"]
-        self.num_draft_tokens = ours["num_draft_tokens"]
-        self.verify = ours["verify"]
-        self.seed = ours["seed"]
-        self.text_mode = ours["text_mode"]
-        self.slrs_args = {k: ours[k] for k in ("drafter_top_k", "canonical_pairs", "max_dp_states")}
+        self.settings = build(HeteroSpecConfig, ours)
+        self.algorithm = self.settings.algorithm
+        self.num_draft_tokens = self.settings.num_draft_tokens
+        self.verify = self.settings.verify
+        self.seed = self.settings.seed
+        self.text_mode = self.settings.text_mode
+        self.slrs_args = {k: getattr(self.settings, k) for k in SLRS_ARGS}
         self.drafter_path = drafter_path
         self.drafter_is_target = isinstance(pretrained, str) and os.path.realpath(
             str(drafter_path)

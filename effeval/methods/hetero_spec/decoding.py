@@ -1,23 +1,30 @@
 """The decoding machinery every algorithm shares, so AR and the speculative methods differ only
 in how tokens are proposed:
 
-- ``Coins``: all randomness goes through ``accept(prob)`` and ``categorical(probs)``. The real one
-  draws from a seeded ``torch.Generator``; tests substitute one that enumerates every branch with
-  its exact probability (that is how losslessness is checked exactly, not by sampling).
+- ``Coins``: the one randomness interface: ``accept(prob)`` and ``categorical(probs)`` (plus
+  ``draw_residual``, built on them). The real one draws from a seeded ``torch.Generator``; tests
+  substitute one that enumerates every branch with its exact probability (that is how
+  losslessness is checked exactly, not by sampling).
 - ``CachedLM``: forward passes with a KV cache that is cropped to the longest common prefix when
   the sequence changes (rejected drafts, re-tokenized drafter contexts); counts calls.
 - ``Stopper``: EOS, stop strings (matched on the bytes of the generated text, in context) and
   ``max_new_tokens``; tokens are pushed one at a time, so a run that accepts five tokens in one
   step stops exactly where AR would.
 - ``choose``: the target's own choice at one position (argmax, or a sample of ``target_probs``).
+- ``DecodeSession``: the set-up every algorithm starts from (clock, coins, statistics,
+  vocabularies, stopper, cached models, the drafter's context) and the one way a run ends;
+  ``algorithm`` turns ``decode(run, num_draft_tokens, **options)`` into the public ``generate``.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from functools import cached_property
 
 from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats, target_probs
-from effeval.methods.hetero_spec.vocab import Vocab
+from effeval.methods.hetero_spec.config import NUM_DRAFT_TOKENS
+from effeval.methods.hetero_spec.vocab import DrafterContext, Vocab
 
 
 class Coins:
@@ -57,6 +64,19 @@ def as_coins(generator) -> Coins:
     if generator is not None and hasattr(generator, "categorical") and hasattr(generator, "accept"):
         return generator
     return Coins(generator)
+
+
+def draw_residual(coins, p, q_of) -> int:
+    """A draw from the residual ``(p − q)₊ / Σ(p − q)₊`` by rejection from ``p`` (keep ``v`` with
+    probability ``max(0, 1 − q(v)/p(v))``), so ``q`` is needed only at drawn tokens. Coins that
+    know the residual's law exactly (law enumeration) answer it in one step (``coins.residual``)."""
+    own = getattr(coins, "residual", None)
+    if own is not None:
+        return own(p, q_of)
+    while True:
+        v = coins.categorical(p)
+        if coins.accept(1.0 - q_of(v) / float(p[v])):
+            return v
 
 
 class CachedLM:
@@ -109,7 +129,10 @@ class CachedLM:
                 self.cache = None
             else:
                 try:
-                    self.cache.crop(keep)
+                    # A negative count removes that many trailing tokens in every transformers
+                    # version; 5.x refuses a positive length (the old form), which used to send
+                    # every rejected draft down the recompute-everything path below.
+                    self.cache.crop(keep - len(self.ids))
                 except Exception:  # a cache without crop (e.g. recurrent state): recompute
                     self.cache, keep = None, 0
         if self.cache is None:
@@ -193,7 +216,125 @@ def record_overhead(stats: SpecStats, started: float, forward_s: float, drafter_
         stats.extra["context_full_encodes"] = drafter_context.full_encodes
 
 
+def logits_size(model) -> int:
+    """Width of the model's logits (may exceed the tokenizer's length: padded embeddings)."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if head is not None and getattr(head, "weight", None) is not None:
+        return int(head.weight.shape[0])
+    return int(model.config.vocab_size)
+
+
 def prompt_text(target_tok, prompt_ids) -> str:
     """The prompt as text for the drafter (special tokens dropped; SentencePiece's dummy prefix
     is removed by decoding the whole prompt at once)."""
     return target_tok.decode(list(prompt_ids), skip_special_tokens=True)
+
+
+class DecodeSession:
+    """The set-up every algorithm starts from and the one way its run ends.
+
+    Holds the wall clock, the coins, the statistics, the target's vocabulary and stopper, the ids
+    decoded so far, and, made on first use, the drafter's vocabulary, the KV-cached target and
+    drafter and the drafter's context (AR never builds a drafter context, ``hf`` no cached
+    model). ``finish()`` records calls and the time outside forward passes, and returns the
+    result. Forward passes made outside the cached models (SLRS's batched DP levels) add to
+    ``extra_forward_s`` / ``extra_drafter_calls``."""
+
+    def __init__(
+        self, target, target_tok, drafter, drafter_tok, prompt_ids, config: SamplingConfig, generator
+    ):
+        self.started = time.perf_counter()
+        self.target, self.target_tok, self.drafter, self.drafter_tok = (
+            target,
+            target_tok,
+            drafter,
+            drafter_tok,
+        )
+        self.config = config
+        self.coins = as_coins(generator)
+        self.stats = SpecStats()
+        self.t_vocab = Vocab.of(target_tok)
+        self.stopper = Stopper(config, self.t_vocab)
+        self.prompt_ids = [
+            int(i) for i in (prompt_ids.tolist() if hasattr(prompt_ids, "tolist") else prompt_ids)
+        ]
+        self.ids = list(self.prompt_ids)  # prompt + emitted target tokens
+        self.extra_forward_s = 0.0
+        self.extra_drafter_calls = 0
+
+    @cached_property
+    def d_vocab(self) -> Vocab:
+        return Vocab.of(self.drafter_tok)
+
+    @cached_property
+    def target_lm(self) -> CachedLM:
+        return CachedLM(self.target)
+
+    @cached_property
+    def drafter_lm(self) -> CachedLM:
+        return CachedLM(self.drafter)
+
+    @cached_property
+    def d_context(self) -> DrafterContext:
+        return DrafterContext(self.d_vocab, prompt_text(self.target_tok, self.prompt_ids))
+
+    def emit(self, token: int) -> bool:
+        """Push one target token (stopper and ids); True when generation is finished."""
+        done = self.stopper.push(token)
+        self.ids.append(token)
+        return done
+
+    def verify(self, draft: list[int], target_choice) -> None:
+        """One verification step: emit ``target_choice(i)`` (the target's own token at draft
+        position i, given everything before it) while it equals ``draft[i]``; the choice at the
+        first mismatch, or after a fully accepted draft, is emitted too. Records the step."""
+        accepted = 0
+        for i in range(len(draft) + 1):
+            token = target_choice(i)
+            done = self.emit(token)
+            matched = i < len(draft) and token == draft[i]
+            accepted += matched
+            if done or not matched:
+                break
+        self.stats.drafted += len(draft)
+        self.stats.accepted += accepted
+        self.stats.accepted_lengths.append(accepted)
+
+    def finish(self) -> GenerationResult:
+        made = self.__dict__  # the cached properties built during the run
+        lms = [made[name] for name in ("target_lm", "drafter_lm") if name in made]
+        if "target_lm" in made:
+            self.stats.target_calls = made["target_lm"].calls
+        if "drafter_lm" in made or self.extra_drafter_calls:
+            self.stats.drafter_calls = self.extra_drafter_calls + (
+                made["drafter_lm"].calls if "drafter_lm" in made else 0
+            )
+        if lms:  # the time outside our own forward passes (``hf`` runs transformers' loop instead)
+            forward_s = self.extra_forward_s + sum(lm.forward_s for lm in lms)
+            record_overhead(self.stats, self.started, forward_s, made.get("d_context"))
+        return self.stopper.result(self.stats, self.started)
+
+
+def algorithm(decode):
+    """The public ``generate(target, target_tok, drafter, drafter_tok, prompt_ids, config, *,
+    num_draft_tokens, generator, **options) -> GenerationResult`` of an algorithm written as
+    ``decode(run: DecodeSession, num_draft_tokens, **options)``: every algorithm's set-up is this
+    one ``DecodeSession``."""
+
+    @functools.wraps(decode)
+    def generate(
+        target,
+        target_tok,
+        drafter,
+        drafter_tok,
+        prompt_ids,
+        config: SamplingConfig,
+        *,
+        num_draft_tokens: int = NUM_DRAFT_TOKENS,
+        generator=None,
+        **options,
+    ) -> GenerationResult:
+        run = DecodeSession(target, target_tok, drafter, drafter_tok, prompt_ids, config, generator)
+        return decode(run, num_draft_tokens, **options)
+
+    return generate

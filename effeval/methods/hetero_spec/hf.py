@@ -12,11 +12,8 @@ accepted tokens plus one of its own): ``accepted = new tokens − target passes`
 
 from __future__ import annotations
 
-import time
-
-from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats
-from effeval.methods.hetero_spec.decoding import Stopper
-from effeval.methods.hetero_spec.vocab import Vocab
+from effeval.methods.hetero_spec.common import GenerationResult
+from effeval.methods.hetero_spec.decoding import DecodeSession, algorithm
 
 
 def _count_calls(model):
@@ -28,22 +25,13 @@ def _count_calls(model):
     return counter, model.register_forward_pre_hook(hook)
 
 
-def generate(
-    target,
-    target_tok,
-    drafter,
-    drafter_tok,
-    prompt_ids,
-    config: SamplingConfig,
-    *,
-    num_draft_tokens: int = 5,
-    generator=None,
-) -> GenerationResult:
+@algorithm
+def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
     import torch
 
-    started = time.perf_counter()
+    config, target, target_tok, drafter = run.config, run.target, run.target_tok, run.drafter
     # transformers samples from torch's global RNG: seed it from ours so runs are reproducible.
-    gen = getattr(generator, "generator", generator)
+    gen = getattr(run.coins, "generator", None)
     if isinstance(gen, torch.Generator):
         torch.manual_seed(int(torch.randint(0, 2**62, (), generator=gen).item()))
     kwargs = dict(
@@ -51,7 +39,7 @@ def generate(
         do_sample=config.do_sample,
         assistant_model=drafter,
         tokenizer=target_tok,
-        assistant_tokenizer=drafter_tok,
+        assistant_tokenizer=run.drafter_tok,
         num_assistant_tokens=num_draft_tokens,
         num_assistant_tokens_schedule="constant",
         pad_token_id=target_tok.pad_token_id
@@ -65,7 +53,7 @@ def generate(
     # No stop_strings: transformers 5.24 hands them to the assistant's generate without a tokenizer
     # and fails; our Stopper cuts the output at the first stop string instead (same tokens).
     device = getattr(target, "device", "cpu")
-    input_ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
+    input_ids = torch.tensor([run.prompt_ids], dtype=torch.long, device=device)
     t_count, t_hook = _count_calls(target)
     d_count, d_hook = _count_calls(drafter)
     try:
@@ -74,13 +62,11 @@ def generate(
     finally:
         t_hook.remove()
         d_hook.remove()
-    stopper = Stopper(config, Vocab.of(target_tok))
     for token in out[0, input_ids.shape[1] :].tolist():
-        if stopper.done:
+        if run.stopper.done:
             break
-        stopper.push(token)
-    stats = SpecStats(target_calls=t_count["n"], drafter_calls=d_count["n"])
-    stats.accepted = max(0, len(stopper.tokens) - stats.target_calls)
-    stats.extra["accepted_is_derived"] = 1.0
-    result = stopper.result(stats, started)
-    return result
+        run.emit(token)
+    run.stats.target_calls, run.stats.drafter_calls = t_count["n"], d_count["n"]
+    run.stats.accepted = max(0, len(run.stopper.tokens) - run.stats.target_calls)
+    run.stats.extra["accepted_is_derived"] = 1.0
+    return run.finish()

@@ -16,18 +16,9 @@ boundary fall back to longest-match too. None of this can change the output, onl
 
 from __future__ import annotations
 
-import time
-
-from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats
-from effeval.methods.hetero_spec.decoding import (
-    CachedLM,
-    Stopper,
-    as_coins,
-    choose,
-    prompt_text,
-    record_overhead,
-)
-from effeval.methods.hetero_spec.vocab import DrafterContext, Vocab
+from effeval.methods.hetero_spec.common import GenerationResult
+from effeval.methods.hetero_spec.decoding import CachedLM, DecodeSession, algorithm, choose
+from effeval.methods.hetero_spec.vocab import Vocab
 
 
 def draft_text(drafter_lm: CachedLM, drafter_vocab: Vocab, context_ids: list[int], k: int) -> bytes:
@@ -43,45 +34,17 @@ def draft_text(drafter_lm: CachedLM, drafter_vocab: Vocab, context_ids: list[int
     return bytes(out)
 
 
-def generate(
-    target,
-    target_tok,
-    drafter,
-    drafter_tok,
-    prompt_ids,
-    config: SamplingConfig,
-    *,
-    num_draft_tokens: int = 5,
-    generator=None,
-) -> GenerationResult:
-    started = time.perf_counter()
-    coins = as_coins(generator)
-    stats = SpecStats()
-    t_vocab, d_vocab = Vocab.of(target_tok), Vocab.of(drafter_tok)
-    stopper = Stopper(config, t_vocab)
-    target_lm, drafter_lm = CachedLM(target), CachedLM(drafter)
-    d_context = DrafterContext(d_vocab, prompt_text(target_tok, prompt_ids))
-    ids = list(prompt_ids)
-    while not stopper.done:
-        d_ids, pending = d_context.update(stopper.data)
-        drafted = draft_text(drafter_lm, d_vocab, d_ids, num_draft_tokens)
+@algorithm
+def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
+    config = run.config
+    t_vocab = run.t_vocab
+    while not run.stopper.done:
+        d_ids, pending = run.d_context.update(run.stopper.data)
+        drafted = draft_text(run.drafter_lm, run.d_vocab, d_ids, num_draft_tokens)
         if pending and not drafted.startswith(pending):
             drafted = b""  # the drafter did not finish the pending character: nothing usable
         drafted = drafted[len(pending) :]  # the pending bytes are already in the target's context
-        proposal = t_vocab.continuation_ids(ids, drafted) if drafted else []
-        rows = target_lm.next_logits(ids + proposal, len(proposal) + 1)
-        accepted = 0
-        for i in range(len(proposal) + 1):
-            token = choose(rows[i], config, coins)
-            stopper.push(token)
-            ids.append(token)
-            matched = i < len(proposal) and token == proposal[i]
-            accepted += matched
-            if stopper.done or not matched:
-                break
-        stats.drafted += len(proposal)
-        stats.accepted += accepted
-        stats.accepted_lengths.append(accepted)
-    stats.target_calls, stats.drafter_calls = target_lm.calls, drafter_lm.calls
-    record_overhead(stats, started, target_lm.forward_s + drafter_lm.forward_s, d_context)
-    return stopper.result(stats, started)
+        proposal = t_vocab.continuation_ids(run.ids, drafted) if drafted else []
+        rows = run.target_lm.next_logits(run.ids + proposal, len(proposal) + 1)
+        run.verify(proposal, lambda i, rows=rows: choose(rows[i], config, run.coins))
+    return run.finish()

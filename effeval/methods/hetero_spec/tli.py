@@ -15,19 +15,10 @@ emitted tokens the drafter does not have); within a step, shared tokens are appe
 
 from __future__ import annotations
 
-import time
-
 from effeval.errors import ConfigError
-from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats, target_probs
-from effeval.methods.hetero_spec.decoding import (
-    CachedLM,
-    Stopper,
-    as_coins,
-    choose,
-    prompt_text,
-    record_overhead,
-)
-from effeval.methods.hetero_spec.vocab import DrafterContext, Intersection, Vocab
+from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, target_probs
+from effeval.methods.hetero_spec.decoding import DecodeSession, algorithm, choose, logits_size
+from effeval.methods.hetero_spec.vocab import Intersection
 
 
 def shared_vocabulary(target_tok, drafter_tok) -> Intersection:
@@ -65,35 +56,20 @@ def restricted_proposal(drafter_logits, config: SamplingConfig, inter: Intersect
     return q / mass
 
 
-def generate(
-    target,
-    target_tok,
-    drafter,
-    drafter_tok,
-    prompt_ids,
-    config: SamplingConfig,
-    *,
-    num_draft_tokens: int = 5,
-    generator=None,
-) -> GenerationResult:
-    started = time.perf_counter()
-    coins = as_coins(generator)
-    stats = SpecStats()
-    t_vocab, d_vocab = Vocab.of(target_tok), Vocab.of(drafter_tok)
-    inter = shared_vocabulary(target_tok, drafter_tok)
-    stopper = Stopper(config, t_vocab)
-    target_lm, drafter_lm = CachedLM(target), CachedLM(drafter)
-    d_context = DrafterContext(d_vocab, prompt_text(target_tok, prompt_ids))
-    ids = list(prompt_ids)
-    target_size = logits_size(target)
-    while not stopper.done:
-        d_ids, pending = d_context.update(stopper.data)
+@algorithm
+def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
+    config = run.config
+    t_vocab, d_vocab, coins = run.t_vocab, run.d_vocab, run.coins
+    inter = shared_vocabulary(run.target_tok, run.drafter_tok)
+    target_size = logits_size(run.target)
+    while not run.stopper.done:
+        d_ids, pending = run.d_context.update(run.stopper.data)
         d_ids = list(d_ids)  # extended with this step's draft below; the context keeps its own
         draft: list[int] = []
         proposals = []
         if not pending:
             for _ in range(num_draft_tokens):
-                q = restricted_proposal(drafter_lm.next_logits(d_ids, 1)[0], config, inter, target_size)
+                q = restricted_proposal(run.drafter_lm.next_logits(d_ids, 1)[0], config, inter, target_size)
                 if q is None:
                     break
                 token = choose_from(q, config, coins)
@@ -101,45 +77,26 @@ def generate(
                 proposals.append(q)
                 # Continue the drafter with its own id for these bytes.
                 d_ids.append(d_vocab.by_bytes[t_vocab.bytes[token]])
-        rows = target_lm.next_logits(ids + draft, len(draft) + 1)
-        accepted = 0
-        for i in range(len(draft) + 1):
+        rows = run.target_lm.next_logits(run.ids + draft, len(draft) + 1)
+
+        def target_choice(i, rows=rows, draft=draft, proposals=proposals):
             if i == len(draft):  # the whole draft was accepted: one more token from the target
-                token = choose(rows[i], config, coins)
-            elif not config.do_sample:
-                token = int(rows[i].argmax().item())
-            else:
-                p = target_probs(rows[i], config).to("cpu")
-                t, q = draft[i], proposals[i]
-                if coins.accept(min(1.0, float(p[t] / q[t]))):
-                    token = t
-                else:
-                    residual = (p - q).clamp_min(0.0)
-                    total = residual.sum()
-                    # total > 0 whenever a rejection can happen (p ≠ q); float rounding aside.
-                    token = coins.categorical(residual / total if total > 0 else p)
-            stopper.push(token)
-            ids.append(token)
-            matched = i < len(draft) and token == draft[i]
-            accepted += matched
-            if stopper.done or not matched:
-                break
-        stats.drafted += len(draft)
-        stats.accepted += accepted
-        stats.accepted_lengths.append(accepted)
-    stats.target_calls, stats.drafter_calls = target_lm.calls, drafter_lm.calls
-    record_overhead(stats, started, target_lm.forward_s + drafter_lm.forward_s, d_context)
-    stats.extra["shared_tokens"] = len(inter)
-    return stopper.result(stats, started)
+                return choose(rows[i], config, coins)
+            if not config.do_sample:
+                return int(rows[i].argmax().item())
+            p = target_probs(rows[i], config).to("cpu")
+            t, q = draft[i], proposals[i]
+            if coins.accept(min(1.0, float(p[t] / q[t]))):
+                return t
+            residual = (p - q).clamp_min(0.0)
+            total = residual.sum()
+            # total > 0 whenever a rejection can happen (p ≠ q); float rounding aside.
+            return coins.categorical(residual / total if total > 0 else p)
+
+        run.verify(draft, target_choice)
+    run.stats.extra["shared_tokens"] = len(inter)
+    return run.finish()
 
 
 def choose_from(q, config: SamplingConfig, coins) -> int:
     return int(q.argmax().item()) if not config.do_sample else coins.categorical(q)
-
-
-def logits_size(model) -> int:
-    """Width of the model's logits (may exceed the tokenizer's length: padded embeddings)."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if head is not None and getattr(head, "weight", None) is not None:
-        return int(head.weight.shape[0])
-    return int(model.config.vocab_size)

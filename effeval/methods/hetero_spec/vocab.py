@@ -9,11 +9,17 @@ of a continuation decoded alone, and a token may be a partial UTF-8 sequence.
   strings, greedy longest-match, and re-tokenization of new text *in context*.
 - ``Intersection``: the token pairs (drafter id, target id) that stand for the same bytes; the
   shared vocabulary TLI drafts from.
+- ``TargetVocab`` / ``DrafterVocab``: the string-level views SLRS's proposal and DP need
+  (canonical id per string, minimal extensions; tokens sorted so "all tokens starting with y" is
+  a slice), built from raw byte lists (tests) or from a tokenizer's ``Vocab``.
+- ``DrafterContext``: the drafter's ids for the text so far, kept up to date per step.
 - ``split_utf8_tail``: split off an incomplete trailing UTF-8 sequence.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from effeval.methods.hetero_spec.common import BYTE_FALLBACK, token_bytes, tokenizer_family
@@ -213,6 +219,157 @@ class Intersection:
             )
             self._tensors = cached
         return cached
+
+
+# ----------------------------------------------------------------------------- SLRS's string views
+
+
+class TargetVocab:
+    """Target tokens as byte strings: canonical id per distinct string, prefixes, extensions."""
+
+    def __init__(
+        self,
+        tbytes: Sequence[bytes | None],
+        eos_ids: Sequence[int] = (),
+        size: int | None = None,
+        canonical: dict[bytes, int] | None = None,
+    ):
+        size = max(size or 0, len(tbytes))
+        self.token_bytes: list[bytes | None] = list(tbytes) + [None] * (size - len(tbytes))
+        self.size = size
+        # Several ids can spell the same bytes (SentencePiece "A" and "<0x41>"): the proposal maps
+        # a string to ONE canonical id (q of the others is 0; the residual still reaches them).
+        # From a tokenizer: ``Vocab.by_bytes`` (the ordinary piece over its byte fallback);
+        # from a byte list: the first id.
+        if canonical is None:
+            canonical = {}
+            for idx, b in enumerate(self.token_bytes):
+                if b and b not in canonical:
+                    canonical[b] = idx
+        self.canonical: dict[bytes, int] = canonical
+        self.sorted_strings = sorted(self.canonical)
+        self.max_len = max((len(b) for b in self.canonical), default=0)
+        self.proper_prefixes = {b[:k] for b in self.canonical for k in range(len(b))}
+        self.eos_ids = tuple(int(e) for e in eos_ids)
+        self.proposal_eos = self.eos_ids[0] if self.eos_ids else None
+        self._ext: dict[bytes, list[bytes]] = {}
+
+    @classmethod
+    def of(cls, tokenizer, size: int, eos_ids: tuple[int, ...]) -> TargetVocab:
+        """The view of a tokenizer whose model has ``size`` logits (cached on the tokenizer)."""
+        vocab = Vocab.of(tokenizer)
+        return _cached(
+            tokenizer, (cls.__name__, size, eos_ids), lambda: cls(vocab.bytes, eos_ids, size, vocab.by_bytes)
+        )
+
+    def longest_prefix_token(self, s: bytes) -> int:
+        for k in range(min(len(s), self.max_len), 0, -1):
+            idx = self.canonical.get(s[:k])
+            if idx is not None:
+                return idx
+        raise AssertionError(f"no target token is a prefix of {s!r}")  # excluded by check_supported
+
+    def extensions(self, t: bytes) -> list[bytes]:
+        """ext(t): target strings t' that strictly extend t with no target string strictly between."""
+        cached = self._ext.get(t)
+        if cached is not None:
+            return cached
+        out = []
+        i = bisect.bisect_right(self.sorted_strings, t)
+        while i < len(self.sorted_strings) and self.sorted_strings[i].startswith(t):
+            s = self.sorted_strings[i]
+            if not any(s[:k] in self.canonical for k in range(len(t) + 1, len(s))):
+                out.append(s)
+            i += 1
+        self._ext[t] = out
+        return out
+
+
+class DrafterVocab:
+    """Drafter tokens as byte strings, sorted so that 'all tokens starting with y' is a slice."""
+
+    def __init__(self, dbytes: Sequence[bytes | None], eos_ids: Sequence[int] = (), size: int | None = None):
+        import torch
+
+        size = max(size or 0, len(dbytes))
+        self.token_bytes: list[bytes | None] = list(dbytes) + [None] * (size - len(dbytes))
+        self.size = size
+        self.eos_ids = tuple(int(e) for e in eos_ids if 0 <= int(e) < size)
+        self.ids_by_bytes: dict[bytes, list[int]] = {}
+        for idx, b in enumerate(self.token_bytes):
+            if b:
+                self.ids_by_bytes.setdefault(b, []).append(idx)
+        byte_ids = sorted((i for i, b in enumerate(self.token_bytes) if b), key=lambda i: self.token_bytes[i])
+        self.sorted_ids = torch.tensor(byte_ids, dtype=torch.long)
+        self.sorted_bytes = [self.token_bytes[i] for i in byte_ids]
+        self.pos_of_id = torch.full((size,), -1, dtype=torch.long)  # id -> index in sorted_bytes
+        self.pos_of_id[self.sorted_ids] = torch.arange(len(byte_ids))
+        self.max_len = max((len(b) for b in self.sorted_bytes), default=0)
+        self.alphabet = {c for b in self.sorted_bytes for c in b}
+        self._ranges: dict[bytes, tuple[int, int]] = {}
+        self._mergeable: dict[int, list[int]] = {}
+        self._masks: dict[bool, object] = {}
+
+    @classmethod
+    def of(cls, tokenizer, size: int, eos_ids: tuple[int, ...]) -> DrafterVocab:
+        """The view of a tokenizer whose model has ``size`` logits (cached on the tokenizer)."""
+        return _cached(
+            tokenizer, (cls.__name__, size, eos_ids), lambda: cls(Vocab.of(tokenizer).bytes, eos_ids, size)
+        )
+
+    def allowed_mask(self, with_eos: bool):
+        """Tokens the proposal may use: those with bytes (empty/control tokens would never
+        advance the stream), plus EOS when the target has one to map it to."""
+        import torch
+
+        cached = self._masks.get(with_eos)
+        if cached is None:
+            cached = torch.zeros(self.size, dtype=torch.bool)
+            cached[self.sorted_ids] = True
+            if with_eos and self.eos_ids:
+                cached[list(self.eos_ids)] = True
+            self._masks[with_eos] = cached
+        return cached
+
+    def mergeable_after(self, prev: int) -> list[int]:
+        """Tokens d such that bytes(prev)+bytes(d) is itself a drafter token."""
+        got = self._mergeable.get(prev)
+        if got is None:
+            a = self.token_bytes[prev] if 0 <= prev < self.size else None
+            got = []
+            if a:
+                lo, hi = self.prefix_range(a)
+                for s in self.sorted_bytes[lo:hi]:
+                    if len(s) > len(a):
+                        got.extend(self.ids_by_bytes.get(s[len(a) :], ()))
+                got = sorted(set(got))
+            self._mergeable[prev] = got
+        return got
+
+    def prefix_range(self, y: bytes) -> tuple[int, int]:
+        """Slice of ``sorted_bytes`` holding exactly the tokens that start with ``y``."""
+        r = self._ranges.get(y)
+        if r is None:
+            lo = bisect.bisect_left(self.sorted_bytes, y)
+            hi = bisect.bisect_right(self.sorted_bytes, y + b"\xff" * (self.max_len + 1), lo)
+            r = self._ranges[y] = (lo, hi)
+        return r
+
+
+def _cached(tokenizer, key, make):
+    cache = getattr(tokenizer, "_effeval_string_views", None)
+    if cache is None:
+        cache = {}
+        try:
+            tokenizer._effeval_string_views = cache
+        except AttributeError:
+            pass
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
+# ----------------------------------------------------------------------------- the drafter's context
 
 
 def drafter_context(prompt_text: str, generated: bytes, drafter: Vocab) -> tuple[list[int], bytes]:

@@ -185,8 +185,8 @@ def test_chi_square_rejects_a_tli_without_its_acceptance_rule(pair, law, monkeyp
 
 def test_chi_square_rejects_an_slrs_q_without_extensions(pair, law, monkeypatch):
     """Biased variant: q(t) = P(t prefixes the drafted string), forgetting longer target tokens."""
-    from effeval.methods.hetero_spec import slrs
+    from effeval.methods.hetero_spec.vocab import TargetVocab
 
-    monkeypatch.setattr(slrs.TargetVocab, "extensions", lambda self, t: [])
+    monkeypatch.setattr(TargetVocab, "extensions", lambda self, t: [])
     counts = sample_counts("slrs", pair)
     assert chi_square_p(counts, law, N) < ALPHA

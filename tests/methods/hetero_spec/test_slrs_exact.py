@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from effeval.errors import ConfigError
-from effeval.methods.hetero_spec import slrs
+from effeval.methods.hetero_spec import slrs, slrs_dp, slrs_laws
 from effeval.methods.hetero_spec.common import SamplingConfig, target_probs
+from effeval.methods.hetero_spec.decoding import Coins
+from effeval.methods.hetero_spec.vocab import DrafterVocab, TargetVocab
 
 EOS = 0
 # Drafter "abba" covers several target tokens ("abb"+"a", "ab"+"ba"); target "abb" needs several
@@ -50,7 +52,7 @@ def models(pair):
 
 
 def processed(probs, config):
-    return target_probs(slrs._log_probs(probs), config).tolist()
+    return target_probs(slrs_laws.log_probs(probs), config).tolist()
 
 
 def target_law(target_fn, config, n_tokens, ctx=()):
@@ -75,7 +77,7 @@ def max_diff(a, b):
 def slrs_law(pair, config, n_tokens, k, drafter_top_k=0, canonical_pairs=False):
     target_fn, drafter_fn = models(pair)
     tb, db = PAIRS[pair]
-    return slrs.exact_output_law(
+    return slrs_laws.exact_output_law(
         target_fn,
         drafter_fn,
         tb,
@@ -93,7 +95,7 @@ def slrs_law(pair, config, n_tokens, k, drafter_top_k=0, canonical_pairs=False):
 def test_fixtures_cover_the_hard_cases():
     """The vocabularies really contain what the exact tests are meant to exercise."""
     tb, db = MIXED
-    tv, dv = slrs.TargetVocab(tb), slrs.DrafterVocab(db)
+    tv, dv = TargetVocab(tb), DrafterVocab(db)
     # a drafter token spanning two target tokens, a target token with ≥2 drafter paths
     assert b"abb" in tv.canonical and tv.longest_prefix_token(b"abba") == tb.index(b"abb")
     paths = [
@@ -141,7 +143,7 @@ def test_slrs_step_distribution_equals_p():
     target_fn, drafter_fn = models("mixed")
     tb, db = MIXED
     p = target_fn(())
-    law = slrs.slrs_step_distribution(p, drafter_fn, tb, db, eos_id=EOS, drafter_eos_id=EOS)
+    law = slrs_laws.slrs_step_distribution(p, drafter_fn, tb, db, eos_id=EOS, drafter_eos_id=EOS)
     assert max(abs(a - b) for a, b in zip(law, p)) < 1e-6
 
 
@@ -159,7 +161,7 @@ def canonical_only_phi(self, path, y):
 
 
 def test_exact_check_catches_a_q_that_misses_drafter_paths(monkeypatch):
-    monkeypatch.setattr(slrs._DrafterTree, "_phi_eval", canonical_only_phi)
+    monkeypatch.setattr(slrs_dp.DrafterTree, "_phi_eval", canonical_only_phi)
     law = slrs_law("mixed", CONFIGS["T=1"], n_tokens=1, k=1)
     assert max_diff(law, target_law(models("mixed")[0], CONFIGS["T=1"], 1)) > 1e-3  # 1000× the tolerance
 
@@ -175,15 +177,15 @@ def sample_two_tokens(pair, n, seed, k=2, max_dp_states=slrs.DEFAULT_MAX_DP_STAT
     def target_logits(context, proposals):
         seq = list(context) + list(proposals)
         return torch.stack(
-            [slrs._log_probs(target_fn(tuple(seq[:j]))) for j in range(len(context), len(seq) + 1)]
+            [slrs_laws.log_probs(target_fn(tuple(seq[:j]))) for j in range(len(context), len(seq) + 1)]
         )
 
     def drafter_logits(seqs):
-        return torch.stack([slrs._log_probs(drafter_fn(tuple(s))) for s in seqs])
+        return torch.stack([slrs_laws.log_probs(drafter_fn(tuple(s))) for s in seqs])
 
     dec = slrs.SLRSDecoder(
-        slrs.TargetVocab(tb, (EOS,)),
-        slrs.DrafterVocab(db, (EOS,)),
+        TargetVocab(tb, (EOS,)),
+        DrafterVocab(db, (EOS,)),
         config,
         target_logits,
         lambda ctx: (),
@@ -196,10 +198,10 @@ def sample_two_tokens(pair, n, seed, k=2, max_dp_states=slrs.DEFAULT_MAX_DP_STAT
     dec.tree_cache = (
         {} if max_dp_states == slrs.DEFAULT_MAX_DP_STATES else None
     )  # conditionals are deterministic per drafter root: reuse them across samples
-    chooser = slrs._SamplingChooser(torch.Generator().manual_seed(seed))
+    coins = Coins(torch.Generator().manual_seed(seed))
     counts = {}
     for _ in range(n):
-        out = tuple(dec.decode([], chooser, 2))
+        out = tuple(dec.decode([], coins, 2))
         counts[out] = counts.get(out, 0) + 1
     return {key: c / n for key, c in counts.items()}, dec.stats
 
@@ -228,7 +230,7 @@ def test_sampling_tv_within_noise_bound():
 
 def test_sampling_check_catches_a_biased_q(monkeypatch):
     # WRONG q(t) = P(t is a prefix of S), forgetting that a longer target token may win
-    monkeypatch.setattr(slrs.TargetVocab, "extensions", lambda self, t: [])
+    monkeypatch.setattr(TargetVocab, "extensions", lambda self, t: [])
     n = 5000
     exact = target_law(models("mixed")[0], CONFIGS["T=1"], 2)
     empirical, _ = sample_two_tokens("mixed", n, seed=0)
@@ -242,12 +244,14 @@ def test_refuses_target_without_every_drafter_byte():
     tb = [None, b"a", b"ab"]  # no single-byte "b": T("b…") would be undefined
     db = [None, b"a", b"b"]
     with pytest.raises(ConfigError, match=r"algorithm=slrs.*0x62.*Fix:"):
-        slrs.exact_output_law(lambda c: [0.2, 0.4, 0.4], lambda s: [0.1, 0.5, 0.4], tb, db, eos_ids=(EOS,))
+        slrs_laws.exact_output_law(
+            lambda c: [0.2, 0.4, 0.4], lambda s: [0.1, 0.5, 0.4], tb, db, eos_ids=(EOS,)
+        )
 
 
 def _budget_law(n_tokens=2):
     target_fn, drafter_fn = models("mixed")
-    return slrs.exact_output_law(
+    return slrs_laws.exact_output_law(
         target_fn,
         drafter_fn,
         *MIXED,
@@ -273,7 +277,7 @@ def test_over_the_dp_budget_falls_back_to_an_exact_target_only_step():
 def test_budget_check_catches_a_biased_fallback(monkeypatch):
     import torch as _torch
 
-    def argmax_fallback(self, context, chooser):  # WRONG: not a sample of the target's law
+    def argmax_fallback(self, context, coins):  # WRONG: not a sample of the target's law
         self.stats.extra["dp_budget_fallbacks"] = self.stats.extra.get("dp_budget_fallbacks", 0) + 1
         return int(_torch.argmax(self.target_logits_fn(context, [])[0]))
 
@@ -290,8 +294,8 @@ def test_bad_arguments(kwargs, needle):
     args = {"num_draft_tokens": 1, **kwargs}
     with pytest.raises(ConfigError, match=needle):
         slrs.SLRSDecoder(
-            slrs.TargetVocab(MIXED[0], (EOS,)),
-            slrs.DrafterVocab(MIXED[1], (EOS,)),
+            TargetVocab(MIXED[0], (EOS,)),
+            DrafterVocab(MIXED[1], (EOS,)),
             CONFIGS["T=1"],
             None,
             None,
