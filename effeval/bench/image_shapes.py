@@ -11,8 +11,9 @@
    ``drop-redundant``, scored by the judge: leakage, omission and binding rates with bootstrap
    CIs and the change vs ``none``.
 
-Everything is written under the ``shapes`` key of ``results/bench/image.json`` (the cost part of
-that file is kept); the run's HTML report goes to ``results/bench/image-shapes/report.html``.
+Everything is written to ``results/bench/image-shapes.json``; the run's HTML report goes to
+``results/bench/image-shapes/report.html`` (the first ``--report-prompts`` prompts, their PNGs
+next to it).
 """
 
 from __future__ import annotations
@@ -70,6 +71,22 @@ def _mean_ci(values: list[float], seed: int = 0) -> dict:
     return mean_ci(values, n_boot=1000, seed=seed)
 
 
+def score_reads(scenes, seen, rng: random.Random, key: str) -> dict:
+    """Balanced questions on each scene, answered from what the judge read in its image:
+    ``key`` -> mean share answered as the scene says (per-image share = bootstrap unit, with CI),
+    ``by_type`` -> that share per question type."""
+    from effeval.image.shapes import world as W
+
+    per_image, by_type = [], {}
+    for scene, read in zip(scenes, seen):
+        qs = balanced_questions(scene, rng)
+        ok = [W.answer(read, spec) == truth for spec, truth in qs]
+        per_image.append(sum(ok) / len(ok))
+        for (spec, _), good in zip(qs, ok):
+            by_type.setdefault(spec["type"], []).append(float(good))
+    return {key: _mean_ci(per_image), "by_type": {t: sum(v) / len(v) for t, v in sorted(by_type.items())}}
+
+
 def judge_accuracy(judge, n: int, seed: int) -> dict:
     """Accuracy on rendered scenes the judge never saw, per split and question type; per-image
     accuracy is the bootstrap unit."""
@@ -80,17 +97,9 @@ def judge_accuracy(judge, n: int, seed: int) -> dict:
         rng = random.Random(f"judge-eval/{seed}/{split}")
         scenes = [W.random_scene(rng, split=split) for _ in range(n)]
         seen = judge.read([W.render(s) for s in scenes])
-        per_image, by_type = [], {}
-        for scene, read in zip(scenes, seen):
-            qs = balanced_questions(scene, rng)
-            ok = [W.answer(read, spec) == truth for spec, truth in qs]
-            per_image.append(sum(ok) / len(ok))
-            for (spec, _), good in zip(qs, ok):
-                by_type.setdefault(spec["type"], []).append(float(good))
         out[split] = {
             "images": n,
-            "accuracy": _mean_ci(per_image),
-            "by_type": {t: sum(v) / len(v) for t, v in sorted(by_type.items())},
+            **score_reads(scenes, seen, rng, "accuracy"),
             "scene_exact": sum(
                 sorted(o.kind() + (o.cell,) for o in a.objects)
                 == sorted(o.kind() + (o.cell,) for o in b.objects)
@@ -132,17 +141,9 @@ def faithfulness(
                     generator=gens,
                 ).images
         seen = judge.read(images)
-        per_image, by_type = [], {}
-        for scene, read in zip(scenes, seen):
-            qs = balanced_questions(scene, rng)
-            ok = [W.answer(read, spec) == truth for spec, truth in qs]
-            per_image.append(sum(ok) / len(ok))
-            for (spec, _), good in zip(qs, ok):
-                by_type.setdefault(spec["type"], []).append(float(good))
         out[split] = {
             "captions": n,
-            "faithfulness": _mean_ci(per_image),
-            "by_type": {t: sum(v) / len(v) for t, v in sorted(by_type.items())},
+            **score_reads(scenes, seen, rng, "faithfulness"),
             "examples": [
                 {"caption": c, "judge_sees": W.caption(r) if r.objects else "(nothing)"}
                 for c, r in list(zip(captions, seen))[:8]
@@ -175,6 +176,32 @@ def run_experiment(pipeline: Path, limit: int, steps: int, guidance: float, out:
     return {"tasks": table, "n_prompts": limit, "interventions": INTERVENTIONS}
 
 
+def publish_report(run_dir: Path, dest: Path, max_prompts: int) -> Path:
+    """The run's report for ``results/``: the first ``max_prompts`` prompts, their PNGs copied
+    next to the page and linked (not inlined), written atomically; the old images are replaced."""
+    from effeval.image.benchmarks import load_benchmark
+    from effeval.image.report import write_report
+
+    result = json.loads((run_dir / "results.json").read_text())
+    rows = [json.loads(line) for line in (run_dir / "per_prompt.jsonl").read_text().splitlines() if line]
+    n = result["method"]["args"]["n_prompts"]
+    records = load_benchmark(result["method"]["args"]["benchmark"], limit=n)
+    stage = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    for row in rows:
+        if row["index"] < max_prompts:
+            (stage / row["image"]).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / row["image"], stage / row["image"])
+    write_report(stage, result, rows, records, inline=False, max_prompts=max_prompts)
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(stage, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest / "report.html"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--judge-images", type=int, default=400, help="rendered images per split for judge accuracy"
@@ -186,6 +213,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the zoo build's)")
     parser.add_argument("--guidance", type=float, default=None)
     parser.add_argument(
+        "--report-prompts",
+        type=int,
+        default=24,
+        help="prompts shown (with their PNGs) in the committed report",
+    )
+    parser.add_argument(
         "--skip", default="", help="comma-separated parts to skip: judge,faithfulness,experiment"
     )
 
@@ -194,10 +227,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from effeval import zoo
-    from effeval.bench.common import bench_dir
+    from effeval.bench.common import bench_dir, write_bench
     from effeval.image.encoders import load_pipeline
     from effeval.image.shapes.judge import ShapesJudge
-    from effeval.results.writer import write_json_atomic
 
     torch.set_num_threads(1)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -225,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
             "load_average_1min": os.getloadavg()[0],
         },
     }
-    start = time.process_time()
+    start, wall = time.process_time(), time.perf_counter()
     if "judge" not in skip:
         payload["judge_accuracy"] = judge_accuracy(judge, args.judge_images, seed=1)
         logger.info(
@@ -241,21 +273,15 @@ def run(args: argparse.Namespace) -> int:
         work = Path(tempfile.mkdtemp(prefix="effeval-shapes-"))
         try:
             payload["experiment"] = run_experiment(sd_dir, args.limit, steps, guidance, work / "run")
-            report = work / "run" / "report.html"
-            if report.is_file():
-                dest = bench_dir() / "image-shapes" / "report.html"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(".report.html.tmp")
-                shutil.copyfile(report, tmp)
-                os.replace(tmp, dest)
-                payload["experiment"]["report"] = "results/bench/image-shapes/report.html"
+            dest = bench_dir() / "image-shapes"
+            publish_report(work / "run", dest, args.report_prompts)
+            payload["experiment"]["report"] = str(dest / "report.html")
         finally:
             shutil.rmtree(work, ignore_errors=True)
     payload["cpu_s"] = round(time.process_time() - start, 1)
-    path = bench_dir() / "image.json"
-    doc = json.loads(path.read_text()) if path.is_file() else {"bench": "image"}
-    doc["shapes"] = payload
-    write_json_atomic(path, doc)
+    payload["wall_s"] = round(time.perf_counter() - wall, 1)
+    path = write_bench("image-shapes", payload)
+    logger.info("wrote %s", path)
     print(
         json.dumps({k: payload.get(k) for k in ("judge_accuracy", "generator_faithfulness")}, indent=1)[:4000]
     )
