@@ -207,9 +207,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--judge-images", type=int, default=400, help="rendered images per split for judge accuracy"
     )
     parser.add_argument(
-        "--captions", type=int, default=48, help="held-out captions per split for faithfulness"
+        "--captions", type=int, default=64, help="held-out captions per split for faithfulness"
     )
-    parser.add_argument("--limit", type=int, default=60, help="shapes-leakage prompts in the experiment")
+    parser.add_argument("--limit", type=int, default=160, help="shapes-leakage prompts in the experiment")
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the zoo build's)")
     parser.add_argument("--guidance", type=float, default=None)
     parser.add_argument(
