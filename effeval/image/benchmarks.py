@@ -62,6 +62,22 @@ def jsonl_lines(path: Path, what: str):
             yield lineno, f"{path}:{lineno}", line
 
 
+def _grouped_record(fmt: str, rid: str, prompt: str, where: dict, path: Path, **extra) -> dict:
+    """An empty record of a peer file whose rows are questions grouped by item id (TIFA, DSG):
+    category = the id without its trailing ``_N``; questions are appended by the caller."""
+    return {
+        "id": rid,
+        "prompt": prompt,
+        "benchmark": fmt,
+        "category": rid.rsplit("_", 1)[0],
+        "items": [],
+        "questions": [],
+        **extra,
+        "expressions": [],
+        "source": {"format": fmt, "file": path.name, **where},
+    }
+
+
 def read_utf8(path: Path, what: str) -> str:
     """The file's text; a file that is not UTF-8 (latin-1, binary) is one clear error naming the
     byte offset, never a traceback or text silently decoded with replacement characters."""
@@ -544,20 +560,11 @@ def load_tifa(path: Path) -> list[dict]:
                 "lacks 'id' or 'caption'",
                 "pass TIFA's question-answer or text-inputs JSON",
             )
-        rec = by_id.setdefault(
-            qa["id"],
-            {
-                "id": qa["id"],
-                "prompt": qa["caption"],
-                "benchmark": "tifa",
-                "category": qa["id"].rsplit("_", 1)[0],
-                "items": [],
-                "questions": [],
-                "other_questions": [],
-                "expressions": [],
-                "source": {"format": "tifa", "file": path.name, "record": k},
-            },
-        )
+        if qa["id"] not in by_id:
+            by_id[qa["id"]] = _grouped_record(
+                "tifa", qa["id"], qa["caption"], {"record": k}, path, other_questions=[]
+            )
+        rec = by_id[qa["id"]]
         if "question" not in qa:
             continue
         if not isinstance(qa["question"], str) or not qa["question"].strip():
@@ -657,19 +664,11 @@ def load_dsg(path: Path) -> list[dict]:
             deps = [int(d) for d in tokens if d.isdigit() and d != "0"]
             if any(not d.isdigit() for d in tokens):
                 logger.debug("%s:%d: non-integer dependency %r ignored", path, lineno, get["dependency"])
-            rec = by_id.setdefault(
-                get["item_id"],
-                {
-                    "id": get["item_id"],
-                    "prompt": get["text"],
-                    "benchmark": "dsg",
-                    "category": get["item_id"].rsplit("_", 1)[0],
-                    "items": [],
-                    "questions": [],
-                    "expressions": [],
-                    "source": {"format": "dsg", "file": path.name, "line": lineno},
-                },
-            )
+            if get["item_id"] not in by_id:
+                by_id[get["item_id"]] = _grouped_record(
+                    "dsg", get["item_id"], get["text"], {"line": lineno}, path
+                )
+            rec = by_id[get["item_id"]]
             rec["questions"].append(
                 {
                     "id": f"p{pid}",
