@@ -39,6 +39,10 @@ OPEN_CLIP_TINY_CFG = {
 }
 
 
+# every tiny transformer tower of the zoo's scorers (BLIP text/vision, LLaVA's CLIP and Llama)
+TINY_DIMS = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+
+
 def save_open_clip(model, out: Path, model_cfg: dict, mean: list[float], std: list[float]) -> None:
     """An open_clip model as a folder: ``open_clip_model.safetensors`` + ``open_clip_config.json``
     (``mean``/``std``: the pixel normalisation its preprocess applies)."""
@@ -117,10 +121,7 @@ def build_blip_vqa_tiny(out: Path, trained: bool) -> None:
 
     text_config = dict(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        **TINY_DIMS,
         encoder_hidden_size=32,
         max_position_embeddings=64,
         bos_token_id=tokenizer.bos_token_id,
@@ -129,10 +130,7 @@ def build_blip_vqa_tiny(out: Path, trained: bool) -> None:
         eos_token_id=tokenizer.sep_token_id,
     )
     vision_config = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        **TINY_DIMS,
         image_size=BLIP_IMAGE_SIZE,
         patch_size=8,
     )
@@ -183,20 +181,14 @@ def build_llava_tiny(out: Path, trained: bool) -> None:
         chat_template=chat_template,
     )
     vision = tf.CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        **TINY_DIMS,
         image_size=BLIP_IMAGE_SIZE,
         patch_size=8,
         projection_dim=32,
     )
     text = tf.LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
+        **TINY_DIMS,
         num_key_value_heads=1,
         max_position_embeddings=256,
         bos_token_id=tokenizer.bos_token_id,
