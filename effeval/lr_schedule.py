@@ -1,4 +1,4 @@
-"""The learning-rate schedule of the small training loops here (the zoo's causal-LM trainer)."""
+"""The learning-rate schedule of the small training loops here (the zoo's trainers, SpeLLM distillation)."""
 
 from __future__ import annotations
 

@@ -38,6 +38,7 @@ import torch
 
 from effeval.config_fields import setting
 from effeval.errors import ConfigError
+from effeval.lr_schedule import warmup_cosine
 from effeval.methods.spellm.alphabet import NUM_SYMBOLS, check_k
 from effeval.methods.spellm.heads import MODES, best_rows, string_mode
 from effeval.methods.spellm.model import SpeLLMForCausalLM, base_body, load_causal_lm
@@ -337,18 +338,6 @@ class DistillState:
     evals: list = field(default_factory=list)
 
 
-def _lr_lambda(steps: int):
-    warmup = max(1, steps // 20)
-
-    def at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return at
-
-
 def _save_checkpoint(path: Path, student, opt, sched, gen, state: DistillState, cfg: DistillConfig) -> None:
     path.mkdir(parents=True, exist_ok=True)
     blob = {
@@ -458,7 +447,7 @@ def distill(cfg: DistillConfig, texts: list[str] | None = None, heldout: list[st
         trainable = [p for p in student.backbone.parameters() if p.requires_grad]
         groups.append({"params": trainable, "lr": cfg.body_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.0, betas=(0.9, 0.99))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(cfg.steps))
     gen = torch.Generator().manual_seed(cfg.seed)
     state = DistillState()
     out = Path(cfg.out)
