@@ -99,22 +99,13 @@ def output_layer(k: int, tokens: int, repeats: int) -> list[dict]:
     return rows
 
 
-def end_to_end(zoo_name: str, k: int, prompt_len: int, steps: int, repeats: int) -> dict:
+def decode_loops(base, spellm, prompt: list[int], follow: list[int]):
+    """Two callables that decode ``follow`` after ``prompt`` with a KV cache, teacher-forced so
+    both do the same steps: the base (softmax + argmax over its projection) and the SpeLLM (the
+    exact best string of its heads, mapped back to tokens): the per-step work each model does."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from effeval import zoo
-    from effeval.bench.common import time_call
     from effeval.methods.spellm.heads import best_rows
-    from effeval.methods.spellm.model import SpeLLMForCausalLM
-    from effeval.zoo.corpus import heldout_texts
-
-    path = str(zoo.get(zoo_name))
-    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(path)
-    spellm = SpeLLMForCausalLM.from_base(path, k, seed=0).eval()
-    ids = tok.encode(heldout_texts(1)[0], add_special_tokens=False)[: prompt_len + steps]
-    prompt, follow = ids[:prompt_len], ids[prompt_len : prompt_len + steps]
 
     @torch.no_grad()
     def run_base():
@@ -133,6 +124,26 @@ def end_to_end(zoo_name: str, k: int, prompt_len: int, steps: int, repeats: int)
             spellm.codec.string_to_tokens(spellm.codec.row_to_string(rows[0].tolist()) or b"")
             lp, cache = spellm(torch.tensor([[t]]), cache=cache, use_cache=True)
 
+    return run_base, run_spellm
+
+
+def end_to_end(zoo_name: str, k: int, prompt_len: int, steps: int, repeats: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from effeval import zoo
+    from effeval.bench.common import time_call
+    from effeval.methods.spellm.model import SpeLLMForCausalLM
+    from effeval.zoo.corpus import heldout_texts
+
+    path = str(zoo.get(zoo_name))
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    spellm = SpeLLMForCausalLM.from_base(path, k, seed=0).eval()
+    ids = tok.encode(heldout_texts(1)[0], add_special_tokens=False)[: prompt_len + steps]
+    prompt, follow = ids[:prompt_len], ids[prompt_len : prompt_len + steps]
+
+    run_base, run_spellm = decode_loops(base, spellm, prompt, follow)
     t_base = time_call(run_base, repeats=repeats)
     t_spellm = time_call(run_spellm, repeats=repeats)
     facts = spellm.output_layer_facts()

@@ -96,31 +96,14 @@ def heldout_ppl(spellm, base, tok, text: str, window: int, max_tokens: int) -> d
 
 
 def step_time(spellm, base, tok, text: str, prompt_len: int, steps: int, repeats: int) -> dict:
-    import torch
 
     from effeval.bench.common import time_call
-    from effeval.methods.spellm.heads import best_rows
+    from effeval.bench.spellm import decode_loops
 
     ids = tok.encode(text, add_special_tokens=False)[: prompt_len + steps]
     prompt, follow = ids[:prompt_len], ids[prompt_len : prompt_len + steps]
 
-    @torch.no_grad()
-    def run_base():
-        out = base(input_ids=torch.tensor([prompt]), use_cache=True)
-        cache = out.past_key_values
-        for t in follow:
-            torch.softmax(out.logits[:, -1].float(), -1).argmax(-1)
-            out = base(input_ids=torch.tensor([[t]]), past_key_values=cache, use_cache=True)
-            cache = out.past_key_values
-
-    @torch.no_grad()
-    def run_spellm():
-        lp, cache = spellm(torch.tensor([prompt]), use_cache=True)
-        for t in follow:
-            rows, _ = best_rows(lp[:, -1])
-            spellm.codec.string_to_tokens(spellm.codec.row_to_string(rows[0].tolist()) or b"")
-            lp, cache = spellm(torch.tensor([[t]]), cache=cache, use_cache=True)
-
+    run_base, run_spellm = decode_loops(base, spellm, prompt, follow)
     # interleaved repeats, so machine load hits both alike
     base_t, spellm_t = [], []
     for _ in range(repeats):
