@@ -446,7 +446,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seqlen", type=int, default=128, help="SmolLM2 calibration window length (paper: 2048)"
     )
-    parser.add_argument("--eval-windows", type=int, default=8)
+    # defaults = the committed results/bench/pruned-ssm.json's settings, so the plain command regenerates it
+    parser.add_argument("--eval-windows", type=int, default=10)
     parser.add_argument("--eval-seqlen", type=int, default=128)
     parser.add_argument("--sparsities", type=float, nargs="+", default=SPARSITIES)
     parser.add_argument("--patterns", nargs="*", default=SMOLLM2_PATTERNS, help="SmolLM2 N:M patterns")
@@ -461,9 +462,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--proxy-zoo", default="mamba2-prose", help="zoo Mamba2 for the proxy part (NAME or NAME:random)"
     )
-    parser.add_argument("--proxy-nsamples", type=int, default=32)
+    parser.add_argument("--proxy-nsamples", type=int, default=16)
     parser.add_argument("--proxy-seqlen", type=int, default=128)
-    parser.add_argument("--proxy-eval-windows", type=int, default=24)
+    parser.add_argument("--proxy-eval-windows", type=int, default=16)
     add_out_argument(parser)
 
 
