@@ -50,7 +50,8 @@ class ZooEntry:
     depends: tuple[str, ...] = ()
     tier: str = "tiny"  # "tiny": built here (random or trained); "real": pretrained weights from a package
     check: Callable[[], None] | None = None  # raises the one-line ConfigError when it cannot be built here
-    version: int = 1  # bumped when a builder's recipe changes, so cached builds of the old recipe are not reused
+    # bumped when a builder's recipe changes, so cached builds of the old recipe are not reused
+    version: int = 1
 
 
 # name -> ZooEntry; the builder modules register theirs (decorator below) when first looked up.
