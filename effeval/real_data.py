@@ -170,16 +170,29 @@ def load_gsm_symbolic(seed: int = 42, size: int = 200, split: str = "test", **_u
 PROSE_FILE = "in_the_year_2889.txt"
 
 
+GUTENBERG_START = "*** START OF THE PROJECT GUTENBERG EBOOK"
+GUTENBERG_END = "*** END OF THE PROJECT GUTENBERG EBOOK"
+
+
+def gutenberg_body(text: str) -> str:
+    """A Project Gutenberg file's book: the text between its START line and its END marker (the
+    header and the licence that follows the book removed)."""
+    start, end = text.find(GUTENBERG_START), text.find(GUTENBERG_END)
+    if start < 0 or end < start:
+        raise ConfigError(
+            f"prose: {PROSE_FILE} has no Project Gutenberg START/END markers, so the story cannot be told "
+            f"from the licence. Fix: {INSTALL['reasoning_gym']} --force-reinstall"
+        )
+    return text[text.index("\n", start) + 1 : end]
+
+
 def prose_paragraphs() -> list[str]:
     """Paragraphs of the story's body (Project Gutenberg header and licence removed), each with its
     hard line breaks joined."""
     path = package_dir("reasoning_gym") / "data" / PROSE_FILE
     if not path.is_file():
         raise ConfigError(f"prose: {path} is missing. Fix: {INSTALL['reasoning_gym']} --force-reinstall")
-    text = path.read_text(encoding="utf-8")
-    start = text.index("*** START OF THE PROJECT GUTENBERG EBOOK")
-    end = text.index("*** END OF THE PROJECT GUTENBERG EBOOK")
-    body = text[text.index("\n", start) + 1 : end]
+    body = gutenberg_body(path.read_text(encoding="utf-8"))
     paragraphs = [" ".join(p.split()) for p in body.split("\n\n")]
     return [p for p in paragraphs if len(p.split()) >= 5]
 

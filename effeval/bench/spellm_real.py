@@ -194,7 +194,7 @@ def run_real(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from effeval.methods.spellm.model import CONFIG_NAME, SpeLLMForCausalLM
-    from effeval.zoo.spellm import story_prose_split
+    from effeval.zoo.corpus import story_prose_split
 
     config = json.loads((Path(spellm_dir) / CONFIG_NAME).read_text())
     base_dir = config["base_model"]

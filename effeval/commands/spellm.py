@@ -41,12 +41,10 @@ def run(args) -> int:
     cfg = build(DistillConfig, vars(args))
     from effeval.errors import cli_flags
     from effeval.zoo.corpus import texts_for
-    from effeval.zoo.spellm import story_prose_split
 
     with cli_flags():  # before the teacher loads
         cfg.validate()
-    # real-prose: the story only, its end held out (the file's tail is the Gutenberg licence)
-    texts = story_prose_split() if cfg.data == "real-prose" else texts_for(cfg.data)
+    texts = texts_for(cfg.data)
     if texts[0] is None:  # files: a missing, binary or non-UTF-8 one fails here, not after the teacher loads
         from effeval.methods.spellm.distill import load_texts
 

@@ -191,10 +191,10 @@ def test_lora_tuning_changes_each_linear_weight_by_a_low_rank_delta(zoo_path, tm
 def test_real_prose_holds_out_the_end_of_the_story_not_the_gutenberg_licence():
     """``--data real-prose`` (``story_prose_split``): training and held-out text are both the
     novella, the held-out part is its end, and none of it is trained on. The file's plain 80/20
-    split (``effeval.zoo.corpus.real_prose_split``) fails the first two assertions: its held-out
+    split (``real_prose_split`` beside it) fails the first two assertions: its held-out
     part is the licence, and the whole story is in its training text."""
     pytest.importorskip("reasoning_gym")
-    from effeval.zoo.spellm import story_prose_split
+    from effeval.zoo.corpus import story_prose_split
 
     train, (heldout,) = story_prose_split()
     story_train = train[-1]
