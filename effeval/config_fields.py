@@ -30,6 +30,16 @@ def setting(
     return dataclasses.field(default=default, metadata=meta)
 
 
+def positive(x) -> str | None:
+    """A ``check``: the value must be > 0."""
+    return None if x > 0 else f"must be > 0, got {x}. Fix: pass a positive number"
+
+
+def non_negative(x) -> str | None:
+    """A ``check``: the value must be >= 0 (0 meaning "no limit")."""
+    return None if x >= 0 else f"must be >= 0, got {x}. Fix: pass 0 (no limit) or a positive number"
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     name: str

@@ -166,10 +166,6 @@ def args_from(config_cls, exclude: Iterable[str] = (), **overrides: dict[str, An
     return out
 
 
-def positive(x) -> str | None:
-    return None if x > 0 else f"must be > 0, got {x}. Fix: pass a positive number"
-
-
 def resolve_device(device: str | None) -> str:
     """``cuda*`` without CUDA -> ``cpu`` (logged); ``None`` -> best available."""
     import torch

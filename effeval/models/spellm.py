@@ -13,13 +13,13 @@ from lm_eval.api.model import TemplateLM
 from lm_eval.api.registry import register_model
 from tqdm.auto import tqdm
 
+from effeval.config_fields import positive
 from effeval.errors import ConfigError
 from effeval.models.base import (
     Arg,
     EffevalWrapperMixin,
     check_pretrained,
     parse_model_args,
-    positive,
     request_keys,
     resolve_device,
     track_requests,

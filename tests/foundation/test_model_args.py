@@ -2,13 +2,13 @@
 
 import pytest
 
+from effeval.config_fields import positive
 from effeval.errors import ConfigError
 from effeval.models.base import (
     Arg,
     EfficiencyStats,
     check_pretrained,
     parse_model_args,
-    positive,
     resolve_device,
 )
 

@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from effeval.config_fields import setting
+from effeval.config_fields import non_negative, positive, setting
 from effeval.errors import ConfigError
 from effeval.methods.hetero_spec.registry import ALGORITHMS
-
-
-def _positive(x) -> str | None:
-    return None if x > 0 else f"must be > 0, got {x}. Fix: pass a positive number"
-
-
-def _non_negative(x) -> str | None:
-    return None if x >= 0 else f"must be >= 0, got {x}. Fix: pass 0 (no limit) or a positive number"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +21,7 @@ class HeteroSpecConfig:
         "slem", help="ar, slem, tli, slrs or hf (transformers)", choices=tuple(ALGORITHMS)
     )
     num_draft_tokens: int = setting(
-        5, help="drafter tokens (SLRS: target proposals) per step", check=_positive
+        5, help="drafter tokens (SLRS: target proposals) per step", check=positive
     )
     verify: bool = setting(
         False, help="also decode every request with the target alone: greedy equality and the speedup"
@@ -40,7 +32,7 @@ class HeteroSpecConfig:
     # computed from the same truncated law) and most drafter paths get probability 0, which prunes
     # the DP by orders of magnitude.
     drafter_top_k: int = setting(
-        50, help="SLRS: the drafter's proposal law keeps its top k tokens (0 = all)", check=_non_negative
+        50, help="SLRS: the drafter's proposal law keeps its top k tokens (0 = all)", check=non_negative
     )
     canonical_pairs: bool = setting(
         True, help="SLRS: no drafter token right after one it would have merged with (prunes the DP)"
@@ -48,7 +40,7 @@ class HeteroSpecConfig:
     max_dp_states: int = setting(
         2048,
         help="SLRS: drafter states one step's exact DP may use; beyond, the next position is target-only",
-        check=_positive,
+        check=positive,
     )
     # "hf": decode the new tokens alone and cut at the stop strings, exactly like lm-eval's hf
     # model (equal scores for equal tokens); "in_context": the bytes as they read after the
