@@ -137,7 +137,7 @@ def bench_model(name: str, repeats: int, gguf_repeats: int, gen_tokens: int) -> 
     out = model.generate(**inputs, max_new_tokens=gen_tokens, min_new_tokens=gen_tokens, do_sample=False)
     gen_s = time.perf_counter() - start
     new_tokens = out.shape[1] - inputs.input_ids.shape[1]
-    build_s = (folder / ".effeval-zoo-complete").read_text().strip()
+    build_s = (folder / zoo.COMPLETE_MARKER).read_text().strip()
     return {
         "model": {
             "zoo_name": name,

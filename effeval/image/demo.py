@@ -23,7 +23,7 @@ def run(ctx) -> list[Path]:
 
     out = Path(ctx.out_dir) / "image"
     shutil.rmtree(out, ignore_errors=True)  # a fresh run each time (the runner would resume otherwise)
-    if all((zoo.model_dir(name) / ".effeval-zoo-complete").exists() for name in SHAPES_MODELS):
+    if all(zoo.is_built(name) for name in SHAPES_MODELS):
         pipeline, benchmark, scorers, limit = ctx.zoo("shapes-sd"), "shapes-leakage", "judge", 12
         build = json.loads((Path(pipeline) / "effeval_zoo.json").read_text())
         sampling = ["--steps", str(build["steps"]), "--guidance", str(build["guidance_scale"])]

@@ -98,6 +98,14 @@ def model_dir(name: str, trained: bool = False, root: str | os.PathLike | None =
     return zoo_root(root) / f"{name}-{'trained' if trained else 'random'}{suffix}"
 
 
+COMPLETE_MARKER = ".effeval-zoo-complete"  # written last: a folder without it is not a finished build
+
+
+def is_built(name: str, trained: bool = False, root: str | os.PathLike | None = None) -> bool:
+    """Whether ``get(name)`` would return at once (the build is cached), without building it."""
+    return (model_dir(name, trained, root) / COMPLETE_MARKER).exists()
+
+
 def real_names() -> list[str]:
     return [n for n, e in _load_entries().items() if e.tier == "real"]
 
@@ -111,7 +119,7 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
     for dep in entry.depends:
         get(dep, trained=trained, root=root)
     out = model_dir(name, trained, root)
-    done = out / ".effeval-zoo-complete"
+    done = out / COMPLETE_MARKER
     if done.exists() and not force:
         return out
     if entry.check is not None:
@@ -133,7 +141,7 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-built folder behind
             raise
-        (tmp / ".effeval-zoo-complete").write_text(f"{time.perf_counter() - start:.1f}s\n")
+        (tmp / COMPLETE_MARKER).write_text(f"{time.perf_counter() - start:.1f}s\n")
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
     return out
