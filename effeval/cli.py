@@ -48,7 +48,7 @@ def cmd_zoo(args) -> int:
     from effeval import zoo
 
     if args.zoo_cmd == "list":
-        for name, entry in sorted(zoo._load_entries().items()):
+        for name, entry in sorted(zoo.entries().items()):
             flag = (
                 " (real tier: --real)" if entry.tier == "real" else "" if entry.default else " (on request)"
             )
@@ -56,7 +56,7 @@ def cmd_zoo(args) -> int:
         return 0
     # names and --out are checked before anything is built (a build takes minutes)
     argument, names = ("NAME", [args.name]) if args.zoo_cmd == "path" else ("NAMES", list(args.names))
-    unknown = [n for n in names if n not in zoo._load_entries()]
+    unknown = [n for n in names if n not in zoo.entries()]
     if unknown:
         raise ConfigError(
             f"{argument}: unknown zoo model(s) {', '.join(unknown)}. Fix: use names that `effeval zoo list` prints"

@@ -118,7 +118,7 @@ def short_mk(ctx) -> list[Path]:
 def spellm(ctx) -> list[Path]:
     from effeval import zoo as zoo_module
 
-    name = next((n for n in zoo_module._load_entries() if n.startswith("spellm-") and TARGET in n), None)
+    name = next((n for n in zoo_module.entries() if n.startswith("spellm-") and TARGET in n), None)
     if name is None:
         name = "spellm-llama-sp"
         print(

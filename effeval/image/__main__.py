@@ -132,7 +132,7 @@ def check_arguments(args: argparse.Namespace) -> argparse.Namespace:
     if args.pipeline.startswith("zoo:"):
         from effeval import zoo
 
-        if args.pipeline[4:] not in zoo._load_entries():
+        if args.pipeline[4:] not in zoo.entries():
             raise config_error(
                 "--pipeline", f"no zoo model {args.pipeline[4:]!r}", "use a name `effeval zoo list` prints"
             )

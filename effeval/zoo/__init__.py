@@ -75,7 +75,8 @@ def register(
     return deco
 
 
-def _load_entries() -> dict[str, ZooEntry]:
+def entries() -> dict[str, ZooEntry]:
+    """Every zoo model by name (their builder modules imported on first use)."""
     return {name: ENTRIES.load(name) for name in ENTRIES}
 
 
@@ -91,7 +92,7 @@ def zoo_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def model_dir(name: str, trained: bool = False, root: str | os.PathLike | None = None) -> Path:
-    entry = _load_entries().get(name)
+    entry = entries().get(name)
     if entry is not None and entry.tier == "real":  # pretrained weights: neither random nor trained here
         return zoo_root(root) / "real" / name
     suffix = f"-v{entry.version}" if entry is not None and entry.version > 1 else ""
@@ -107,15 +108,15 @@ def is_built(name: str, trained: bool = False, root: str | os.PathLike | None = 
 
 
 def real_names() -> list[str]:
-    return [n for n, e in _load_entries().items() if e.tier == "real"]
+    return [n for n, e in entries().items() if e.tier == "real"]
 
 
 def get(name: str, trained: bool = False, root: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Path of zoo model ``name``, built (once, under a file lock) if missing."""
-    entries = _load_entries()
-    if name not in entries:
-        raise ConfigError(f"zoo model {name!r} is unknown. Fix: use one of {', '.join(sorted(entries))}")
-    entry = entries[name]
+    known = entries()
+    if name not in known:
+        raise ConfigError(f"zoo model {name!r} is unknown. Fix: use one of {', '.join(sorted(known))}")
+    entry = known[name]
     for dep in entry.depends:
         get(dep, trained=trained, root=root)
     out = model_dir(name, trained, root)
@@ -152,15 +153,15 @@ def build_all(
 ) -> dict[str, Path]:
     from tqdm.auto import tqdm
 
-    entries = _load_entries()
+    known = entries()
     if real:
         names = list(names or []) + [n for n in real_names() if n not in (names or [])]
     if not names:
-        names = [n for n, e in entries.items() if e.default]
-    unknown = [n for n in names if n not in entries]
+        names = [n for n, e in known.items() if e.default]
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(
-            f"zoo model(s) {', '.join(unknown)} unknown. Fix: use names from {', '.join(sorted(entries))}"
+            f"zoo model(s) {', '.join(unknown)} unknown. Fix: use names from {', '.join(sorted(known))}"
         )
     out = {}
     for name in tqdm(names, desc="zoo build", unit="model"):
