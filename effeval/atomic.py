@@ -11,6 +11,8 @@ writer's pid, so a live writer's file is left alone).
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import re
 import shutil
@@ -84,6 +86,38 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
     return Path(path)
+
+
+def first_nonfinite(obj: object, where: str = "") -> tuple[str, float] | None:
+    """``(key path, value)`` of the first NaN or infinity inside ``obj`` (dicts and lists are
+    searched), or None when every number is finite."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where or "<root>", obj)
+    if isinstance(obj, dict):
+        items = ((f"{where}/{k}" if where else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}/{i}" if where else str(i), v) for i, v in enumerate(obj))
+    else:
+        return None
+    for path, value in items:
+        found = first_nonfinite(value, path)
+        if found is not None:
+            return found
+    return None
+
+
+def write_json_atomic(path: str | os.PathLike, obj: object) -> Path:
+    """``obj`` as indented JSON, written atomically. JSON has no NaN or Infinity (Python's json
+    would write the non-standard tokens ``NaN`` / ``Infinity`` that strict readers reject), so
+    such a value is a ConfigError naming where it sits, and nothing is written. Values JSON has no
+    type for (paths, dtypes) are written as their ``str``."""
+    bad = first_nonfinite(obj)
+    if bad is not None:
+        raise ConfigError(
+            f"{path}: {bad[0]} is {bad[1]}, which JSON cannot hold, so nothing was written. Fix: write "
+            "null for a value that is undefined (if effeval computed it, that is a bug to report)"
+        )
+    return write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n")
 
 
 def copy_atomic(src: str | os.PathLike, dst: str | os.PathLike) -> Path:

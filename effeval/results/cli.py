@@ -38,13 +38,38 @@ def add_parser(sub) -> None:
     cmp.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     cmp.add_argument("--confidence", type=float, default=0.95, help="CI level (default 0.95)")
     exp = rsub.add_parser(
-        "export", help="one run in another tool's format (eee, hf-leaderboard, hub, model-index)"
+        "export",
+        help="one run in another tool's format (eee, hf-leaderboard, hub, hub-eval-results, model-index)",
     )
     exp.add_argument("result", help="effeval JSON, lm-eval results_*.json or --output_path folder")
-    exp.add_argument("--format", required=True, dest="fmt", help="eee | hf-leaderboard | hub | model-index")
+    exp.add_argument(
+        "--format",
+        required=True,
+        dest="fmt",
+        help="eee | hf-leaderboard | hub | hub-eval-results | model-index",
+    )
     exp.add_argument("--out", required=True, help="output folder")
-    exp.add_argument("--push", action="store_true", help="hub only: upload the folder as a dataset repo")
-    exp.add_argument("--repo", default=None, help="hub only: <org>/<dataset> to push to")
+    exp.add_argument(
+        "--push",
+        action="store_true",
+        help="hub: upload the folder as a dataset repo; hub-eval-results: open a pull request on the model repo",
+    )
+    exp.add_argument(
+        "--repo",
+        default=None,
+        help="hub: <org>/<dataset> to push to; hub-eval-results: <org>/<model> the scores belong to "
+        "(default: the run's model id)",
+    )
+    exp.add_argument(
+        "--benchmark",
+        action="append",
+        default=None,
+        metavar="TASK=ORG/DATASET[:TASK_ID]",
+        help="hub-eval-results: the Hub benchmark dataset of a task effeval does not map (repeatable)",
+    )
+    exp.add_argument(
+        "--tasks", default=None, help="hub-eval-results: comma-separated tasks to export (default: all)"
+    )
     lb = rsub.add_parser(
         "leaderboard", help="static leaderboard site: RESULTS_DIR -> SITE/index.html + plots"
     )
@@ -119,7 +144,8 @@ def run(args) -> int:
         check_output_dir(args.out)
     elif args.results_cmd == "compare" and args.out:
         check_output_file(args.out)
-    if args.results_cmd == "export" and args.push and not args.repo:  # not after the export is written
+    if args.results_cmd == "export" and args.push and args.fmt == "hub" and not args.repo:
+        # not after the export is written
         raise ConfigError("--push: no --repo given. Fix: pass --repo <org>/<dataset name>")
     if args.results_cmd == "convert":
         for path in convert(args.source, args.out):
@@ -142,8 +168,18 @@ def run(args) -> int:
         return 0
     if args.results_cmd == "export":
         from effeval.results.export import export
+        from effeval.results.hub_eval_results import parse_tasks_arg
 
-        for path in export(args.result, args.fmt, args.out, push=args.push, repo=args.repo):
+        written = export(
+            args.result,
+            args.fmt,
+            args.out,
+            push=args.push,
+            repo=args.repo,
+            benchmarks=args.benchmark,
+            tasks=parse_tasks_arg(args.tasks),
+        )
+        for path in written:
             print(path)
         return 0
     if args.results_cmd == "leaderboard":

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
+import math
 import platform
 import re
 import subprocess
@@ -19,6 +21,9 @@ from effeval.errors import ConfigError
 from effeval.hashing import sha256_file
 from effeval.model_identity import identify, name_models
 from effeval.results.schema import SCHEMA_ID
+from effeval.results.writer import finite
+
+logger = logging.getLogger(__name__)
 
 _RESULTS_RE = re.compile(r"^results_(?P<stamp>.+)\.json$")
 
@@ -139,7 +144,19 @@ def _nonzero_parameters(efficiency: dict) -> int | None:
 def convert_lm_eval(path: str | Path) -> dict:
     """One lm-eval results file -> one effeval/result/v1 dict; every model folder in it (the
     model, ``model_args``' drafter, the copied lm-eval config) named by what it is."""
-    return name_models(_convert_lm_eval(Path(path)))
+    result = _convert_lm_eval(Path(path))
+    for task, metrics in result["tasks"].items():
+        for metric, m in metrics.items():
+            if isinstance(m["value"], float) and not math.isfinite(m["value"]):
+                logger.warning(
+                    "%s: %s %s is %s in lm-eval's output; recorded as null (no value)",
+                    path,
+                    task,
+                    metric,
+                    m["value"],
+                )
+    # lm-eval writes NaN for what is undefined (the stderr of one document); effeval JSON says null
+    return name_models(finite(result))
 
 
 def _safe_id(name: str) -> str:

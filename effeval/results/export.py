@@ -14,6 +14,10 @@ Formats and where the efficiency block goes (see docs/publishing.md):
 - ``hub``: lm-eval's results/details dataset layout (``<model_sanitized>/results_<stamp>.json``,
   ``<model_sanitized>/samples_<task>_<stamp>.jsonl``, README.md dataset card); the efficiency block
   rides in ``config.effeval`` as lm-eval wrote it. ``push=True`` uploads with huggingface_hub.
+- ``hub-eval-results``: the Hub's ``.eval_results/<task>.yaml`` files for the model repository (one
+  per benchmark task and variant; spec and mapping in ``effeval.results.hub_eval_results``). The
+  spec has no field for efficiency: its headline figures ride in each file's ``notes``.
+  ``push=True`` opens a pull request on the model repository.
 - ``model-index``: a YAML block for a model card. Numeric efficiency values become metrics of
   an extra result (dataset type ``effeval_efficiency``); nested values (per-request-type dicts,
   per-module sparsity) have no place there and are dropped (logged).
@@ -33,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 from effeval.errors import ConfigError
-from effeval.results.runs import Run, load_run, split_metric
+from effeval.results.runs import Run, is_proportion, load_run, split_metric
 
 logger = logging.getLogger(__name__)
 
-FORMATS = ("eee", "hf-leaderboard", "hub", "model-index")
+FORMATS = ("eee", "hf-leaderboard", "hub", "hub-eval-results", "model-index")
 EEE_SCHEMA_VERSION = "0.3.0"
 
 
@@ -105,10 +109,7 @@ def _metric_names(run: Run, task: str) -> list[str]:
 
 def _eee_bounds(metric: str, value: float) -> tuple[str, Any, Any]:
     """score_type and bounds: the usual proportions are in [0, 1]; anything else is unbounded."""
-    base = split_metric(metric)[0]
-    if base in ("acc", "acc_norm", "exact_match", "f1", "pass@1", "mcc", "brier_score") or (
-        base.endswith("_rate") and 0 <= value <= 1
-    ):
+    if is_proportion(metric, value):
         return "continuous", 0.0, 1.0
     return "continuous", "-Infinity", "Infinity"
 
@@ -313,19 +314,20 @@ def _hub_card(model_dir: str, tasks: list[str], stamp: str, run: Run) -> str:
 
     configs = [config(model_dir + "__" + re.sub(r"\W", "_", t), f"samples_{t}_{stamp}.jsonl") for t in tasks]
     configs.append(config(f"{model_dir}__results", f"results_{stamp}.json"))
-    name = run.result["model"]["name"]
+    # names from the run are one line each: a line break in them must not start a heading or a key
+    name = " ".join(str(run.result["model"]["name"]).split())
     front = yaml.safe_dump({"pretty_name": f"Evaluation run of {name}", "configs": configs}, sort_keys=False)
     return (
         f"---\n{front}---\n\n# Evaluation run of {name}\n\n"
         f"lm-eval results and per-sample details (the layout `lm_eval --hf_hub_log_args` pushes), run "
-        f"`{run.result['run_id']}` ({stamp}), exported by effeval. The efficiency block is in the results file "
+        f"{_comment_text(run.result['run_id'])} ({stamp}), exported by effeval. The efficiency block is in the results file "
         "under `config.effeval`.\n"
     )
 
 
 def write_hub(run: Run, out: Path) -> list[Path]:
     from effeval.atomic import confined, copy_atomic
-    from effeval.results.writer import write_json_atomic, write_text_atomic
+    from effeval.results.writer import finite, write_json_atomic, write_text_atomic
 
     model_dir = _safe((run.result["model"].get("source") or run.result["model"]["name"]).replace("/", "__"))
     if run.lm_eval_file is not None:
@@ -341,6 +343,7 @@ def write_hub(run: Run, out: Path) -> list[Path]:
         data.setdefault("config", {}).setdefault(
             "effeval", {"method": run.result["method"], "efficiency": run.result.get("efficiency")}
         )
+        data = finite(data)  # lm-eval writes NaN for an undefined stderr; JSON has no NaN: null
     else:
         data = _lm_eval_shaped(run)
         logger.info(
@@ -444,20 +447,34 @@ def model_index(run: Run) -> dict:
 
 
 def export(
-    source: str | Path, fmt: str, out: str | Path, push: bool = False, repo: str | None = None
+    source: str | Path,
+    fmt: str,
+    out: str | Path,
+    push: bool = False,
+    repo: str | None = None,
+    benchmarks: list[str] | None = None,
+    tasks: list[str] | None = None,
 ) -> list[Path]:
-    """Export one run (effeval JSON or lm-eval output) to ``fmt`` under ``out``; returns written files."""
+    """Export one run (effeval JSON or lm-eval output) to ``fmt`` under ``out``; returns written
+    files. ``benchmarks`` (``TASK=ORG/DATASET[:TASK_ID]``) and ``tasks`` apply to hub-eval-results."""
     import yaml
 
     from effeval.atomic import confined
+    from effeval.results import hub_eval_results
     from effeval.results.writer import write_json_atomic, write_text_atomic
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}. Fix: use one of {', '.join(FORMATS)}")
-    if push and fmt != "hub":
+    if push and fmt not in ("hub", "hub-eval-results"):
         raise ConfigError(
-            f"--push: only --format hub can be pushed (got {fmt}). Fix: use --format hub --push"
+            f"--push: only --format hub and hub-eval-results can be pushed (got {fmt}). Fix: use one of them"
         )
+    for flag, given in (("--benchmark", benchmarks), ("--tasks", tasks)):
+        if given and fmt != "hub-eval-results":
+            raise ConfigError(
+                f"{flag}: only --format hub-eval-results takes it (got {fmt}). Fix: drop {flag}"
+            )
+    hub_eval_results.parse_benchmark_args(benchmarks)  # a malformed mapping fails before any work
     run = load_run(source, argument="RESULT")
     out = Path(out)
     written: list[Path] = []
@@ -478,10 +495,26 @@ def export(
         written = write_hub(run, out)
         if push:
             print(push_hub(out, repo))
+    elif fmt == "hub-eval-results":
+        written, url = hub_eval_results.write_eval_results(run, out, repo, push, benchmarks, tasks)
+        if url:
+            print(url)
     else:
+        doc = model_index(run)
+        # the run id is text from a file: as a JSON string it stays on the comment's one line
         text = (
-            "# model-index for the model card's YAML front matter (exported by effeval from "
-            f"{run.result['run_id']})\n" + yaml.safe_dump(model_index(run), sort_keys=False)
+            "# model-index for the model card's YAML front matter (exported by effeval from run "
+            f"{_comment_text(run.result['run_id'])})\n" + yaml.safe_dump(doc, sort_keys=False)
         )
+        if yaml.safe_load(text) != doc:
+            raise ConfigError(
+                "RESULT: the model-index block does not read back as written. Fix: report this bug"
+            )
         written.append(write_text_atomic(out / "model-index.yaml", text))
     return written
+
+
+def _comment_text(text: str) -> str:
+    """``text`` for a YAML or Markdown line: JSON-quoted, ASCII only, so no line break of any kind
+    (``\\n``, ``\\r``, U+0085, U+2028) can end the line and start a key of its own."""
+    return json.dumps(str(text), ensure_ascii=True)

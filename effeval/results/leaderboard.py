@@ -2,7 +2,8 @@
 
 One ``index.html`` (inline CSS and JS, no server, no CDN: it works offline from file://) with a
 sortable table of runs x tasks plus efficiency columns, and one accuracy-vs-cost plot per task
-(``plots/<task>.svg``, matplotlib Agg) marking the Pareto front. Cost is lm-eval's total
+(``plots/<task>.svg``, matplotlib Agg; a task name with other characters than letters, digits, ``._-``
+gets a hash suffix, so no two tasks share a plot) marking the Pareto front. Cost is lm-eval's total
 evaluation time when a run has it (the same clock for every wrapper), else the wrapper's time.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from effeval.errors import ConfigError
 from effeval.formatting import format_number
+from effeval.results.filenames import unique_stems
 from effeval.results.runs import primary_metric
 from effeval.results.schema import SCHEMA_ID, schema_errors
 
@@ -131,10 +133,6 @@ def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = Tru
         if not dominated:
             front.append(i)
     return front
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "task"
 
 
 def _short_label(run_id: str, width: int = 32) -> str:
@@ -302,8 +300,10 @@ def build_site(results_dir: str | Path, out: str | Path, title: str = "effeval l
     eff_cols = [(k, t) for k, t in EFFICIENCY_COLUMNS if any(_eff_value(r, k) is not None for r in results)]
     out = Path(out)
     plots: dict[str, str] = {}
+    # tasks named a/b and a_b must not share (and overwrite) one plot file
+    stems = unique_stems([task for task, _, _ in tasks], "RESULTS_DIR", fallback="task")
     for task, metric, higher in tasks:
-        rel = f"plots/{_slug(task)}.svg"
+        rel = f"plots/{stems[task]}.svg"
         if plot_task(results, task, metric, higher, out / rel):
             plots[task] = rel
     index = write_text_atomic(out / "index.html", render_html(results, tasks, eff_cols, plots, title))

@@ -144,6 +144,18 @@ def split_metric(name: str) -> tuple[str, str]:
     return metric, filt or "none"
 
 
+# lm-eval metrics that are proportions in [0, 1] (a ``*_rate`` metric is one too when its value is)
+PROPORTION_METRICS = ("acc", "acc_norm", "exact_match", "f1", "pass@1", "mcc", "brier_score", "math_verify")
+
+
+def is_proportion(metric: str, value: float) -> bool:
+    """Is ``metric`` (``name`` or ``name,filter``) a score on a 0-1 scale?"""
+    base = split_metric(metric)[0]
+    return base in PROPORTION_METRICS or (
+        base.endswith(("_rate", "_accuracy")) and isinstance(value, (int, float)) and 0 <= value <= 1
+    )
+
+
 def primary_metric(metrics: dict) -> str | None:
     """The metric a table shows for a task: a usual headline metric if present, else the first."""
     for name in ("acc", "exact_match", "acc_norm", "pass@1", "f1", "clip_score", "word_perplexity"):

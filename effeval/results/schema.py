@@ -22,9 +22,17 @@ def schema_errors(obj: Any) -> list[str]:
     """Every schema violation of ``obj`` as ``path: message`` (empty list when valid)."""
     import jsonschema
 
+    from effeval.atomic import first_nonfinite
+
     validator = jsonschema.Draft202012Validator(load_schema(), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path))
-    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    found = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors]
+    # JSON Schema's "number" lets NaN and Infinity through (Python's json reads the NaN/Infinity
+    # tokens), but they are not JSON numbers and no other reader takes them
+    bad = first_nonfinite(obj)
+    if bad is not None:
+        found.append(f"{bad[0]}: {bad[1]} is not a JSON number (write null for an undefined value)")
+    return found
 
 
 def validate_result(obj: Any, where: str = "result") -> None:

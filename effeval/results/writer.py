@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
@@ -17,8 +16,17 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write(path, text)
 
 
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
+    """Indented JSON, atomically; NaN / Infinity anywhere is a ConfigError and nothing is written
+    (see ``effeval.atomic.write_json_atomic``)."""
+    from effeval.atomic import write_json_atomic as write
+
+    return write(path, obj)
+
+
 def finite(obj: Any) -> Any:
-    """NaN/inf -> None (JSON has no such numbers; lm-eval writes them for undefined stderr)."""
+    """NaN/inf -> None: reading lm-eval's output, where NaN means "undefined" (a stderr of one
+    document). Only the converter's input goes through this; the JSON writer refuses them."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
@@ -28,15 +36,11 @@ def finite(obj: Any) -> Any:
     return obj
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(finite(obj), indent=2, allow_nan=False, default=str) + "\n")
-
-
 def write_result(path: str | os.PathLike, result: dict) -> Path:
-    """Name models by what they are (never a cache path), validate against effeval/result/v1,
-    then write atomically."""
+    """Name models by what they are (never a cache path), validate against effeval/result/v1
+    (NaN / Infinity included: refused), then write atomically."""
     from effeval.model_identity import name_models
 
-    result = finite(name_models(result))
+    result = name_models(result)
     validate_result(result, where=str(path))
     return write_json_atomic(path, result)
