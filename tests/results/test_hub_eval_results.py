@@ -107,7 +107,7 @@ def test_values_notes_and_file_names(tmp_path):
     tasks = {
         "effeval_real_humaneval": {"pass@1": _metric(0.25, 8, stderr=0.1)},
         "effeval_real_gsm_symbolic": {"exact_match": _metric(0.5, 200)},
-        "effeval_real_bbh_sports_understanding": {"acc": _metric(0.6, 10), "acc_norm": _metric(0.7, 10)},
+        "effeval_real_xsum": {"rouge1": _metric(0.3, 1001), "rougeL": _metric(0.2, 1001)},
     }
     path = _write(tmp_path, _result(tasks, efficiency={"evaluation_wall_time_s": 77.0, "tokens_per_s": 3.5}))
     written = export(path, "hub-eval-results", tmp_path / "out", repo="org/model")
@@ -121,9 +121,11 @@ def test_values_notes_and_file_names(tmp_path):
     (gsm,) = docs["effeval_real_gsm_symbolic.yaml"]
     assert gsm["dataset"]["id"] == "apple/GSM-Symbolic"
     assert "differs from the benchmark: not Apple's released problems" in gsm["notes"]
-    (bbh,) = docs["effeval_real_bbh_sports_understanding.yaml"]
-    assert bbh["dataset"] == {"id": "lukaemon/bbh", "task_id": "sports_understanding"}
-    assert bbh["value"] == 0.6 and "differs from BIG-Bench-Hard" in bbh["notes"]
+    (xsum,) = docs["effeval_real_xsum.yaml"]
+    assert xsum["dataset"] == {"id": "EdinburghNLP/xsum", "task_id": "default"}
+    assert xsum["value"] == 0.2  # the benchmark's headline metric (ROUGE-L), not the first one
+    assert "a slice: scored on 1,001 of the benchmark's 11,334 documents" in xsum["notes"]
+    assert "differs from the benchmark: BIG-bench's gem/xsum" in xsum["notes"]
     assert all(set(e) <= {"dataset", "value", "date", "notes"} for (e,) in docs.values())
 
 
@@ -271,6 +273,8 @@ def test_push_without_a_token_is_one_line_and_writes_nothing(tmp_path, monkeypat
             [],
             "no Hub benchmark",
         ),
+        # BIG-bench's original tasks are not BIG-Bench-Hard: no BBH leaderboard entry by default
+        ({"effeval_real_bigbench_snarks": {"acc": _metric(0.5, 181)}}, "org/m", [], "no Hub benchmark"),
         (
             {"effeval_real_humaneval": {"pass@1": _metric(0.1, 6)}},
             "zoo:smollm2-135m",
@@ -282,7 +286,15 @@ def test_push_without_a_token_is_one_line_and_writes_nothing(tmp_path, monkeypat
         ({"effeval_real_humaneval": {"pass@1": _metric(0.1, 6)}}, "org/m", ["--tasks", "nope"], "--tasks"),
         ({"effeval_real_humaneval": {"acc": _metric(0.1, 6)}}, "org/m", [], "no value for pass@1"),
     ],
-    ids=["unmapped-task", "model-not-org-name", "bad-repo", "bad-benchmark", "unknown-task", "no-metric"],
+    ids=[
+        "unmapped-task",
+        "bigbench-not-bbh",
+        "model-not-org-name",
+        "bad-repo",
+        "bad-benchmark",
+        "unknown-task",
+        "no-metric",
+    ],
 )
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, tasks, source, extra, expect):
     out = tmp_path / "out"
