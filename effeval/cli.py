@@ -158,6 +158,11 @@ def _cli_evaluate() -> None:
     try:
         cli_evaluate()
     except ValueError as exc:
+        from effeval.code_runner import lm_eval_refusal
+
+        refusal = lm_eval_refusal(exc)  # a task marked unsafe_code without --confirm_run_unsafe_code
+        if refusal is not None:
+            raise refusal from None
         if str(exc).startswith("Tasks not found"):
             missing = str(exc).split(":", 1)[-1].strip()
             raise ConfigError(
@@ -206,6 +211,9 @@ def check_lm_argv(argv: list[str]) -> bool:
     ours_tm = TaskManager(include_path=_include_paths(argv)[1], include_defaults=False)
     requested = [t.strip() for t in tasks.split(",") if t.strip()]
     index = ours_tm.task_index  # name -> Entry(kind, cfg)
+    from effeval.code_runner import refuse_unsafe_tasks
+
+    refuse_unsafe_tasks(requested, index, argv)  # model-written code runs only when confirmed
     return all(os.path.exists(t) or _resolves_without_builtins(t, index, set()) for t in requested)
 
 
@@ -279,7 +287,9 @@ def cmd_lm(argv: list[str]) -> int:
     skip_builtins = check_lm_argv(argv)
     rest, paths = _include_paths(argv)
 
-    sys.argv = ["lm_eval", *rest, "--include_path", paths[0]]
+    from effeval.code_runner import lm_eval_opt_in_flags
+
+    sys.argv = ["lm_eval", *rest, *lm_eval_opt_in_flags(argv), "--include_path", paths[0]]
     if skip_builtins:
         logger.info(
             "effeval lm: every requested task is in task_configs; not indexing lm-eval's built-in tasks"
