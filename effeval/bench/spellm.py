@@ -294,7 +294,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tasks",
-        default=",".join(("effeval_real_bbh_sports_understanding", "effeval_real_strategyqa")),
+        default=",".join(("effeval_real_bigbench_sports_understanding", "effeval_real_strategyqa")),
         help="--real: lm-eval multiple-choice tasks (comma-separated; empty skips)",
     )
     parser.add_argument("--limit", type=int, default=40, help="--real: documents per task")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TASKS = ("effeval_real_bbh_sports_understanding", "effeval_real_strategyqa")
+DEFAULT_TASKS = ("effeval_real_bigbench_sports_understanding", "effeval_real_strategyqa")
 
 
 def _ratio_stats(spellm_nll: list[float], base_nll: list[float], counts: list[int]) -> dict:
