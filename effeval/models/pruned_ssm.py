@@ -205,6 +205,7 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
             "criterion",
             "flap_metric",
             "flap_units",
+            "flap_structure",
             "requested_sparsity",
             "global_sparsity",
             "target_sparsity",

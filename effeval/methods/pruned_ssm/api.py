@@ -65,6 +65,11 @@ class PruneSpec:
         help="FLAP structures: all, heads or channels (transformers: KV-head groups / MLP channels; Mamba2: "
         "heads / head-dim channels)",
     )
+    flap_structure: str = setting(
+        "ul-um",
+        help="FLAP structure search: ul-um (same size in every layer) or al-am (per-layer standardised "
+        "scores ranked globally, weighted by parameters; decoder-only transformers)",
+    )
 
     def validated(self) -> PruneSpec:
         """A normalized copy (aliases resolved, N:M sparsity filled in) or a ConfigError."""
@@ -119,6 +124,9 @@ class PruneSpec:
             raise ConfigError(
                 f"flap_units: unknown {self.flap_units!r}. Fix: use one of {', '.join(FLAP_UNITS)}"
             )
+        from effeval.methods.pruned_ssm.flap import check_structure
+
+        flap_structure = check_structure(self.flap_structure)
         return PruneSpec(
             method=method,
             sparsity=sparsity,
@@ -135,6 +143,7 @@ class PruneSpec:
             batch_size=int(self.batch_size),
             flap_metric=flap_metric,
             flap_units=flap_units,
+            flap_structure=flap_structure,
         )
 
     @property
@@ -250,6 +259,7 @@ def prune_model(
             shrink=spec.shrink,
             batch_size=spec.batch_size,
             progress=progress,
+            structure=spec.flap_structure,
         )
         report.update(extra, config_before=before, config_after=_shape_fields(out_model.config, kind))
     else:
@@ -439,6 +449,9 @@ def save_pruned(model, tokenizer, out_dir, report: dict | None = None) -> None:
     model.save_pretrained(str(out))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
+    from effeval.model_files import honour_umask
+
+    honour_umask(out)  # safetensors leaves its weights at 0600
     if report is not None:
         slim = {k: v for k, v in report.items() if k != "kept"}
         from effeval.atomic import write_text_atomic

@@ -15,11 +15,30 @@ The lowest-scoring structures are removed; their expected contribution is folded
 projection's bias (bias compensation): ``b' = b + W[:, removed] @ m[removed]``. Removing a
 channel whose input never fluctuates then changes nothing at all, which is the method's premise.
 
-Structure: the same number of heads / channels is kept in every layer ("UL-UM" in the paper),
-because stock transformers configs hold one ``num_key_value_heads`` / ``intermediate_size`` /
-``num_heads`` for all layers; the paper's adaptive across-layer search (AL-AM) yields per-layer
-sizes that no stock config can load. Statistics come from the dense model (one forward), as in
-the reference code.
+Structure (``flap_structure``):
+- ``ul-um`` (uniform layers, uniform modules; the default): every layer keeps the same number of
+  heads / channels, each ranked within its layer.
+- ``al-am`` (adaptive layers, adaptive modules; the FLAP reference code's default and the SSM
+  pruning paper's setting; decoders only): attention channel scores are squared, then every
+  layer's attention scores and MLP scores are standardised within the layer
+  (``(S - mean) / std``, unbiased std); a KV group's score is the mean of its channels'
+  standardised scores; all groups and channels of all layers are ranked together, each weighted
+  by the parameters it holds (a KV group ``(2 n_rep + 2) head_dim hidden``, an MLP channel
+  ``3 hidden``; the reference's 512/3 is this ratio for LLaMA-7B), and the top of the ranking is
+  kept up to the position where the cumulative kept parameters come closest to ``(1 - ratio)``
+  of the total (that structure itself is removed, as the reference keeps scores strictly above
+  the threshold). ``ratio`` is thus a fraction of the attention + MLP parameters.
+  Stock transformers configs hold one ``num_key_value_heads`` / ``intermediate_size`` for all
+  layers, so the shrunk AL-AM checkpoint gives every layer the widest layer's width: narrower
+  layers are padded with removed structures whose weights are zeros (exactly the masked model,
+  and reloadable with stock ``from_pretrained``); ``per_layer_shrunk`` builds the in-memory model
+  with every layer at its own width (Llama / Qwen2 attention infers its head count from the
+  projection shapes) for speed measurements.
+Statistics come from the dense model (one forward), as in the reference code.
+
+Qwen2 models (no ``o_proj`` / ``down_proj`` bias in their config) are shrunk into a
+``LlamaForCausalLM`` with ``attention_bias`` and ``mlp_bias`` on: the same computation (Qwen2 is a
+Llama with q/k/v biases) with a place for the compensation biases.
 
 What a ratio prunes:
 - decoder (Llama family): ``units=all`` prunes key/value head groups (a KV head with its query
@@ -46,6 +65,18 @@ logger = logging.getLogger(__name__)
 
 METRICS = ("wifv", "ifv", "wifn")
 UNITS = ("all", "heads", "channels")
+FLAP_STRUCTURES = ("ul-um", "al-am")
+
+
+def check_structure(structure) -> str:
+    """The normalised FLAP structure name, or a one-line ConfigError."""
+    name = str(structure).strip().lower().replace("_", "-")
+    if name not in FLAP_STRUCTURES:
+        raise ConfigError(
+            f"flap_structure: unknown {structure!r}. Fix: use one of {', '.join(FLAP_STRUCTURES)} "
+            "(uniform per-layer sizes, or the adaptive global search)"
+        )
+    return name
 
 
 class FluctuationStats:
@@ -177,6 +208,13 @@ def collect_stats(model, kind: str, input_ids, batch_size: int = 8, progress: bo
 # ------------------------------------------------------------------------------ decoder (Llama)
 
 
+def _attn_shape(cfg) -> tuple[int, int, int]:
+    """(KV heads, query heads per KV head, head_dim) of a decoder config."""
+    n_kv = cfg.num_key_value_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return n_kv, cfg.num_attention_heads // n_kv, head_dim
+
+
 def check_decoder(model) -> None:
     cfg = model.config
     block = model.model.layers[0]
@@ -184,52 +222,118 @@ def check_decoder(model) -> None:
     need = {f"self_attn.{p}" for p in ("q_proj", "k_proj", "v_proj", "o_proj")} | {
         f"mlp.{p}" for p in ("gate_proj", "up_proj", "down_proj")
     }
+    qwen2 = cfg.model_type == "qwen2" and not getattr(cfg, "use_sliding_window", False)
     if (
         not need <= names
-        or not hasattr(cfg, "attention_bias")
-        or not hasattr(cfg, "mlp_bias")
+        or not (qwen2 or (hasattr(cfg, "attention_bias") and hasattr(cfg, "mlp_bias")))
         or "self_attn.q_norm" in names
     ):
         raise ConfigError(
             f"method=flap: {type(model).__name__} (model_type={cfg.model_type!r}) is not a Llama-family "
-            "decoder (q/k/v/o_proj, gate/up/down_proj, attention_bias and mlp_bias in its config). "
-            "Fix: use a Llama-family model (SmolLM2, Llama) or a Mamba/Mamba2 model"
+            "decoder (q/k/v/o_proj, gate/up/down_proj, attention_bias and mlp_bias in its config) nor a "
+            "Qwen2 without sliding window. Fix: use a Llama-family or Qwen2 model or a Mamba/Mamba2 model"
         )
 
 
-def plan_decoder(model, stats, ratio: float, metric: str, units: str) -> list[FlapLayer]:
-    cfg = model.config
-    n_kv = cfg.num_key_value_heads
-    n_rep = cfg.num_attention_heads // n_kv
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    keep_kv = (
-        _whole(n_kv, ratio, "key/value heads", "num_key_value_heads") if units in ("all", "heads") else None
+def standardise(x):
+    """``(x - mean) / std`` over one layer's scores (unbiased std, as the reference's torch.std);
+    a layer whose scores are all equal standardises to zeros."""
+    std = x.std()
+    return (x - x.mean()) / std if float(std) > 0 else x - x.mean()
+
+
+def alam_select(head_channel_scores, mlp_scores, group: int, head_params: int, channel_params: int, ratio):
+    """AL-AM: which KV groups and MLP channels every layer keeps (see the module docstring).
+
+    ``head_channel_scores``: per layer the ``o_proj`` input-channel scores (KV group ``g`` owns
+    channels ``g*group .. (g+1)*group-1``), or None when heads are not pruned; ``mlp_scores``:
+    per layer the ``down_proj`` input-channel scores, or None. Returns (kept groups per layer or
+    None, kept channels per layer or None, group scores per layer, channel scores per layer),
+    the scores standardised."""
+    import torch
+
+    head_units = (
+        [standardise(s.double().pow(2)).reshape(-1, group).mean(1) for s in head_channel_scores]
+        if head_channel_scores is not None
+        else []
     )
-    inter = cfg.intermediate_size
-    keep_ch = inter - int(round(inter * ratio)) if units in ("all", "channels") else None
-    if keep_ch is not None and keep_ch < 1:
-        raise ConfigError(f"sparsity: {ratio} would remove every MLP channel. Fix: use a smaller ratio")
+    channel_units = [standardise(s.double()) for s in mlp_scores] if mlp_scores is not None else []
+    parts = head_units + channel_units
+    sizes = [len(u) for u in parts]
+    weight = torch.cat(
+        [torch.full((len(u),), float(head_params), dtype=torch.float64) for u in head_units]
+        + [torch.full((len(u),), float(channel_params), dtype=torch.float64) for u in channel_units]
+    )
+    order = torch.argsort(torch.cat(parts), descending=True, stable=True)
+    kept_params = torch.cumsum(weight[order], 0)
+    cut = int(torch.argmin((kept_params - weight.sum() * (1 - ratio)).abs()))
+    keep = torch.zeros(len(weight), dtype=torch.bool)
+    keep[order[:cut]] = True  # the structure at the cut is removed (reference: score > threshold)
+    masks = list(keep.split(sizes))
+    heads = [m.nonzero().flatten() for m in masks[: len(head_units)]] or None
+    channels = [m.nonzero().flatten() for m in masks[len(head_units) :]] or None
+    return heads, channels, head_units, channel_units
+
+
+def plan_decoder(model, stats, ratio: float, metric: str, units: str, structure: str = "ul-um"):
+    cfg = model.config
+    n_kv, n_rep, head_dim = _attn_shape(cfg)
+    group = head_dim * n_rep
+    layers = list(model.model.layers)
+    head_s = (
+        [
+            channel_scores(metric, st["self_attn.o_proj"], la.self_attn.o_proj.weight)
+            for la, st in zip(layers, stats)
+        ]
+        if units in ("all", "heads")
+        else None
+    )
+    mlp_s = (
+        [
+            channel_scores(metric, st["mlp.down_proj"], la.mlp.down_proj.weight)
+            for la, st in zip(layers, stats)
+        ]
+        if units in ("all", "channels")
+        else None
+    )
+    if structure == "al-am":
+        hidden = cfg.hidden_size
+        kept_heads, kept_channels, head_units, channel_units = alam_select(
+            head_s, mlp_s, group, (2 * n_rep + 2) * head_dim * hidden, 3 * hidden, ratio
+        )
+    else:
+        kept_heads = kept_channels = None
+        head_units, channel_units = [], []
+        if head_s is not None:
+            keep_kv = _whole(n_kv, ratio, "key/value heads", "num_key_value_heads")
+            head_units = [group_scores(s, group) for s in head_s]
+            kept_heads = [_top(u, keep_kv) for u in head_units]
+        if mlp_s is not None:
+            inter = cfg.intermediate_size
+            keep_ch = inter - int(round(inter * ratio))
+            if keep_ch < 1:
+                raise ConfigError(
+                    f"sparsity: {ratio} would remove every MLP channel. Fix: use a smaller ratio"
+                )
+            channel_units = mlp_s
+            kept_channels = [_top(s, keep_ch) for s in mlp_s]
     plan = []
-    for layer, st in zip(model.model.layers, stats):
+    for i, (layer, st) in enumerate(zip(layers, stats)):
         out = FlapLayer()
-        if keep_kv is not None:
-            o = layer.self_attn.o_proj
-            s = channel_scores(metric, st["self_attn.o_proj"], o.weight)
-            heads = group_scores(s, head_dim * n_rep)
-            out.heads = _top(heads, keep_kv)
-            channels = _head_channels(out.heads, head_dim * n_rep)
+        if kept_heads is not None:
+            out.heads = kept_heads[i]
+            channels = _head_channels(out.heads, group)
             out.attn_bias = compensation_bias(
-                o.weight, st["self_attn.o_proj"].mean, _dropped(channels, len(s))
+                layer.self_attn.o_proj.weight, st["self_attn.o_proj"].mean, _dropped(channels, n_kv * group)
             )
-            out.scores["heads"] = heads
-        if keep_ch is not None:
+            out.scores["heads"] = head_units[i]
+        if kept_channels is not None:
             d = layer.mlp.down_proj
-            s = channel_scores(metric, st["mlp.down_proj"], d.weight)
-            out.channels = _top(s, keep_ch)
+            out.channels = kept_channels[i]
             out.mlp_bias = compensation_bias(
-                d.weight, st["mlp.down_proj"].mean, _dropped(out.channels, len(s))
+                d.weight, st["mlp.down_proj"].mean, _dropped(out.channels, d.weight.shape[1])
             )
-            out.scores["channels"] = s
+            out.scores["channels"] = channel_units[i]
         plan.append(out)
     return plan
 
@@ -255,10 +359,7 @@ def mask_decoder(model, plan: list[FlapLayer]) -> None:
     """Zero the removed heads / channels in place and add the compensation biases (same shapes)."""
     import torch
 
-    cfg = model.config
-    n_kv = cfg.num_key_value_heads
-    n_rep = cfg.num_attention_heads // n_kv
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    n_kv, n_rep, head_dim = _attn_shape(model.config)
     with torch.no_grad():
         for layer, keep in zip(model.model.layers, plan):
             attn, mlp = layer.self_attn, layer.mlp
@@ -282,49 +383,171 @@ def mask_decoder(model, plan: list[FlapLayer]) -> None:
                 _set_bias(mlp.down_proj, keep.mlp_bias)
 
 
+def _padded(keep, total: int, width: int):
+    """``keep`` plus the first ``width - len(keep)`` removed indices (sorted), and a mask of which
+    of them are padding (removed structures kept as zeros so every layer has ``width``)."""
+    import torch
+
+    pad = _dropped(keep, total)[: max(width - len(keep), 0)]
+    idx = torch.cat([keep, pad]).sort().values
+    return idx, torch.isin(idx, pad)
+
+
+# config fields a Qwen2 config shares with LlamaConfig (the rest are Qwen2's sliding-window knobs)
+_LLAMA_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "hidden_act",
+    "max_position_embeddings",
+    "initializer_range",
+    "rms_norm_eps",
+    "use_cache",
+    "tie_word_embeddings",
+    "rope_parameters",
+    "rope_theta",
+    "rope_scaling",
+    "attention_dropout",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "dtype",
+    "torch_dtype",
+)
+
+
+def _shrunk_decoder_config(model, new: dict, heads_pruned: bool, channels_pruned: bool):
+    """(config, model class) of the shrunk decoder: the same class with biases turned on, or for
+    Qwen2 a LlamaConfig (q/k/v and o biases: attention_bias; MLP biases: mlp_bias)."""
+    cfg = model.config
+    if cfg.model_type == "qwen2":
+        import transformers
+
+        d = cfg.to_dict()
+        values = {k: d[k] for k in _LLAMA_FIELDS if k in d}
+        values.update(new, attention_bias=True, mlp_bias=channels_pruned)
+        values.setdefault("head_dim", _attn_shape(cfg)[2])
+        return transformers.LlamaConfig(**values), transformers.LlamaForCausalLM
+    d = cfg.to_dict()
+    d.update(new)
+    if heads_pruned:
+        d["attention_bias"] = True
+    if channels_pruned:
+        d["mlp_bias"] = True
+    return type(cfg).from_dict(d), type(model)
+
+
+def _layer_tensors(old: dict, p: str, keep: FlapLayer, shape, head_width, channel_width) -> dict:
+    """The shrunk state-dict entries of layer prefix ``p``: kept (plus zero padding) rows of
+    q/k/v and gate/up, columns of o/down, and the compensation biases."""
+    n_kv, n_rep, head_dim = shape
+    sd = {}
+    if keep.heads is not None:
+        idx, pad = _padded(keep.heads, n_kv, head_width)
+        q_rows, q_pad = _head_channels(idx, head_dim * n_rep), pad.repeat_interleave(head_dim * n_rep)
+        kv_rows, kv_pad = _head_channels(idx, head_dim), pad.repeat_interleave(head_dim)
+        for name, rows, zero in (
+            ("q_proj", q_rows, q_pad),
+            ("k_proj", kv_rows, kv_pad),
+            ("v_proj", kv_rows, kv_pad),
+        ):
+            key = p + f"self_attn.{name}."
+            take_rows(sd, old, key, rows)
+            sd[key + "weight"][zero] = 0
+            sd[key + "bias"][zero] = 0
+        key = p + "self_attn.o_proj."
+        w = old[key + "weight"]
+        sd[key + "weight"] = w[:, q_rows]
+        sd[key + "weight"][:, q_pad] = 0
+        sd[key + "bias"] = new_bias(old.get(key + "bias"), keep.attn_bias, w)
+    if keep.channels is not None:
+        idx, pad = _padded(keep.channels, old[p + "mlp.down_proj.weight"].shape[1], channel_width)
+        for name in ("gate_proj", "up_proj"):
+            key = p + f"mlp.{name}."
+            take_rows(sd, old, key, idx)
+            sd[key + "weight"][pad] = 0
+            sd[key + "bias"][pad] = 0
+        key = p + "mlp.down_proj."
+        w = old[key + "weight"]
+        sd[key + "weight"] = w[:, idx]
+        sd[key + "weight"][:, pad] = 0
+        sd[key + "bias"] = new_bias(old.get(key + "bias"), keep.mlp_bias, w)
+    return sd
+
+
+def _widths(plan: list[FlapLayer]) -> tuple[int | None, int | None]:
+    """The widest layer's kept KV groups and MLP channels (None where not pruned)."""
+    heads = max(len(k.heads) for k in plan) if plan[0].heads is not None else None
+    channels = max(len(k.channels) for k in plan) if plan[0].channels is not None else None
+    if heads == 0 or channels == 0:
+        what = "key/value head" if heads == 0 else "MLP channel"
+        raise ConfigError(
+            f"sparsity: FLAP removed every {what} of every layer, which no config can express. "
+            "Fix: use a smaller ratio"
+        )
+    return heads, channels
+
+
 def shrink_decoder(model, plan: list[FlapLayer]):
-    """A new, smaller model of the same class: fewer KV heads / MLP channels, biases on."""
+    """A new, smaller stock model: fewer KV heads / MLP channels (the widest layer's count in every
+    layer; narrower layers padded with zeroed structures), compensation biases on."""
+    import torch
 
     cfg = model.config
-    n_kv = cfg.num_key_value_heads
-    n_rep = cfg.num_attention_heads // n_kv
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    first = plan[0]
-    new = cfg.to_dict()
-    heads_pruned = first.heads is not None
-    channels_pruned = first.channels is not None
-    if heads_pruned:
+    shape = _attn_shape(cfg)
+    head_width, channel_width = _widths(plan)
+    new = {}
+    if head_width is not None:
         new.update(
-            num_key_value_heads=len(first.heads),
-            num_attention_heads=len(first.heads) * n_rep,
-            head_dim=head_dim,
-            attention_bias=True,
+            num_key_value_heads=head_width, num_attention_heads=head_width * shape[1], head_dim=shape[2]
         )
-    if channels_pruned:
-        new.update(intermediate_size=len(first.channels), mlp_bias=True)
-    new_config = type(cfg).from_dict(new)
+    if channel_width is not None:
+        new["intermediate_size"] = channel_width
+    new_config, cls = _shrunk_decoder_config(model, new, head_width is not None, channel_width is not None)
     old = model.state_dict()
     sd = dict(old)
     for i, keep in enumerate(plan):
         p = f"model.layers.{i}."
-        if heads_pruned:
-            q_rows = _head_channels(keep.heads, head_dim * n_rep)
-            kv_rows = _head_channels(keep.heads, head_dim)
-            for name, rows in (("q_proj", q_rows), ("k_proj", kv_rows), ("v_proj", kv_rows)):
-                take_rows(sd, old, p + f"self_attn.{name}.", rows)
-            key = p + "self_attn.o_proj."
-            w = old[key + "weight"]
-            sd[key + "weight"] = w[:, q_rows]
-            sd[key + "bias"] = new_bias(old.get(key + "bias"), keep.attn_bias, w)
-        if channels_pruned:
-            ch = keep.channels
-            for name in ("gate_proj", "up_proj"):
-                take_rows(sd, old, p + f"mlp.{name}.", ch)
-            key = p + "mlp.down_proj."
-            w = old[key + "weight"]
-            sd[key + "weight"] = w[:, ch]
-            sd[key + "bias"] = new_bias(old.get(key + "bias"), keep.mlp_bias, w)
-    return load_shrunk(model, new_config, sd, "FLAP shrink")
+        sd.update(_layer_tensors(old, p, keep, shape, head_width, channel_width))
+        if new_config.attention_bias and p + "self_attn.o_proj.bias" not in sd:  # Qwen2 -> Llama
+            w = sd[p + "self_attn.o_proj.weight"]
+            sd[p + "self_attn.o_proj.bias"] = torch.zeros(w.shape[0], dtype=w.dtype)
+    return load_shrunk(model, new_config, sd, "FLAP shrink", cls)
+
+
+def per_layer_shrunk(model, plan: list[FlapLayer]):
+    """A copy of the dense ``model`` with every layer at its own kept width (AL-AM), compensation
+    biases on ``o_proj`` / ``down_proj``. In memory only: no stock config describes per-layer widths
+    (``shrink_decoder`` writes the loadable, padded one). A layer that keeps no KV group keeps
+    one zeroed group (attention cannot run with zero heads)."""
+    import copy
+
+    import torch
+
+    shape = _attn_shape(model.config)
+    new = copy.deepcopy(model)
+    old = model.state_dict()
+    with torch.no_grad():
+        for i, (layer, keep) in enumerate(zip(new.model.layers, plan)):
+            p = f"model.layers.{i}."
+            heads = max(len(keep.heads), 1) if keep.heads is not None else None
+            channels = max(len(keep.channels), 1) if keep.channels is not None else None
+            sd = _layer_tensors(old, p, keep, shape, heads, channels)
+            for key in {k.rsplit(".", 1)[0] for k in sd}:
+                w, b = sd[key + ".weight"], sd.get(key + ".bias")
+                linear = torch.nn.Linear(
+                    w.shape[1], w.shape[0], bias=b is not None, dtype=w.dtype, device=w.device
+                )
+                linear.weight.copy_(w)
+                if b is not None:
+                    linear.bias.copy_(b)
+                parent, name = key[len(p) :].rsplit(".", 1)
+                setattr(layer.get_submodule(parent), name, linear)
+    return new.eval()
 
 
 # ------------------------------------------------------------------------------ Mamba / Mamba2
@@ -478,8 +701,11 @@ def flap_prune(
     shrink: bool = True,
     batch_size: int = 8,
     progress: bool = True,
+    structure: str = "ul-um",
 ):
-    """Prune ``model`` with FLAP; returns (model, report extras). ``shrink=False`` masks in place."""
+    """Prune ``model`` with FLAP; returns (model, report extras, plan). ``shrink=False`` masks in
+    place. ``structure``: ``ul-um`` (uniform) or ``al-am`` (adaptive global search, decoders)."""
+    structure = check_structure(structure)
     metric = str(metric).strip().lower()
     if metric not in METRICS:
         raise ConfigError(f"flap_metric: unknown {metric!r}. Fix: use one of {', '.join(METRICS)}")
@@ -491,9 +717,14 @@ def flap_prune(
             f"sparsity: FLAP needs a ratio in (0, 1), got {ratio}. Fix: pass e.g. sparsity=0.25"
         )
     new_values = None
+    if structure == "al-am" and kind != "decoder":
+        raise ConfigError(
+            f"flap_structure: al-am is implemented for decoder-only transformers, not {kind}. "
+            "Fix: use flap_structure=ul-um for Mamba / Mamba2"
+        )
     if kind == "decoder":
         check_decoder(model)
-        if units in ("all", "heads"):  # fail before the calibration forward
+        if structure == "ul-um" and units in ("all", "heads"):  # fail before the calibration forward
             _whole(model.config.num_key_value_heads, ratio, "key/value heads", "num_key_value_heads")
     elif kind == "mamba2" and shrink:
         new_values = mamba2_new_values(model, units, ratio)
@@ -503,7 +734,9 @@ def flap_prune(
         )
     stats = collect_stats(model, kind, input_ids, batch_size, progress)
     if kind == "decoder":
-        plan = plan_decoder(model, stats, ratio, metric, units)
+        plan = plan_decoder(model, stats, ratio, metric, units, structure)
+        if shrink:
+            _widths(plan)
     elif kind == "mamba2":
         plan = plan_mamba2(model, stats, ratio, metric, units)
     else:
@@ -523,11 +756,19 @@ def flap_prune(
         "structure": "flap",
         "flap_metric": metric,
         "flap_units": units,
+        "flap_structure": structure,
         "shrunk": shrink,
         "kept": [
             {
                 "heads": k.heads.tolist() if k.heads is not None else None,
                 "channels": k.channels.tolist() if k.channels is not None else None,
+            }
+            for k in plan
+        ],
+        "kept_per_layer": [
+            {
+                "heads": len(k.heads) if k.heads is not None else None,
+                "channels": len(k.channels) if k.channels is not None else None,
             }
             for k in plan
         ],

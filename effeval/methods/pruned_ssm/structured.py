@@ -346,11 +346,12 @@ def new_bias(old_bias, extra, weight):
     return (base + extra).to(weight.dtype)
 
 
-def load_shrunk(model, new_config, sd: dict, what: str):
-    """A new model of ``model``'s class with ``new_config`` and state dict ``sd`` (all of it used, all
-    of its weights given but a tied ``lm_head``), on ``model``'s device and dtype, in eval mode."""
+def load_shrunk(model, new_config, sd: dict, what: str, model_class=None):
+    """A new model of ``model``'s class (or ``model_class``) with ``new_config`` and state dict ``sd``
+    (all of it used, all of its weights given but a tied ``lm_head``), on ``model``'s device and
+    dtype, in eval mode."""
     param = next(model.parameters())
-    new_model = type(model)(new_config)
+    new_model = (model_class or type(model))(new_config)
     missing, unexpected = new_model.load_state_dict(sd, strict=False)
     tied = {k for k in missing if k.endswith("lm_head.weight")} if new_config.tie_word_embeddings else set()
     if set(missing) - tied or unexpected:

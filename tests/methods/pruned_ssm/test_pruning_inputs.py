@@ -189,6 +189,10 @@ def test_cli_prunes_and_saves_a_stock_loadable_checkpoint(zoo_path, tmp_path, ca
         ),
         (["--method", "flap", "--sparsity", "0.25"], "num_key_value_heads cannot express"),
         (
+            ["--method", "flap", "--sparsity", "0.5", "--flap-structure", "global"],
+            "flap-structure: unknown 'global'. Fix: use one of ul-um, al-am",
+        ),
+        (
             ["--method", "wanda", "--sparsity", "0.5", "--seqlen", "4096"],
             "fewer than one window of seqlen=4096",
         ),
