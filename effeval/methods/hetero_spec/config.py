@@ -11,7 +11,17 @@ import dataclasses
 
 from effeval.config_fields import non_negative, positive, setting
 from effeval.errors import ConfigError
+from effeval.methods.hetero_spec.fast_path import FAST_PATHS
 from effeval.methods.hetero_spec.registry import ALGORITHMS
+
+DRAFT_SCHEDULES = ("constant", "heuristic")
+
+
+def probability_below_one(x) -> str | None:
+    """A ``check``: 0 <= x < 1 (a threshold on a probability; 0 switches it off)."""
+    return (
+        None if 0.0 <= x < 1.0 else f"must be in [0, 1), got {x}. Fix: pass e.g. 0.4, or 0 to switch it off"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +51,27 @@ class HeteroSpecConfig:
         2048,
         help="SLRS: drafter states one step's exact DP may use; beyond, the next position is target-only",
         check=positive,
+    )
+    # Adaptive draft length (SLEM, TLI, SLRS; hf maps them to transformers' own options). Both
+    # decide from the drafter's outputs and the history only, so the output law is unchanged.
+    draft_confidence: float = setting(
+        0.0,
+        help="stop a round's drafting after a drafted token whose drafter probability is below this (0 = off)",
+        check=probability_below_one,
+    )
+    draft_schedule: str = setting(
+        "constant",
+        help="constant (num_draft_tokens every round) or heuristic (transformers': +2 after a fully "
+        "accepted round, -1 otherwise)",
+        choices=DRAFT_SCHEDULES,
+    )
+    # A faster CPU kernel for the target and drafter; AR (verify=true) runs on the same converted
+    # target, so a speedup is never a faster kernel credited to speculation.
+    fast_path: str = setting(
+        "none",
+        help="none, or mkldnn: fp32 linear weights prepacked for oneDNN (same weights, own summation "
+        "order: not bit-identical to the plain path)",
+        choices=FAST_PATHS,
     )
     # "hf": decode the new tokens alone and cut at the stop strings, exactly like lm-eval's hf
     # model (equal scores for equal tokens); "in_context": the bytes as they read after the

@@ -22,8 +22,9 @@ import functools
 import time
 from functools import cached_property
 
+from effeval.errors import ConfigError
 from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats, target_probs
-from effeval.methods.hetero_spec.config import NUM_DRAFT_TOKENS
+from effeval.methods.hetero_spec.config import DRAFT_SCHEDULES, NUM_DRAFT_TOKENS, check
 from effeval.methods.hetero_spec.vocab import DrafterContext, Vocab
 
 
@@ -150,6 +151,56 @@ class CachedLM:
             logits = logits.float()
         self.forward_s += time.perf_counter() - started
         return logits
+
+
+# Heuristic schedule's ceiling: a verify of more rows costs more than it saves on a CPU, and
+# transformers' own schedule is unbounded.
+MAX_SCHEDULED_DRAFT = 16
+
+
+class DraftLength:
+    """How many tokens a round drafts, and when it stops early.
+
+    ``schedule="constant"``: ``k`` every round; ``"heuristic"`` (transformers'): ``k += 2`` after a
+    round whose drafts were all accepted, ``k -= 1`` (not below 1) otherwise. ``confidence > 0``:
+    the round stops drafting right after a drafted token whose drafter probability (of the law it
+    was drafted from) is below ``confidence``; that token is kept and verified. Both decisions
+    read only the history and the drafter's own outputs so far (stopping times), never the coins
+    of the positions being verified, so each drafted token is still drawn from the law it is
+    verified against and every algorithm stays lossless."""
+
+    def __init__(self, k: int, schedule: str = "constant", confidence: float = 0.0):
+        check("num_draft_tokens", int(k))
+        check("draft_confidence", float(confidence))
+        if schedule not in DRAFT_SCHEDULES:
+            raise ConfigError(
+                f"draft_schedule={schedule}: unknown. Fix: use one of {', '.join(DRAFT_SCHEDULES)}"
+            )
+        self.initial, self.schedule, self.confidence = int(k), schedule, float(confidence)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the first round's length (a new generation)."""
+        self.k, self.early_stops = self.initial, 0
+
+    def stop_after(self, prob: float) -> bool:
+        """True when drafting stops after a token the drafter gave probability ``prob``."""
+        if self.confidence > 0 and prob < self.confidence:
+            self.early_stops += 1
+            return True
+        return False
+
+    def update(self, drafted: int, accepted: int) -> None:
+        if self.schedule != "heuristic":
+            return
+        if drafted > 0 and accepted == drafted:
+            self.k = min(self.k + 2, MAX_SCHEDULED_DRAFT)
+        else:
+            self.k = max(1, self.k - 1)
+
+    def record(self, stats: SpecStats) -> None:
+        stats.extra["draft_early_stops"] = self.early_stops
+        stats.extra["draft_length_final"] = self.k
 
 
 def choose(logits, config: SamplingConfig, coins: Coins) -> int:

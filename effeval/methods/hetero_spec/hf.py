@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from effeval.methods.hetero_spec.common import GenerationResult
 from effeval.methods.hetero_spec.decoding import DecodeSession, algorithm
+from effeval.methods.hetero_spec.hf_compat import cache_rollback_by_length
 
 
 def _count_calls(model):
@@ -57,7 +58,8 @@ def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
     t_count, t_hook = _count_calls(target)
     d_count, d_hook = _count_calls(drafter)
     try:
-        with torch.no_grad():
+        # transformers 5.25 rolls the assistant's cache back by a target-token count (hf_compat)
+        with torch.no_grad(), cache_rollback_by_length():
             out = target.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
     finally:
         t_hook.remove()

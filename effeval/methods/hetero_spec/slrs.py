@@ -54,7 +54,13 @@ from collections.abc import Sequence
 from effeval.errors import ConfigError
 from effeval.methods.hetero_spec import config as settings
 from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, SpecStats, target_probs
-from effeval.methods.hetero_spec.decoding import DecodeSession, algorithm, draw_residual, logits_size
+from effeval.methods.hetero_spec.decoding import (
+    DecodeSession,
+    DraftLength,
+    algorithm,
+    draw_residual,
+    logits_size,
+)
 from effeval.methods.hetero_spec.slrs_dp import Conditional, DrafterTree, Stream
 from effeval.methods.hetero_spec.vocab import DrafterVocab, TargetVocab
 
@@ -64,6 +70,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_DP_STATES = settings.default("max_dp_states")
 DEFAULT_DRAFTER_TOP_K = settings.default("drafter_top_k")
 DEFAULT_CANONICAL_PAIRS = settings.default("canonical_pairs")
+DEFAULT_DRAFT_CONFIDENCE = settings.default("draft_confidence")
+DEFAULT_DRAFT_SCHEDULE = settings.default("draft_schedule")
 
 
 def check_supported(tv: TargetVocab, dv: DrafterVocab) -> None:
@@ -103,6 +111,8 @@ class SLRSDecoder:
         drafter_top_k: int = DEFAULT_DRAFTER_TOP_K,
         canonical_pairs: bool = DEFAULT_CANONICAL_PAIRS,
         stats: SpecStats | None = None,
+        draft_confidence: float = DEFAULT_DRAFT_CONFIDENCE,
+        draft_schedule: str = DEFAULT_DRAFT_SCHEDULE,
     ):
         for name, value in (
             ("num_draft_tokens", num_draft_tokens),
@@ -116,6 +126,10 @@ class SLRSDecoder:
         self.drafter_root_fn = drafter_root_fn
         self.drafter_logits_fn = drafter_logits_fn
         self.k = int(num_draft_tokens)
+        # Adaptive draft length. The confidence of proposal t is its exact proposal probability
+        # q(t) (computed at draft time, from the drawn path only: a stopping time); greedy SLRS
+        # drafts from a point mass (q = 1), so there only the schedule changes anything.
+        self.length = DraftLength(num_draft_tokens, draft_schedule, draft_confidence)
         self.max_dp_states = int(max_dp_states)
         self.drafter_top_k = int(drafter_top_k)
         self.canonical_pairs = bool(canonical_pairs)
@@ -178,13 +192,19 @@ class SLRSDecoder:
             tree = self.tree_cache.get(root) or self.tree_cache.setdefault(root, DrafterTree(self, root))
         state = Stream()
         proposals, states = [], []
-        for _ in range(min(self.k, budget)):
+        for _ in range(min(self.length.k, budget)):
             t, nxt = tree.draft(state, coins)
             proposals.append(t)
             states.append(state)
-            state = nxt
             if t in self._eos:
                 break
+            if (
+                self.length.confidence > 0
+                and self.config.do_sample
+                and self.length.stop_after(tree.q(state, t))
+            ):
+                break
+            state = nxt
         logits = self.target_logits_fn(context, proposals)
         self.stats.target_calls += 1
         self.stats.drafted += len(proposals)
@@ -220,6 +240,8 @@ class SLRSDecoder:
                     out.append(int(torch.argmax(row)))
         self.stats.accepted += accepted
         self.stats.accepted_lengths.append(accepted)
+        self.length.update(len(proposals), accepted)
+        self.length.record(self.stats)
         ex = self.stats.extra
         ex["dp_states"] = ex.get("dp_states", 0) + len(tree.cond)
         ex["dp_states_max_per_step"] = max(ex.get("dp_states_max_per_step", 0), len(tree.cond))
@@ -249,6 +271,7 @@ class SLRSDecoder:
         context = list(prompt_ids)
         generated: list[int] = []
         over_budget = False
+        self.length.reset()  # the schedule starts afresh with every generation (and law replay)
         while len(generated) < max_new_tokens:
             if over_budget:
                 emitted, over_budget = [self._target_only(context + generated, coins)], False
@@ -273,6 +296,8 @@ def generate(
     max_dp_states: int = DEFAULT_MAX_DP_STATES,
     drafter_top_k: int = DEFAULT_DRAFTER_TOP_K,
     canonical_pairs: bool = DEFAULT_CANONICAL_PAIRS,
+    draft_confidence: float = DEFAULT_DRAFT_CONFIDENCE,
+    draft_schedule: str = DEFAULT_DRAFT_SCHEDULE,
     drafter_batch_size: int = 64,
 ) -> GenerationResult:
     """SLRS decoding of one prompt with transformers models (batch size 1)."""
@@ -336,6 +361,8 @@ def generate(
         drafter_top_k=drafter_top_k,
         canonical_pairs=canonical_pairs,
         stats=run.stats,
+        draft_confidence=draft_confidence,
+        draft_schedule=draft_schedule,
     )
     dec.decode(run.prompt_ids, run.coins, config.max_new_tokens, push=run.stopper.push)
     result = run.finish()

@@ -102,13 +102,15 @@ def exact_output_law(
     canonical_pairs: bool = True,
     decoder_cls: type = SLRSDecoder,
     reuse_trees: bool = True,
+    **draft_options,
 ) -> dict[tuple[int, ...], float]:
     """EXACT law of the first ``n_tokens`` emitted by SLRS (tuples; shorter when EOS comes first),
     by enumerating every random choice of the real decoding loop on small, known models:
     ``target_prob_fn(context ids) -> probs over target ids`` (raw; ``config`` processes them like
     real logits), ``drafter_prob_fn(drafter ids) -> probs over drafter ids``. ``reuse_trees``
     shares each round's drafter conditionals across the replays (fast); the DP budget then counts
-    the states of all replays together, so a law that exercises ``max_dp_states`` passes False."""
+    the states of all replays together, so a law that exercises ``max_dp_states`` passes False.
+    ``draft_options`` (``draft_confidence``, ``draft_schedule``) go to the decoder."""
     import torch
 
     config = config or SamplingConfig(do_sample=True)
@@ -140,6 +142,7 @@ def exact_output_law(
         max_dp_states=max_dp_states,
         drafter_top_k=drafter_top_k,
         canonical_pairs=canonical_pairs,
+        **draft_options,
     )
     dec.tree_cache = {} if reuse_trees else None
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from effeval.errors import ConfigError
 from effeval.methods.hetero_spec.common import GenerationResult, SamplingConfig, target_probs
-from effeval.methods.hetero_spec.decoding import DecodeSession, algorithm, choose, logits_size
+from effeval.methods.hetero_spec.config import default
+from effeval.methods.hetero_spec.decoding import DecodeSession, DraftLength, algorithm, choose, logits_size
 from effeval.methods.hetero_spec.vocab import Intersection
 
 
@@ -56,20 +57,37 @@ def restricted_proposal(drafter_logits, config: SamplingConfig, inter: Intersect
     return q / mass
 
 
+def greedy_confidence(drafter_logits, inter: Intersection) -> float:
+    """The drafter's T=1 probability of its argmax among the shared tokens, renormalised over
+    them (greedy drafting's point mass says nothing about how sure the drafter is)."""
+    import torch
+
+    d_idx, _ = inter.tensors(drafter_logits.device)
+    return float(torch.softmax(drafter_logits[d_idx].float(), -1).max())
+
+
 @algorithm
-def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
+def generate(
+    run: DecodeSession,
+    num_draft_tokens: int,
+    *,
+    draft_confidence: float = default("draft_confidence"),
+    draft_schedule: str = default("draft_schedule"),
+) -> GenerationResult:
     config = run.config
     t_vocab, d_vocab, coins = run.t_vocab, run.d_vocab, run.coins
     inter = shared_vocabulary(run.target_tok, run.drafter_tok)
     target_size = logits_size(run.target)
+    length = DraftLength(num_draft_tokens, draft_schedule, draft_confidence)
     while not run.stopper.done:
         d_ids, pending = run.d_context.update(run.stopper.data)
         d_ids = list(d_ids)  # extended with this step's draft below; the context keeps its own
         draft: list[int] = []
         proposals = []
         if not pending:
-            for _ in range(num_draft_tokens):
-                q = restricted_proposal(run.drafter_lm.next_logits(d_ids, 1)[0], config, inter, target_size)
+            for _ in range(length.k):
+                d_logits = run.drafter_lm.next_logits(d_ids, 1)[0]
+                q = restricted_proposal(d_logits, config, inter, target_size)
                 if q is None:
                     break
                 token = choose_from(q, config, coins)
@@ -77,6 +95,11 @@ def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
                 proposals.append(q)
                 # Continue the drafter with its own id for these bytes.
                 d_ids.append(d_vocab.by_bytes[t_vocab.bytes[token]])
+                if length.confidence > 0:
+                    # the probability under the law the token was drawn from (greedy: the T=1 law)
+                    prob = float(q[token]) if config.do_sample else greedy_confidence(d_logits, inter)
+                    if length.stop_after(prob):
+                        break
         rows = run.target_lm.next_logits(run.ids + draft, len(draft) + 1)
 
         def target_choice(i, rows=rows, draft=draft, proposals=proposals):
@@ -94,6 +117,8 @@ def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
             return coins.categorical(residual / total if total > 0 else p)
 
         run.verify(draft, target_choice)
+        length.update(len(draft), run.stats.accepted_lengths[-1])
+    length.record(run.stats)
     run.stats.extra["shared_tokens"] = len(inter)
     return run.finish()
 
