@@ -14,6 +14,7 @@ BENCHES: Registry[Callable[[list[str]], int]] = Registry(
     "benchmark",
     {
         "hetero-spec": "effeval.bench.hetero_spec:main",
+        "verify-cost": "effeval.bench.verify_cost:main",
         "short-mk": "effeval.bench.short_mk:main",
         "spellm": "effeval.bench.spellm:main",
         "pruned-ssm": "effeval.bench.pruned_ssm:main",
