@@ -13,6 +13,7 @@ accepted tokens plus one of its own): ``accepted = new tokens − target passes`
 from __future__ import annotations
 
 from effeval.methods.hetero_spec.common import GenerationResult
+from effeval.methods.hetero_spec.config import default
 from effeval.methods.hetero_spec.decoding import DecodeSession, algorithm
 from effeval.methods.hetero_spec.hf_compat import cache_rollback_by_length
 
@@ -27,7 +28,15 @@ def _count_calls(model):
 
 
 @algorithm
-def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
+def generate(
+    run: DecodeSession,
+    num_draft_tokens: int,
+    *,
+    draft_confidence: float = default("draft_confidence"),
+    draft_schedule: str = default("draft_schedule"),
+) -> GenerationResult:
+    """``draft_schedule`` / ``draft_confidence`` map to transformers' own
+    ``num_assistant_tokens_schedule`` / ``assistant_confidence_threshold``."""
     import torch
 
     config, target, target_tok, drafter = run.config, run.target, run.target_tok, run.drafter
@@ -42,7 +51,8 @@ def generate(run: DecodeSession, num_draft_tokens: int) -> GenerationResult:
         tokenizer=target_tok,
         assistant_tokenizer=run.drafter_tok,
         num_assistant_tokens=num_draft_tokens,
-        num_assistant_tokens_schedule="constant",
+        num_assistant_tokens_schedule=draft_schedule,
+        assistant_confidence_threshold=draft_confidence,
         pad_token_id=target_tok.pad_token_id
         if target_tok.pad_token_id is not None
         else target_tok.eos_token_id,
