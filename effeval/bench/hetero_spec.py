@@ -26,6 +26,7 @@ Writes ``results/bench/hetero-spec.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -34,18 +35,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from effeval.bench.common import bench_command
 
 logger = logging.getLogger(__name__)
 
 PAIRS = {
+    # the real-large tier (effeval zoo build --real-large): Qwen2.5-Coder-1.5B target
+    "qwen-smollm2": ("qwen2.5-coder-1.5b", "smollm2-135m"),  # different tokenizers
+    "qwen-qwen": ("qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b"),  # same tokenizer: the control
+    "qwen-gemma": ("qwen2.5-coder-1.5b", "gemma3-270m"),
     "a": ("gemma3-270m", "smollm2-135m"),
     "b": ("smollm2-135m", "smollm2-drafter-sp"),
     # random tiny zoo pair (seconds to build): the bench's own smoke test, not a speed claim
     "zoo": ("llama-sp", "qwen-tekken"),
 }
 ALGORITHMS = ["ar", "slem", "tli", "slrs", "hf"]
+# NAME:a = NAME with adaptive draft length (``--adaptive``), measured beside fixed k
+ADAPTIVE = "a"
+DEFAULT_ADAPTIVE = "draft_confidence=0.4,draft_schedule=heuristic"
 MODES = {"greedy": None, "t1": 1.0}
 SUMMARY_PROMPT = "Summarize the following passage in one sentence.\n\n{passage}\n\nOne-sentence summary:"
 
@@ -60,26 +69,34 @@ def task_prompts(per_task: int) -> dict[str, list[str]]:
 
 
 class ForwardClock:
-    """Seconds spent inside the forward passes of some modules (top-level calls only)."""
+    """Seconds spent inside the forward passes of some modules (top-level calls only); per
+    module also the number of calls and the first call's time (the prompt's prefill)."""
 
     def __init__(self, modules):
         self.seconds = 0.0
+        self.per_module = [{"seconds": 0.0, "calls": 0, "first_s": 0.0} for _ in modules]
         self._depth = 0
         self._start = 0.0
         self._hooks = []
-        for m in modules:
+        for i, m in enumerate(modules):
             self._hooks.append(m.register_forward_pre_hook(self._pre))
-            self._hooks.append(m.register_forward_hook(self._post))
+            self._hooks.append(m.register_forward_hook(functools.partial(self._post, i)))
 
     def _pre(self, *_):
         if self._depth == 0:
             self._start = time.perf_counter()
         self._depth += 1
 
-    def _post(self, *_):
+    def _post(self, index, *_):
         self._depth -= 1
         if self._depth == 0:
-            self.seconds += time.perf_counter() - self._start
+            elapsed = time.perf_counter() - self._start
+            self.seconds += elapsed
+            mod = self.per_module[index]
+            if mod["calls"] == 0:
+                mod["first_s"] = elapsed
+            mod["calls"] += 1
+            mod["seconds"] += elapsed
 
     def remove(self):
         for h in self._hooks:
@@ -95,16 +112,19 @@ def _config(t_tok, max_new: int, temperature):
     return SamplingConfig(do_sample=True, temperature=temperature, max_new_tokens=max_new, eos_token_ids=eos)
 
 
-def _run_one(name, models, prompt_ids, config, k, seed):
+def _run_one(name, models, prompt_ids, config, k, seed, adaptive=None):
+    """One generation; ``name`` may be ``ALGO:a`` (the algorithm with the ``adaptive`` options)."""
     import torch
 
     from effeval.methods.hetero_spec import get_algorithm
 
     target, t_tok, drafter, d_tok, hf_drafter = models
-    d = hf_drafter if name == "hf" else drafter
+    algo, _, variant = name.partition(":")
+    options = dict(adaptive or {}) if variant == ADAPTIVE else {}
+    d = hf_drafter if algo == "hf" else drafter
     clock = ForwardClock([target, d])
     try:
-        res = get_algorithm(name)(
+        res = get_algorithm(algo)(
             target,
             t_tok,
             d,
@@ -113,10 +133,11 @@ def _run_one(name, models, prompt_ids, config, k, seed):
             config,
             num_draft_tokens=k,
             generator=torch.Generator().manual_seed(seed),
+            **options,
         )
     finally:
         clock.remove()
-    return res, clock.seconds
+    return res, clock
 
 
 def _ratio_with_stderr(num: list[float], den: list[float]) -> tuple[float | None, float | None]:
@@ -132,37 +153,101 @@ def _ratio_with_stderr(num: list[float], den: list[float]) -> tuple[float | None
     return ratio, ratio * sd / math.sqrt(len(logs))
 
 
-def bench_pair(pair: str, args, prompts: dict[str, list[str]], max_new: int) -> dict:
-    import copy
+_LOADED: dict = {}  # zoo name -> (model, tokenizer): the 1.5B target is loaded once for its three pairs
 
-    from tqdm.auto import tqdm
+
+def _load(name: str, fast_path: str):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from effeval import zoo
+    from effeval.methods.hetero_spec import fast_path as fast
+
+    key = (name, fast_path)
+    if key not in _LOADED:
+        path = zoo.get(name)
+        model = AutoModelForCausalLM.from_pretrained(path).eval()
+        _LOADED[key] = (fast.apply(model, fast_path), AutoTokenizer.from_pretrained(path))
+    return _LOADED[key]
+
+
+def _release(keep: set) -> None:
+    import gc
+
+    for key in [k for k in _LOADED if k[0] not in keep]:
+        del _LOADED[key]
+    gc.collect()
+
+
+def _layers(model) -> int:
+    return int(getattr(model.config, "num_hidden_layers", 0) or 0)
+
+
+def measure_costs(target, drafter, t_ids, d_ids, rows: list[int], repeats: int) -> dict:
+    """The cost model of one pair, measured: one target forward of n new tokens (n in ``rows``)
+    and one drafter forward of 1 token, after a KV-cached context (the pair's first prompt), in
+    milliseconds and in target steps (target forward of 1 token)."""
+    from effeval.bench.verify_cost import step_costs
+
+    t = step_costs(target, t_ids, rows, repeats)["median_s"]
+    d = step_costs(drafter, d_ids, [1], repeats)["median_s"][1]
+    step = t[1]
+    return {
+        "context_target_tokens": len(t_ids),
+        "repeats": repeats,
+        "target_forward_ms": {str(n): 1e3 * v for n, v in t.items()},
+        "drafter_step_ms": 1e3 * d,
+        "verify_over_step": {str(n): v / step for n, v in t.items()},
+        "drafter_over_step": d / step,
+        "target_layers": _layers(target),
+        "drafter_layers": _layers(drafter),
+    }
+
+
+def bench_pair(pair: str, args, prompts: dict[str, list[str]], max_new: int) -> dict:
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForCausalLM
 
     from effeval import zoo
 
     t_name, d_name = PAIRS[pair]
-    t_path, d_path = zoo.get(t_name), zoo.get(d_name)
-    target = AutoModelForCausalLM.from_pretrained(t_path).eval()
-    drafter = AutoModelForCausalLM.from_pretrained(d_path).eval()
-    hf_drafter = copy.deepcopy(drafter)  # transformers rewrites its drafter in place
-    t_tok, d_tok = AutoTokenizer.from_pretrained(t_path), AutoTokenizer.from_pretrained(d_path)
+    _release({t_name, d_name})
+    target, t_tok = _load(t_name, args.fast_path)
+    drafter, d_tok = _load(d_name, args.fast_path)
+    # transformers rewrites its drafter in place (its own copy) and reads its layers' weights
+    # (plain path): the hf row's drafter is a plain copy; its target is the same model as AR's
+    hf_drafter = AutoModelForCausalLM.from_pretrained(zoo.get(d_name)).eval()
     models = (target, t_tok, drafter, d_tok, hf_drafter)
     algorithms = [a for a in args.algorithms.split(",") if a]
+    adaptive = _parse_adaptive(args.adaptive)
+    first = next(iter(prompts.values()))[0]
+    rows_measured = sorted({1, 2, 3, 4, 5, 6, 8, args.num_draft_tokens + 1})
+    logger.info("hetero-spec bench: cost model of pair %s", pair)
+    costs = measure_costs(
+        target,
+        drafter,
+        t_tok(first)["input_ids"],
+        d_tok(first)["input_ids"],
+        rows_measured,
+        args.cost_repeats,
+    )
     rows = []
     for mode in args.modes.split(","):
         config = _config(t_tok, max_new, MODES[mode])
+        # warm-up (once per mode): first-call allocations, vocabulary tables; an algorithm that
+        # refuses the pair (e.g. SLRS without every drafter byte in the target vocabulary) is
+        # reported, and so is one that fails (transformers' hf on some pairs)
+        warm = _config(t_tok, 4, MODES[mode])
+        refused = {}
+        for name in algorithms:
+            try:
+                _run_one(
+                    name, models, t_tok(first)["input_ids"][-64:], warm, args.num_draft_tokens, 0, adaptive
+                )
+            except Exception as exc:
+                logger.warning("hetero-spec bench: %s refused: %s", name, exc)
+                refused[name] = _one_line(exc)
         for task, texts in prompts.items():
             ids = [t_tok(text)["input_ids"] for text in texts]
-            # warm-up: first-call allocations, vocabulary tables; an algorithm that refuses the
-            # pair (e.g. SLRS without every drafter byte in the target vocabulary) is reported
-            warm = _config(t_tok, 4, MODES[mode])
-            refused = {}
-            for name in algorithms:
-                try:
-                    _run_one(name, models, ids[0][-64:], warm, args.num_draft_tokens, 0)
-                except Exception as exc:
-                    logger.warning("hetero-spec bench: %s refused: %s", name, exc)
-                    refused[name] = f"{type(exc).__name__}: {exc}"
             units: dict[str, list[dict]] = {name: [] for name in algorithms}
             plan = [
                 (rep, (pi, name))
@@ -175,21 +260,30 @@ def bench_pair(pair: str, args, prompts: dict[str, list[str]], max_new: int) -> 
                     units[name].append({"error": refused[name]})
                     continue
                 try:
-                    res, forward_s = _run_one(
-                        name, models, ids[pi], config, args.num_draft_tokens, 1000 * rep + pi
+                    res, clock = _run_one(
+                        name, models, ids[pi], config, args.num_draft_tokens, 1000 * rep + pi, adaptive
                     )
                 except Exception as exc:  # reported in the row, not fatal
                     logger.warning("hetero-spec bench: %s failed: %s", name, exc)
-                    units[name].append({"error": f"{type(exc).__name__}: {exc}"})
+                    units[name].append({"error": _one_line(exc)})
                     continue
                 s = res.stats
+                tgt, drf = clock.per_module
                 units[name].append(
                     {
                         "prompt": pi,
                         "repeat": rep,
                         "tokens": res.token_ids,
                         "wall": s.wall_time_s,
-                        "forward": forward_s,
+                        "forward": clock.seconds,
+                        # the prompt's prefill (first forward of each model), the same for every
+                        # algorithm up to the first verify's extra rows
+                        "prefill": tgt["first_s"] + drf["first_s"],
+                        "target_forward": tgt["seconds"],
+                        "target_first": tgt["first_s"],
+                        "target_forwards": tgt["calls"],
+                        "drafter_forward": drf["seconds"],
+                        "drafter_forwards": drf["calls"],
                         "new": s.new_tokens,
                         "drafted": s.drafted,
                         "accepted": s.accepted,
@@ -197,25 +291,82 @@ def bench_pair(pair: str, args, prompts: dict[str, list[str]], max_new: int) -> 
                         "target_calls": s.target_calls,
                         "drafter_calls": s.drafter_calls,
                         "fallbacks": s.extra.get("dp_budget_fallbacks", 0),
+                        "early_stops": s.extra.get("draft_early_stops", 0),
                     }
                 )
-            rows += _summarise(pair, mode, task, algorithms, units)
+            rows += _summarise(pair, mode, task, algorithms, units, costs, args.num_draft_tokens)
     return {
         "pair": pair,
         "target": t_name,
         "drafter": d_name,
         "target_vocab": len(t_tok),
         "drafter_vocab": len(d_tok),
+        "fast_path": args.fast_path,
+        "adaptive": adaptive,
+        "cost_model": costs,
         "rows": rows,
     }
 
 
-def _summarise(pair, mode, task, algorithms, units) -> list[dict]:
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
+
+
+def _parse_adaptive(spec: str) -> dict:
+    """``draft_confidence=0.4,draft_schedule=heuristic`` -> options (checked by the algorithms)."""
+    from effeval.errors import ConfigError
+
+    out: dict = {}
+    for item in filter(None, spec.split(",")):
+        key, _, value = item.partition("=")
+        if key == "draft_confidence":
+            try:
+                out[key] = float(value)
+            except ValueError:
+                raise ConfigError(
+                    f"--adaptive: {item!r} is not a number. Fix: e.g. draft_confidence=0.4"
+                ) from None
+        elif key == "draft_schedule":
+            out[key] = value
+        else:
+            raise ConfigError(
+                f"--adaptive: unknown option {key!r}. Fix: use draft_confidence=X and/or draft_schedule=heuristic"
+            )
+    return out
+
+
+def interpolate(table: dict[str, float], x: float) -> float:
+    """Piecewise-linear in the row count over the measured points (linear beyond the last two)."""
+    pts = sorted((int(k), v) for k, v in table.items())
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x <= x1:
+            return y0 + (y1 - y0) * (max(x, x0) - x0) / (x1 - x0)
+    (x0, y0), (x1, y1) = pts[-2], pts[-1]
+    return y1 + (y1 - y0) * (x - x1) / (x1 - x0)
+
+
+def alpha_from_accepted(mean_accepted: float, k: float) -> float | None:
+    """Per-token acceptance alpha of the i.i.d. model whose expected accepted drafts per round,
+    alpha (1 - alpha^k) / (1 - alpha), equal ``mean_accepted`` (bisection; None out of range)."""
+    if k <= 0 or mean_accepted is None or not 0 <= mean_accepted <= k:
+        return None
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        a = (lo + hi) / 2
+        value = a * (1 - a**k) / (1 - a) if a < 1 else k
+        lo, hi = (a, hi) if value < mean_accepted else (lo, a)
+    return (lo + hi) / 2
+
+
+def _summarise(pair, mode, task, algorithms, units, costs, k) -> list[dict]:
     def key(u):
         return (u["prompt"], u["repeat"])
 
     ok = {n: {key(u): u for u in us if "error" not in u} for n, us in units.items()}
     ar, hf = ok.get("ar", {}), ok.get("hf", {})
+    c_d = costs["drafter_over_step"]
+    layer_ratio = costs["drafter_layers"] / costs["target_layers"] if costs["target_layers"] else None
     out = []
     for name in algorithms:
         us = ok[name]
@@ -223,25 +374,35 @@ def _summarise(pair, mode, task, algorithms, units) -> list[dict]:
         row = {"pair": pair, "mode": mode, "task": task, "algorithm": name}
         if errors:
             row["errors"] = sorted(set(errors))
+            row["failed"] = errors[0]
         if not us:
             out.append(row)
             continue
         vals = list(us.values())
         new = sum(u["new"] for u in vals)
         wall = sum(u["wall"] for u in vals)
+        prefill = sum(u["prefill"] for u in vals)
         forward = sum(u["forward"] for u in vals)
         steps = sum(u["steps"] for u in vals)
         drafted = sum(u["drafted"] for u in vals)
         accepted = sum(u["accepted"] for u in vals)
         target_calls = sum(u["target_calls"] for u in vals)
-        if name == "hf":  # transformers reports no counts: each target pass emits accepted + 1
+        drafter_calls = sum(u["drafter_calls"] for u in vals)
+        algo = name.partition(":")[0]
+        if algo == "hf":  # transformers reports no counts: each target pass emits accepted + 1
             accepted, steps = max(0, new - target_calls), target_calls
+            drafter_calls = sum(u["drafter_forwards"] for u in vals)
+        # forward passes after the first (prefill) one, per call: the in-run step / verify cost
+        t_rest = sum(u["target_forward"] - u["target_first"] for u in vals)
+        t_calls_rest = sum(max(u["target_forwards"] - 1, 0) for u in vals)
         row.update(
             {
                 "runs": len(vals),
                 "new_tokens": new,
                 "wall_time_s": wall,
                 "tokens_per_s": new / wall if wall else None,
+                "prefill_s": prefill,
+                "decode_tokens_per_s": new / (wall - prefill) if wall > prefill else None,
                 "overhead_us_per_token": 1e6 * (wall - forward) / new if new else None,
                 # per verification step (AR: per token): the algorithm's own work between passes
                 "overhead_us_per_step": 1e6 * (wall - forward) / (steps or target_calls)
@@ -249,28 +410,72 @@ def _summarise(pair, mode, task, algorithms, units) -> list[dict]:
                 else None,
                 "forward_share": forward / wall if wall else None,
                 "target_calls": target_calls,
-                "drafter_calls": sum(u["drafter_calls"] for u in vals),
+                "drafter_calls": drafter_calls,
                 "tokens_per_target_call": new / target_calls if target_calls else None,
-                "acceptance_rate": accepted / drafted if drafted and name != "hf" else None,
-                "mean_accepted_length": accepted / steps if steps and name != "ar" else None,
-                "dp_budget_fallbacks": sum(u["fallbacks"] for u in vals) if name == "slrs" else None,
+                "acceptance_rate": accepted / drafted if drafted and algo != "hf" else None,
+                "mean_accepted_length": accepted / steps if steps and algo != "ar" else None,
+                "dp_budget_fallbacks": sum(u["fallbacks"] for u in vals) if algo == "slrs" else None,
+                "draft_early_stops": sum(u["early_stops"] for u in vals) if ":" in name else None,
+                "in_run_target_call_ms": 1e3 * t_rest / t_calls_rest if t_calls_rest else None,
             }
         )
         for ref_name, ref in (("ar", ar), ("hf", hf)):
             shared = [k for k in us if k in ref]
-            # speedup = reference wall / this wall, per (prompt, repeat) unit; tokens/s basis so
-            # that units that stopped at different lengths (sampling) compare fairly
-            num = [ref[k]["wall"] / max(ref[k]["new"], 1) for k in shared]
-            den = [us[k]["wall"] / max(us[k]["new"], 1) for k in shared]
-            ratio, err = _ratio_with_stderr(num, den)
-            row[f"speedup_vs_{ref_name}"], row[f"speedup_vs_{ref_name}_stderr"] = ratio, err
-            if ratio is not None and err is not None:  # normal approximation over the units
-                row[f"speedup_vs_{ref_name}_ci95"] = [ratio - 1.96 * err, ratio + 1.96 * err]
+            # speedup = reference time per token / this time per token, per (prompt, repeat)
+            # unit (tokens/s basis: sampled units stop at different lengths)
+            for label, strip in (("", False), ("decode_", True)):
+                num = [_per_token(ref[k], strip) for k in shared]
+                den = [_per_token(us[k], strip) for k in shared]
+                ratio, err = _ratio_with_stderr(num, den)
+                row[f"{label}speedup_vs_{ref_name}"], row[f"{label}speedup_vs_{ref_name}_stderr"] = ratio, err
+                if ratio is not None and err is not None:  # normal approximation over the units
+                    row[f"{label}speedup_vs_{ref_name}_ci95"] = [ratio - 1.96 * err, ratio + 1.96 * err]
         if mode == "greedy" and ar:
             shared = [k for k in us if k in ar]
             row["equal_to_ar"] = sum(us[k]["tokens"] == ar[k]["tokens"] for k in shared)
             row["compared"] = len(shared)
+        if algo != "ar" and target_calls:
+            row.update(
+                _cost_model(row, costs, c_d, layer_ratio, k, drafter_calls, drafted, target_calls, algo)
+            )
         out.append(row)
+    return out
+
+
+def _per_token(unit: dict, strip_prefill: bool) -> float:
+    wall = unit["wall"] - (unit["prefill"] if strip_prefill else 0.0)
+    return max(wall, 1e-9) / max(unit["new"], 1)
+
+
+def _cost_model(row, costs, c_d, layer_ratio, k, drafter_calls, drafted, target_calls, algo) -> dict:
+    """The ideal speedup the measured costs and acceptance imply, measured / ideal, and the
+    prediction for a machine where a verify costs one step and the drafter its layer share.
+
+    Per round (one target call): ``tokens = new / target calls`` (accepted + 1), drafter passes
+    ``k_d = drafter calls / target calls``, verify rows ``r = drafted / target calls + 1``. In target
+    steps: ``cost = k_d * c_d + c_v(r)``; ideal = tokens / cost (AR makes 1 token per step)."""
+    tokens = row["new_tokens"] / target_calls
+    k_d = drafter_calls / target_calls
+    verify_rows = drafted / target_calls + 1 if algo != "hf" else min(k_d, k) + 1
+    c_v = interpolate(costs["verify_over_step"], verify_rows)
+    ideal = tokens / (k_d * c_d + c_v)
+    out = {
+        "cost_drafter_over_step": c_d,
+        f"cost_verify{k + 1}_over_step": costs["verify_over_step"].get(str(k + 1)),
+        "cost_verify_rows_per_round": verify_rows,
+        "cost_verify_over_step": c_v,
+        "drafter_passes_per_round": k_d,
+        "tokens_per_round": tokens,
+        "alpha_iid": alpha_from_accepted(tokens - 1, k_d) if algo in ("slem", "tli") else None,
+        "ideal_speedup": ideal,
+        # the same acceptance where verify = 1 step and a drafter pass = its layer share of a step
+        "prediction_layer_bound_speedup": tokens / (k_d * layer_ratio + 1) if layer_ratio else None,
+    }
+    measured = row.get("decode_speedup_vs_ar")
+    if measured is not None:
+        out["measured_over_ideal"] = measured / ideal
+        err = row.get("decode_speedup_vs_ar_stderr")
+        out["measured_over_ideal_stderr"] = err / ideal if err is not None else None
     return out
 
 
@@ -342,6 +547,28 @@ def overhead_before(rev: str, pair: str, prompts: list[str], args) -> dict:
     return {"revision": rev, "pair": pair, "mode": "greedy", "prompts": len(prompts), **json.loads(line[7:])}
 
 
+def _previous_run(out_dir) -> dict | None:
+    from effeval.bench.common import bench_dir
+
+    path = (Path(out_dir) if out_dir else bench_dir()) / "hetero-spec.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _verify_cost(out_dir) -> dict | None:
+    """``verify-cost.json`` of the same folder (``python -m effeval.bench verify-cost``), if any."""
+    from effeval.bench.common import bench_dir
+
+    path = (Path(out_dir) if out_dir else bench_dir()) / "verify-cost.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return {"created": doc.get("created"), "settings": doc.get("settings"), "models": doc.get("models")}
+
+
 def _per_pair(spec: str, option: str, pairs: list[str], default: int) -> dict[str, int]:
     """``a=1,b=2`` -> a value per pair, each in 1..``default`` (``default`` for the others)."""
     from effeval.errors import ConfigError
@@ -362,9 +589,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pairs",
         default="a,b",
-        help="pairs to run (a: Gemma<-SmolLM2, b: SmolLM2<-small SP, zoo: random tiny pair)",
+        help="pairs to run (qwen-smollm2, qwen-qwen, qwen-gemma: Qwen2.5-Coder-1.5B target, needs "
+        "`effeval zoo build --real-large`; a: Gemma<-SmolLM2, b: SmolLM2<-small SP, zoo: random tiny pair)",
     )
-    parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
+    parser.add_argument(
+        "--algorithms",
+        default=",".join(ALGORITHMS),
+        help=f"comma list of {', '.join(ALGORITHMS)}; NAME:{ADAPTIVE} = NAME with --adaptive's options",
+    )
+    parser.add_argument(
+        "--adaptive", default=DEFAULT_ADAPTIVE, help="the options of the NAME:a rows (adaptive draft length)"
+    )
+    parser.add_argument(
+        "--fast-path",
+        default="none",
+        choices=["none", "mkldnn"],
+        help="kernel path of the target and drafter, for AR and every algorithm alike (hf's drafter stays plain)",
+    )
+    parser.add_argument("--cost-repeats", type=int, default=3, help="repeats of each cost-model forward")
+    parser.add_argument(
+        "--keep-previous",
+        action="store_true",
+        help="keep the pairs of the existing output file that this run does not rerun (marked with their run)",
+    )
     parser.add_argument("--modes", default="greedy,t1", help="greedy and/or t1 (temperature 1)")
     parser.add_argument("--prompts-per-task", type=int, default=2)
     parser.add_argument(
@@ -390,13 +637,35 @@ def run(args: argparse.Namespace) -> int:
     from effeval.bench.common import print_table, write_bench
     from effeval.errors import ConfigError
 
-    for name, low in (("--prompts-per-task", 1), ("--max-new-tokens", 1), ("--repeats", 1), ("--threads", 1)):
+    for name, low in (
+        ("--prompts-per-task", 1),
+        ("--max-new-tokens", 1),
+        ("--repeats", 1),
+        ("--threads", 1),
+        ("--cost-repeats", 1),
+    ):
         if getattr(args, name[2:].replace("-", "_")) < low:
             raise ConfigError(f"{name}: must be >= {low}. Fix: pass a positive number")
     pairs = [p for p in args.pairs.split(",") if p]
     bad = [p for p in pairs if p not in PAIRS]
     if bad:
-        raise ConfigError(f"--pairs: unknown {', '.join(bad)}. Fix: use a, b, zoo or a comma list")
+        raise ConfigError(f"--pairs: unknown {', '.join(bad)}. Fix: use some of {', '.join(PAIRS)}")
+    known = set(ALGORITHMS) | {f"{a}:{ADAPTIVE}" for a in ALGORITHMS if a != "ar"}
+    unknown = [a for a in args.algorithms.split(",") if a and a not in known]
+    if unknown:
+        raise ConfigError(
+            f"--algorithms: unknown {', '.join(unknown)}. Fix: use some of {', '.join(sorted(known))}"
+        )
+    _parse_adaptive(args.adaptive)
+    from effeval import zoo
+
+    missing = [p for p in pairs if any(n.startswith("qwen2.5") and not zoo.is_built(n) for n in PAIRS[p])]
+    if missing:
+        raise ConfigError(
+            f"--pairs: {', '.join(missing)} need the real-large zoo tier, which is not built. "
+            "Fix: run `effeval zoo build --real-large` first, or drop those pairs"
+        )
+    previous = _previous_run(args.out) if args.keep_previous else None
     per_pair = _per_pair(args.pair_prompts, "--pair-prompts", pairs, args.prompts_per_task)
     new_tokens = _per_pair(args.pair_max_new_tokens, "--pair-max-new-tokens", pairs, args.max_new_tokens)
     torch.set_num_threads(args.threads)
@@ -404,6 +673,7 @@ def run(args: argparse.Namespace) -> int:
     results, before = [], []
 
     def payload(complete: bool) -> dict:
+        kept = [p for p in (previous or {}).get("pairs", []) if p["pair"] not in pairs]
         return {
             "settings": {
                 "pairs": {p: {"target": PAIRS[p][0], "drafter": PAIRS[p][1]} for p in pairs},
@@ -414,17 +684,27 @@ def run(args: argparse.Namespace) -> int:
                 },
                 "max_new_tokens": new_tokens,
                 "num_draft_tokens": args.num_draft_tokens,
+                "adaptive": _parse_adaptive(args.adaptive),
+                "fast_path": args.fast_path,
                 "repeats": args.repeats,
                 "torch_threads": args.threads,
                 "timing": "every algorithm decodes every prompt in every repeat, order rotating per repeat; "
                 "speedups are ratios of time per token, with a standard error over (prompt, repeat) units",
                 "overhead": "wall time minus time inside the target's and drafter's forward passes, "
                 "per new token and per verification step",
+                "cost_model": "per pair: target forward of n new tokens and drafter forward of 1 token after "
+                "the first prompt as KV-cached context (median of --cost-repeats), in target steps; "
+                "ideal = tokens per round / (drafter passes per round * drafter/step + verify(rows)/step); "
+                "measured/ideal uses the decode speedup (prefill, the first forward of each model, removed)",
                 "complete": complete,
                 "argv": sys.argv,
             },
-            "pairs": results,
+            "pairs": results + [{**p, "from_run": previous["created"]} for p in kept],
+            "previous_run": {"created": previous["created"], "settings": previous.get("settings")}
+            if kept
+            else None,
             "overhead_before": before,
+            "verify_cost": _verify_cost(args.out),
         }
 
     for pair in pairs:
@@ -444,17 +724,28 @@ def run(args: argparse.Namespace) -> int:
         "algorithm",
         "tokens_per_s",
         "speedup_vs_ar",
-        "speedup_vs_ar_stderr",
-        "speedup_vs_hf",
-        "speedup_vs_hf_stderr",
+        "decode_speedup_vs_ar",
+        "decode_speedup_vs_ar_stderr",
+        "decode_speedup_vs_hf",
         "mean_accepted_length",
         "acceptance_rate",
-        "target_calls",
-        "overhead_us_per_token",
-        "overhead_us_per_step",
+        "cost_drafter_over_step",
+        "cost_verify_over_step",
+        "ideal_speedup",
+        "measured_over_ideal",
+        "measured_over_ideal_stderr",
+        "prediction_layer_bound_speedup",
         "equal_to_ar",
+        "failed",
     ]
-    print_table([r for res in results for r in res["rows"] if "tokens_per_s" in r], columns)
+    print_table([r for res in results for r in res["rows"]], columns)
+    for res in results:
+        c = res["cost_model"]
+        print(
+            f"{res['pair']}: target step {c['target_forward_ms']['1']:.1f} ms, drafter step "
+            f"{c['drafter_step_ms']:.1f} ms ({c['drafter_over_step']:.2f} steps), verify/step "
+            + ", ".join(f"{n}: {v:.2f}" for n, v in c["verify_over_step"].items())
+        )
     for b in before:
         print(json.dumps(b))
     print(f"\nwrote {path}")

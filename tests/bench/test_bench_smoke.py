@@ -79,22 +79,39 @@ def test_image_ratios_come_from_the_fastest_calls(bench_out, zoo_path):
 
 def test_hetero_spec_speedups_come_from_tokens_and_time(bench_out, zoo_path):
     zoo_path("llama-sp"), zoo_path("qwen-tekken")
-    from effeval.bench.hetero_spec import main
+    from effeval.bench.hetero_spec import interpolate, main
 
     argv = ["--pairs", "zoo", "--modes", "greedy", "--prompts-per-task", "1", "--max-new-tokens", "2"]
-    argv += ["--repeats", "1", "--algorithms", "ar,slem,tli"]
+    argv += ["--repeats", "1", "--algorithms", "ar,slem,tli,slem:a", "--cost-repeats", "1"]
     argv += ["--out", str(bench_out)]
     assert main(argv) == 0
     doc = _load(bench_out, "hetero-spec")
-    rows = [r for r in doc["pairs"][0]["rows"] if "tokens_per_s" in r]
+    pair = doc["pairs"][0]
+    rows = [r for r in pair["rows"] if "tokens_per_s" in r]
     ar_by_task = {r["task"]: r for r in rows if r["algorithm"] == "ar"}
-    assert {r["algorithm"] for r in rows} == {"ar", "slem", "tli"}
+    assert {r["algorithm"] for r in rows} == {"ar", "slem", "tli", "slem:a"}
+    costs = pair["cost_model"]
+    assert costs["verify_over_step"]["1"] == pytest.approx(1.0)
     for row in rows:
         ar = ar_by_task[row["task"]]
         assert row["tokens_per_s"] == pytest.approx(row["new_tokens"] / row["wall_time_s"]), row["algorithm"]
         assert row["speedup_vs_ar"] == pytest.approx(row["tokens_per_s"] / ar["tokens_per_s"])
         assert row["tokens_per_target_call"] == pytest.approx(row["new_tokens"] / row["target_calls"])
         assert row["equal_to_ar"] == row["compared"]  # greedy speculation is exact
+        if row["algorithm"] == "ar":
+            continue
+        # the cost model: ideal = tokens per round / (drafter passes * drafter cost + verify cost),
+        # every term from the row's own counts and the pair's measured costs
+        per_round = row["drafter_calls"] / row["target_calls"]
+        cost = per_round * costs["drafter_over_step"] + interpolate(
+            costs["verify_over_step"], row["cost_verify_rows_per_round"]
+        )
+        assert row["ideal_speedup"] == pytest.approx(row["tokens_per_target_call"] / cost)
+        assert row["measured_over_ideal"] == pytest.approx(row["decode_speedup_vs_ar"] / row["ideal_speedup"])
+        layer_share = costs["drafter_layers"] / costs["target_layers"]
+        assert row["prediction_layer_bound_speedup"] == pytest.approx(
+            row["tokens_per_target_call"] / (per_round * layer_share + 1)
+        )
 
 
 def test_short_mk_ratios_are_relative_to_majority_voting(bench_out, zoo_path):
