@@ -97,6 +97,22 @@ class CharCodec:
                 self.bytes_to_id[b] = idx
         self.max_token_bytes = max(len(b) for b in self.bytes_to_id)
         self._rows = None
+        self._check_spells_every_byte(argument)
+
+    def _check_spells_every_byte(self, argument: str) -> None:
+        """The heads can write any of the 256 bytes; each emitted string must go back into the model
+        as input tokens, which needs every single byte to be a token (byte fallback or byte-level
+        BPE). Checked here, before any model work, not mid-generation."""
+        missing = [v for v in range(NUM_BYTES) if bytes([v]) not in self.bytes_to_id]
+        if missing:
+            name = getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__
+            shown = ", ".join(f"{v:#04x}" for v in missing[:4])
+            raise ConfigError(
+                f"{argument}: SpeLLM's byte alphabet cannot be spelled in the vocabulary of {name!r}: "
+                f"{len(missing)} of {NUM_BYTES} single bytes have no token (e.g. {shown}), so strings the "
+                "heads write could not be fed back as input tokens. Fix: use a model whose tokenizer has "
+                "byte fallback (SentencePiece) or is byte-level BPE"
+            )
 
     # ------------------------------------------------------------------ rows
 

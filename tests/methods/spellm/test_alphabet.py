@@ -92,3 +92,37 @@ def test_tokenizer_without_string_form_is_a_clear_error():
     tok = PreTrainedTokenizerFast(tokenizer_object=inner, unk_token="[UNK]")
     with pytest.raises(ConfigError, match=r"^base tokenizer: .*no byte string.*Fix: "):
         CharCodec(tok, 4, argument="base tokenizer")
+
+
+def _byte_level_bpe(vocab: dict, merges: list):
+    from tokenizers import Tokenizer, decoders, pre_tokenizers
+    from tokenizers.models import BPE
+    from transformers import PreTrainedTokenizerFast
+
+    inner = Tokenizer(BPE(vocab=vocab, merges=merges))
+    inner.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    inner.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=inner, eos_token="<|end|>")
+
+
+def test_alphabet_the_vocabulary_cannot_spell_is_one_line_before_model_work():
+    """A byte-level BPE whose vocabulary holds only 'a', 'b', ' ' and 'ab': the heads' 256-byte
+    alphabet could write 'c' (0x63), which no input token spells -> one line naming the count,
+    not a failure in the middle of generation."""
+    tok = _byte_level_bpe({"a": 0, "b": 1, "\u0120": 2, "ab": 3, "<|end|>": 4}, [("a", "b")])
+    with pytest.raises(
+        ConfigError,
+        match=r"^base tokenizer: SpeLLM's byte alphabet cannot be spelled.*253 of 256 single bytes have no token \(e\.g\. 0x00.*Fix: ",
+    ) as e:
+        CharCodec(tok, 4, argument="base tokenizer")
+    assert "\n" not in str(e.value)
+
+
+def test_a_vocabulary_with_every_byte_is_accepted():
+    """The same tokenizer completed with all 256 single bytes (byte-level BPE's base alphabet)."""
+    from tokenizers import pre_tokenizers
+
+    vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    vocab.update({"ab": len(vocab), "<|end|>": len(vocab) + 1})
+    codec = CharCodec(_byte_level_bpe(vocab, [("a", "b")]), 4)
+    assert codec.string_to_tokens(b"abc") == [vocab["ab"], vocab["c"]]
