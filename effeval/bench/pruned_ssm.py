@@ -136,7 +136,7 @@ def _write(out_dir, part: str, section: dict) -> Path:
 
     out_dir = Path(out_dir or bench_dir())
     previous = _load_previous(out_dir / "pruned-ssm.json")
-    payload = {k: previous[k] for k in ("smollm2", "mamba2_proxy") if k in previous}
+    payload = {k: previous[k] for k in ("smollm2", "mamba2_proxy", "qwen2.5_coder_0.5b") if k in previous}
     payload[part] = section
     payload["summary"] = _summary(payload)
     path = write_bench("pruned-ssm", payload, out_dir)
@@ -282,6 +282,151 @@ def run_smollm2(args) -> dict:
         logger.info("SmolLM2 FLAP %s %.2f: ppl %.2f", units, ratio, row["perplexity"])
         del model, small
         _write(args.out, "smollm2", section)
+    return section
+
+
+# ------------------------------------------------------------------------------ Qwen2.5-Coder
+
+
+QWEN_ZOO = "qwen2.5-coder-0.5b"
+
+
+def run_qwen(args) -> dict:
+    """Qwen2.5-Coder-0.5B-Instruct (real-large tier): magnitude / WANDA / SparseGPT at 50% and 2:4
+    on every block linear, and FLAP UL-UM vs AL-AM at 20% and 50% with the shrunk checkpoints'
+    forward speed-up; held-out prose perplexity (``real_data.prose_documents('heldout')``) with
+    95% bootstrap CIs, calibration on the ``train`` half."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from effeval import zoo
+    from effeval.methods.pruned_ssm.api import (
+        PruneSpec,
+        decoder_dense_stats,
+        prune_decoder_with_stats,
+        prune_model,
+    )
+    from effeval.methods.pruned_ssm.calibration import token_windows
+    from effeval.methods.pruned_ssm.flap import collect_stats, per_layer_shrunk, plan_decoder
+    from effeval.real_data import prose_documents
+
+    start = time.perf_counter()
+    path = zoo.get(QWEN_ZOO)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    dense = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    calib = token_windows(tokenizer, prose_documents("train"), args.nsamples, args.seqlen, seed=0)
+    windows = eval_windows(tokenizer, prose_documents("heldout"), args.eval_seqlen, args.eval_windows)
+    cfg = dense.config
+    section: dict = {
+        "model": {
+            "zoo": QWEN_ZOO,
+            "upstream": "Qwen/Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, dequantised to float32)",
+            "shape": {
+                "layers": cfg.num_hidden_layers,
+                "hidden": cfg.hidden_size,
+                "intermediate": cfg.intermediate_size,
+                "attention_heads": cfg.num_attention_heads,
+                "kv_heads": cfg.num_key_value_heads,
+                "vocab": cfg.vocab_size,
+                "tied_embeddings": bool(cfg.tie_word_embeddings),
+            },
+            "params": _params(dense),
+        },
+        "targets": "all 7 linear layers of each of the 24 blocks (q,k,v,o,gate,up,down); embeddings and "
+        "the 151,936-row output projection untouched",
+        "calibration": {
+            "source": "real_data.prose_documents('train') (first half of the story)",
+            "nsamples": args.nsamples,
+            "seqlen": args.seqlen,
+            "sequential": False,
+            "note": "WANDA/SparseGPT paper: 128 x 2048 tokens, sequential; FLAP / the SSM pruning paper: "
+            "1,024 samples; bounded here for the CPU time available",
+        },
+        "eval": {
+            "source": "real_data.prose_documents('heldout') (second half; disjoint from calibration)",
+            "windows": int(windows.shape[0]),
+            "seqlen": int(windows.shape[1]),
+            "ci": "95% percentile bootstrap over windows, 2000 resamples; ratios: paired bootstrap",
+        },
+    }
+    dense_nll, dense_cpu = _cpu(window_nll, dense, windows)
+    section["dense"] = {**ppl_with_ci(dense_nll), "eval_cpu_s": dense_cpu}
+    logger.info("Qwen dense ppl %.2f (%.0f CPU-s)", section["dense"]["perplexity"], dense_cpu)
+    stats, stats_cpu = _cpu(decoder_dense_stats, dense, calib, batch_size=4)
+    section["calibration"]["stats_cpu_s"] = stats_cpu
+    section["unstructured"] = []
+    nll_of = {}
+    for label, spec_kwargs in (("50%", {"sparsity": 0.5}), ("2:4", {"pattern": "2:4"})):
+        for method in UNSTRUCTURED:
+            model = copy.deepcopy(dense)
+            report, prune_cpu = _cpu(prune_decoder_with_stats, model, PruneSpec(method, **spec_kwargs), stats)
+            nll, eval_cpu = _cpu(window_nll, model, windows)
+            nll_of[(method, label)] = nll
+            section["unstructured"].append(
+                {
+                    "method": method,
+                    "setting": label,
+                    **ppl_with_ci(nll),
+                    "ratio_to_dense": paired_ratio(nll, dense_nll),
+                    "global_sparsity": report["global_sparsity"],
+                    "prune_cpu_s": prune_cpu,
+                    "eval_cpu_s": eval_cpu,
+                }
+            )
+            logger.info("Qwen %s %s: ppl %.2f", method, label, section["unstructured"][-1]["perplexity"])
+            del model
+        for row in section["unstructured"]:
+            if row["setting"] == label:
+                row["ratio_to_magnitude"] = paired_ratio(
+                    nll_of[(row["method"], label)], nll_of[("magnitude", label)]
+                )
+        _write(args.out, "qwen2.5_coder_0.5b", section)
+    del stats
+    section["flap"] = []
+    speed_batch = windows[:1]
+    flap_stats = None
+    for structure, units, ratio in args.qwen_flap:
+        model = copy.deepcopy(dense)
+        res, prune_cpu = _cpu(
+            prune_model,
+            model,
+            spec=PruneSpec("flap", ratio, flap_units=units, flap_structure=structure, batch_size=4),
+            input_ids=calib,
+            progress=False,
+        )
+        small = res.model
+        nll = window_nll(small, windows)
+        row = {
+            "structure": structure,
+            "units": units,
+            "ratio": ratio,
+            "metric": "wifv",
+            **ppl_with_ci(nll),
+            "ratio_to_dense": paired_ratio(nll, dense_nll),
+            "params_before": res.report["params_before"],
+            "params_after": res.report["params_after"],
+            "config_after": res.report["config_after"],
+            "kept_per_layer": res.report["kept_per_layer"],
+            "prune_cpu_s": prune_cpu,
+            **forward_speed(dense, small, speed_batch),
+        }
+        del model, small
+        if structure == "al-am":  # every layer at its own width (in memory; no stock config holds it)
+            if flap_stats is None:
+                flap_stats = collect_stats(dense, "decoder", calib, batch_size=4, progress=False)
+            exact = per_layer_shrunk(dense, plan_decoder(dense, flap_stats, ratio, "wifv", units, structure))
+            per_layer = forward_speed(dense, exact, speed_batch)
+            row["per_layer_width"] = {
+                "params": _params(exact),
+                "forward_speedup": per_layer["forward_speedup"],
+                "note": "in-memory model with every layer at its own kept width; the saved checkpoint "
+                "pads every layer to the widest one (stock configs hold one width)",
+            }
+            del exact
+        section["flap"].append(row)
+        logger.info("Qwen FLAP %s %s@%.2f: ppl %.2f", structure, units, ratio, row["perplexity"])
+        _write(args.out, "qwen2.5_coder_0.5b", section)
+    section["wall_s"] = round(time.perf_counter() - start, 1)
     return section
 
 
@@ -440,8 +585,28 @@ def _flap_arg(text: str):
     return units, float(ratio)
 
 
+def _qwen_flap_arg(text: str):
+    from effeval.errors import ConfigError
+    from effeval.methods.pruned_ssm.flap import check_structure
+
+    try:
+        structure, rest = text.split(":")
+        units, ratio = rest.split("@")
+        ratio = float(ratio)
+    except ValueError:
+        raise ConfigError(
+            f"--qwen-flap: {text!r} is not STRUCTURE:UNITS@RATIO. Fix: e.g. al-am:all@0.2"
+        ) from None
+    return check_structure(structure), units, ratio
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--part", choices=("all", "smollm2", "proxy"), default="all")
+    parser.add_argument(
+        "--part",
+        choices=("all", "smollm2", "proxy", "qwen"),
+        default="all",
+        help="all = smollm2 + proxy; qwen: Qwen2.5-Coder-0.5B (real-large tier), run on request",
+    )
     parser.add_argument("--nsamples", type=int, default=8, help="SmolLM2 calibration windows (paper: 128)")
     parser.add_argument(
         "--seqlen", type=int, default=128, help="SmolLM2 calibration window length (paper: 2048)"
@@ -458,6 +623,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         default=[("channels", 0.5), ("all", 1 / 3), ("channels", 0.25)],
         help="UNITS@RATIO entries for SmolLM2 FLAP (units: all, heads, channels)",
+    )
+    parser.add_argument(
+        "--qwen-flap",
+        type=_qwen_flap_arg,
+        nargs="*",
+        default=[
+            ("ul-um", "channels", 0.2),
+            ("al-am", "all", 0.2),
+            ("ul-um", "all", 0.5),
+            ("al-am", "all", 0.5),
+        ],
+        help="STRUCTURE:UNITS@RATIO entries for Qwen FLAP (2 KV heads: ul-um with heads only at 0.5)",
     )
     parser.add_argument(
         "--proxy-zoo", default="mamba2-prose", help="zoo Mamba2 for the proxy part (NAME or NAME:random)"
@@ -478,6 +655,8 @@ def run(args: argparse.Namespace) -> int:
         path = _write(args.out, "mamba2_proxy", run_proxy(args))
     if args.part in ("all", "smollm2"):
         path = _write(args.out, "smollm2", run_smollm2(args))
+    if args.part == "qwen":
+        path = _write(args.out, "qwen2.5_coder_0.5b", run_qwen(args))
     payload = json.loads(path.read_text())
     _print(payload)
     print(f"wrote {path}")
@@ -506,6 +685,16 @@ def _print(payload: dict) -> None:
             print(
                 f"  FLAP {row['units']}@{row['ratio']:.2f}: {_perplexity_with_ci(row)} params {row['params_after']:,} "
                 f"speedup {row['forward_speedup']:.2f}x"
+            )
+    qw = payload.get("qwen2.5_coder_0.5b")
+    if qw and "dense" in qw:
+        print(f"Qwen2.5-Coder-0.5B dense held-out perplexity {_perplexity_with_ci(qw['dense'])}")
+        for row in qw.get("unstructured", []):
+            print(f"  {row['method']:9s} {row['setting']}: {_perplexity_with_ci(row)}")
+        for row in qw.get("flap", []):
+            print(
+                f"  FLAP {row['structure']} {row['units']}@{row['ratio']:.2f}: {_perplexity_with_ci(row)} "
+                f"params {row['params_after']:,} speedup {row['forward_speedup']:.2f}x"
             )
     px = payload.get("mamba2_proxy")
     if px:

@@ -43,8 +43,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         default="smollm2-135m",
-        choices=("smollm2-135m", "reasoner-sp"),
-        help="smollm2-135m: real model on GSM-symbolic + MATH-500 (default); reasoner-sp: the toy reasoner",
+        choices=("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b", "reasoner-sp"),
+        help="smollm2-135m: real model on GSM-symbolic + MATH-500 (default); qwen2.5-coder-*: the same on "
+        "the real-large tier (added to short-mk.json under the model's name); reasoner-sp: the toy reasoner",
+    )
+    parser.add_argument(
+        "--prompt-template",
+        default=None,
+        help="real models: the user turn, with {question} and an answer format the chain can end at "
+        "(default: the question, then 'Put your final answer within \\boxed{}.')",
     )
     parser.add_argument(
         "--questions", type=int, default=40, help="questions (reasoner: held-out; real: per dataset, at most)"
@@ -77,7 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.model == "smollm2-135m":
+    if args.prompt_template is not None:  # before any model work
+        from effeval.methods.short_mk.prompts import check_prompt_template
+
+        check_prompt_template(args.prompt_template, "--prompt-template")
+    if args.model != "reasoner-sp":
         from effeval.bench.short_mk_real import run_real
 
         return run_real(args)

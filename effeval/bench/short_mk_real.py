@@ -31,7 +31,6 @@ logger = logging.getLogger(__name__)
 
 STRATEGIES = (("majority", 1, "maj@k"), ("short", 1, "short-1@k"), ("short", 3, "short-3@k"))
 GSM_SEED = 2026
-PROMPT_SUFFIX = "\nPut your final answer within \\boxed{}."
 
 
 def gsm_symbolic(n: int) -> list[dict]:
@@ -118,8 +117,10 @@ def _summary(per_question: list[dict], label: str, base_label: str = "maj@k") ->
         "questions": n,
         "accuracy": sum(acc) / n if n else None,
         "accuracy_stderr": _stderr(acc),
+        "accuracy_ci95": _ci95(sum(acc) / n if n else None, _stderr(acc)),
         "accuracy_minus_majority": sum(diffs) / n if n else None,
         "accuracy_minus_majority_stderr": _stderr(diffs),
+        "accuracy_minus_majority_ci95": _ci95(sum(diffs) / n if n else None, _stderr(diffs)),
         **{key: round(value, 3) for key, value in total.items()},
         "thinking_tokens_per_question": total["thinking_tokens"] / n,
         "chains_cut_by_the_stop": sum(x["chains_cut"] for x in mine),
@@ -133,6 +134,54 @@ def _summary(per_question: list[dict], label: str, base_label: str = "maj@k") ->
         if token_ratios
         else None,
         "total_tokens_ratio_per_question_stderr": _stderr(token_ratios),
+    }
+
+
+def _ci95(mean: float | None, stderr: float | None) -> list[float] | None:
+    if mean is None or stderr is None:
+        return None
+    return [round(mean - 1.96 * stderr, 4), round(mean + 1.96 * stderr, 4)]
+
+
+def single_sample(per_question: list[dict]) -> dict:
+    """A single sample's accuracy: chain 0 of every pool (the chains are exchangeable draws), and the
+    mean over all k chains (the expected single-sample accuracy, lower variance), with 95% CIs."""
+    first = [float(q["chains"][0]["correct"]) for q in per_question]
+    every = [sum(c["correct"] for c in q["chains"]) / len(q["chains"]) for q in per_question]
+    out = {}
+    for name, values in (("chain_0", first), ("mean_over_chains", every)):
+        mean = sum(values) / len(values)
+        out[name] = {"accuracy": mean, "stderr": _stderr(values), "ci95": _ci95(mean, _stderr(values))}
+    maj = [float(q["strategies"]["maj@k"]["correct"]) for q in per_question]
+    diff = [m - f for m, f in zip(maj, first)]
+    out["maj_minus_chain_0"] = {
+        "mean": sum(diff) / len(diff),
+        "ci95": _ci95(sum(diff) / len(diff), _stderr(diff)),
+    }
+    out["questions"] = len(per_question)
+    return out
+
+
+def shortest_vs_longest(per_question: list[dict]) -> dict:
+    """The paper's first finding, per question: is the shortest chain right more often than the
+    longest? Paired over questions (ties in length: the lowest chain index), with a 95% CI; also
+    the same restricted to questions where the two chains differ in correctness."""
+    pairs = []
+    for q in per_question:
+        chains = sorted(q["chains"], key=lambda c: (c["think_tokens"], c["index"]))
+        pairs.append((float(chains[0]["correct"]), float(chains[-1]["correct"])))
+    diffs = [a - b for a, b in pairs]
+    n = len(pairs)
+    mean = sum(diffs) / n
+    return {
+        "questions": n,
+        "shortest_accuracy": sum(a for a, _ in pairs) / n,
+        "longest_accuracy": sum(b for _, b in pairs) / n,
+        "shortest_minus_longest": mean,
+        "stderr": _stderr(diffs),
+        "ci95": _ci95(mean, _stderr(diffs)),
+        "only_shortest_right": sum(d > 0 for d in diffs),
+        "only_longest_right": sum(d < 0 for d in diffs),
     }
 
 
@@ -182,10 +231,15 @@ def run_real(args) -> int:
         plot_pool,
         questions_from_results,
     )
+    from effeval.methods.short_mk.prompts import DEFAULT_TEMPLATE, check_prompt_template, render
     from effeval.methods.short_mk.sampler import FINAL_ANSWER_PATTERN, ShortMKConfig, sample_short_mk
 
+    template = check_prompt_template(
+        getattr(args, "prompt_template", None) or DEFAULT_TEMPLATE, "--prompt-template"
+    )
     torch.set_num_threads(args.threads)
     max_think = args.max_think_tokens or 256
+    qwen = args.model != "smollm2-135m"
     n_gsm = args.gsm_questions if args.gsm_questions is not None else args.questions
     n_math = args.math_questions if args.math_questions is not None else args.questions
     path = zoo.get(args.model)
@@ -200,7 +254,7 @@ def run_real(args) -> int:
         return tok.encode(text, add_special_tokens=False)
 
     def prompt_ids(question: str) -> list[int]:
-        chat = [{"role": "user", "content": question + PROMPT_SUFFIX}]
+        chat = [{"role": "user", "content": render(template, question)}]
         text = tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
         return encode(text)
 
@@ -216,14 +270,21 @@ def run_real(args) -> int:
         top_p=args.top_p,
         seed=args.seed,
     )
-    eos_ids = sorted({tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")} - {None})
+    eos_ids = sorted(
+        {
+            tok.eos_token_id,
+            tok.convert_tokens_to_ids("<|im_end|>"),
+            tok.convert_tokens_to_ids("<|endoftext|>"),
+        }
+        - {None, tok.unk_token_id}
+    )
     out_dir = Path(args.out) if args.out else bench_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
-    pool_path = out_dir / "short-mk-pool.jsonl"
+    pool_path = out_dir / (f"short-mk-pool-{args.model}.jsonl" if qwen else "short-mk-pool.jsonl")
     partial = pool_path.with_name(pool_path.name + ".partial")  # a crash leaves the chains so far
     per_question, pools = [], {"gsm_symbolic": [], "math500": []}
     start_all, cpu_all = time.perf_counter(), time.process_time()
-    bar = tqdm(problems, desc="short-mk bench (SmolLM2)", unit="question")
+    bar = tqdm(problems, desc=f"short-mk bench ({args.model})", unit="question")
     with partial.open("w", encoding="utf-8") as pool_file:
         for qi, prob in enumerate(bar):
             if time.perf_counter() - start_all > args.time_budget_s:
@@ -300,13 +361,21 @@ def run_real(args) -> int:
         if pool
     }
     observation = observation_text(analyses["all"])
+    description = (
+        "maj@k vs short-1@k vs short-3@k on SmolLM2-135M-Instruct, derived from ONE pool of k chains per "
+        "question (generated once, every chain to its end); ratios are to maj@k. SmolLM2-135M is weak at "
+        "math: it solves few of these problems, so accuracies are low and their standard errors wide at "
+        "this slice size; the cost ratios and the length analysis are the informative part."
+    )
+    if qwen:
+        description = (
+            f"maj@k vs short-1@k vs short-3@k vs a single sample on {args.model}-Instruct (real-large tier: "
+            "Q4_K_M GGUF weights, dequantised to float32), derived from ONE pool of k chains per question "
+            "(generated once, every chain to its end); ratios are to maj@k; CIs are 95% normal intervals "
+            "(1.96 standard errors). The slice is sized to the CPU time available (see settings.sizing)."
+        )
     payload = {
-        "description": (
-            "maj@k vs short-1@k vs short-3@k on SmolLM2-135M-Instruct, derived from ONE pool of k chains per "
-            "question (generated once, every chain to its end); ratios are to maj@k. SmolLM2-135M is weak at "
-            "math: it solves few of these problems, so accuracies are low and their standard errors wide at "
-            "this slice size; the cost ratios and the length analysis are the informative part."
-        ),
+        "description": description,
         "accounting": (
             "A chain's length L_i is the decode step at which it left the batch, and a short-m@k run is the "
             "prefix of this majority run up to T = the step at which the m-th chain finished. Per strategy: "
@@ -334,8 +403,8 @@ def run_real(args) -> int:
             "answer_extraction": "last \\boxed{}, else the number after the last 'answer is', else the last number",
             "answer_phase": "in_chain",
             "judge": "answers.is_correct (math-verify, normaliser fallback)",
-            "chat_template": "the tokenizer's (SmolLM2-Instruct), one user turn",
-            "prompt_suffix": PROMPT_SUFFIX,
+            "chat_template": "the tokenizer's, one user turn",
+            "prompt_template": template,
             "threads": args.threads,
         },
         "wall_time_total_s": round(time.perf_counter() - start_all, 1),
@@ -345,8 +414,16 @@ def run_real(args) -> int:
         "pool_file": pool_path.name,
         "per_question": per_question,
     }
-    path_out = write_bench("short-mk", payload, out_dir=out_dir)
-    plot_pool(analyses["all"], path_out.with_suffix(".png"))
+    if qwen:
+        from effeval.bench.entries import write_bench_entry
+
+        payload["shortest_vs_longest"] = shortest_vs_longest(per_question)
+        payload["single_sample"] = single_sample(per_question)
+        path_out = write_bench_entry("short-mk", args.model, payload, out_dir=out_dir)
+        plot_pool(analyses["all"], path_out.with_name(f"short-mk-{args.model}.png"))
+    else:
+        path_out = write_bench("short-mk", payload, out_dir=out_dir)
+        plot_pool(analyses["all"], path_out.with_suffix(".png"))
     for dataset, rows in results.items():
         print(f"\n{dataset}")
         print_table(

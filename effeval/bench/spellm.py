@@ -298,6 +298,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--real: lm-eval multiple-choice tasks (comma-separated; empty skips)",
     )
     parser.add_argument("--limit", type=int, default=40, help="--real: documents per task")
+    parser.add_argument(
+        "--qwen",
+        action="store_true",
+        help="Qwen2.5-Coder-0.5B (real-large tier): added to results/bench/spellm.json under its name",
+    )
+    parser.add_argument("--qwen-distill-steps", type=int, default=150, help="--qwen: head distillation steps")
+    parser.add_argument(
+        "--qwen-pool", type=int, default=1024, help="--qwen: positions with teacher targets (computed once)"
+    )
+    parser.add_argument(
+        "--qwen-distill-budget-s", type=float, default=300.0, help="--qwen: the CPU budget stated in the JSON"
+    )
+    parser.add_argument("--qwen-mc-questions", type=int, default=40, help="--qwen: multiple-choice questions")
     parser.add_argument("--ppl-tokens", type=int, default=1024, help="--real: held-out tokens scored")
 
 
@@ -309,6 +322,19 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     if args.real:
         return _main_real(args)
+    if args.qwen:
+        from effeval.bench.entries import write_bench_entry
+        from effeval.bench.spellm_real import QWEN_ZOO, run_qwen
+
+        result = run_qwen(args)
+        path = write_bench_entry("spellm", QWEN_ZOO, result)
+        q = result["quality"]
+        print_table(
+            [{"model": m, **a, "answers": q["answer_distribution"][m]} for m, a in q["accuracy"].items()],
+            ["model", "accuracy", "stderr", "answers"],
+        )
+        print(f"wrote {path}")
+        return 0
     from effeval.methods.spellm.alphabet import check_k
 
     check_k(args.k)

@@ -257,3 +257,207 @@ def run_real(
         payload["lm_eval_commands"] = {name: run["command"] for name, run in runs.items()}
         payload["lm_eval_wall_s"] = {name: run["wall_s"] for name, run in runs.items()}
     return payload
+
+
+# ------------------------------------------------------------------------------ Qwen2.5-Coder-0.5B
+
+QWEN_ZOO = "qwen2.5-coder-0.5b"
+MC_LETTERS = "ABCD"
+
+
+def gsm_multiple_choice(n: int, seed: int = 2026) -> list[dict]:
+    """A four-way multiple-choice task built from GSM-symbolic (reasoning-gym, always installed):
+    the question, then four numbers - its answer and the answers of three other questions of the
+    same draw - in a seeded order; the model is scored on the letter's continuation. Chance = 0.25.
+    The distractors are real answers of similar problems (not off-by-one edits), so the task asks
+    whether the model relates the numbers to the question, without chain-of-thought."""
+    import random
+
+    from effeval.bench.short_mk_real import gsm_symbolic
+
+    rows = gsm_symbolic(n + 3)
+    rng = random.Random(seed)
+    out = []
+    for i, row in enumerate(rows[:n]):
+        others = [r["answer"] for j, r in enumerate(rows) if j != i and r["answer"] != row["answer"]]
+        options = [row["answer"], *rng.sample(sorted(set(others)), 3)]
+        rng.shuffle(options)
+        lines = [f"({MC_LETTERS[j]}) {opt}" for j, opt in enumerate(options)]
+        out.append(
+            {
+                "id": row["id"],
+                "context": f"Question: {row['question']}\n" + "\n".join(lines) + "\nAnswer: (",
+                "answer": MC_LETTERS[options.index(row["answer"])],
+            }
+        )
+    return out
+
+
+def _paired(a: list[float], b: list[float]) -> dict:
+    n = len(a)
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / n
+    se = (sum((x - mean) ** 2 for x in d) / (n - 1) / n) ** 0.5 if n > 1 else None
+    return {
+        "mean": mean,
+        "stderr": se,
+        "ci95": [mean - 1.96 * se, mean + 1.96 * se] if se is not None else None,
+    }
+
+
+def _acc(values: list[float]) -> dict:
+    n = len(values)
+    mean = sum(values) / n
+    se = (mean * (1 - mean) / (n - 1)) ** 0.5 if n > 1 else None
+    return {
+        "accuracy": mean,
+        "stderr": se,
+        "ci95": [mean - 1.96 * se, mean + 1.96 * se] if se is not None else None,
+    }
+
+
+def mc_quality(spellm, base, tok, items: list[dict]) -> dict:
+    """Base and SpeLLM (vocab and padded scoring) pick the letter with the highest log-probability;
+    accuracy per model, paired differences with 95% CIs, and each model's answer distribution (a
+    model stuck on one letter would show a constant answer, not quality)."""
+    import collections
+
+    import torch
+
+    from effeval.methods.spellm.model import ScoreItem
+
+    letter_ids = [tok.encode(x, add_special_tokens=False) for x in MC_LETTERS]
+    if any(len(ids) != 1 for ids in letter_ids):
+        raise RuntimeError("each option letter must be one token")
+    picks = {"base": [], "spellm_vocab": [], "spellm_padded": []}
+    for item in items:
+        ctx = tok.encode(item["context"], add_special_tokens=False)
+        with torch.no_grad():
+            logits = base(input_ids=torch.tensor([ctx])).logits[0, -1].float()
+        scores = [float(logits[ids[0]]) for ids in letter_ids]
+        picks["base"].append(MC_LETTERS[max(range(4), key=scores.__getitem__)])
+        for mode in ("vocab", "padded"):
+            got = spellm.score([ScoreItem(ctx, spellm.steps_for(ids, mode)) for ids in letter_ids], mode=mode)
+            picks[f"spellm_{mode}"].append(MC_LETTERS[max(range(4), key=lambda j: got[j][0])])
+    gold = [x["answer"] for x in items]
+    correct = {m: [float(p == g) for p, g in zip(ps, gold)] for m, ps in picks.items()}
+    return {
+        "n": len(items),
+        "chance": 0.25,
+        "accuracy": {m: _acc(c) for m, c in correct.items()},
+        "spellm_minus_base": {
+            m: _paired(correct[m], correct["base"]) for m in ("spellm_vocab", "spellm_padded")
+        },
+        "answer_distribution": {m: dict(sorted(collections.Counter(ps).items())) for m, ps in picks.items()},
+        "gold_distribution": dict(sorted(collections.Counter(gold).items())),
+        "agreement_with_base": {
+            m: sum(a == b for a, b in zip(picks[m], picks["base"])) / len(items)
+            for m in ("spellm_vocab", "spellm_padded")
+        },
+    }
+
+
+def head_vs_projection_time(spellm, base, tokens: int, repeats: int) -> dict:
+    """The output layer alone on ``tokens`` hidden states: the base's 151,936-row projection vs
+    SpeLLM's k heads (median wall time, one thread)."""
+    import torch
+
+    from effeval.bench.common import time_call
+
+    hidden = torch.randn(1, tokens, base.config.hidden_size)
+    proj = base.get_output_embeddings()
+    with torch.no_grad():
+        t_proj = time_call(lambda: proj(hidden), repeats=repeats)["median_s"]
+        t_heads = time_call(lambda: spellm.heads(hidden), repeats=repeats)["median_s"]
+    return {
+        "tokens": tokens,
+        "projection_s": t_proj,
+        "heads_s": t_heads,
+        "heads_vs_projection_time": t_heads / t_proj,
+    }
+
+
+def run_qwen(args) -> dict:
+    """SpeLLM on Qwen2.5-Coder-0.5B-Instruct: output-layer cost, decode step time, heads distilled
+    within a CPU budget, multiple-choice quality with paired CIs, answer distributions, and
+    characters vs bytes on this vocabulary."""
+    import torch
+
+    from effeval import zoo
+    from effeval.methods.spellm.alphabet import CharCodec
+    from effeval.methods.spellm.distill import DistillConfig, distill
+    from effeval.methods.spellm.model import SpeLLMForCausalLM, load_causal_lm
+    from effeval.real_data import prose_documents
+
+    start = time.perf_counter()
+    path = str(zoo.get(QWEN_ZOO))
+    base, tok = load_causal_lm(path)
+    base.eval()
+    codec = CharCodec(tok, args.k)
+    out: dict = {
+        "model": {
+            "zoo": QWEN_ZOO,
+            "upstream": "Qwen/Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, dequantised to float32)",
+            "params": sum(p.numel() for p in base.parameters()),
+            "output_projection": list(base.get_output_embeddings().weight.shape),
+            "tied_embeddings": bool(base.config.tie_word_embeddings),
+        },
+        "k": args.k,
+        "coverage": codec.coverage(),
+        "characters_vs_bytes": codec.characters_vs_bytes(),
+    }
+    out["model"]["output_projection_share"] = (
+        base.get_output_embeddings().weight.numel() / out["model"]["params"]
+    )
+    train, heldout = prose_documents("train"), prose_documents("heldout")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = DistillConfig(
+            base=path,
+            out=os.path.join(tmp, "spellm"),
+            k=args.k,
+            steps=args.qwen_distill_steps,
+            batch_size=8,
+            seqlen=64,
+            pool=args.qwen_pool,
+            eval_every=args.qwen_distill_steps,
+            eval_positions=256,
+            save_every=args.qwen_distill_steps,
+            resume=False,
+            progress=True,
+        )
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        summary = distill(cfg, train, heldout[:20])
+        out["distillation"] = {
+            "config": {
+                "tune": "heads (backbone frozen)",
+                "steps": cfg.steps,
+                "batch_size": cfg.batch_size,
+                "seqlen": cfg.seqlen,
+                "pool_positions": cfg.pool,
+                "target_temperature": cfg.target_temperature,
+                "data": "real_data.prose_documents('train'); held-out eval on prose_documents('heldout')",
+            },
+            "cpu_budget_s": args.qwen_distill_budget_s,
+            "wall_s": round(time.perf_counter() - wall0, 1),
+            "cpu_s": round(time.process_time() - cpu0, 1),
+            "initial": summary["initial"],
+            "final": summary["final"],
+            "lora": "not run (CPU budget); `effeval spellm distill --tune lora` is the option",
+        }
+        spellm = SpeLLMForCausalLM.from_pretrained(cfg.out).eval()
+    facts = spellm.output_layer_facts()
+    out["output_layer"] = {
+        **facts,
+        **head_vs_projection_time(spellm, base, tokens=args.tokens, repeats=args.repeats),
+    }
+    out["step_time"] = step_time(spellm, base, tok, heldout[0], args.prompt, args.steps, args.repeats)
+    out["perplexity"] = heldout_ppl(spellm, base, tok, "\n\n".join(heldout[:4]), 128, args.ppl_tokens)
+    items = gsm_multiple_choice(args.qwen_mc_questions)
+    out["quality"] = {
+        "task": "gsm_symbolic_mc: four-way multiple choice built from reasoning-gym GSM-symbolic (seed "
+        "2026); distractors = answers of other questions of the same draw; scored on the letter",
+        **mc_quality(spellm, base, tok, items),
+    }
+    out["wall_s"] = round(time.perf_counter() - start, 1)
+    out["threads"] = torch.get_num_threads()
+    return out
