@@ -247,6 +247,8 @@ def bench_pair(pair: str, args, prompts: dict[str, list[str]], max_new: int) -> 
                 logger.warning("hetero-spec bench: %s refused: %s", name, exc)
                 refused[name] = _one_line(exc)
         for task, texts in prompts.items():
+            if mode == "t1" and task not in args.t1_tasks.split(","):
+                continue
             ids = [t_tok(text)["input_ids"] for text in texts]
             units: dict[str, list[dict]] = {name: [] for name in algorithms}
             plan = [
@@ -615,6 +617,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modes", default="greedy,t1", help="greedy and/or t1 (temperature 1)")
     parser.add_argument("--prompts-per-task", type=int, default=2)
     parser.add_argument(
+        "--t1-tasks", default="humaneval,summary", help="tasks run at temperature 1 (greedy runs every task)"
+    )
+    parser.add_argument(
         "--pair-prompts",
         default="",
         help="fewer prompts per task for some pairs, e.g. a=1 (a slow pair on a loaded machine)",
@@ -657,6 +662,9 @@ def run(args: argparse.Namespace) -> int:
             f"--algorithms: unknown {', '.join(unknown)}. Fix: use some of {', '.join(sorted(known))}"
         )
     _parse_adaptive(args.adaptive)
+    bad_tasks = [t for t in args.t1_tasks.split(",") if t and t not in ("humaneval", "summary")]
+    if bad_tasks:
+        raise ConfigError(f"--t1-tasks: unknown {', '.join(bad_tasks)}. Fix: use humaneval and/or summary")
     from effeval import zoo
 
     missing = [p for p in pairs if any(n.startswith("qwen2.5") and not zoo.is_built(n) for n in PAIRS[p])]
@@ -683,6 +691,7 @@ def run(args: argparse.Namespace) -> int:
                     "summary": "one-sentence summary of the shortest of the first 20 held-out prose passages (>= 100 words)",
                 },
                 "max_new_tokens": new_tokens,
+                "t1_tasks": args.t1_tasks,
                 "num_draft_tokens": args.num_draft_tokens,
                 "adaptive": _parse_adaptive(args.adaptive),
                 "fast_path": args.fast_path,
