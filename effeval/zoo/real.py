@@ -167,10 +167,6 @@ def check_installed(name: str) -> RealModel:
 
 def convert(spec: RealModel, out: Path) -> None:
     """Dequantise ``spec``'s GGUF into a plain HF folder at ``out`` (which exists and is empty)."""
-    import torch
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     check_installed(spec.name)
     work = out / ".gguf"
     work.mkdir()
@@ -178,21 +174,7 @@ def convert(spec: RealModel, out: Path) -> None:
     error = verify_gguf(spec, gguf)
     if error is not None:
         raise error
-    logger.info("zoo: dequantising %s (%.0f MB); about 30 s", gguf.name, gguf.stat().st_size / 1e6)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    # A GGUF-loaded model refuses save_pretrained ("quantized with gguf"): rebuild a plain one.
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.dtype = torch.float32
-    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    plain.load_state_dict(loaded.state_dict(), strict=True)
-    plain.generation_config = loaded.generation_config
-    plain.eval()
-    del loaded
-    plain.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    parameters = save_dequantised(gguf, out)
     shutil.rmtree(work)
     for licence_file in ("NOTICE.md", "GEMMA_TERMS.html", "LICENSE"):
         source = Path(importlib.util.find_spec(spec.module).submodule_search_locations[0]) / "data"
@@ -201,15 +183,52 @@ def convert(spec: RealModel, out: Path) -> None:
     provenance = {
         "zoo_name": spec.name,
         **{k: v for k, v in asdict(spec).items() if k not in ("name", "description", "min_transformers")},
+        **conversion_record(parameters),
+    }
+    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+
+
+def save_dequantised(gguf: Path, out: Path) -> int:
+    """Dequantise the GGUF file ``gguf`` into a plain fp32 HF folder at ``out`` (model, tokenizer,
+    generation config); returns the parameter count. Also used by ``effeval.zoo.real_large``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("zoo: dequantising %s (%.0f MB)", gguf.name, gguf.stat().st_size / 1e6)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # A GGUF-loaded model refuses save_pretrained ("quantized with gguf"): rebuild a plain one.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.float32
+    # Built on the meta device and given the loaded tensors (assign): one copy of the weights in
+    # memory, not two (the 1.5B real-large model is 7.1 GB in fp32).
+    with torch.device("meta"):
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict(), strict=True, assign=True)
+    plain.generation_config = loaded.generation_config
+    plain.eval()
+    del loaded
+    plain.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    return sum(p.numel() for p in plain.parameters())
+
+
+def conversion_record(parameters: int) -> dict:
+    """The provenance fields that say how a folder was converted (library versions, dtype, size)."""
+    import torch
+    import transformers
+
+    return {
         "converted_with": {
             "transformers": transformers.__version__,
             "gguf": importlib.metadata.version("gguf"),
             "torch": torch.__version__,
         },
         "dtype": "float32",
-        "parameters": sum(p.numel() for p in plain.parameters()),
+        "parameters": parameters,
     }
-    (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
 
 
 def provenance(model_dir: str | Path) -> dict | None:
