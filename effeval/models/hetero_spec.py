@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 # model_args = the fields of hetero-spec's one config dataclass (types, defaults, help, checks).
 ARGS = args_from(HeteroSpecConfig)
 SLRS_ARGS = ("drafter_top_k", "canonical_pairs", "max_dp_states")
+DRAFT_ARGS = ("draft_confidence", "draft_schedule")  # adaptive draft length (not AR's)
 
 
 @register_model("effeval-hetero-spec")
@@ -57,6 +58,15 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, self.ARGS)
         rest["device"] = resolve_device(rest.get("device"))
         rest.setdefault("dtype", "float32")
+        if ours.get("fast_path", "none") != "none" and (
+            not str(rest["device"]).startswith("cpu")
+            or str(rest["dtype"]) not in ("float32", "torch.float32")
+        ):
+            raise ConfigError(
+                f"fast_path={ours['fast_path']}: oneDNN-prepacked fp32 weights need device=cpu and "
+                f"dtype=float32 (got device={rest['device']}, dtype={rest['dtype']}). Fix: drop fast_path or "
+                "use device=cpu,dtype=float32"
+            )
         from transformers import AutoConfig
 
         with loading("drafter", drafter_path):  # a broken drafter fails before the target loads
@@ -71,6 +81,8 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         self.seed = self.settings.seed
         self.text_mode = self.settings.text_mode
         self.slrs_args = {k: getattr(self.settings, k) for k in SLRS_ARGS}
+        self.draft_args = {k: getattr(self.settings, k) for k in DRAFT_ARGS}
+        self.fast_path = self.settings.fast_path
         self.drafter_path = drafter_path
         self.drafter_is_target = isinstance(pretrained, str) and os.path.realpath(
             str(drafter_path)
@@ -91,6 +103,14 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
                 .to(self.device)
                 .eval()
             )
+        if self.fast_path != "none":
+            from effeval.methods.hetero_spec import fast_path
+
+            # The target once, for the algorithm and for the AR baseline (verify=true) alike.
+            # transformers' own path (hf) rewrites its drafter's layers, so its drafter stays plain.
+            fast_path.apply(self.model, self.fast_path)
+            if self.algorithm != "hf":
+                fast_path.apply(self.drafter, self.fast_path)
         from effeval.methods.hetero_spec.tli import shared_vocabulary
         from effeval.methods.hetero_spec.vocab import Intersection, Vocab
 
@@ -191,7 +211,9 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         # One stream per request (run seed + doc id + repeat): independent draws across requests,
         # the same ones whatever the order, batch or number of processes.
         generator = key.generator(self.seed)
-        extra = self.slrs_args if generate is self._generate and self.algorithm == "slrs" else {}
+        extra = {}
+        if generate is self._generate and self.algorithm != "ar":
+            extra = {**self.draft_args, **(self.slrs_args if self.algorithm == "slrs" else {})}
         return generate(
             self.model,
             self.tokenizer,
@@ -247,6 +269,8 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
             "spec_tokens_per_s": ratio(generated, c.get("spec_wall_time_s", 0)),
             "overhead_us_per_token": ratio(1e6 * c.get("spec_overhead_s", 0), generated),
             "text_mode": self.text_mode,
+            "fast_path": self.fast_path,
+            **self.draft_args,
         }
         if self.algorithm == "slrs":
             info["slrs_dp_states_per_step"] = ratio(

@@ -215,3 +215,94 @@ def test_slrs_model_args_reach_the_algorithm(zoo_path):
     eff = lm.get_model_info()["effeval"]["efficiency"]
     assert eff["drafter_top_k"] == 0 and eff["canonical_pairs"] is False and eff["max_dp_states"] == 1
     assert eff["slrs_dp_budget_fallbacks"] > 0
+
+
+@pytest.mark.parametrize(("target", "drafter"), TOKENIZER_PAIRS)
+def test_fast_path_mkldnn_greedy_equals_plain_path(zoo_path, target, drafter):
+    """fast_path=mkldnn (oneDNN-prepacked fp32 linears on the target and the drafter) gives the
+    same greedy texts as the plain path, for AR (the target alone, verify=true) and for SLEM with
+    adaptive drafting, on every tokenizer pair; and it really replaced the layers (no plain
+    ``torch.nn.Linear`` left; each forward then runs oneDNN's kernel)."""
+    import torch
+    from lm_eval.api.instance import Instance
+
+    torch.set_num_threads(1)
+    kwargs = {"until": ["\n\n"], "max_gen_toks": 16, "do_sample": False}
+    requests = [Instance("generate_until", {}, (ctx, kwargs), i) for i, ctx in enumerate(PARITY_CONTEXTS)]
+    common = dict(
+        pretrained=zoo_path(target),
+        drafter=zoo_path(drafter),
+        algorithm="slem",
+        num_draft_tokens=3,
+        draft_confidence=0.4,
+        verify=True,
+        device="cpu",
+        max_length=512,
+    )
+    plain = make(**common)
+    expected = plain.generate_until(requests)
+    fast = make(**common, fast_path="mkldnn")
+    assert fast.generate_until(requests) == expected
+    eff = fast.get_model_info()["effeval"]["efficiency"]
+    assert eff["fast_path"] == "mkldnn" and eff["equality_rate"] == 1.0  # SLEM = AR on the fast path
+    assert fast.model.effeval_fast_path["linear_layers"] > 0
+    assert not any(type(m) is torch.nn.Linear for m in fast.model.modules())
+    ids = torch.tensor([plain.tokenizer(PARITY_CONTEXTS[0])["input_ids"]])
+    with torch.no_grad():
+        a, b = plain.model(ids).logits, fast.model(ids).logits
+    assert torch.equal(a.argmax(-1), b.argmax(-1)) and torch.allclose(a, b, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("arg", "value", "needle"),
+    [
+        ("draft_confidence", 1.5, r"draft_confidence.*must be in \[0, 1\), got 1.5"),
+        ("draft_schedule", "linear", "draft_schedule"),
+        ("fast_path", "int8", "fast_path"),
+    ],
+)
+def test_draft_and_fast_path_model_args_bad_values(zoo_path, arg, value, needle):
+    with pytest.raises(ConfigError, match=needle) as info:
+        make(pretrained=zoo_path("llama-sp"), drafter=zoo_path("qwen-tekken"), device="cpu", **{arg: value})
+    assert "\n" not in str(info.value) and "Fix:" in str(info.value)
+
+
+def test_fast_path_needs_fp32_cpu(zoo_path):
+    with pytest.raises(ConfigError, match="fast_path=mkldnn.*dtype=float32.*Fix:"):
+        make(
+            pretrained=zoo_path("llama-sp"),
+            drafter=zoo_path("qwen-tekken"),
+            device="cpu",
+            dtype="bfloat16",
+            fast_path="mkldnn",
+        )
+
+
+def test_draft_model_args_reach_the_algorithm(zoo_path):
+    """draft_schedule=heuristic and draft_confidence from model_args change SLEM's drafting: with a
+    random-weight drafter (unsure of every token) every round stops after one drafted token."""
+    import torch
+    from lm_eval.api.instance import Instance
+
+    torch.set_num_threads(1)
+    kwargs = {"until": ["\n\n"], "max_gen_toks": 12, "do_sample": False}
+    request = [Instance("generate_until", {}, ("def add(a, b):\n    return", kwargs), 0)]
+    counts = {}
+    for label, extra in (
+        ("fixed", {}),
+        ("adaptive", {"draft_confidence": 0.4, "draft_schedule": "heuristic"}),
+    ):
+        lm = make(
+            pretrained=zoo_path("llama-sp"),
+            drafter=zoo_path("qwen-tekken"),
+            algorithm="slem",
+            num_draft_tokens=4,
+            device="cpu",
+            max_length=512,
+            **extra,
+        )
+        lm.generate_until(request)
+        eff = lm.get_model_info()["effeval"]["efficiency"]
+        counts[label] = eff["drafter_calls"] / eff["verification_steps"]
+    assert eff["draft_confidence"] == 0.4 and eff["draft_schedule"] == "heuristic"
+    assert counts["fixed"] == pytest.approx(4) and counts["adaptive"] < 1.5, counts
