@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--intervention",
         action="append",
         default=None,
-        help="repeatable: none | drop:WORD[|WORD][@pad|@mask] | keep:... | patch:ITEM | drop-redundant (default: none)",
+        help="repeatable: none | drop:WORD[|WORD][@pad|@mask] | keep:... | patch:ITEM | isolate:ITEM|ITEM | drop-redundant (default: none)",
     )
     run.add_argument(
         "--scorers",

@@ -14,6 +14,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 DEMO_INTERVENTIONS = ["none", "patch:{leak.target}", "drop:{leak.source}@mask"]
+# the shapes world's records name each item's whole expression ("striped red circle")
+SHAPES_INTERVENTIONS = ["none", "patch:{leak.target_phrase}", "drop:{leak.source_phrase}"]
 SHAPES_MODELS = ("shapes-sd", "shapes-judge", "shapes-clip")
 
 
@@ -27,6 +29,7 @@ def run(ctx) -> list[Path]:
         pipeline, benchmark, scorers, limit = ctx.zoo("shapes-sd"), "shapes-leakage", "judge", 12
         build = json.loads((Path(pipeline) / "effeval_zoo.json").read_text())
         sampling = ["--steps", str(build["steps"]), "--guidance", str(build["guidance_scale"])]
+        interventions = SHAPES_INTERVENTIONS
     else:
         print(
             "    image: the shapes world's trained generator is not built, so this runs the tiny RANDOM "
@@ -35,6 +38,7 @@ def run(ctx) -> list[Path]:
         )
         pipeline, benchmark, scorers, limit = ctx.zoo("sd-tiny"), "leakage", "clip,vqa", 3
         sampling = []
+        interventions = DEMO_INTERVENTIONS
     args = [
         "run",
         "--pipeline",
@@ -53,7 +57,7 @@ def run(ctx) -> list[Path]:
         "200",
         *sampling,
     ]
-    for spec in DEMO_INTERVENTIONS:
+    for spec in interventions:
         args += ["--intervention", spec]
     if main(args) != 0:
         raise RuntimeError("image demo run failed")

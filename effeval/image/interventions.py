@@ -6,6 +6,9 @@ Spec grammar (one ``--intervention`` each)::
     drop:TARGET[|TARGET...][@pad|@mask]     replace/remove these positions
     keep:TARGET[|TARGET...][@pad|@mask]     replace/remove every other position
     patch:ITEM[|ITEM...]                    the item's positions <- the item encoded alone
+    isolate:ITEM[|ITEM...]                  the items' positions <- each item encoded alone, every
+                                            other position but BOS <- the pad prompt's (no
+                                            position then carries one item into another)
     drop-redundant[@pad|@mask]              drop the expression tokens the redundancy analysis
                                             found unnecessary (see ``redundancy``)
     ...@pooled=pad                          SDXL: also replace the pooled embedding by the pad
@@ -13,7 +16,9 @@ Spec grammar (one ``--intervention`` each)::
 
 A TARGET is a word or expression of the prompt (every occurrence, case-insensitive), ``#N`` for
 an absolute token position (0 is BOS), or ``{field}`` for the value(s) of a benchmark record's
-field (a string or a list of strings), e.g. ``patch:{leak.target}``.
+field (a string or a list of strings), e.g. ``patch:{leak.target}``. An empty list is a
+record with none of those words: the intervention changes nothing for it (``changed_positions``
+is empty); a missing field is an error.
 
 Modes:
 
@@ -40,7 +45,7 @@ from typing import Any
 from effeval.errors import config_error
 from effeval.image.encoders import EncodedPrompt, PromptEncoder, find_expression, positions_for_span
 
-NAMES = ("none", "keep", "drop", "patch", "drop-redundant")
+NAMES = ("none", "keep", "drop", "patch", "isolate", "drop-redundant")
 MODES = ("pad", "mask")
 PLACEHOLDER_RE = re.compile(r"^\{([A-Za-z_][\w.]*)\}$")
 
@@ -101,7 +106,7 @@ def parse_intervention(spec: str) -> InterventionSpec:
             raise config_error(
                 "--intervention", f"{spec!r}: unknown option @{opt}", "use @pad, @mask or @pooled=pad"
             )
-    if name in ("keep", "drop", "patch") and not targets:
+    if name in ("keep", "drop", "patch", "isolate") and not targets:
         raise config_error(
             "--intervention",
             f"{spec!r}: {name} needs targets",
@@ -109,8 +114,8 @@ def parse_intervention(spec: str) -> InterventionSpec:
         )
     if name in ("none", "drop-redundant") and targets:
         raise config_error("--intervention", f"{spec!r}: {name} takes no targets", f"write just {name}")
-    if name == "patch" and mode != "pad":
-        raise config_error("--intervention", f"{spec!r}: patch has no mask mode", "write patch:ITEM")
+    if name in ("patch", "isolate") and mode != "pad":
+        raise config_error("--intervention", f"{spec!r}: {name} has no mask mode", f"write {name}:ITEM")
     return InterventionSpec(name, targets, mode, pooled)
 
 
@@ -146,7 +151,7 @@ def resolve_targets(spec: InterventionSpec, record: dict | None) -> list[str]:
         value: Any = record or {}
         for key in m.group(1).split("."):
             value = value.get(key) if isinstance(value, dict) else None
-        if value is None or value == "" or value == []:
+        if value is None or value == "":  # [] is a record without such words: nothing to change
             rid = (record or {}).get("id", "?")
             raise config_error(
                 "--intervention",
@@ -211,6 +216,35 @@ def _apply_positions(encoder, enc, positions, spec) -> Conditioning:
     return replace_positions(encoder, enc, positions, spec)
 
 
+def _alone_rows(
+    encoder: PromptEncoder, enc: EncodedPrompt, item: str, argument: str
+) -> list[tuple[int, EncodedPrompt, int]]:
+    """(position in the prompt, the item encoded alone, its position there) for every token of
+    every occurrence of ``item``: what patching writes."""
+    alone = encoder.encode(item)
+    alone_pos = alone.content_positions
+    item_ids = [alone.input_ids[p] for p in alone_pos]
+    spans = find_expression(enc.prompt, item)
+    if not spans:
+        words = ", ".join(repr(w["word"]) for w in encoder.words(enc))
+        raise config_error(
+            argument,
+            f"item {item!r} is not in the prompt {enc.prompt!r}",
+            f"patch an item that occurs in the prompt (its words: {words})",
+        )
+    rows = []
+    for start, end in spans:
+        pos = positions_for_span(enc, start, end)
+        if [enc.input_ids[p] for p in pos] != item_ids:
+            raise config_error(
+                argument,
+                f"item {item!r} tokenizes differently inside {enc.prompt!r} than alone",
+                "patch a whole word or expression (not part of a word)",
+            )
+        rows += [(p, alone, alone_pos[k]) for k, p in enumerate(pos)]
+    return rows
+
+
 def patch_items(
     encoder: PromptEncoder,
     enc: EncodedPrompt,
@@ -222,29 +256,32 @@ def patch_items(
     cond = _base(encoder, enc, spec)
     changed: list[int] = []
     for item in items:
-        alone = encoder.encode(item)
-        alone_pos = alone.content_positions
-        item_ids = [alone.input_ids[p] for p in alone_pos]
-        spans = find_expression(enc.prompt, item)
-        if not spans:
-            words = ", ".join(repr(w["word"]) for w in encoder.words(enc))
-            raise config_error(
-                argument,
-                f"item {item!r} is not in the prompt {enc.prompt!r}",
-                f"patch an item that occurs in the prompt (its words: {words})",
-            )
-        for start, end in spans:
-            pos = positions_for_span(enc, start, end)
-            if [enc.input_ids[p] for p in pos] != item_ids:
-                raise config_error(
-                    argument,
-                    f"item {item!r} tokenizes differently inside {enc.prompt!r} than alone",
-                    "patch a whole word or expression (not part of a word)",
-                )
-            for k, p in enumerate(pos):
-                cond.prompt_embeds[:, p] = alone.embeds[:, alone_pos[k]]
-            changed += pos
+        for p, alone, q in _alone_rows(encoder, enc, item, argument):
+            cond.prompt_embeds[:, p] = alone.embeds[:, q]
+            changed.append(p)
     cond.info.update(changed_positions=sorted(set(changed)), items=list(items))
+    return cond
+
+
+def isolate_items(
+    encoder: PromptEncoder,
+    enc: EncodedPrompt,
+    items: list[str],
+    spec: InterventionSpec,
+    argument: str = "--intervention isolate",
+) -> Conditioning:
+    """The items' positions <- each item encoded alone; every other position but BOS (function
+    words, EOS, padding: in a causal encoder these carry everything before them) <- the pad
+    prompt's. No position then carries one item's information into another's: what the
+    denoiser still mixes up here, it mixes up by itself."""
+    rows = [r for item in items for r in _alone_rows(encoder, enc, item, argument)]
+    items_at = {p for p, _, _ in rows}
+    others = [p for p in range(enc.length) if p not in items_at and p not in enc.fixed]
+    cond = replace_positions(encoder, enc, others, spec)
+    for p, alone, q in rows:
+        cond.prompt_embeds[:, p] = alone.embeds[:, q]
+    cond.info.pop("changed_positions", None)  # all of them: not worth listing
+    cond.info.update(item_positions=sorted(items_at), n_replaced=len(others), items=list(items))
     return cond
 
 
@@ -263,6 +300,8 @@ def apply_intervention(
         return cond
     if spec.name == "patch":
         return patch_items(encoder, enc, resolve_targets(spec, record), spec, argument)
+    if spec.name == "isolate":
+        return isolate_items(encoder, enc, resolve_targets(spec, record), spec, argument)
     if spec.name == "drop-redundant":
         if redundant_positions is None:
             raise config_error(

@@ -62,7 +62,10 @@ def render(
     records: list[dict],
     inline: bool = True,
     max_prompts: int | None = None,
+    preamble_html: str = "",
 ) -> str:
+    """``preamble_html``: trusted HTML placed after the header, before the summary (a benchmark's
+    own tables)."""
     labels = result["method"]["args"]["interventions"]
     bench = result.get("extra", {}).get("benchmark", "")
     parts = [
@@ -73,6 +76,7 @@ def render(
         f"pipeline <b>{html.escape(result['model']['name'])}</b> ({html.escape(str(result['model'].get('wrapper')))}), "
         f"{len(records)} prompts × {len(labels)} interventions × seeds {html.escape(str(result['method']['args']['seeds']))}, "
         f"{result['method']['args'].get('steps')} steps, run {html.escape(result['run_id'])}</div>",
+        preamble_html,
     ]
 
     # summary: metric rows x intervention columns
@@ -160,7 +164,10 @@ def write_report(
     records: list[dict],
     inline: bool = True,
     max_prompts: int | None = None,
+    preamble_html: str = "",
 ) -> Path:
     out_dir = Path(out_dir)
-    page = render(out_dir, result, rows, records, inline=inline, max_prompts=max_prompts)
+    page = render(
+        out_dir, result, rows, records, inline=inline, max_prompts=max_prompts, preamble_html=preamble_html
+    )
     return write_text_atomic(out_dir / "report.html", page)

@@ -141,3 +141,64 @@ def test_none_through_embeddings_equals_the_stock_pipeline(setup):
     assert np.array_equal(stock, ours)
     dropped = np.asarray(gen.image(apply_intervention(encoder, enc, parse_intervention("keep:cube")), 7))
     assert not np.array_equal(stock, dropped)
+
+
+def test_drop_source_phrase_removes_every_word_of_the_source_expression(setup):
+    """``drop:{leak.source_phrase}`` on shapes-leakage prompts changes exactly the tokens whose
+    characters lie inside the source's expression (pattern, colour and noun words: one token
+    each in the CLIP BPE), all to the pad prompt's, and nothing of the target. Able to fail: the
+    old ``drop:{leak.source}`` (the noun only) changes one position where 2-3 are expected."""
+    from effeval.image.benchmarks import load_benchmark
+
+    _, encoder = setup
+    pad = encoder.pad_prompt()
+    records = load_benchmark("shapes-leakage", limit=24) + load_benchmark("shapes-leakage-control", limit=8)
+    for rec in records:
+        enc = encoder.encode(rec["prompt"])
+        phrase = rec["leak"]["source_phrase"]
+        words = phrase.split()
+        # the source's expression in the caption: its words follow the count word "a"
+        start = f" {rec['prompt']} ".index(f" a {phrase} ") + 2  # +1 for the added space, +1 for "a "
+        end = start + len(phrase)
+        inside = [
+            p for p, (s, e) in enumerate(enc.offsets[: enc.length]) if e > s and s >= start and e <= end
+        ]
+        assert len(inside) == len(words) >= 2, (rec["prompt"], phrase, inside)
+        cond = apply_intervention(encoder, enc, parse_intervention("drop:{leak.source_phrase}"), rec)
+        assert _changed(cond.prompt_embeds, enc.embeds) == inside, rec["prompt"]
+        assert torch.equal(cond.prompt_embeds[:, inside], pad.embeds[:, inside])
+        noun_only = apply_intervention(encoder, enc, parse_intervention("drop:{leak.source}"), rec)
+        assert len(_changed(noun_only.prompt_embeds, enc.embeds)) == 1
+
+
+def test_isolate_leaves_each_item_encoded_alone_and_pads_everything_else(setup):
+    """``isolate:A|B``: A's and B's positions hold their alone-encodings, every other position
+    but BOS (function words, EOS, padding) the pad prompt's. Able to fail: leaving EOS or "and"
+    contextual, or patching only one item."""
+    _, encoder = setup
+    prompt = "a striped red circle and a blue square"
+    enc = encoder.encode(prompt)
+    pad = encoder.pad_prompt()
+    cond = apply_intervention(encoder, enc, parse_intervention("isolate:striped red circle|blue square"))
+    items = []
+    for item in ("striped red circle", "blue square"):
+        pos = encoder.positions(enc, item)
+        alone = encoder.encode(item)
+        assert torch.equal(cond.prompt_embeds[:, pos], alone.embeds[:, 1 : 1 + len(pos)])
+        items += pos
+    others = [p for p in range(1, enc.length) if p not in items]
+    assert encoder.positions(enc, "and")[0] in others and enc.n_content + 1 in others  # "and", EOS
+    assert torch.equal(cond.prompt_embeds[:, others], pad.embeds[:, others])
+    assert torch.equal(cond.prompt_embeds[:, 0], enc.embeds[:, 0])
+
+
+def test_empty_record_list_changes_nothing(setup):
+    """A record field that is an empty list (a caption without pattern words) drops nothing;
+    a missing field stays an error."""
+    _, encoder = setup
+    enc = encoder.encode("a red circle and a blue square")
+    rec = {"id": "r1", "words": {"pattern": []}}
+    cond = apply_intervention(encoder, enc, parse_intervention("drop:{words.pattern}"), rec)
+    assert _changed(cond.prompt_embeds, enc.embeds) == [] and cond.info["changed_positions"] == []
+    with pytest.raises(ConfigError, match="record 'r1' has no field 'words.colour'"):
+        apply_intervention(encoder, enc, parse_intervention("drop:{words.colour}"), rec)

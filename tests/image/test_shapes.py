@@ -78,13 +78,22 @@ def test_held_out_combinations_never_in_train_split():
     assert all(any((o.colour, o.shape) in W.HELD_OUT for o in s.objects) for s in held)
 
 
-@pytest.mark.parametrize("name", ["shapes-leakage", "shapes-omission", "shapes-binding"])
+@pytest.mark.parametrize(
+    "name", ["shapes-leakage", "shapes-leakage-control", "shapes-omission", "shapes-binding"]
+)
 def test_shapes_benchmarks_seeded_distinct_and_consistent_with_their_scene(name):
-    """>= 200 distinct prompts; the same seed gives the same records, another seed others; each
-    prompt is the caption of its scene and every expected answer holds in that scene (checked
-    here from the scene JSON, not with the generator's own answer function)."""
+    """>= 200 distinct prompts (leakage: distinct within each order, 400 source-first); the same
+    seed gives the same records, another seed others; each prompt is the caption of its scene
+    and every expected answer holds in that scene (checked here from the scene JSON, not with the
+    generator's own answer function)."""
     recs = load_benchmark(name)
-    assert len(recs) >= 200 and len({r["prompt"] for r in recs}) == len(recs)
+    assert len({r["id"] for r in recs}) == len(recs)
+    if name == "shapes-leakage":
+        for order in ("source-first", "target-first"):
+            mine = [r["prompt"] for r in recs if r["leak"]["order"] == order]
+            assert len(mine) == len(set(mine)) == 400
+    elif name != "shapes-leakage-control":  # controls may repeat: each matches its own prompt
+        assert len(recs) >= 200 and len({r["prompt"] for r in recs}) == len(recs)
     assert recs == load_benchmark(name)
     assert [r["prompt"] for r in recs] != [r["prompt"] for r in load_benchmark(f"{name}@1")]
     for r in recs:
@@ -105,7 +114,19 @@ def test_shapes_benchmarks_seeded_distinct_and_consistent_with_their_scene(name)
             src = next(o for o in r["scene"] if o["shape"] == leak["source"])
             tgt = next(o for o in r["scene"] if o["shape"] == leak["target"])
             assert src[leak["attribute"]] == leak["property"] != tgt[leak["attribute"]]
-        assert Counter(r["category"] for r in recs) == {"colour": 120, "pattern": 120}
+            first = r["scene"][0]["shape"]  # two distinct shapes: caption order = scene order
+            assert (first == leak["source"]) == (leak["order"] == "source-first")
+            words = r["prompt"].split()
+            assert leak["source_phrase"].split()[-1] == leak["source"]
+            assert leak["property"] in leak["source_phrase"].split() or leak["property"] == "plain"
+            assert f"a {leak['source_phrase']}" in r["prompt"] and f"a {leak['target_phrase']}" in r["prompt"]
+            assert set(leak["source_phrase"].split()) <= set(words)
+        assert Counter((r["category"], r["leak"]["order"]) for r in recs) == {
+            ("colour", "source-first"): 200,
+            ("colour", "target-first"): 200,
+            ("pattern", "source-first"): 200,
+            ("pattern", "target-first"): 200,
+        }
 
 
 class _TruthJudge:
@@ -214,3 +235,121 @@ def test_generator_layout_keeps_the_caption_and_puts_objects_in_caption_order():
         assert got == kinds
         grouped += [o.kind() for o in laid.objects] != [o.kind() for o in scene.objects]
     assert grouped > 0  # some scenes list a repeated object out of caption order
+
+
+def test_leakage_controls_keep_the_target_and_give_the_source_a_third_value():
+    """Control k is prompt k with only the source's attribute changed, to a value that neither
+    the source nor the target had: same target object, same cells, the leak question asks about
+    a value nobody in the control has. Able to fail: a control that kept the source's value, or
+    changed the target, breaks an equality below."""
+    tests, controls = load_benchmark("shapes-leakage"), load_benchmark("shapes-leakage-control")
+    assert len(tests) == len(controls)
+    for t, c in zip(tests, controls):
+        leak, attr = t["leak"], t["leak"]["attribute"]
+        assert c["leak"]["control_of"] == t["id"] and c["leak"]["order"] == leak["order"]
+        src = {o["shape"]: o for o in t["scene"]}
+        ctl = {o["shape"]: o for o in c["scene"]}
+        assert ctl[leak["target"]] == src[leak["target"]]
+        changed = {k for k in src[leak["source"]] if src[leak["source"]][k] != ctl[leak["source"]][k]}
+        assert changed == {attr}
+        value = ctl[leak["source"]][attr]
+        assert (
+            value not in (leak["property"], src[leak["target"]][attr]) and value == c["leak"]["control_value"]
+        )
+        assert not any(o[attr] == leak["property"] for o in c["scene"])
+        assert c["questions"][0]["spec"] == t["questions"][0]["spec"]  # the same leak question
+
+
+def test_words_by_role():
+    from effeval.image.shapes.benchmarks import words_by_role
+
+    assert words_by_role("two striped red circles, a blue square and a dotted red triangle") == {
+        "count": ["two", "a"],
+        "pattern": ["striped", "dotted"],
+        "colour": ["red", "blue"],
+        "noun": ["circles", "square", "triangle"],
+        "function": ["and"],
+        "modifiers": ["two", "a", "striped", "dotted", "red", "blue", "and"],
+    }
+
+
+def _read(drawn, carries):
+    return {"drawn": drawn, "carries": carries}
+
+
+def test_control_corrected_leakage_on_hand_made_reads():
+    """Hand-made reads, numbers worked out by hand. Source-first: the target takes the source's
+    value in 2 of 4 prompts (drawn in 3 of them), in 1 of 4 controls (drawn in all 4) ->
+    corrected 0.5 - 0.25 = 0.25, conditional 2/3 - 1/4, omission 1/4. Target-first: 1 of 2
+    prompts and 1 of 2 controls -> corrected 0. Able to fail: dropping the control term gives
+    0.5, conditioning on the wrong side's ``drawn`` gives another conditional."""
+    from effeval.image.shapes import leakage as L
+
+    tests = [
+        {"id": f"t{k}", "leak": {"order": "source-first" if k < 4 else "target-first"}} for k in range(6)
+    ]
+    controls = [{"id": f"c{k}", "leak": {"control_of": f"t{k}"}} for k in range(6)]
+    rows = []
+    test_reads = [(1, 1), (1, 1), (1, 0), (0, 0), (1, 1), (1, 0)]
+    ctrl_reads = [(1, 1), (1, 0), (1, 0), (1, 0), (1, 1), (1, 0)]
+    for k, (d, c) in enumerate(test_reads):
+        rows.append({"id": f"t{k}", "intervention": "none", "q.target.present.p_yes": d, "q.leak.p_yes": c})
+    ctrl_rows = [
+        {"id": f"c{k}", "intervention": "none", "q.target.present.p_yes": d, "q.leak.p_yes": c}
+        for k, (d, c) in enumerate(ctrl_reads)
+    ]
+    pairs = L.pairs_for(tests, controls, L.reads_from_rows(rows), L.reads_from_rows(ctrl_rows), "none")
+    table = L.by_order(pairs, n_boot=200)
+    sf, tf, both = table["source-first"], table["target-first"], table["all"]
+    assert sf["n"] == 4 and tf["n"] == 2 and both["n"] == 6
+    assert sf["leak_rate"]["value"] == 0.5 and sf["control_rate"]["value"] == 0.25
+    assert sf["corrected"]["value"] == pytest.approx(0.25)
+    assert sf["conditional"]["value"] == pytest.approx(2 / 3 - 1 / 4)
+    assert sf["target_omission"]["value"] == pytest.approx(0.25)
+    assert tf["corrected"]["value"] == pytest.approx(0.0)
+    assert both["corrected"]["value"] == pytest.approx((3 - 2) / 6)
+    assert sf["corrected"]["ci_low"] <= 0.25 <= sf["corrected"]["ci_high"]
+    # an intervention that removes the target: joint leakage falls, the conditional says why
+    gone = [{**p, "test": _read(0, 0)} for p in pairs]
+    change = L.change_vs(gone, pairs, n_boot=200)
+    assert change["corrected"]["value"] == pytest.approx(-0.5)  # (0 - 2/6) - (3/6 - 2/6)
+    assert change["conditional"]["value"] is None  # nothing drawn: no conditional rate
+    assert change["target_omission"]["value"] == pytest.approx(5 / 6)  # 1 - 1/6
+
+
+def test_pixel_reader_reads_renders_exactly():
+    """The independent reading gets every rendered cell's occupancy and colour (it shares no
+    weights with the judge). Able to fail: a chroma threshold above the colours' (e.g. 210) reads
+    every cell empty; swapping two palette entries misreads their colours."""
+    from effeval.image.shapes.pixel_reader import cells_of_scene, read_cells
+
+    rng = random.Random(11)
+    scenes = [W.random_scene(rng, split="any") for _ in range(300)]
+    assert all(read_cells(W.render(s)) == cells_of_scene(s) for s in scenes)
+
+
+@pytest.mark.slow
+def test_trained_judge_reads_renders_of_combinations_it_never_saw(zoo_path):
+    """The zoo judge (trained on train-split renders only) reads unseen renders cell by cell:
+    shape (or empty), colour and pattern. Held-out combinations (never in its training) and fresh
+    train-split scenes, 150 each; the one-sided 99% lower bound of its cell accuracy,
+    p - 2.33 sqrt(p (1 - p) / n) with n = 600 cells per split, must exceed 0.95. Able to fail: a
+    judge loaded with its colour head's rows permuted reads most colours wrong."""
+    import math
+
+    from effeval.image.shapes.judge import ShapesJudge
+
+    judge = ShapesJudge(zoo_path("shapes-judge"))
+    for split in ("heldout", "train"):
+        rng = random.Random(f"test-judge/{split}")
+        scenes = [W.random_scene(rng, split=split) for _ in range(150)]
+        reads = judge.read([W.render(s) for s in scenes])
+        right = n = 0
+        for scene, read in zip(scenes, reads):
+            truth = {o.cell: (o.shape, o.colour, o.pattern) for o in scene.objects}
+            seen = {o.cell: (o.shape, o.colour, o.pattern) for o in read.objects}
+            for cell in range(4):
+                right += truth.get(cell) == seen.get(cell)
+                n += 1
+        p = right / n
+        assert p - 2.33 * math.sqrt(p * (1 - p) / n) > 0.95, (split, p)

@@ -8,22 +8,39 @@ question a ``spec`` the judge answers exactly (``{"type": "colour", "shape": "sq
 - leakage: two objects of different shapes that differ in colour (category ``colour``) or in
   pattern (``pattern``); the leak question asks whether the *target* shows the *source's*
   property (expected "no"), e.g. "a red circle and a blue square" -> "Is the square red?".
+  Records alternate the order (``leak.order``: ``source-first``, where a causal text encoder can
+  carry the source into the target's tokens, and ``target-first``, where it cannot) and the
+  attribute (colour, pattern). ``leak.source_phrase`` / ``leak.target_phrase`` are each item's
+  whole expression (pattern, colour and noun words, e.g. "striped red circle"), for
+  ``drop:{leak.source_phrase}`` and ``patch:{leak.target_phrase}``. A caption occurs at most
+  once per order (it may occur once in each, with source and target swapped).
+- leakage-control (``shapes-leakage-control``): record k is record k of ``shapes-leakage`` with the
+  source's attribute changed to a third value (neither the source's nor the target's), so the
+  leak question asks about a property nobody in the prompt has: how often the target takes that
+  property anyway. ``leak.control_of`` names the matched record.
 - omission: 2-3 objects of distinct shapes; one presence question each (expected "yes").
 - binding: two objects of different shapes, colours and patterns; each object's own colour and
   pattern (expected "yes") and the other object's (expected "no").
 Prompts come from the ``train`` split's (colour, shape) combinations unless ``split`` says
 otherwise; ``heldout`` uses at least one combination no training scene had.
+
+Every record carries ``words``: the prompt's words by role (``count``, ``pattern``, ``colour``,
+``noun``, ``function`` and ``modifiers`` = all but the nouns), possibly empty lists, for the
+redundancy experiment's ``drop:{words.colour}`` and the like.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from effeval.image.shapes import world as W
 
-SHAPES_BENCHMARKS = ("shapes-leakage", "shapes-omission", "shapes-binding")
+SHAPES_BENCHMARKS = ("shapes-leakage", "shapes-leakage-control", "shapes-omission", "shapes-binding")
 DEFAULT_N = 240
+LEAKAGE_N = 800  # 400 per order: the experiment's source-first prompts need at least 400
 DEFAULT_SEED = 0
+ORDERS = ("source-first", "target-first")
 
 
 def _q(qid: str, spec: dict, expected: bool, kind: str, item: str) -> dict:
@@ -35,6 +52,32 @@ def _q(qid: str, spec: dict, expected: bool, kind: str, item: str) -> dict:
         "item": item,
         "spec": spec,
     }
+
+
+def phrase_words(obj: W.Obj) -> str:
+    """An object's expression without its count word: "striped red circle", "red circle"."""
+    return " ".join(([obj.pattern] if obj.pattern != "plain" else []) + [obj.colour, obj.shape])
+
+
+def words_by_role(prompt: str) -> dict[str, list[str]]:
+    """The caption's distinct words by role; ``modifiers``: every word but the nouns."""
+    roles: dict[str, list[str]] = {r: [] for r in ("count", "pattern", "colour", "noun", "function")}
+    for w in prompt.replace(",", " ").split():
+        role = (
+            "count"
+            if w in W.NUMBER_WORDS
+            else "pattern"
+            if w in W.PATTERNS
+            else "colour"
+            if w in W.COLOURS
+            else "function"
+            if w == "and"
+            else "noun"
+        )
+        if w not in roles[role]:
+            roles[role].append(w)
+    roles["modifiers"] = [w for r in ("count", "pattern", "colour", "function") for w in roles[r]]
+    return roles
 
 
 def _record(name: str, k: int, scene: W.Scene, questions: list[dict], category: str, **extra) -> dict:
@@ -52,6 +95,7 @@ def _record(name: str, k: int, scene: W.Scene, questions: list[dict], category: 
         "expressions": [],
         "scene": scene.to_json(),
         "split": W.split_of(scene),
+        "words": words_by_role(prompt),
         **extra,
     }
 
@@ -74,29 +118,140 @@ def _two_objects(rng: random.Random, split: str, differ: str, seen: set[str]) ->
             return scene
 
 
-def leakage(n: int = DEFAULT_N, seed: int = DEFAULT_SEED, split: str = "train") -> list[dict]:
+KINDS = [(s, c, p) for s in W.SHAPES for c in W.COLOURS for p in W.PATTERNS]
+
+
+def _leak_pools(rng: random.Random, split: str) -> dict[str, list[tuple]]:
+    """The two-object captions (ordered kind pairs of distinct shapes) of ``split``, split into a
+    colour pool and a pattern pool of (nearly) equal size: a pair differing in one attribute
+    goes to that attribute's pool, a pair differing in both is dealt to whichever pool is short."""
+    pairs = [
+        (a, b)
+        for a in KINDS
+        for b in KINDS
+        if a[0] != b[0] and (split == "any" or W.split_of(W.Scene((W.Obj(*a, 0), W.Obj(*b, 1)))) == split)
+    ]
+    colour = [(a, b) for a, b in pairs if a[1] != b[1] and a[2] == b[2]]
+    pattern = [(a, b) for a, b in pairs if a[2] != b[2] and a[1] == b[1]]
+    both = [(a, b) for a, b in pairs if a[1] != b[1] and a[2] != b[2]]
+    rng.shuffle(both)
+    for pair in both:
+        (colour if len(colour) <= len(pattern) else pattern).append(pair)
+    rng.shuffle(colour)
+    rng.shuffle(pattern)
+    return {"colour": colour, "pattern": pattern}
+
+
+def _scene_of(kinds, cells, rng: random.Random) -> W.Scene:
+    """Objects of these kinds in these cells, size and offset drawn as ``random_obj`` draws them."""
+    return W.Scene(
+        tuple(
+            W.random_obj(rng, cell, "any", shape=shape, colour=colour, pattern=pattern)
+            for (shape, colour, pattern), cell in zip(kinds, cells)
+        )
+    )
+
+
+def _leak_questions(source: W.Obj, target: W.Obj, prop: str, value: str) -> list[dict]:
+    return [
+        _q("leak", {"type": prop, "shape": target.shape, "value": value}, False, "leak", target.shape),
+        _q(
+            "own",
+            {"type": prop, "shape": target.shape, "value": getattr(target, prop)},
+            True,
+            "binding",
+            target.shape,
+        ),
+        _q("source.present", {"type": "presence", "shape": source.shape}, True, "presence", source.shape),
+        _q("target.present", {"type": "presence", "shape": target.shape}, True, "presence", target.shape),
+    ]
+
+
+def leakage_pairs(
+    n: int = LEAKAGE_N, seed: int = DEFAULT_SEED, split: str = "train"
+) -> tuple[list[dict], list[dict]]:
+    """``shapes-leakage`` records and their matched controls (see the module doc). Record k:
+    order ``ORDERS[k % 2]``, attribute colour when ``(k // 2) % 2 == 0`` else pattern."""
+    from effeval.errors import ConfigError
+
     rng = random.Random(f"shapes-leakage/{seed}/{split}")
-    out, seen = [], set()
+    pools = {order: _leak_pools(rng, split) for order in ORDERS}
+    cursor = {(o, p): 0 for o in ORDERS for p in ("colour", "pattern")}
+    seen: dict[str, set[str]] = {o: set() for o in ORDERS}
+    tests, controls = [], []
     for k in range(n):
-        prop = "colour" if k % 2 == 0 else "pattern"
-        scene = _two_objects(rng, split, prop, seen)
-        source, target = scene.objects if rng.random() < 0.5 else scene.objects[::-1]
-        value = getattr(source, prop)
-        qs = [
-            _q("leak", {"type": prop, "shape": target.shape, "value": value}, False, "leak", target.shape),
-            _q(
-                "own",
-                {"type": prop, "shape": target.shape, "value": getattr(target, prop)},
-                True,
-                "binding",
-                target.shape,
-            ),
-            _q("source.present", {"type": "presence", "shape": source.shape}, True, "presence", source.shape),
-            _q("target.present", {"type": "presence", "shape": target.shape}, True, "presence", target.shape),
-        ]
-        leak = {"source": source.shape, "target": target.shape, "property": value, "attribute": prop}
-        out.append(_record("shapes-leakage", k, scene, qs, prop, leak=leak))
-    return out
+        order, prop = ORDERS[k % 2], ("colour", "pattern")[(k // 2) % 2]
+        pool = pools[order][prop]
+        while True:
+            if cursor[order, prop] >= len(pool):
+                most = 4 * min(len(v) for p in pools.values() for v in p.values())
+                raise ConfigError(
+                    f"shapes-leakage: {n} records ask for more distinct {order} {prop} captions of the "
+                    f"{split} split than there are. Fix: ask for at most {most}"
+                )
+            kinds = pool[cursor[order, prop]]
+            cursor[order, prop] += 1
+            scene = _scene_of(kinds, rng.sample(range(W.GRID * W.GRID), 2), rng)
+            caption = W.caption(scene)
+            if caption in seen[order]:
+                continue
+            first, second = scene.objects
+            source, target = (first, second) if order == "source-first" else (second, first)
+            value = getattr(source, prop)
+            # the control: the source's attribute -> a third value, the scene staying in its split
+            options = [
+                v
+                for v in (W.COLOURS if prop == "colour" else W.PATTERNS)
+                if v not in (value, getattr(target, prop))
+            ]
+            ctrl_scenes = []
+            for v in options:
+                ctrl_source = dataclasses.replace(source, **{prop: v})
+                objs = tuple(ctrl_source if o is source else o for o in scene.objects)
+                if split == "any" or W.split_of(W.Scene(objs)) == W.split_of(scene):
+                    ctrl_scenes.append((ctrl_source, W.Scene(objs)))
+            if not ctrl_scenes:
+                continue
+            seen[order].add(caption)
+            break
+        ctrl_source, ctrl_scene = rng.choice(ctrl_scenes)
+        leak = {
+            "source": source.shape,
+            "target": target.shape,
+            "property": value,
+            "attribute": prop,
+            "order": order,
+            "source_phrase": phrase_words(source),
+            "target_phrase": phrase_words(target),
+        }
+        tests.append(
+            _record("shapes-leakage", k, scene, _leak_questions(source, target, prop, value), prop, leak=leak)
+        )
+        ctrl_leak = {
+            **leak,
+            "source_phrase": phrase_words(ctrl_source),
+            "control_value": getattr(ctrl_source, prop),
+            "control_of": tests[-1]["id"],
+        }
+        controls.append(
+            _record(
+                "shapes-leakage-control",
+                k,
+                ctrl_scene,
+                _leak_questions(ctrl_source, target, prop, value),
+                prop,
+                leak=ctrl_leak,
+            )
+        )
+    return tests, controls
+
+
+def leakage(n: int = LEAKAGE_N, seed: int = DEFAULT_SEED, split: str = "train") -> list[dict]:
+    return leakage_pairs(n, seed, split)[0]
+
+
+def leakage_control(n: int = LEAKAGE_N, seed: int = DEFAULT_SEED, split: str = "train") -> list[dict]:
+    return leakage_pairs(n, seed, split)[1]
 
 
 def omission(n: int = DEFAULT_N, seed: int = DEFAULT_SEED, split: str = "train") -> list[dict]:
@@ -150,7 +305,12 @@ def binding(n: int = DEFAULT_N, seed: int = DEFAULT_SEED, split: str = "train") 
     return out
 
 
-GENERATORS = {"shapes-leakage": leakage, "shapes-omission": omission, "shapes-binding": binding}
+GENERATORS = {
+    "shapes-leakage": leakage,
+    "shapes-leakage-control": leakage_control,
+    "shapes-omission": omission,
+    "shapes-binding": binding,
+}
 
 
 def load_shapes_benchmark(spec: str) -> list[dict]:

@@ -16,7 +16,18 @@ from effeval.image.shapes import world as W
 DEFAULT_JUDGE = "zoo:shapes-judge"
 
 
+# chroma (max - min over R, G, B, images in [-1, 1]) at which a pixel counts as fully object: the
+# four colours have 0.94-1.61, the background and the white pattern marks 0
+CHROMA_FULL = 0.6
+
+
 def make_judge():
+    """The cell reader, factorised so that what it has not seen together it can still read:
+    shape and pattern come from the cell's *silhouette* (chroma, clipped: the same for every
+    colour), colour from a per-pixel (1x1) reading of the RGB values averaged over the
+    silhouette (the same for every shape). An unfactorised CNN trained without the held-out
+    colour-shape combinations read them as seen ones (a yellow circle as a yellow square, a blue
+    triangle as a green one: 0.92 accuracy on held-out renders)."""
     import torch
 
     c = torch.nn
@@ -27,7 +38,7 @@ def make_judge():
         def __init__(self):
             super().__init__()
             self.body = c.Sequential(
-                c.Conv2d(3, 32, 3, padding=1),
+                c.Conv2d(1, 32, 3, padding=1),
                 c.ReLU(),
                 c.Conv2d(32, 32, 3, padding=1),
                 c.ReLU(),
@@ -39,13 +50,19 @@ def make_judge():
                 c.Linear(64 * 16, 128),
                 c.ReLU(),
             )
+            self.pixel = c.Sequential(c.Conv2d(3, 32, 1), c.ReLU(), c.Conv2d(32, 32, 1), c.ReLU())
             self.shape = c.Linear(128, 1 + len(W.SHAPES))
-            self.colour = c.Linear(128, len(W.COLOURS))
+            self.colour = c.Linear(32, len(W.COLOURS))
             self.pattern = c.Linear(128, len(W.PATTERNS))
 
         def forward(self, cells):
-            h = self.body(cells)
-            return self.shape(h), self.colour(h), self.pattern(h)
+            chroma = cells.max(dim=1, keepdim=True).values - cells.min(dim=1, keepdim=True).values
+            silhouette = (chroma / CHROMA_FULL).clamp(0.0, 1.0)
+            h = self.body(silhouette)
+            weight = silhouette.flatten(1)
+            per_pixel = self.pixel(cells).flatten(2)  # n, 32, 256
+            pooled = (per_pixel * weight[:, None]).sum(-1) / (weight.sum(-1, keepdim=True) + 1e-3)
+            return self.shape(h), self.colour(pooled), self.pattern(h)
 
     return CellJudge()
 
