@@ -104,6 +104,8 @@ def model_dir(name: str, trained: bool = False, root: str | os.PathLike | None =
     if entry is not None and entry.tier in PRETRAINED_TIERS:  # neither random nor trained here
         return zoo_root(root) / "real" / name
     suffix = f"-v{entry.version}" if entry is not None and entry.version > 1 else ""
+    # tier "trained": always trained whatever ``trained`` asks (the shapes world), and named so
+    trained = trained or (entry is not None and entry.tier == "trained")
     return zoo_root(root) / f"{name}-{'trained' if trained else 'random'}{suffix}"
 
 
