@@ -407,6 +407,18 @@ def closing_note(payload: dict) -> str:
         f"{_fmt(iso['by_order']['target-first']['corrected'], signed=True)} (target first): "
         "leakage that survives isolation cannot come from the text encoder.",
     ]
+    pixel = exp.get("pixel_leakage_colour_prompts", {}).get("none", {}).get("source-first", {})
+    if pixel.get("n"):
+        parts.append(
+            f"Read from pixels alone (colour prompts, no intervention, source first, {pixel['n']} pairs): "
+            f"corrected leakage {_fmt(pixel['corrected'], signed=True)}."
+        )
+    jp = payload.get("judge_on_generated")
+    if jp:
+        parts.append(
+            f"The judge agrees with the pixel reading on {_fmt(jp['cells'])} of the cells of "
+            f"{jp['images']} generated images."
+        )
     red = payload.get("redundancy")
     if red:
         bits = []
