@@ -316,15 +316,32 @@ def _acc(values: list[float]) -> dict:
     }
 
 
+def option_scores(spellm, base, context: list[int], options: list[int]) -> dict:
+    """Log-score of each one-token option after ``context``: the base's logit (its softmax shares
+    the normaliser) and SpeLLM's ``vocab`` and ``padded`` scores. Every option is one step after
+    the same context, so one forward per model scores all of them (``SpeLLMForCausalLM.score``
+    would run the shared context once per option; the test checks the two agree)."""
+    import torch
+
+    from effeval.methods.spellm.heads import string_logprob, vocab_logprob
+
+    rows = torch.tensor([spellm.codec.token_row(t) for t in options])
+    ctx = torch.tensor([context])
+    with torch.no_grad():
+        logits = base(input_ids=ctx).logits[0, -1].float()
+        last = spellm(ctx)[0][0, -1].float().expand(len(rows), -1, -1)  # [options, k, |C|]
+        return {
+            "base": [float(logits[t]) for t in options],
+            "spellm_vocab": vocab_logprob(last, rows, spellm.codec.rows()).tolist(),
+            "spellm_padded": string_logprob(last, rows, "padded").tolist(),
+        }
+
+
 def mc_quality(spellm, base, tok, items: list[dict]) -> dict:
     """Base and SpeLLM (vocab and padded scoring) pick the letter with the highest log-probability;
     accuracy per model, paired differences with 95% CIs, and each model's answer distribution (a
     model stuck on one letter would show a constant answer, not quality)."""
     import collections
-
-    import torch
-
-    from effeval.methods.spellm.model import ScoreItem
 
     letter_ids = [tok.encode(x, add_special_tokens=False) for x in MC_LETTERS]
     if any(len(ids) != 1 for ids in letter_ids):
@@ -332,13 +349,9 @@ def mc_quality(spellm, base, tok, items: list[dict]) -> dict:
     picks = {"base": [], "spellm_vocab": [], "spellm_padded": []}
     for item in items:
         ctx = tok.encode(item["context"], add_special_tokens=False)
-        with torch.no_grad():
-            logits = base(input_ids=torch.tensor([ctx])).logits[0, -1].float()
-        scores = [float(logits[ids[0]]) for ids in letter_ids]
-        picks["base"].append(MC_LETTERS[max(range(4), key=scores.__getitem__)])
-        for mode in ("vocab", "padded"):
-            got = spellm.score([ScoreItem(ctx, spellm.steps_for(ids, mode)) for ids in letter_ids], mode=mode)
-            picks[f"spellm_{mode}"].append(MC_LETTERS[max(range(4), key=lambda j: got[j][0])])
+        scores = option_scores(spellm, base, ctx, [ids[0] for ids in letter_ids])
+        for name, sc in scores.items():
+            picks[name].append(MC_LETTERS[max(range(4), key=sc.__getitem__)])
     gold = [x["answer"] for x in items]
     correct = {m: [float(p == g) for p, g in zip(ps, gold)] for m, ps in picks.items()}
     return {

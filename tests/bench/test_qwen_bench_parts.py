@@ -100,3 +100,35 @@ def test_qwen_flap_entry_names_a_known_structure():
     assert _qwen_flap_arg("AL-AM:all@0.2") == ("al-am", "all", 0.2)
     with pytest.raises(ConfigError, match="flap_structure: unknown 'global'"):
         _qwen_flap_arg("global:all@0.2")
+
+
+def test_option_scores_equal_spellm_score_of_each_option(zoo_path):
+    """The one-forward multiple-choice scores equal SpeLLMForCausalLM.score run once per option,
+    in both scorings, and the base's logit order equals its log-softmax order."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from effeval.bench.spellm_real import option_scores
+    from effeval.methods.spellm.model import ScoreItem, SpeLLMForCausalLM
+
+    path = zoo_path("llama-sp")
+    tok = AutoTokenizer.from_pretrained(path)
+    base = AutoModelForCausalLM.from_pretrained(path).eval()
+    spellm = SpeLLMForCausalLM.from_base(path, 8, seed=3).eval()
+    with torch.no_grad():
+        spellm.heads.proj.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
+    context = tok.encode("Question: pick one.\nAnswer: (", add_special_tokens=False)
+    options = [tok.encode(x, add_special_tokens=False)[-1] for x in "ABCD"]
+    got = option_scores(spellm, base, context, options)
+    for mode in ("vocab", "padded"):
+        want = spellm.score([ScoreItem(context, spellm.steps_for([t], mode)) for t in options], mode=mode)
+        assert got[f"spellm_{mode}"] == pytest.approx([w for w, _ in want], abs=1e-4)
+    with torch.no_grad():
+        lsm = torch.log_softmax(base(input_ids=torch.tensor([context])).logits[0, -1].float(), -1)
+    assert [float(lsm[t]) for t in options] == pytest.approx(
+        [
+            v - torch.logsumexp(base(input_ids=torch.tensor([context])).logits[0, -1].float(), -1).item()
+            for v in got["base"]
+        ],
+        abs=1e-4,
+    )
