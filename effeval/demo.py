@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from effeval.code_runner import OPT_IN_ENV as RUN_CODE_ENV
+from effeval.code_runner import opted_in_by_env
 from effeval.commands.scaffold import Command
 from effeval.registry import Registry
 
@@ -67,7 +69,6 @@ REAL_STEPS: Registry[Callable[[DemoContext], list[Path]]] = Registry(
 )
 
 
-RUN_CODE_ENV = "EFFEVAL_RUN_GENERATED_CODE"
 OUT_MARKER = ".effeval-demo-output"
 
 
@@ -227,7 +228,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-generated-code",
         action="store_true",
-        default=os.environ.get(RUN_CODE_ENV, "").strip().lower() in ("1", "true", "yes"),
+        default=opted_in_by_env(),
         help=f"also run the steps that execute model-written code (HumanEval), in the guarded runner "
         f"(env {RUN_CODE_ENV}=1); off by default",
     )
