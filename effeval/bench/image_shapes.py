@@ -188,7 +188,7 @@ def image_run(
     argv = [
         "run", "--pipeline", str(pipeline), "--benchmark", benchmark, "--limit", str(limit),
         "--scorers", "judge", "--seeds", "0", "--steps", str(steps), "--guidance", str(guidance),
-        "--out", str(out), "--bootstrap", "1000", "--no-report",
+        "--out", str(out), "--bootstrap", "1000", "--no-report", "--batch",
     ]  # fmt: skip
     for spec in interventions:
         argv += ["--intervention", spec]

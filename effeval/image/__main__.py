@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--bootstrap", type=int, default=1000, help="bootstrap resamples for confidence intervals"
     )
     run.add_argument("--no-report", action="store_true", help="skip report.html")
+    run.add_argument(
+        "--batch",
+        action="store_true",
+        help="generate every intervention x seed of a prompt in one pipeline call (each image keeps "
+        "its own seed's noise; faster on CPU for small models, but pixels may differ from unbatched "
+        "calls in the last bits, so `none` is no longer bit-identical to pipe(prompt=...))",
+    )
     return parser
 
 
