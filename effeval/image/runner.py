@@ -200,6 +200,7 @@ class ImageRun:
     redundancy_threshold: float = 0.0
     max_subset: int = 1
     features: Any = None  # a CLIP image-feature function the redundancy analysis reuses
+    batch: bool = False  # every intervention x seed of a prompt in one pipeline call (--batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -236,17 +237,25 @@ def process_prompt(index: int, record: dict, run: ImageRun) -> dict:
         )
         timing["redundancy_s"] = time.perf_counter() - start
     rows = []
-    for spec in run.specs:
-        cond = apply_intervention(
+    conds = [
+        apply_intervention(
             encoder,
             enc,
             spec,
             record,
             redundant_positions=redundancy["redundant_positions"] if redundancy else None,
         )
+        for spec in run.specs
+    ]
+    batched = None
+    if run.batch:  # one call for all: its time is shared out equally
         start = time.perf_counter()
-        images = generator.images(cond, run.seeds)
-        timing["generation_s"][spec.label] = time.perf_counter() - start
+        batched = generator.images_batched(conds, run.seeds)
+        share = (time.perf_counter() - start) / len(conds)
+    for k, (spec, cond) in enumerate(zip(run.specs, conds)):
+        start = time.perf_counter()
+        images = batched[k] if batched is not None else generator.images(cond, run.seeds)
+        timing["generation_s"][spec.label] = share if batched is not None else time.perf_counter() - start
         start = time.perf_counter()
         for seed, image in zip(run.seeds, images):
             rel = f"images/{index:05d}/{spec.slug}__s{seed}.png"
@@ -348,6 +357,8 @@ def run(args, argv: list[str]) -> int:
         "redundancy_threshold": args.redundancy_threshold,
         "max_subset": args.max_subset,
     }
+    if getattr(args, "batch", False):  # only when asked: older runs' settings (and hashes) stay as they were
+        config["batch"] = True
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     out = Path(args.out)
     rank, world, dist = _dist()
@@ -396,6 +407,7 @@ def run(args, argv: list[str]) -> int:
         redundancy=config["redundancy"],
         redundancy_threshold=args.redundancy_threshold,
         max_subset=args.max_subset,
+        batch=bool(getattr(args, "batch", False)),
         features=next(
             (s.clip.image_features for s in scorers if hasattr(getattr(s, "clip", None), "image_features")),
             None,
