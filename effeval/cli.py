@@ -64,8 +64,12 @@ def cmd_zoo(args) -> int:
         from effeval.atomic import check_output_dir
 
         check_output_dir(args.out)
+    from effeval.zoo.real import check_zoo_folder
+
     if args.zoo_cmd == "path":
-        print(zoo.get(args.name, trained=args.trained, root=args.out))
+        path = zoo.get(args.name, trained=args.trained, root=args.out)
+        check_zoo_folder(args.name, path)  # a cached folder damaged since it was built is not handed out
+        print(path)
         return 0
     if getattr(args, "shapes", False):
         from effeval.zoo.shapes import SHAPES_MODELS
@@ -79,6 +83,12 @@ def cmd_zoo(args) -> int:
         real=args.real,
         real_large=args.real_large,
     )
+    for name, path in list(built.items()):  # a cached folder damaged since its build is rebuilt
+        try:
+            check_zoo_folder(name, path)
+        except ConfigError as exc:
+            logger.warning("%s; rebuilding it", str(exc).split(". Fix:")[0])
+            built[name] = zoo.get(name, trained=args.trained, root=args.out, force=True)
     for name, path in built.items():
         print(f"{name}\t{path}")
     return 0
@@ -121,25 +131,18 @@ def _check_model_args(model: str, model_args: str | None) -> None:
 
 def _check_effeval_model_args(model: str | None, model_args: str | None) -> None:
     """An effeval wrapper's model_args are checked before lm-eval starts (its task set-up logs
-    for seconds before it builds the model): names, types, choices, unknown keys. Loading the
-    model still happens in lm-eval."""
-    import sys as _sys
-
+    for seconds before it builds the model): every check the wrapper makes before it loads a
+    model (its ``checked_args``: names, types, choices, unknown keys, folders, output paths).
+    Loading the model still happens in lm-eval."""
     from effeval.models import MODEL_TARGETS
-    from effeval.models.base import parse_model_args, reject_unknown_model_args
 
     if model not in MODEL_TARGETS or not model_args or model_args.lstrip().startswith("{"):
         return
     from lm_eval.utils import simple_parse_args_string
 
-    cls = MODEL_TARGETS.load(model)
-    specs = getattr(cls, "ARGS", None) or getattr(_sys.modules[cls.__module__], "ARGS", [])
-    _, rest = parse_model_args(specs, simple_parse_args_string(model_args), model)
-    from lm_eval.models.huggingface import HFLM
-
-    if issubclass(cls, HFLM):
-        rest.pop("pretrained", None)
-        reject_unknown_model_args(rest, HFLM, model, specs)
+    checked_args = getattr(MODEL_TARGETS.load(model), "checked_args", None)
+    if checked_args is not None:
+        checked_args(simple_parse_args_string(model_args))
 
 
 def _check_limit(limit: str | None) -> None:
@@ -208,7 +211,10 @@ def check_lm_argv(argv: list[str]) -> bool:
         )
     _check_model_args(model or "?", _flag_value(argv, "--model_args", "--model-args"))
     _check_limit(_flag_value(argv, "--limit", "-L"))
-    _check_effeval_model_args(model, _flag_value(argv, "--model_args", "--model-args"))
+    from effeval.commands.lm_checks import MODEL_ARGS, check_lm_flags, flag_values
+
+    check_lm_flags(argv, model or "hf")  # repeated keys, --gen_kwargs, --output_path, damaged folders
+    _check_effeval_model_args(model, ",".join(flag_values(argv, MODEL_ARGS) or []) or None)
     tasks = _flag_value(argv, "--tasks")
     if not tasks:
         return False

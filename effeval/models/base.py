@@ -88,6 +88,63 @@ def _coerce(spec: Arg, value: Any, model: str) -> Any:
     return out
 
 
+# generation settings a task's generation_kwargs or lm-eval's --gen_kwargs may carry, with the
+# kind of value each must be; lm-eval passes them on unchecked (`temperature=abc` reached
+# float() deep in a generation loop as a traceback)
+_GEN_NUMBERS = {
+    "temperature": (float, 0.0, "a number >= 0 (0 = greedy)"),
+    "top_p": (float, 0.0, "a number in [0, 1]"),
+    "min_p": (float, 0.0, "a number in [0, 1]"),
+    "repetition_penalty": (float, 0.0, "a number > 0"),
+    "top_k": (int, 0, "a whole number >= 0 (0 = no limit)"),
+    "num_beams": (int, 1, "a whole number >= 1"),
+    "max_gen_toks": (int, 1, "a whole number >= 1"),
+    "max_new_tokens": (int, 1, "a whole number >= 1"),
+}
+_AT_MOST_ONE = ("top_p", "min_p")
+
+
+def check_gen_kwargs(gen_kwargs: Any, where: str) -> None:
+    """One ConfigError naming ``<where> '<key>'`` for a generation setting of the wrong kind or
+    out of range (``temperature=abc``, ``top_p=2``, ``do_sample=maybe``). ``where`` says where
+    the user set it (``--gen_kwargs``, or a wrapper's label for the task's generation_kwargs)."""
+    import math
+
+    if not isinstance(gen_kwargs, dict):
+        return
+    for key, value in gen_kwargs.items():
+        label = f"{where} '{key}'"
+        if key in _GEN_NUMBERS and value is not None:
+            kind, low, wanted = _GEN_NUMBERS[key]
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                number = float(value)
+                if kind is int and not number.is_integer():
+                    raise ValueError
+            except (TypeError, ValueError, OverflowError):
+                number = float("nan")
+            bad = not math.isfinite(number) or number < low
+            bad = bad or (key in _AT_MOST_ONE and number > 1) or (key == "repetition_penalty" and number <= 0)
+            if bad:
+                raise ConfigError(
+                    f"{label}: {value!r} is not {wanted}. Fix: set {key} to {wanted} in --gen_kwargs "
+                    "or the task's generation_kwargs"
+                )
+        elif key == "do_sample" and value is not None and not isinstance(value, bool):
+            if str(value).strip().lower() not in _TRUE | _FALSE:
+                raise ConfigError(
+                    f"{label}: {value!r} is not true or false. Fix: pass do_sample=true or false"
+                )
+        elif key == "until" and value is not None:
+            stops = value if isinstance(value, list) else [value]
+            if not all(isinstance(s, str) for s in stops):
+                raise ConfigError(
+                    f"{label}: {value!r} is not a stop string or a list of them. "
+                    'Fix: pass until=["\\n\\n"] (a JSON list of strings)'
+                )
+
+
 def parse_model_args(specs: Iterable[Arg], given: dict[str, Any], model: str) -> tuple[dict, dict]:
     """Split ``given`` into (validated effeval args, remaining args for the base class).
 
@@ -207,6 +264,14 @@ def check_pretrained(
                 f"{where}: directory {value!r} has no {' or '.join(model_files)}, so it is "
                 "not a saved model. Fix: point it at a folder written by save_pretrained "
                 "(e.g. one built by `effeval zoo build`)"
+            )
+        from effeval.model_files import folder_problem
+
+        problem = folder_problem(expanded)  # header-only reads: before minutes of loading, not after
+        if problem is not None:
+            raise ConfigError(
+                f"{where}: the model in {value!r} is damaged: {problem}. Fix: save it again with "
+                "save_pretrained (a zoo model: `effeval zoo build NAME --force`)"
             )
         return expanded
     if looks_like_local_path(value) or os.path.exists(expanded):

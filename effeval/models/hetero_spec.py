@@ -23,6 +23,7 @@ from effeval.methods.hetero_spec.registry import get_algorithm
 from effeval.models.base import (
     EffevalWrapperMixin,
     args_from,
+    check_gen_kwargs,
     check_pretrained,
     parse_model_args,
     reject_unknown_model_args,
@@ -46,16 +47,30 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
     METHOD = "hetero-spec"
     ARGS = ARGS
 
-    def __init__(self, pretrained: Any = None, **kwargs):
-        ours, rest = parse_model_args(self.ARGS, kwargs, self.MODEL_NAME)
+    @classmethod
+    def checked_args(cls, kwargs: dict) -> tuple[dict, dict]:
+        """(ours, the rest for HFLM, with ``pretrained``) after every check that needs no model;
+        ``effeval lm`` runs it before lm-eval starts."""
+        kwargs = dict(kwargs)
+        pretrained = kwargs.pop("pretrained", None)
+        ours, rest = parse_model_args(cls.ARGS, kwargs, cls.MODEL_NAME)
         if pretrained is None:
             raise ConfigError(
-                f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<target model>"
+                f"{cls.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<target model>"
             )
-        pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
+        rest["pretrained"] = check_pretrained(pretrained, "pretrained", cls.MODEL_NAME)
+        check_pretrained(ours["drafter"], "drafter", cls.MODEL_NAME)
+        get_algorithm(ours["algorithm"])  # unknown/unavailable: ConfigError before loading
+        reject_unknown_model_args(
+            {k: v for k, v in rest.items() if k != "pretrained"}, HFLM, cls.MODEL_NAME, cls.ARGS
+        )
+        return ours, rest
+
+    def __init__(self, pretrained: Any = None, **kwargs):
+        ours, rest = self.checked_args({**kwargs, "pretrained": pretrained})
+        pretrained = rest.pop("pretrained")
         drafter_path = check_pretrained(ours["drafter"], "drafter", self.MODEL_NAME)
-        self._generate = get_algorithm(ours["algorithm"])  # unknown/unavailable: ConfigError before loading
-        reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, self.ARGS)
+        self._generate = get_algorithm(ours["algorithm"])
         rest["device"] = resolve_device(rest.get("device"))
         rest.setdefault("dtype", "float32")
         if ours.get("fast_path", "none") != "none" and (
@@ -138,6 +153,8 @@ class HeteroSpecLM(EffevalWrapperMixin, HFLM):
         from tqdm.auto import tqdm
 
         eos_text = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        for request in requests:  # every request's settings before the first is generated
+            check_gen_kwargs(request.args[1], f"{self.MODEL_NAME} gen_kwargs")
         out = []
         keys = request_keys(requests)
         for request, key in zip(

@@ -117,28 +117,46 @@ class PrunedSSMLM(EffevalWrapperMixin, HFLM):
     METHOD = "pruning"
     ARGS = ARGS
 
-    def __init__(self, pretrained: Any = None, **kwargs) -> None:
-        from effeval.errors import ConfigError
-        from effeval.methods.pruned_ssm.api import forward_tokens_per_s, prune_model, save_pruned
+    @classmethod
+    def checked_args(cls, kwargs: dict) -> tuple[dict, dict]:
+        """(ours, the rest for HFLM, with ``pretrained``) after every check that needs no model;
+        ``effeval lm`` runs it before lm-eval starts."""
+        from effeval.errors import ConfigError, model_args
 
-        ours, rest = parse_model_args(ARGS, kwargs, self.MODEL_NAME)
+        kwargs = dict(kwargs)
+        pretrained = kwargs.pop("pretrained", None)
+        ours, rest = parse_model_args(ARGS, kwargs, cls.MODEL_NAME)
         if pretrained is None:
             raise ConfigError(
-                f"{self.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<model dir>"
+                f"{cls.MODEL_NAME}: missing model_args 'pretrained'. Fix: add pretrained=<model dir>"
             )
-        pretrained = check_pretrained(pretrained, "pretrained", self.MODEL_NAME)
-        from effeval.errors import model_args
-
-        with model_args(self.MODEL_NAME):
+        pretrained = check_pretrained(pretrained, "pretrained", cls.MODEL_NAME)
+        with model_args(cls.MODEL_NAME):
             spec = build(PruneSpec, ours).validated()
         _check_targets_early(pretrained, spec.targets, spec.method)
         if ours["save_to"]:  # before loading and pruning, not after
             from effeval.atomic import check_not_input, check_output_dir
 
-            argument = f"{self.MODEL_NAME} model_args 'save_to'"
+            argument = f"{cls.MODEL_NAME} model_args 'save_to'"
             check_output_dir(ours["save_to"], argument)
             check_not_input(ours["save_to"], pretrained, argument, "pretrained")
-        reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
+        calibration = ours["calibration"]
+        if isinstance(calibration, str) and not calibration.startswith(("dataset:", "task:")):
+            from effeval.methods.pruned_ssm.calibration import load_texts
+
+            with model_args(cls.MODEL_NAME):  # a missing, binary or empty file: before the model loads
+                load_texts(calibration)
+        reject_unknown_model_args(rest, HFLM, cls.MODEL_NAME, ARGS)
+        return ours, {**rest, "pretrained": pretrained}
+
+    def __init__(self, pretrained: Any = None, **kwargs) -> None:
+        from effeval.errors import ConfigError, model_args
+        from effeval.methods.pruned_ssm.api import forward_tokens_per_s, prune_model, save_pruned
+
+        ours, rest = self.checked_args({**kwargs, "pretrained": pretrained})
+        pretrained = rest.pop("pretrained")
+        with model_args(self.MODEL_NAME):
+            spec = build(PruneSpec, ours).validated()
         rest.setdefault("dtype", "float32")
         rest["device"] = resolve_device(rest.get("device"))  # the CLI passes cuda:0 even without CUDA
         from effeval.errors import loading

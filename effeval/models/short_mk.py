@@ -30,6 +30,7 @@ from effeval.models.base import (
     Arg,
     EffevalWrapperMixin,
     args_from,
+    check_gen_kwargs,
     check_pretrained,
     parse_model_args,
     reject_unknown_model_args,
@@ -69,25 +70,35 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
     MODEL_NAME = "effeval-short-mk"
     METHOD = "short-m@k"
 
-    def __init__(self, **kwargs):
-        ours, rest = parse_model_args(ARGS, kwargs, self.MODEL_NAME)
+    @classmethod
+    def checked_args(cls, kwargs: dict) -> tuple[dict, dict]:
+        """(ours, the rest for HFLM) after every check that needs no model; ``effeval lm`` runs it
+        before lm-eval starts, so a mistake costs no task set-up or model load."""
+        ours, rest = parse_model_args(ARGS, kwargs, cls.MODEL_NAME)
         from effeval.errors import model_args
         from effeval.methods.short_mk.answers import make_extractor
         from effeval.methods.short_mk.voting import check_strategy
 
-        with model_args(self.MODEL_NAME):
+        with model_args(cls.MODEL_NAME):
             check_strategy(ours["strategy"], ours["k"], ours["m"])
         if ours["max_think_tokens"] is not None and ours["max_think_tokens"] < 1:
             raise ConfigError(
-                f"{self.MODEL_NAME} model_args 'max_think_tokens': must be >= 1. Fix: pass e.g. max_think_tokens=32768"
+                f"{cls.MODEL_NAME} model_args 'max_think_tokens': must be >= 1. Fix: pass e.g. max_think_tokens=32768"
             )
-        self._extractor = make_extractor(ours["answer"])
+        make_extractor(ours["answer"])
         if ours["chain_log"]:  # a log that cannot be appended to fails here, not at the first request
             from effeval.atomic import check_output_file
 
-            check_output_file(ours["chain_log"], f"{self.MODEL_NAME} model_args 'chain_log'")
-        rest["pretrained"] = check_pretrained(ours["pretrained"], model=self.MODEL_NAME)
-        reject_unknown_model_args(rest, HFLM, self.MODEL_NAME, ARGS)
+            check_output_file(ours["chain_log"], f"{cls.MODEL_NAME} model_args 'chain_log'")
+        rest["pretrained"] = check_pretrained(ours["pretrained"], model=cls.MODEL_NAME)
+        reject_unknown_model_args(rest, HFLM, cls.MODEL_NAME, ARGS)
+        return ours, rest
+
+    def __init__(self, **kwargs):
+        from effeval.methods.short_mk.answers import make_extractor
+
+        ours, rest = self.checked_args(kwargs)
+        self._extractor = make_extractor(ours["answer"])
         rest["device"] = resolve_device(rest.get("device"))
         with loading("pretrained", rest["pretrained"]):
             super().__init__(**rest)
@@ -142,6 +153,8 @@ class ShortMKLM(EffevalWrapperMixin, HFLM):
         from effeval.methods.short_mk.sampler import sample_short_mk
 
         eos_ids = {self.eot_token_id, getattr(self.tokenizer, "eos_token_id", None)}
+        for req in requests:  # every request's settings before the first is generated
+            check_gen_kwargs(req.args[1], f"{self.MODEL_NAME} gen_kwargs")
         out = []
         keys = request_keys(requests)
         for req, key in zip(

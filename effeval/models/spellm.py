@@ -18,6 +18,7 @@ from effeval.errors import ConfigError
 from effeval.models.base import (
     Arg,
     EffevalWrapperMixin,
+    check_gen_kwargs,
     check_pretrained,
     parse_model_args,
     request_keys,
@@ -42,25 +43,35 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
         Arg("dtype", str, "float32", choices=("float32", "bfloat16", "float16", "auto")),
     ]
 
-    def __init__(self, device: str | None = None, batch_size=1, **kwargs):
-        ours, rest = parse_model_args(self.ARGS, kwargs, self.MODEL_NAME)
-        for key in _LM_EVAL_PASSTHROUGH:
+    @classmethod
+    def checked_args(cls, kwargs: dict) -> tuple[dict, dict]:
+        """(ours, {"path": the checked pretrained folder}) after every check that needs no
+        model; ``effeval lm`` runs it before lm-eval starts."""
+        ours, rest = parse_model_args(cls.ARGS, kwargs, cls.MODEL_NAME)
+        for key in (*_LM_EVAL_PASSTHROUGH, "device", "batch_size"):  # the last two: __init__'s own
             rest.pop(key, None)
         if rest:
             raise ConfigError(
-                f"{self.MODEL_NAME}: unknown model_args {', '.join(sorted(rest))}. Fix: use only "
-                f"{', '.join(a.name for a in self.ARGS)} (plus lm-eval's device and batch_size)"
+                f"{cls.MODEL_NAME}: unknown model_args {', '.join(sorted(rest))}. Fix: use only "
+                f"{', '.join(a.name for a in cls.ARGS)} (plus lm-eval's device and batch_size)"
             )
+        from effeval.methods.spellm.model import CONFIG_NAME
+
+        # a plain model dir (config.json) passes here so SpeLLM's loader can say how to convert it
+        path = check_pretrained(
+            ours["pretrained"], model=cls.MODEL_NAME, model_files=("config.json", CONFIG_NAME)
+        )
+        return ours, {"path": path}
+
+    def __init__(self, device: str | None = None, batch_size=1, **kwargs):
+        ours, checked = self.checked_args(kwargs)
         super().__init__()
         self._effeval_init(ours)
         import torch
 
-        from effeval.methods.spellm.model import CONFIG_NAME, SpeLLMForCausalLM
+        from effeval.methods.spellm.model import SpeLLMForCausalLM
 
-        # a plain model dir (config.json) passes here so SpeLLM's loader can say how to convert it
-        path = check_pretrained(
-            ours["pretrained"], model=self.MODEL_NAME, model_files=("config.json", CONFIG_NAME)
-        )
+        path = checked["path"]
         self._device = resolve_device(device)
         dtype = None if ours["dtype"] == "auto" else getattr(torch, ours["dtype"])
         self.model = SpeLLMForCausalLM.from_pretrained(path, device=self._device, dtype=dtype)
@@ -140,6 +151,8 @@ class SpeLLMLM(EffevalWrapperMixin, TemplateLM):
 
     @track_requests("generate_until")
     def generate_until(self, requests, disable_tqdm: bool = False):
+        for request in requests:  # every request's settings before the first is generated
+            check_gen_kwargs(request.args[1], f"{self.MODEL_NAME} gen_kwargs")
         out = []
         keys = request_keys(requests)
         for request, key in zip(tqdm(requests, desc="spellm generate", disable=disable_tqdm), keys):

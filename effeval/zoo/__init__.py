@@ -154,6 +154,9 @@ def get(name: str, trained: bool = False, root: str | os.PathLike | None = None,
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)  # never leave a half-built folder behind
             raise
+        from effeval.model_files import honour_umask
+
+        honour_umask(tmp)  # safetensors leaves its weights at 0600
         (tmp / COMPLETE_MARKER).write_text(f"{time.perf_counter() - start:.1f}s\n")
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)

@@ -184,6 +184,7 @@ def convert(spec: RealModel, out: Path) -> None:
         "zoo_name": spec.name,
         **{k: v for k, v in asdict(spec).items() if k not in ("name", "description", "min_transformers")},
         **conversion_record(parameters),
+        **weights_record(out),
     }
     (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
 
@@ -237,6 +238,47 @@ def provenance(model_dir: str | Path) -> dict | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
+
+
+def weights_record(folder: Path) -> dict:
+    """``{"weights": {file: {"bytes", "sha256"}}}`` of the folder's safetensors files, kept in its
+    provenance record so that a later truncation or overwrite is found (``check_zoo_folder``)."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    return {"weights": {f.name: {"bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in files}}
+
+
+def check_zoo_folder(name: str, folder: str | Path) -> None:
+    """One ConfigError naming ``NAME`` when a cached zoo folder is damaged: a config.json that is
+    not JSON or a safetensors file shorter than its header says (any zoo folder), or weights
+    whose size or sha256 differ from what the conversion recorded (real tier). The sha256 is
+    computed only for a file changed after the record was written (its mtime is newer), so the
+    usual call costs a few header reads."""
+    from effeval.model_files import folder_problem
+
+    folder = Path(folder)
+    problem = folder_problem(folder)
+    record_path = folder / PROVENANCE_FILE
+    recorded = None
+    if problem is None:
+        try:
+            recorded = (provenance(folder) or {}).get("weights")
+        except (OSError, ValueError, AttributeError):
+            problem = f"{PROVENANCE_FILE} is not a valid JSON record"
+    for file_name, want in sorted((recorded or {}).items()):
+        path = folder / file_name
+        if not path.is_file():
+            problem = f"{file_name} is missing"
+        elif path.stat().st_size != want["bytes"]:
+            problem = f"{file_name} is {path.stat().st_size:,} bytes, its conversion wrote {want['bytes']:,}"
+        elif path.stat().st_mtime_ns > record_path.stat().st_mtime_ns and sha256_file(path) != want["sha256"]:
+            problem = f"{file_name} was changed after its conversion (sha256 differs from the record)"
+        if problem is not None:
+            break
+    if problem is not None:
+        raise ConfigError(
+            f"NAME: zoo model {name} in {str(folder)!r} is damaged: {problem}. "
+            f"Fix: rebuild it with `effeval zoo build {name} --force`"
+        )
 
 
 def _register(spec: RealModel) -> None:

@@ -449,6 +449,9 @@ def save_pruned(model, tokenizer, out_dir, report: dict | None = None) -> None:
     model.save_pretrained(str(out))
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
+    from effeval.model_files import honour_umask
+
+    honour_umask(out)  # safetensors leaves its weights at 0600
     if report is not None:
         slim = {k: v for k, v in report.items() if k != "kept"}
         from effeval.atomic import write_text_atomic

@@ -146,14 +146,21 @@ class SpeLLMForCausalLM(torch.nn.Module):
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        # the config marks a complete directory: an earlier one goes first, so a save stopped
+        # half-way (Ctrl-C) leaves a folder that says it is incomplete, not old files mixed with new
+        (out / CONFIG_NAME).unlink(missing_ok=True)
         self.backbone.save_pretrained(str(out / BACKBONE_DIR))
         self.tokenizer.save_pretrained(str(out))
         save_file(
             {n: p.detach().contiguous() for n, p in self.heads.state_dict().items()}, str(out / HEADS_NAME)
         )
-        tmp = out / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(self.spellm_config, indent=2) + "\n")
-        os.replace(tmp, out / CONFIG_NAME)  # written last: its presence marks a complete directory
+        from effeval.model_files import honour_umask
+
+        honour_umask(out)  # safetensors leaves its weights at 0600
+        from effeval.atomic import write_text_atomic
+
+        # written last: its presence marks a complete directory
+        write_text_atomic(out / CONFIG_NAME, json.dumps(self.spellm_config, indent=2) + "\n")
         return out
 
     @classmethod
