@@ -43,8 +43,8 @@ def loading(argument: str, path: object, what: str = "model"):
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ConfigError(
             f"{argument}: could not load the {what} in {str(path)!r} ({type(exc).__name__}: {first}). "
-            "Fix: pass a complete folder written by save_pretrained (config.json, weights, tokenizer), "
-            "e.g. rebuild it with `effeval zoo build`"
+            "Fix: pass a complete folder written by save_pretrained (config.json, weights, tokenizer); "
+            "a zoo model is rebuilt with `effeval zoo build NAME --force`"
         ) from None
 
 
@@ -76,15 +76,50 @@ def traceback_requested() -> bool:
     return os.environ.get("EFFEVAL_TRACEBACK", "").strip().lower() not in ("", "0", "false", "no")
 
 
+def _flush_open_files() -> None:
+    """Flush every open file object the program still holds. Leaving from inside the excepthook
+    skips the interpreter's teardown of module globals (where an unclosed file would have been
+    flushed as it is freed), so its buffered writes are pushed out here instead."""
+    import gc
+    import io
+
+    kinds = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)
+    for obj in gc.get_objects():
+        # type(), not isinstance(): isinstance reads obj.__class__, which some objects (torch's
+        # deprecated aliases) answer with a warning
+        if issubclass(type(obj), kinds):
+            try:
+                if not obj.closed:
+                    obj.flush()
+            except Exception:  # a broken pipe or a detached buffer: nothing to save
+                pass
+
+
+def _exit_like_the_interpreter(code: int) -> None:
+    """What a normal exit does, in its order (wait for non-daemon threads, run the atexit
+    handlers, flush what is buffered), then leave with ``code``. ``SystemExit`` raised from an
+    excepthook is honoured by CPython (``PyErr_Print`` hands it to ``Py_Exit``), so the rest of
+    the interpreter's finalisation still runs; only the teardown of module globals does not,
+    which ``_flush_open_files`` makes up for."""
+    import atexit
+    import threading
+
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None and threading.current_thread() is threading.main_thread():
+        shutdown()
+    atexit._run_exitfuncs()  # runs each handler once and empties the list
+    _flush_open_files()
+    raise SystemExit(code)
+
+
 def _one_line_excepthook(exc_type, exc, tb, _previous=sys.excepthook):
     if issubclass(exc_type, EffevalError) and not traceback_requested():
         sys.stderr.write(f"effeval error: {exc}\n")
         if not (sys.flags.interactive or hasattr(sys, "ps1")):
             # the stock `lm_eval` CLI dies here: bad input exits 2 as our own commands do (the
             # interpreter would exit 1); an interactive session keeps running
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(2)
+            del tb  # the traceback holds every frame of the failed run
+            _exit_like_the_interpreter(2)
         return
     _previous(exc_type, exc, tb)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from effeval.errors import ConfigError, EffevalError, traceback_requested
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+INTERRUPTED = 130  # exit status after Ctrl-C, as a shell reports a process SIGINT ended
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -72,6 +73,13 @@ def run_guarded(body: Callable[[], int | None], *, verbose: bool = False) -> int
             raise
         sys.stderr.write(f"effeval error: {exc}\n")
         return 2
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: one line and the shell's status for SIGINT (128 + 2), not a traceback; writers
+        # are atomic, so what was finished stays and nothing is left half-written
+        if traceback_requested():
+            raise
+        sys.stderr.write(f"\neffeval: interrupted{f'; {exc}' if str(exc) else ''}\n")
+        return INTERRUPTED
 
 
 def add_settings(parser: argparse.ArgumentParser, config_cls, exclude=()) -> None:

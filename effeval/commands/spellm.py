@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from effeval.commands.scaffold import Command, add_settings
 from effeval.config_fields import build
@@ -38,6 +39,14 @@ def run(args) -> int:
     check_output_dir(args.out)  # before loading the teacher and training, not after
     check_not_input(args.out, args.base, "--out", "--base")
 
+    from effeval.models.base import check_pretrained
+
+    if not Path(args.base).expanduser().is_dir():  # the teacher is a local folder (load_causal_lm)
+        raise ConfigError(
+            f"--base: {args.base!r} is not a model directory (no folder there). Fix: pass a folder "
+            "written by save_pretrained, e.g. `effeval zoo path llama-sp --trained`"
+        )
+    check_pretrained(args.base, "--base", "effeval spellm distill")  # before the texts and the teacher load
     cfg = build(DistillConfig, vars(args))
     from effeval.errors import cli_flags
     from effeval.zoo.corpus import texts_for
@@ -49,7 +58,18 @@ def run(args) -> int:
         from effeval.methods.spellm.distill import load_texts
 
         load_texts(cfg.data)
-    summary = distill(cfg, *texts)
+    try:
+        summary = distill(cfg, *texts)
+    except KeyboardInterrupt:
+        from effeval.methods.spellm.distill import CHECKPOINT_DIR
+
+        kept = Path(args.out) / CHECKPOINT_DIR / "state.pt"
+        where = (
+            f"its checkpoint {kept} is kept"
+            if kept.is_file()
+            else f"no checkpoint was saved yet in {args.out}"
+        )
+        raise KeyboardInterrupt(f"{where}; run the same command to continue from it") from None
     if summary.get("stopped_early"):
         print(f"stopped after step {summary['steps_done']}; run the same command again to resume")
         return 0
@@ -76,9 +96,11 @@ def _coverage(args) -> int:
         ks = [int(x) for x in str(args.k).split(",") if x.strip()]
     except ValueError:
         ks = []
-    if not ks or min(ks) < 1:
+    from effeval.methods.spellm.alphabet import MAX_K
+
+    if not ks or min(ks) < 1 or max(ks) > MAX_K:
         raise ConfigError(
-            f"--k: {args.k!r} is not a comma-separated list of integers >= 1. Fix: e.g. --k 8,16"
+            f"--k: {args.k!r} is not a comma-separated list of integers in [1, {MAX_K}]. Fix: e.g. --k 8,16"
         )
     from effeval.models.base import check_pretrained
 

@@ -48,6 +48,13 @@ from effeval.token_blocks import pack_token_blocks
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoint"
+# Upper bounds of settings whose memory grows with them (DistillConfig._check_memory_bounds): each
+# is 8-64x the default, and keeps the largest tensor near 4 GB on a 262k vocabulary.
+MAX_SEQLEN = 8192
+MAX_STEP_TOKENS = 4096  # the teacher's [positions x vocabulary] logits (default 8 x 64 = 512 per step)
+MAX_POOL_HEADS = 4_194_304  # pool positions x k, each 258 floats (default 4096 x 16)
+MAX_TEXT_TOKENS = 100_000_000  # packed training text, int64 (default 2000 x 64)
+MAX_LORA_RANK = 1024
 TUNES = ("heads", "lora", "full")
 
 
@@ -120,24 +127,56 @@ class DistillConfig:
                 f"--pool: {self.pool!r} must be an integer >= 0. Fix: pass 0 (fresh targets every step) "
                 "or a number of positions"
             )
-        if not isinstance(self.target_temperature, (int, float)) or self.target_temperature < 0:
+        if (
+            not isinstance(self.target_temperature, (int, float))
+            or not 0 <= self.target_temperature < math.inf
+        ):
             raise ConfigError(
                 f"--target-temperature: {self.target_temperature!r} must be >= 0. Fix: pass 1 (the "
                 "teacher's distribution), a value in (0, 1) to sharpen it, or 0 for its argmax token"
             )
-        if not self.lr > 0 or not self.body_lr > 0:
-            raise ConfigError("--lr/--body-lr: must be > 0. Fix: pass a positive learning rate")
+        for name in ("lr", "body_lr"):  # inf passed a plain `> 0` check and trained NaN heads
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigError(
+                    f"--{name.replace('_', '-')}: {value!r} is not a finite learning rate > 0. "
+                    "Fix: pass a positive number, e.g. 1e-2"
+                )
+        self._check_memory_bounds()
         if self.tune not in TUNES:
             raise ConfigError(
                 f"--tune: {self.tune!r} is unknown. Fix: use heads (backbone frozen), lora or full"
             )
-        if not isinstance(self.lora_rank, int) or self.lora_rank < 1 or not self.lora_alpha > 0:
+        if (
+            not isinstance(self.lora_rank, int)
+            or not 1 <= self.lora_rank <= MAX_LORA_RANK
+            or not 0 < self.lora_alpha < math.inf
+        ):
             raise ConfigError(
-                f"--lora-rank/--lora-alpha: {self.lora_rank!r}/{self.lora_alpha!r} must be an integer >= 1 "
-                "and a number > 0. Fix: e.g. --lora-rank 8 --lora-alpha 16"
+                f"--lora-rank/--lora-alpha: {self.lora_rank!r}/{self.lora_alpha!r} must be an integer in "
+                f"[1, {MAX_LORA_RANK}] and a finite number > 0. Fix: e.g. --lora-rank 8 --lora-alpha 16"
             )
         if self.scoring not in MODES:
             raise ConfigError(f"--scoring: {self.scoring!r} is unknown. Fix: use one of {', '.join(MODES)}")
+
+    def _check_memory_bounds(self) -> None:
+        """Settings whose tensors grow with their product are bounded before the teacher loads,
+        rather than growing until the kernel kills the run: the teacher's logits of a step and of an
+        evaluation (positions x vocabulary floats), the pooled targets (positions x k x 258 floats)
+        and the packed training text."""
+        limits = (
+            ("--seqlen", self.seqlen, MAX_SEQLEN, "tokens per sequence"),
+            ("--batch-size x --seqlen", self.batch_size * self.seqlen, MAX_STEP_TOKENS, "tokens per step"),
+            ("--eval-positions", self.eval_positions, MAX_STEP_TOKENS, "held-out positions"),
+            ("--pool x --k", self.pool * self.k, MAX_POOL_HEADS, "pooled head targets"),
+            ("--max-blocks x --seqlen", self.max_blocks * self.seqlen, MAX_TEXT_TOKENS, "training tokens"),
+        )
+        for flag, value, limit, what in limits:
+            if value > limit:
+                raise ConfigError(
+                    f"{flag}: {value:,} {what} is more than the {limit:,} this command holds in memory. "
+                    f"Fix: lower {flag.split(' x ')[0]}"
+                )
 
 
 # --------------------------------------------------------------------------- data
@@ -349,9 +388,10 @@ def _save_checkpoint(path: Path, student, opt, sched, gen, state: DistillState, 
         "state": asdict(state),
         "config": _identity(cfg),
     }
-    tmp = path / "state.pt.tmp"
-    torch.save(blob, tmp)
-    os.replace(tmp, path / "state.pt")
+    from effeval.atomic import atomic_path
+
+    with atomic_path(path / "state.pt") as tmp:  # Ctrl-C or a kill mid-save leaves the old checkpoint
+        torch.save(blob, tmp)
 
 
 def _load_checkpoint(path: Path) -> dict:

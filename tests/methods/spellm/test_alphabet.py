@@ -75,9 +75,10 @@ def test_strings_that_are_not_one_token_use_the_tokenizer_or_exact_split(tokeniz
         assert b"".join(codec.token_bytes[i] for i in ids) == text
 
 
-@pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True, None])
-def test_k_below_one_or_not_int_is_a_clear_error(bad):
-    with pytest.raises(ConfigError, match=r"^k: .*Fix: pass an integer k >= 1"):
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "4", True, None, 129, 10000])
+def test_k_below_one_above_the_bound_or_not_int_is_a_clear_error(bad):
+    """Above 128 (issue 21: k=10000 filled the machine's memory) as below 1."""
+    with pytest.raises(ConfigError, match=r"^k: .*Fix: pass an integer k in \[1, 128\]"):
         check_k(bad)
 
 
