@@ -34,10 +34,46 @@ def bench_command(
     return Command(f"python -m effeval.bench {name}", doc.splitlines()[0], add_arguments, checked_run)
 
 
+# Bounds of every integer option of the benchmarks, by name (an option not listed: [1, DEFAULT_MAX]).
+# A count below the lower bound measures nothing (`overhead --repeats 0` failed in a median of no
+# timings); one above the upper bound would run for days or hold more than a machine's memory
+# (tokens, chains, heads, windows, batch sizes). Seeds are any integer.
+DEFAULT_MAX = 100_000
+INT_BOUNDS: dict[str, tuple[int, int]] = {
+    "threads": (1, 1024),
+    "repeats": (1, 1000),
+    "gguf_repeats": (1, 1000),
+    "k": (1, 128),  # short-m@k chains per question; SpeLLM heads (methods.spellm.alphabet.MAX_K)
+    "num_draft_tokens": (1, 64),
+    "batch_size": (1, 1024),
+    "max_new_tokens": (1, 8192),
+    "max_gen_toks": (1, 8192),
+    "max_think_tokens": (1, 8192),
+    "answer_tokens": (1, 8192),
+    "gen_tokens": (1, 8192),
+    "tokens": (1, 8192),  # SpeLLM bench: positions per output-layer call ([positions x vocabulary] floats)
+    "prompt": (1, 8192),
+    "steps": (1, 10_000),
+    "seqlen": (1, 8192),
+    "eval_seqlen": (1, 8192),
+    "proxy_seqlen": (1, 8192),
+    "distill_steps": (0, 100_000),  # 0 skips the distillation check
+    "ppl_tokens": (1, 1_000_000),
+}
+# Bounds of float options (None: no bound on that side); every float must be finite.
+FLOAT_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "temperature": (0.0, None),
+    "top_p": (0.0, 1.0),
+    "time_budget_s": (0.0, None),
+    "guidance": (0.0, None),
+    "sparsities": (0.0, 1.0),
+}
+
+
 def check_bench_arguments(args: argparse.Namespace) -> None:
-    """What would otherwise fail minutes in, or measure nonsense: ``--threads`` < 1, an ``--out``
-    that cannot be written, a NaN / infinite number, a negative count (any integer option but a
-    seed)."""
+    """What would otherwise fail minutes in, or measure nonsense, or exhaust the machine: an
+    integer option outside its bounds (``INT_BOUNDS``), a NaN / infinite or out-of-range number,
+    an ``--out`` that cannot be written."""
     import math
 
     from effeval.atomic import check_output_dir
@@ -47,12 +83,19 @@ def check_bench_arguments(args: argparse.Namespace) -> None:
         flag = "--" + name.replace("_", "-")
         values = value if isinstance(value, list) else [value]
         for v in values:
-            if isinstance(v, float) and not math.isfinite(v):
-                raise ConfigError(f"{flag}: {v} is not a finite number. Fix: pass a finite value")
-            if isinstance(v, int) and not isinstance(v, bool) and v < 0 and "seed" not in name:
-                raise ConfigError(f"{flag}: {v} is negative. Fix: pass a count >= 0")
-    if getattr(args, "threads", 1) < 1:
-        raise ConfigError(f"--threads: {args.threads} is not a thread count. Fix: pass --threads 1 or more")
+            if isinstance(v, float):
+                low, high = FLOAT_BOUNDS.get(name, (None, None))
+                if not math.isfinite(v):
+                    raise ConfigError(f"{flag}: {v} is not a finite number. Fix: pass a finite value")
+                if (low is not None and v < low) or (high is not None and v > high):
+                    shown = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
+                    raise ConfigError(f"{flag}: {v} is outside {shown}. Fix: pass a value in {shown}")
+            if isinstance(v, int) and not isinstance(v, bool) and "seed" not in name:
+                low, high = INT_BOUNDS.get(name, (1, DEFAULT_MAX))
+                if not low <= v <= high:
+                    raise ConfigError(
+                        f"{flag}: {v} is outside [{low}, {high:,}]. Fix: pass a whole number from {low} to {high:,}"
+                    )
     if getattr(args, "out", None):
         check_output_dir(args.out)
 

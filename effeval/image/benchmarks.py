@@ -549,6 +549,7 @@ def load_tifa(path: Path) -> list[dict]:
             str(path), "top level is not a JSON array", "pass TIFA's question-answer or text-inputs JSON"
         )
     by_id: dict[str, dict] = {}
+    previous_id = None
     for k, qa in enumerate(data):
         if (
             not isinstance(qa, dict)
@@ -564,9 +565,18 @@ def load_tifa(path: Path) -> list[dict]:
             by_id[qa["id"]] = _grouped_record(
                 "tifa", qa["id"], qa["caption"], {"record": k}, path, other_questions=[]
             )
+        else:
+            _check_tifa_repeat(path, k, qa, by_id[qa["id"]], previous_id)
+        previous_id = qa["id"]
         rec = by_id[qa["id"]]
         if "question" not in qa:
             continue
+        if any(q["text"] == qa["question"] for q in rec["questions"] + rec["other_questions"]):
+            raise _err(
+                f"{path}: record {k}",
+                f"id {qa['id']!r} asks {qa['question']!r} twice (the answer would be counted twice)",
+                "keep one record per question",
+            )
         if not isinstance(qa["question"], str) or not qa["question"].strip():
             # a null question would be asked as "None" and its answer counted: refuse it
             raise _err(
@@ -601,6 +611,22 @@ def load_tifa(path: Path) -> list[dict]:
             # a text-inputs record: presence/attribute/relation questions from its caption
             rec["questions"] = generic_questions(rec["prompt"])
     return list(by_id.values())
+
+
+def _check_tifa_repeat(path: Path, k: int, qa: dict, rec: dict, previous_id: str | None) -> None:
+    """A TIFA file lists one text's question records together, under one id and one caption (as
+    TIFA v1.0 does for all 4,081 texts). Any other repeat of an id is two texts that would be
+    merged into one prompt: refused, naming both records."""
+    first = rec["source"]["record"]
+    if qa["caption"] != rec["prompt"]:
+        problem = f"id {qa['id']!r} is also record {first}'s, whose caption differs ({rec['prompt']!r})"
+    elif "question" not in qa or (not rec["questions"] and not rec["other_questions"]):
+        problem = f"text id {qa['id']!r} is listed again (first as record {first})"
+    elif previous_id != qa["id"]:
+        problem = f"id {qa['id']!r} comes back after other ids (first as record {first})"
+    else:
+        return
+    raise _err(f"{path}: record {k}", f"{problem}, so two texts would be merged", "give each text its own id")
 
 
 # --------------------------------------------------------------------------------------------
@@ -667,6 +693,13 @@ def load_dsg(path: Path) -> list[dict]:
             if get["item_id"] not in by_id:
                 by_id[get["item_id"]] = _grouped_record(
                     "dsg", get["item_id"], get["text"], {"line": lineno}, path
+                )
+            elif by_id[get["item_id"]]["prompt"] != get["text"]:  # two texts under one id: not merged
+                raise _err(
+                    f"{path}:{lineno}",
+                    f"item_id {get['item_id']!r} is also line {by_id[get['item_id']]['source']['line']}'s, "
+                    "whose text differs, so two texts would be merged",
+                    "give each text its own item_id",
                 )
             rec = by_id[get["item_id"]]
             rec["questions"].append(

@@ -102,10 +102,9 @@ def pipeline_kind(pipe) -> str:
     )
 
 
-def load_pipeline(path: str | Path, device: str = "cpu", dtype: str = "float32"):
-    """Load a diffusers pipeline directory; a clear ConfigError when it is not one."""
-    import torch
-
+def check_pipeline_folder(path: str | Path) -> Path:
+    """A ConfigError naming --pipeline unless ``path`` is a diffusers pipeline folder whose config
+    files and weights are whole (header reads only: cheap, before anything loads)."""
     path = Path(path)
     if not path.is_dir():
         raise config_error(
@@ -119,6 +118,23 @@ def load_pipeline(path: str | Path, device: str = "cpu", dtype: str = "float32")
             f"{str(path)!r} is not a diffusers pipeline (no model_index.json)",
             "pass a folder written by DiffusionPipeline.save_pretrained",
         )
+    from effeval.model_files import folder_problem
+
+    problem = folder_problem(path)
+    if problem is not None:
+        raise config_error(
+            "--pipeline",
+            f"the pipeline in {str(path)!r} is damaged: {problem}",
+            "save it again with DiffusionPipeline.save_pretrained (a zoo one: `effeval zoo build NAME --force`)",
+        )
+    return path
+
+
+def load_pipeline(path: str | Path, device: str = "cpu", dtype: str = "float32"):
+    """Load a diffusers pipeline directory; a clear ConfigError when it is not one."""
+    import torch
+
+    path = check_pipeline_folder(path)
     from diffusers import DiffusionPipeline
 
     torch_dtype = getattr(torch, dtype, None)

@@ -322,6 +322,9 @@ def run(args, argv: list[str]) -> int:
             raise config_error(f"--{k}", f"{v} is not positive", f"pass --{k} >= 1")
     records = load_benchmark(args.benchmark, limit=args.limit)
     pipeline_path = _resolve_pipeline(args.pipeline)
+    from effeval.image.encoders import check_pipeline_folder
+
+    check_pipeline_folder(pipeline_path)  # a missing, foreign or damaged folder: before it loads
     check_image_size(pipeline_path, args.height, args.width)
     from effeval.image.encoders import load_pipeline
     from effeval.models.base import resolve_device
@@ -363,8 +366,11 @@ def run(args, argv: list[str]) -> int:
     out = Path(args.out)
     rank, world, dist = _dist()
     cfg_path = out / "run_config.json"
-    # Every rank checks (so all fail alike instead of some waiting at a barrier); rank 0 writes.
-    if cfg_path.is_file():
+    # Every rank checks (so all fail alike instead of some waiting at a barrier). A run_config.json
+    # binds the folder only once a prompt of that run is finished: one left by a run that stopped
+    # before its first image (an older version wrote it before the checks below) protects nothing.
+    finished = any((out / "prompts").glob("*.json"))
+    if cfg_path.is_file() and finished:
         old = json.loads(cfg_path.read_text())
         if old.get("config_hash") != config_hash:
             diff = sorted(k for k in config if old.get("config", {}).get(k) != config[k])
@@ -373,10 +379,6 @@ def run(args, argv: list[str]) -> int:
                 f"{str(out)!r} holds a run with other settings ({', '.join(diff)})",
                 "rerun with the same settings to resume, or pass a new --out",
             )
-    elif rank == 0:
-        write_json_atomic(cfg_path, {"config_hash": config_hash, "config": config})
-    if dist is not None:
-        dist.barrier()
 
     from effeval.image.encoders import PromptEncoder
     from effeval.image.generation import GenerationConfig, ImageGenerator
@@ -431,6 +433,12 @@ def run(args, argv: list[str]) -> int:
         for scorer in scorers:  # a scorer that can only score some prompts says so now
             if hasattr(scorer, "check_record"):
                 scorer.check_record(record)
+
+    # written only now that every check has passed: a refused run leaves nothing in --out
+    if rank == 0 and not (cfg_path.is_file() and finished):
+        write_json_atomic(cfg_path, {"config_hash": config_hash, "config": config})
+    if dist is not None:
+        dist.barrier()
 
     from tqdm.auto import tqdm
 

@@ -77,7 +77,24 @@ def _find_log(obj: Any) -> dict | None:
     return None
 
 
-def _chain_from(entry: dict, index: int, extractor, normalize) -> Chain:
+def _count(entry: dict, key: str, default: int | None = None) -> int:
+    """A chain's token count or index: a JSON whole number >= 0. A string ("12"), a fraction or a
+    negative count is refused, not cast: a negative one gave tables with negative ratios."""
+    value = entry.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(
+            f"pool: a chain's {key!r} is {value!r}, not a whole number >= 0. Fix: write {key} as a JSON "
+            "integer (the samples of an effeval-short-mk run do)"
+        )
+    return value
+
+
+def _chain_from(entry: Any, index: int, extractor, normalize) -> Chain:
+    if not isinstance(entry, dict):
+        raise ConfigError(
+            f"pool: chain {index} is {type(entry).__name__} {entry!r:.60}, not an object. Fix: write every "
+            'chain as {"think_tokens": N, "answer": ...}'
+        )
     if "think_tokens" not in entry:
         raise ConfigError(
             "pool: a chain has no 'think_tokens'. Fix: give every chain think_tokens (int) and answer"
@@ -92,9 +109,9 @@ def _chain_from(entry: dict, index: int, extractor, normalize) -> Chain:
             "Fix: analyse the samples of a strategy=majority run (all chains run to the end)"
         )
     return Chain(
-        index=int(entry.get("index", index)),
-        think_tokens=int(entry["think_tokens"]),
-        answer_tokens=int(entry.get("answer_tokens", 0)),
+        index=_count(entry, "index", index),
+        think_tokens=_count(entry, "think_tokens"),
+        answer_tokens=_count(entry, "answer_tokens", 0),
         status=status,
         answer=answer,
         vote_key=normalize(answer),
@@ -129,7 +146,15 @@ def load_pool(path: str | Path, answer: str | None = None, normalize: str = "mat
                     "of an effeval-short-mk run (--log_samples) or a native pool file with 'chains'"
                 )
             entries, target, qid = log["chains"], row.get("target"), row.get("doc_id", lineno)
-        chains = [_chain_from(e, i, extractor, norm) for i, e in enumerate(entries)]
+        if not isinstance(entries, list):
+            raise ConfigError(
+                f"{path}:{lineno}: 'chains' is {type(entries).__name__}, not a list. Fix: write the chains "
+                "of a question as a JSON list"
+            )
+        try:
+            chains = [_chain_from(e, i, extractor, norm) for i, e in enumerate(entries)]
+        except ConfigError as exc:  # say which line
+            raise ConfigError(f"{path}:{lineno}: {str(exc).removeprefix('pool: ')}") from None
         if not chains:
             raise ConfigError(
                 f"{path}:{lineno}: a question with no chains. Fix: every question needs k >= 1 chains"
