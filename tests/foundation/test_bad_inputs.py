@@ -1,28 +1,44 @@
-"""The bad-input table (issue 17): each row is one mistake a user makes, run through the entry
-point they would use, in-process. Every error is ONE line on stderr,
-``effeval error: <argument>: <problem>. Fix: <fix>``, naming the argument, with exit status 2 and
-no traceback, and nothing is written anywhere. A wrong output path is found before any work
-starts (the work function is replaced by one that fails the test if it is reached). Inputs that
-are odd but valid give a warning naming what is odd, and succeed.
+"""The bad-input table (issues 17 and 21): each row is one mistake a user makes, run through the
+entry point they would use, as a separate process: ``effeval ...`` (the console script),
+``python -m effeval.bench ...``, and for the lm-eval wrappers ``effeval lm`` (lm-eval's own CLI
+in-process; the stock ``lm_eval`` CLI indexes its ~14k tasks first, ~30 s a run, so it has one
+test here, ``test_stock_lm_eval_exits_2_and_runs_atexit_handlers``, plus those in
+tests/foundation/test_plugin.py; the wrapper rows also build the wrapper in-process as
+``lm_eval`` does, for what it raises there).
 
-One parametrised test per entry point; add a row when a new mistake is found. The rows whose id
-starts with ``#17`` (and the two warning tests marked so) are the cases issue 17 found
-mishandled, named as the issue words them; the others walk every argument of every entry point
-(missing, wrong type, out of range, empty, non-UTF-8, an output that is a file / a folder /
-unwritable, unknown choice, NaN / inf, negative counts). Able to fail: the #17 rows failed before
-their fixes (traceback, exit 1, output written after the work or half-written, silently wrong
-result), and so did the added rows listed in docs/decisions.md ("bad-input table"); removing a
-check makes its row fail. The stock ``lm_eval`` CLI path is in tests/foundation/test_plugin.py (a
-subprocess costs ~30 s of task indexing); here lm-eval's ``get_model`` is called as its CLI calls
-it.
+Every row asserts: exit status 2; exactly one ``effeval error: <argument>: <problem>. Fix: <fix>``
+line, the last one on stderr, naming the argument the row claims; no traceback anywhere; and
+nothing written anywhere: not in the folder of inputs and outputs, not in the zoo cache
+(``EFFEVAL_ZOO_DIR`` points at an empty folder, and the zoo folders the rows read are snapshotted),
+not in the working folder (each command runs in an empty one). Our own commands print nothing
+else; where the mistake can only be seen after lm-eval or a pipeline has started (a row marked
+``LOUD``), the lines before it may only be log records and progress bars. A wrong output path and
+the other up-front checks are found before any work starts: the work function is replaced in the
+child process (``sitecustomize`` below) by one that exits 97 with a message, so a row whose check
+comes too late fails. Inputs that are odd but valid give a warning naming what is odd, and succeed.
+
+One parametrised test per entry point; add a row when a new mistake is found. Rows whose id
+starts with ``#17`` / ``#21`` are the cases those issues found mishandled, named as the issue
+words them; the others walk every argument of every entry point (missing, wrong type, out of
+range, empty, non-UTF-8, an output that is a file / a folder / unwritable, unknown choice,
+NaN / inf, negative counts, absurd sizes). Able to fail: the #17 / #21 rows failed before their
+fixes (traceback, exit 1 or 0, output written after the work or half-written, a silently wrong
+result), and so did the rows listed in docs/decisions.md ("bad-input table"); removing a check
+makes its row fail.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,13 +47,107 @@ from effeval.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parent / "data"  # effeval result JSON of two real demo runs
+BIN = Path(sys.executable).parent
+EFFEVAL = str(BIN / "effeval")
 ONE_LINE = re.compile(r"^effeval error: [^\n]+: [^\n]+\. Fix: [^\n]+$")
+# what may precede the error line of a LOUD row: log records (effeval's and lm-eval's formats),
+# warnings, and progress bars (tqdm)
+NOISE = re.compile(
+    r"^(\d{4}-\d\d-\d\d[ :]\d\d:\d\d:\d\d\S*\s+(INFO|WARNING)\b.*"
+    r"|.*\d+%\|.*\|.*"
+    r"|.*Warning: .*|  warnings\.warn\(.*)$"
+)
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d[ :]\d\d:\d\d:\d\d")
 # placeholders of output paths that cannot be used; a row writing to one must fail before work
 BAD_OUTPUTS = ("{file}", "{under_file}", "{unwritable}", "{folder}", "{llama}", "{mamba}", "{root}/stem")
+WORK_REACHED = 97  # exit status of a child whose work function ran before the checks
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 LATIN1 = "Grüße aus München, déjà vu, señor. "
+
+# Put first on the child's PYTHONPATH. With EFFEVAL_REFUSE_WORK="module:attr.path,...", each named
+# function is replaced, as soon as its module has been executed, by one that reports and exits 97.
+SITECUSTOMIZE = """
+import os, sys
+
+_wanted = {}
+for _target in filter(None, os.environ.get("EFFEVAL_REFUSE_WORK", "").split(",")):
+    _module, _, _attr = _target.partition(":")
+    _wanted.setdefault(_module, []).append(_attr)
+
+if _wanted:
+    import importlib.abc
+    import importlib.util
+
+    def _trap(name):
+        def started(*args, **kwargs):
+            sys.stderr.write(f"WORK REACHED: {name} ran before the arguments were checked\\n")
+            sys.stderr.flush()
+            os._exit(97)
+
+        return started
+
+    def _patch(module):
+        for path in _wanted[module.__name__]:
+            *owners, last = path.split(".")
+            owner = module
+            for part in owners:
+                owner = getattr(owner, part)
+            setattr(owner, last, _trap(f"{module.__name__}:{path}"))
+
+    class _Finder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name not in _wanted:
+                return None
+            sys.meta_path.remove(self)
+            try:
+                spec = importlib.util.find_spec(name)
+            finally:
+                sys.meta_path.insert(0, self)
+            if spec is not None and spec.loader is not None:
+                run = spec.loader.exec_module
+
+                def exec_module(module, _run=run):
+                    _run(module)
+                    _patch(module)
+
+                spec.loader.exec_module = exec_module
+            return spec
+
+    sys.meta_path.insert(0, _Finder())
+"""
+
+
+@dataclass
+class Sandbox:
+    """Where the child processes run: an empty working folder, an empty zoo cache, the
+    ``sitecustomize`` above, and an environment that is offline."""
+
+    cwd: Path
+    zoo: Path
+    env: dict
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory) -> Sandbox:
+    root = tmp_path_factory.mktemp("bad_inputs_sandbox")
+    hook, cwd, zoo = root / "hook", root / "cwd", root / "zoo"
+    for folder in (hook, cwd, zoo):
+        folder.mkdir()
+    (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env = {k: v for k, v in os.environ.items() if k not in ("EFFEVAL_TRACEBACK", "EFFEVAL_REFUSE_WORK")}
+    env.update(
+        PYTHONPATH=os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p),
+        EFFEVAL_ZOO_DIR=str(zoo),
+        EFFEVAL_BENCH_DIR=str(root / "bench"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+    )
+    return Sandbox(cwd=cwd, zoo=zoo, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +212,22 @@ def bad(tmp_path_factory, zoo_path):
     ]
     write("tifa_latin1.json", json.dumps(tifa, ensure_ascii=False).encode("latin-1"))
     write("tifa_null_question.json", json.dumps([{**tifa[0], "question": None}]))
+    door = {**tifa[0], "question": "is the door red?", "element_type": "color", "element": "red"}
+    other_text = {**tifa[0], "caption": "a dog on a beach", "question": "is there a dog?", "element": "dog"}
+    write("tifa_two_texts_one_id.json", json.dumps([tifa[0], door, other_text]))
+    write("tifa_id_comes_back.json", json.dumps([tifa[0], {**other_text, "id": "coco_2"}, door]))
+    write("tifa_question_twice.json", json.dumps([tifa[0], door, door]))
+    text_input = {"id": "coco_1", "caption": "a café with a red door"}
+    write("tifa_text_twice.json", json.dumps([text_input, text_input]))
     dsg = (
         "item_id,text,keywords,proposition_id,dependency,category_broad,category_detailed,tuple,"
         "question_natural_language\nx_1,a café,café,1,0,entity,whole,entity - whole (café),Is there a café?\n"
     )
     write("dsg_latin1.csv", dsg.encode("latin-1"))
+    write(
+        "dsg_two_texts_one_id.csv",
+        dsg + "x_1,a dog,dog,1,0,entity,whole,entity - whole (dog),Is there a dog?\n",
+    )
     write("bench_empty.jsonl", "\n")
     write("bench.yaml", "prompt: a cat\n")
     long_prompt = {"id": "long1", "prompt": " ".join(["a red circle"] * 40)}
@@ -131,29 +252,82 @@ def bad(tmp_path_factory, zoo_path):
         "pool_aborted.jsonl",
         json.dumps({"id": "q", "chains": [{"think_tokens": 3, "status": "aborted"}]}) + "\n",
     )
+
+    def pool_with(**chain) -> str:
+        return json.dumps(
+            {"id": "q1", "target": "5", "chains": [{"think_tokens": 3, "answer": "5", **chain}]}
+        )
+
+    write("pool_string_tokens.jsonl", pool_with(think_tokens="12") + "\n")
+    write("pool_negative_tokens.jsonl", pool_with(think_tokens=-40) + "\n")
+    write("pool_negative_answer_tokens.jsonl", pool_with(answer_tokens=-1) + "\n")
+    write("pool_fraction_tokens.jsonl", pool_with(think_tokens=2.5) + "\n")
+    write("pool_chain_not_object.jsonl", json.dumps({"id": "q1", "chains": [7]}) + "\n")
+    write("pool_chains_not_list.jsonl", json.dumps({"id": "q1", "chains": "abc"}) + "\n")
+    # a task of ours whose generation_kwargs the user edited badly (read by the wrapper itself)
+    tasks = root / "bad_tasks"
+    tasks.mkdir()
+    gen = (REPO / "task_configs" / "smoke" / "smoke_gen.yaml").read_text()
+    gen = gen.replace("task: effeval_smoke_gen", "task: effeval_bad_gen_kwargs")
+    # (lm-eval itself casts a task's temperature with float(); top_p reaches the wrapper as written)
+    (tasks / "bad_gen_kwargs.yaml").write_text(
+        gen.replace("do_sample: false", "do_sample: false\n  top_p: abc")
+    )
+    paths["bad_tasks"] = str(tasks)
     return paths
 
 
-def files_under(root: Path) -> dict[str, int]:
-    return {str(p.relative_to(root)): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+def listing(folder: Path) -> dict[str, tuple]:
+    """Every file (size, mtime) and folder under ``folder``: what "nothing written" compares.
+    A folder's own mtime is left out: an output check creates and removes a probe file there."""
+    out: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in dirnames:
+            out[os.path.relpath(os.path.join(dirpath, name), folder)] = ("dir",)
+        for name in filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            out[os.path.relpath(os.path.join(dirpath, name), folder)] = (st.st_size, st.st_mtime_ns)
+    return out
 
 
-def run_cli(argv: list[str], capsys) -> tuple[int, str]:
-    from effeval.cli import main
-
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.err
+def watched(bad: dict, sandbox: Sandbox) -> list[Path]:
+    """The folders nothing may be written to: inputs and outputs, the zoo cache the child sees,
+    the zoo folders the rows read, and the working folder."""
+    return [Path(bad["root"]), sandbox.zoo, sandbox.cwd] + [Path(bad[k]) for k in ("llama", "mamba", "sd")]
 
 
-def assert_one_line_error(code: int, err: str, argument: str) -> None:
-    """Exit 2 and stderr is exactly one line naming ``argument`` (its start) and the fix."""
-    assert "Traceback" not in err, err[-3000:]
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, (code, err[-3000:])
-    assert ONE_LINE.match(lines[0]), lines[0]
-    message = lines[0][len("effeval error: ") :]
+def run_entry(cmd: list[str], sandbox: Sandbox, refuse: tuple[str, ...] = (), timeout: int = 300):
+    env = dict(sandbox.env, EFFEVAL_REFUSE_WORK=",".join(refuse))
+    return subprocess.run(cmd, cwd=sandbox.cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc, argument: str, loud: bool = False) -> str:
+    """Exit 2; the last line on stderr is the only ``effeval error:`` line, one line naming
+    ``argument`` (its start) and the fix; no traceback; nothing else on stderr unless ``loud``
+    (then only log records and progress bars). Returns the message."""
+    both = proc.stderr + proc.stdout
+    assert "Traceback" not in both and "WORK REACHED" not in both, both[-3000:]
+    lines = [line for line in re.split(r"[\r\n]+", proc.stderr) if line.strip()]
+    errors = [line for line in lines if "effeval error:" in line]
+    assert proc.returncode == 2 and len(errors) == 1 and lines[-1] == errors[0], (
+        proc.returncode,
+        proc.stderr[-3000:],
+    )
+    assert ONE_LINE.match(errors[0]), errors[0]
+    others, in_record = [], False
+    for line in lines[:-1]:
+        if loud and LOG_RECORD.match(line):  # an INFO / WARNING record, maybe over several lines
+            in_record = NOISE.match(line) is not None
+            if in_record:
+                continue
+        elif loud and (NOISE.match(line) or (in_record and "rror" not in line)):
+            continue
+        others.append(line)
+    assert not others, f"stderr has more than the one error line: {others[:5]}"
+    message = errors[0][len("effeval error: ") :]
+    assert argument, "a row must name the argument its message starts with"
     assert message.startswith(argument), message
+    return message
 
 
 def fill(argv: list[str], bad: dict, **extra) -> list[str]:
@@ -165,27 +339,19 @@ def bad_output(argv: list[str]) -> bool:
     return any(flag == "--out" and value.startswith(BAD_OUTPUTS) for flag, value in zip(argv, argv[1:]))
 
 
-def refuse_work(monkeypatch, *targets: str) -> None:
-    """Replace each ``module.attr`` with a function that fails the test: the output check must
-    come before it."""
+def run_row(cmd, argument, bad, sandbox, refuse=(), loud=False) -> str:
+    """Run one row's command; check the error form and that nothing was written anywhere."""
+    folders = watched(bad, sandbox)
+    before = [listing(f) for f in folders]
+    proc = run_entry(cmd, sandbox, refuse)
+    message = assert_one_line_error(proc, argument, loud)
+    for folder, was in zip(folders, before):
+        assert listing(folder) == was, f"{folder} changed: nothing may be written"
+    return message
 
-    for target in targets:
 
-        def started(*args, _target=target, **kwargs):
-            raise AssertionError(f"{_target} ran before the arguments were checked")
-
-        monkeypatch.setattr(target, started)
-
-
-def run_row(argv, argument, bad, capsys, monkeypatch, work=()):
-    """Run one CLI row and check the error form, that nothing was written, and (for an output
-    path) that the work was never reached."""
-    if bad_output(argv):
-        refuse_work(monkeypatch, *work)
-    before = files_under(bad["root"])
-    code, err = run_cli(fill(argv, bad), capsys)
-    assert_one_line_error(code, err, argument)
-    assert files_under(bad["root"]) == before  # nothing written, nothing half-done
+def effeval_cmd(*argv: str) -> list[str]:
+    return [EFFEVAL, *argv]
 
 
 # --------------------------------------------------------------------------- lm-eval wrappers
@@ -216,25 +382,25 @@ WRAPPER_CASES = [
         "#17 corrupt config.json as drafter",
         "effeval-hetero-spec",
         "pretrained={llama},drafter={llama_bad_config}",
-        "drafter",
+        "effeval-hetero-spec model_args 'drafter'",
     ),
     (
         "#17 truncated safetensors as drafter",
         "effeval-hetero-spec",
         "pretrained={llama},drafter={llama_truncated}",
-        "drafter",
+        "effeval-hetero-spec model_args 'drafter'",
     ),
     (
         "hetero-spec target corrupt config.json",
         "effeval-hetero-spec",
         "pretrained={llama_bad_config},drafter={llama}",
-        "pretrained",
+        "effeval-hetero-spec model_args 'pretrained'",
     ),
     (
         "hetero-spec target truncated safetensors",
         "effeval-hetero-spec",
         "pretrained={llama_truncated},drafter={llama}",
-        "pretrained",
+        "effeval-hetero-spec model_args 'pretrained'",
     ),
     (
         "hetero-spec pretrained missing folder",
@@ -308,7 +474,7 @@ WRAPPER_CASES = [
         "pretrained={llama},drafter={llama},seed=x",
         "effeval-hetero-spec model_args 'seed'",
     ),
-    ("short-mk m > k", "effeval-short-mk", "pretrained={llama},k=2,m=3", ""),
+    ("short-mk m > k", "effeval-short-mk", "pretrained={llama},k=2,m=3", "effeval-short-mk model_args 'm'"),
     ("short-mk k=0", "effeval-short-mk", "pretrained={llama},k=0", "effeval-short-mk model_args 'k'"),
     ("short-mk k=-4", "effeval-short-mk", "pretrained={llama},k=-4", "effeval-short-mk model_args 'k'"),
     ("short-mk m=0", "effeval-short-mk", "pretrained={llama},m=0", "effeval-short-mk model_args 'm'"),
@@ -341,9 +507,14 @@ WRAPPER_CASES = [
         "short-mk truncated safetensors",
         "effeval-short-mk",
         "pretrained={llama_truncated}",
-        "pretrained",
+        "effeval-short-mk model_args 'pretrained'",
     ),
-    ("short-mk corrupt config.json", "effeval-short-mk", "pretrained={llama_bad_config}", "pretrained"),
+    (
+        "short-mk corrupt config.json",
+        "effeval-short-mk",
+        "pretrained={llama_bad_config}",
+        "effeval-short-mk model_args 'pretrained'",
+    ),
     (
         "short-mk pretrained missing folder",
         "effeval-short-mk",
@@ -366,13 +537,13 @@ WRAPPER_CASES = [
         "pruned-ssm corrupt config.json",
         "effeval-pruned-ssm",
         "pretrained={mamba_bad_config},method=magnitude,sparsity=0.5",
-        "pretrained",
+        "effeval-pruned-ssm model_args 'pretrained'",
     ),
     (
         "pruned-ssm truncated safetensors",
         "effeval-pruned-ssm",
         "pretrained={mamba_truncated},method=magnitude,sparsity=0.5",
-        "pretrained",
+        "effeval-pruned-ssm model_args 'pretrained'",
     ),
     (
         "pruned-ssm sparsity=1.5",
@@ -468,9 +639,12 @@ WRAPPER_CASES = [
 
 
 @pytest.mark.parametrize("case", WRAPPER_CASES, ids=[c[0] for c in WRAPPER_CASES])
-def test_lm_eval_wrappers(case, bad, monkeypatch):
-    """lm-eval builds the wrapper from --model_args; what it raises reaches the user as one line
-    (the excepthook in effeval.errors). An output model_arg is checked before the pruning."""
+def test_lm_eval_wrappers(case, bad, sandbox, monkeypatch):
+    """Each row through ``effeval lm`` as a user types it (lm-eval's CLI in that process, with a
+    one-document run of our smoke task and an output folder that must stay unwritten); then the
+    wrapper built in-process as the stock ``lm_eval`` CLI builds it (``get_model``), which must
+    raise the same one-line ConfigError (its exit status under ``lm_eval`` is the excepthook's,
+    tested below). An output model_arg is checked before the pruning."""
     import lm_eval.models  # noqa: F401  (registers lm-eval's models; effeval's come with the plugin)
     from lm_eval.api.registry import get_model
     from lm_eval.utils import simple_parse_args_string
@@ -478,19 +652,54 @@ def test_lm_eval_wrappers(case, bad, monkeypatch):
     import effeval.models  # noqa: F401
 
     _, model, args, argument = case
+    argv = ["--model", model, "--model_args", args.format(**bad), "--tasks", "effeval_smoke_mc"]
+    argv += ["--device", "cpu", "--limit", "1", "--output_path", str(bad["root"] / "lm_out")]
+    run_row(effeval_cmd("lm", *argv), argument, bad, sandbox, loud=True)
+
     if "save_to=" in args and bad_output(["--out", args.split("save_to=")[-1]]):
-        refuse_work(monkeypatch, "effeval.methods.pruned_ssm.api.prune_model")
+
+        def started(*a, **k):
+            raise AssertionError("prune_model ran before save_to was checked")
+
+        monkeypatch.setattr("effeval.methods.pruned_ssm.api.prune_model", started)
     kwargs = simple_parse_args_string(args.format(**bad))
-    before = files_under(bad["root"])
+    before = listing(Path(bad["root"]))
     with pytest.raises(ConfigError) as err:
         get_model(model)(**kwargs, device="cpu")
     message = str(err.value)
     assert "\n" not in message and "Fix: " in message and message.startswith(argument), message
-    assert files_under(bad["root"]) == before
+    assert listing(Path(bad["root"])) == before
+
+
+def test_stock_lm_eval_exits_2_and_runs_atexit_handlers(bad, sandbox, tmp_path):
+    """#21 the excepthook ended the stock ``lm_eval`` CLI with ``os._exit(2)``: no atexit handler
+    ran and a file the program had written but not flushed stayed empty. The console script's
+    own lines (``from lm_eval.__main__ import cli_evaluate; sys.exit(cli_evaluate())``) run here
+    after the program registered a handler and wrote to a buffered file: exit 2, one line, the
+    handler ran, the buffer reached the disk."""
+    marker, buffered = tmp_path / "atexit-ran", tmp_path / "buffered.txt"
+    argv = ["lm_eval", "run", "--model", "effeval-short-mk", "--model_args", f"pretrained={bad['llama']},k=0"]
+    argv += ["--tasks", "effeval_smoke_mc", "--include_path", str(REPO / "task_configs"), "--device", "cpu"]
+    code = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'ran')\n"
+        f"held = open({str(buffered)!r}, 'w')\n"
+        "held.write('written before the error, never flushed by the program')\n"
+        f"sys.argv = {argv!r}\n"
+        "from lm_eval.__main__ import cli_evaluate\n"
+        "sys.exit(cli_evaluate())\n"
+    )
+    proc = run_entry([sys.executable, "-c", code], sandbox, timeout=600)
+    assert_one_line_error(proc, "effeval-short-mk model_args 'k'", loud=True)
+    assert marker.read_text() == "ran"
+    assert buffered.read_text() == "written before the error, never flushed by the program"
+    assert not any(sandbox.cwd.iterdir())
 
 
 # --------------------------------------------------------------------------- effeval lm
 
+
+LM_WORK = ("lm_eval.__main__:cli_evaluate",)  # the up-front checks come before lm-eval starts
 
 LM_CASES = [
     (
@@ -568,17 +777,107 @@ LM_CASES = [
         "effeval-short-mk model_args 'strategy'",
     ),
 ]
+LM_CASES += [
+    (
+        "#21 --model hf on a folder with a corrupt config.json",
+        ["--model_args", "pretrained={llama_bad_config}"],
+        "hf model_args 'pretrained'",
+    ),
+    (
+        "--model hf on a folder with truncated weights",
+        ["--model_args", "pretrained={llama_truncated}"],
+        "hf model_args 'pretrained'",
+    ),
+    (
+        "--model hf on a missing folder",
+        ["--model_args", "pretrained={root}/nowhere"],
+        "hf model_args 'pretrained'",
+    ),
+    (
+        "#21 --gen_kwargs temperature=abc",
+        ["--tasks", "effeval_smoke_gen", "--gen_kwargs", "temperature=abc"],
+        "--gen_kwargs 'temperature'",
+    ),
+    ("--gen_kwargs temperature=nan", ["--gen_kwargs", "temperature=nan"], "--gen_kwargs 'temperature'"),
+    ("--gen_kwargs temperature=-1", ["--gen_kwargs", "temperature=-1"], "--gen_kwargs 'temperature'"),
+    ("--gen_kwargs top_p=2", ["--gen_kwargs", "top_p=2"], "--gen_kwargs 'top_p'"),
+    ("--gen_kwargs top_k=2.5", ["--gen_kwargs", "top_k=2.5"], "--gen_kwargs 'top_k'"),
+    ("--gen_kwargs max_gen_toks=0", ["--gen_kwargs", "max_gen_toks=0"], "--gen_kwargs 'max_gen_toks'"),
+    ("--gen_kwargs do_sample=maybe", ["--gen_kwargs", "do_sample=maybe"], "--gen_kwargs 'do_sample'"),
+    ("--gen_kwargs until=5", ["--gen_kwargs", "until=5"], "--gen_kwargs 'until'"),
+    (
+        "--gen_kwargs a key given twice",
+        ["--gen_kwargs", ["temperature=0", "temperature=1"]],
+        "--gen_kwargs",
+    ),
+    ("#21 --output_path an existing file", ["--output_path", "{file}"], "--output_path"),
+    ("--output_path under a file", ["--output_path", "{under_file}/x"], "--output_path"),
+    ("--output_path .json under a file", ["--output_path", "{under_file}/r.json"], "--output_path"),
+    ("--output_path unwritable", ["--output_path", "{unwritable}"], "--output_path"),
+    (
+        "#21 duplicated model_args keys",
+        ["--model_args", "pretrained={llama},pretrained={mamba}"],
+        "--model_args",
+    ),
+    (
+        "model_args key repeated across values",
+        ["--model_args", ["pretrained={llama}", "dtype=float32", "dtype=bfloat16"]],
+        "--model_args",
+    ),
+    (
+        "model_args key repeated in JSON",
+        ["--model_args", '{{"pretrained": "{llama}", "pretrained": "{mamba}"}}'],
+        "--model_args",
+    ),
+    (
+        "model_args JSON followed by more values",
+        ["--model_args", ['{{"pretrained": "{llama}"}}', "dtype=float32"]],
+        "--model_args",
+    ),
+    (
+        "#21 hetero-spec generate_until top_p=abc from the task's generation_kwargs",
+        [
+            "--model",
+            "effeval-hetero-spec",
+            "--model_args",
+            "pretrained={llama},drafter={llama}",
+            "--tasks",
+            "effeval_bad_gen_kwargs",
+            "--include_path",
+            "{bad_tasks}",
+        ],
+        "effeval-hetero-spec gen_kwargs 'top_p'",
+    ),
+]
+# rows whose mistake only lm-eval's CLI (an unknown task) or the wrapper (the task's own
+# generation settings) can see, once lm-eval has started
+LM_LOUD = {
+    "#17 lm-eval's own error for an unknown task under effeval lm",
+    "#21 hetero-spec generate_until top_p=abc from the task's generation_kwargs",
+}
 
 
 @pytest.mark.parametrize("case", LM_CASES, ids=[c[0] for c in LM_CASES])
-def test_effeval_lm(case, bad, capsys):
-    _, extra, argument = case
-    opts = {"--model": "hf", "--model_args": f"pretrained={bad['llama']}", "--device": "cpu"}
-    it = iter(fill(extra, bad))
+def test_effeval_lm(case, bad, sandbox):
+    name, extra, argument = case
+    opts = {
+        "--model": "hf",
+        "--model_args": "pretrained={llama}",
+        "--tasks": "effeval_smoke_mc",
+        "--device": "cpu",
+        "--limit": "1",
+        "--output_path": "{root}/lm_out",  # must stay unwritten
+    }
+    it = iter(extra)
     for flag in it:
         opts[flag] = next(it)
-    code, err = run_cli(["lm"] + [x for kv in opts.items() for x in kv], capsys)
-    assert_one_line_error(code, err, argument)
+    argv = []
+    for flag, value in opts.items():
+        argv += [flag, *(value if isinstance(value, list) else [value])]
+    loud = name in LM_LOUD
+    run_row(
+        effeval_cmd("lm", *fill(argv, bad)), argument, bad, sandbox, refuse=() if loud else LM_WORK, loud=loud
+    )
 
 
 # --------------------------------------------------------------------------- effeval pruned-ssm
@@ -624,17 +923,22 @@ PRUNE_CASES = [
 ]
 
 
+PRUNE_WORK = (
+    "transformers.models.auto.auto_factory:_BaseAutoModelClass.from_pretrained",
+    "effeval.methods.pruned_ssm.api:prune_model",
+)
+
+
 @pytest.mark.parametrize("case", PRUNE_CASES, ids=[c[0] for c in PRUNE_CASES])
-def test_pruned_ssm_cli(case, bad, capsys, monkeypatch):
+def test_pruned_ssm_cli(case, bad, sandbox):
+    """Every row is refused before the model loads (the loader is a trap in the child)."""
     _, extra, argument = case
     opts = {"--model": "{mamba}", "--method": "magnitude", "--sparsity": "0.5", "--out": "{root}/pruned"}
     it = iter(extra)
     for flag in it:
         opts[flag] = next(it)
     argv = ["pruned-ssm", "--nsamples", "2", "--seqlen", "16"] + [x for kv in opts.items() for x in kv]
-    run_row(
-        argv, argument, bad, capsys, monkeypatch, work=["transformers.AutoModelForCausalLM.from_pretrained"]
-    )
+    run_row(effeval_cmd(*fill(argv, bad)), argument, bad, sandbox, refuse=PRUNE_WORK)
 
 
 # --------------------------------------------------------------------------- effeval spellm
@@ -728,18 +1032,127 @@ SPELLM_CASES = [
 ]
 
 
+def distill_row(name: str, *extra: str, argument: str):
+    return (name, ["distill", "--base", "{llama}", "--out", "{root}/sp8", *extra], argument)
+
+
+SPELLM_CASES += [
+    distill_row("#21 distill --lr inf", "--lr", "inf", argument="--lr"),
+    distill_row("distill --lr -0.1", "--lr", "-0.1", argument="--lr"),
+    distill_row("distill --body-lr inf", "--tune", "lora", "--body-lr", "inf", argument="--body-lr"),
+    distill_row("#21 distill --k 10000", "--k", "10000", argument="--k"),
+    distill_row("distill --k 129", "--k", "129", argument="--k"),
+    distill_row("distill --seqlen 100000", "--seqlen", "100000", argument="--seqlen"),
+    distill_row("distill --batch-size 100000", "--batch-size", "100000", argument="--batch-size x --seqlen"),
+    distill_row(
+        "distill --eval-positions 10000000", "--eval-positions", "10000000", argument="--eval-positions"
+    ),
+    distill_row("distill --pool 100000000", "--pool", "100000000", argument="--pool x --k"),
+    distill_row(
+        "distill --max-blocks 1000000000", "--max-blocks", "1000000000", argument="--max-blocks x --seqlen"
+    ),
+    distill_row(
+        "distill --lora-rank 100000", "--tune", "lora", "--lora-rank", "100000", argument="--lora-rank"
+    ),
+    distill_row(
+        "distill --lora-alpha inf",
+        "--tune",
+        "lora",
+        "--lora-alpha",
+        "inf",
+        argument="--lora-rank/--lora-alpha",
+    ),
+    distill_row(
+        "distill --target-temperature inf", "--target-temperature", "inf", argument="--target-temperature"
+    ),
+    ("coverage --k 10000", ["coverage", "--base", "{llama}", "--k", "8,10000"], "--k"),
+]
+
+
 @pytest.mark.parametrize("case", SPELLM_CASES, ids=[c[0] for c in SPELLM_CASES])
-def test_spellm_cli(case, bad, capsys, monkeypatch):
+def test_spellm_cli(case, bad, sandbox):
     _, argv, argument = case
     extra = ["--steps", "1", "--max-blocks", "4", "--no-progress"] if argv[:1] == ["distill"] else []
-    run_row(
-        ["spellm", *argv, *extra],
-        argument,
-        bad,
-        capsys,
-        monkeypatch,
-        work=["effeval.methods.spellm.distill.distill"],
+    if "--max-blocks" in argv:
+        extra = ["--steps", "1", "--no-progress"]
+    cmd = effeval_cmd("spellm", *fill(argv, bad), *extra)
+    run_row(cmd, argument, bad, sandbox, refuse=("effeval.methods.spellm.distill:distill",))
+
+
+def test_spellm_distill_ctrl_c_is_one_line_exit_130(bad, tmp_path, sandbox):
+    """#21 Ctrl-C in `spellm distill` ended in a KeyboardInterrupt traceback. Now: SIGINT once
+    training runs -> exit 130, one line saying what is kept and how to go on, no traceback, and
+    --out holds no temporary or half-written file (no checkpoint was due yet: nothing at all)."""
+    out = tmp_path / "sp"
+    cmd = effeval_cmd("spellm", "distill", "--base", bad["llama"], "--out", str(out), "--steps", "100000")
+    cmd += ["--max-blocks", "8", "--seqlen", "16", "--pool", "0", "--eval-every", "100000"]
+    cmd += ["--save-every", "100000", "--no-progress"]
+    env = dict(sandbox.env, EFFEVAL_REFUSE_WORK="")
+    proc = subprocess.Popen(
+        cmd, cwd=sandbox.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    # the first evaluation's log line says training is under way (steps are milliseconds apart)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if "spellm eval step 0" in line:
+            break
+    else:
+        pytest.fail("distill ended before training started: " + "".join(lines)[-3000:])
+    time.sleep(1.0)  # inside the training loop
+    proc.send_signal(signal.SIGINT)
+    stdout, rest = proc.communicate(timeout=120)
+    stderr = "".join(lines) + rest
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr + stdout, stderr[-3000:]
+    last = [line for line in stderr.splitlines() if line.strip()][-1]
+    assert last.startswith("effeval: interrupted; no checkpoint was saved yet"), last
+    assert "run the same command" in last
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
+    assert not any(sandbox.cwd.iterdir())
+
+
+def test_saved_models_get_the_umask_mode(bad, tmp_path):
+    """#21 safetensors (0.8) writes its files 0600, so a model saved by `effeval pruned-ssm`, a
+    SpeLLM from `effeval spellm distill` and a zoo build were unreadable to the group and others
+    under a 022 umask, against the README's "they get the usual umask mode". Each is made here
+    under umask 022: every file is 0644."""
+    env = {**os.environ, "EFFEVAL_ZOO_DIR": str(tmp_path / "zoo"), "HF_HUB_OFFLINE": "1"}
+    env.pop("EFFEVAL_REFUSE_WORK", None)
+    commands = {
+        "pruned": effeval_cmd(
+            "pruned-ssm", "--model", bad["mamba"], "--method", "magnitude", "--sparsity", "0.5"
+        ),
+        "spellm": effeval_cmd(
+            "spellm", "distill", "--base", bad["llama"], "--steps", "1", "--max-blocks", "8"
+        )
+        + ["--seqlen", "16", "--pool", "0", "--eval-positions", "16", "--no-progress"],
+    }
+    for name, cmd in commands.items():
+        proc = subprocess.run(
+            [*cmd, "--out", str(tmp_path / name)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            preexec_fn=lambda: os.umask(0o022),
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = subprocess.run(
+        effeval_cmd("zoo", "path", "llama-sp"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=lambda: os.umask(0o022),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    modes = {
+        str(p.relative_to(tmp_path)): oct(p.stat().st_mode & 0o777)
+        for p in tmp_path.rglob("*")
+        if p.is_file() and not p.name.startswith(".") and "checkpoint" not in p.parts
+    }
+    assert any(name.endswith(".safetensors") for name in modes) and set(modes.values()) == {"0o644"}, modes
 
 
 # --------------------------------------------------------------------------- effeval short-mk analyze
@@ -768,17 +1181,21 @@ SHORT_MK_CASES = [
 ]
 
 
+SHORT_MK_CASES += [
+    ("#21 chain log whose token counts are strings", ["{pool_string_tokens_jsonl}"], "SAMPLES"),
+    ("#21 chain log with negative token counts", ["{pool_negative_tokens_jsonl}"], "SAMPLES"),
+    ("chain log with negative answer tokens", ["{pool_negative_answer_tokens_jsonl}"], "SAMPLES"),
+    ("chain log with a fractional token count", ["{pool_fraction_tokens_jsonl}"], "SAMPLES"),
+    ("chain log whose chain is not an object", ["{pool_chain_not_object_jsonl}"], "SAMPLES"),
+    ("chain log whose chains are not a list", ["{pool_chains_not_list_jsonl}"], "SAMPLES"),
+]
+
+
 @pytest.mark.parametrize("case", SHORT_MK_CASES, ids=[c[0] for c in SHORT_MK_CASES])
-def test_short_mk_analyze_cli(case, bad, capsys, monkeypatch):
+def test_short_mk_analyze_cli(case, bad, sandbox):
     _, argv, argument = case
-    run_row(
-        ["short-mk", "analyze", *argv],
-        argument,
-        bad,
-        capsys,
-        monkeypatch,
-        work=["effeval.methods.short_mk.pool.analyze_pool"],
-    )
+    cmd = effeval_cmd("short-mk", "analyze", *fill(argv, bad))
+    run_row(cmd, argument, bad, sandbox, refuse=("effeval.methods.short_mk.pool:analyze_pool",))
 
 
 # --------------------------------------------------------------------------- effeval results
@@ -789,12 +1206,13 @@ def demo_result():
     return str(DATA / "result_hf_llama_sp.json")
 
 
-RESULTS_WORK = [
-    "effeval.results.compare.compare",
-    "effeval.results.export.export",
-    "effeval.results.cli.convert",
-    "effeval.results.leaderboard.build_site",
-]
+RESULTS_WORK = (
+    "effeval.results.compare:compare",
+    "effeval.results.export:export",
+    "effeval.results.cli:convert",
+    "effeval.results.leaderboard:build_site",
+)
+
 
 RESULTS_CASES = [
     (
@@ -879,10 +1297,23 @@ RESULTS_CASES = [
 
 
 @pytest.mark.parametrize("case", RESULTS_CASES, ids=[c[0] for c in RESULTS_CASES])
-def test_results_cli(case, bad, demo_result, capsys, monkeypatch):
+def test_results_cli(case, bad, sandbox, demo_result):
     _, argv, argument = case
     argv = [a.replace("{demo}", demo_result) for a in argv]
-    run_row(["results", *argv], argument.format(**bad), bad, capsys, monkeypatch, work=RESULTS_WORK)
+    cmd = effeval_cmd("results", *fill(argv, bad))
+    # an input is read by the work itself (a run to compare is checked as it is loaded); an
+    # output path is checked before it starts
+    refuse = RESULTS_WORK if bad_output(argv) else ()
+    run_row(cmd, argument.format(**bad), bad, sandbox, refuse=refuse)
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """In-process, for the warning tests (odd but valid input): they read the log records."""
+    from effeval.cli import main
+
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.err
 
 
 def test_leaderboard_names_the_files_it_skips(tmp_path, capsys, caplog):
@@ -933,17 +1364,75 @@ ZOO_CASES = [
 ]
 
 
+@pytest.fixture(scope="module")
+def damaged_zoo(bad, sandbox):
+    """Built zoo folders in the sandbox's zoo cache, damaged after their build: a tiny model whose
+    weights were truncated, and a real-tier folder (as `zoo build --real` leaves it, provenance
+    record included) whose weights were overwritten in place with the same size."""
+    from effeval import zoo
+    from effeval.zoo.real import PROVENANCE_FILE, weights_record
+
+    tiny = zoo.model_dir("llama-sp", root=sandbox.zoo)
+    shutil.copytree(bad["llama_truncated"], tiny)
+    (tiny / zoo.COMPLETE_MARKER).write_text("built\n")
+    real = zoo.model_dir("smollm2-135m", root=sandbox.zoo)
+    shutil.copytree(bad["llama"], real)
+    (real / PROVENANCE_FILE).write_text(json.dumps({"zoo_name": "smollm2-135m", **weights_record(real)}))
+    (real / zoo.COMPLETE_MARKER).write_text("built\n")
+    time.sleep(0.01)  # the overwrite is newer than the record, as any later write is
+    weights = real / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-4:] = b"\x00\x01\x02\x03" if data[-4:] != b"\x00\x01\x02\x03" else b"\x04\x05\x06\x07"
+    weights.write_bytes(bytes(data))
+    return {"tiny": tiny, "real": real}
+
+
+ZOO_CASES += [
+    ("#21 path of a real-tier folder whose weights were overwritten", ["path", "smollm2-135m"], "NAME"),
+    ("path of a built folder whose weights were truncated", ["path", "llama-sp"], "NAME"),
+]
+
+
+# rows that read a cached build (zoo.get returns it at once); every other row builds nothing
+ZOO_CACHED = {c[0] for c in ZOO_CASES[-2:]}
+
+
 @pytest.mark.parametrize("case", ZOO_CASES, ids=[c[0] for c in ZOO_CASES])
-def test_zoo_cli(case, bad, capsys, monkeypatch):
-    _, argv, argument = case
-    run_row(
-        ["zoo", *argv],
-        argument,
-        bad,
-        capsys,
-        monkeypatch,
-        work=["effeval.zoo.build_all", "effeval.zoo.get"],
-    )
+def test_zoo_cli(case, bad, sandbox, damaged_zoo):
+    name, argv, argument = case
+    refuse = ("effeval.zoo:build_all",) + (() if name in ZOO_CACHED else ("effeval.zoo:get",))
+    message = run_row(effeval_cmd("zoo", *fill(argv, bad)), argument, bad, sandbox, refuse=refuse)
+    if "damaged" in message:  # the fix it names is a command that rebuilds the folder
+        assert f"Fix: rebuild it with `effeval zoo build {argv[1]} --force`" in message, message
+
+
+def test_zoo_damage_fix_works(bad, tmp_path):
+    """#21 `zoo path` handed out a folder whose weights were truncated, and the fix the load error
+    named (`effeval zoo build`) did nothing without --force. Now `zoo path` refuses it, naming
+    `effeval zoo build NAME --force`; running exactly that command rebuilds the folder, after
+    which `zoo path` answers; and a plain `effeval zoo build NAME` repairs a damaged folder too."""
+    from effeval import zoo
+
+    env = {**os.environ, "EFFEVAL_ZOO_DIR": str(tmp_path), "HF_HUB_OFFLINE": "1"}
+    env.pop("EFFEVAL_REFUSE_WORK", None)
+
+    def run(*argv):
+        return subprocess.run([EFFEVAL, *argv], env=env, capture_output=True, text=True, timeout=600)
+
+    folder = zoo.model_dir("llama-sp", root=tmp_path)
+    for repair in (None, ["zoo", "build", "llama-sp"]):
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(bad["llama_truncated"], folder)
+        (folder / zoo.COMPLETE_MARKER).write_text("built\n")
+        refused = run("zoo", "path", "llama-sp")
+        message = refused.stderr.strip().splitlines()[-1]
+        assert refused.returncode == 2 and "damaged" in message, refused.stderr[-2000:]
+        fix = re.search(r"`(effeval zoo build [^`]+)`", message).group(1)
+        assert fix == "effeval zoo build llama-sp --force"
+        done = run(*(repair or fix.split()[1:]))
+        assert done.returncode == 0, done.stderr[-2000:]
+        again = run("zoo", "path", "llama-sp")
+        assert again.returncode == 0 and again.stdout.strip() == str(folder), again.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------- effeval image run
@@ -994,17 +1483,32 @@ IMAGE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", IMAGE_CASES, ids=[c[0] for c in IMAGE_CASES])
-def test_image_run_cli(case, bad, capsys, monkeypatch):
-    """Refused before any image is made (the TIFA and --height rows once wrote wrong results;
-    the output rows failed only after the pipeline had loaded)."""
-    _, extra, argument = case
-    opts = {
-        "--pipeline": "{sd}",
-        "--benchmark": "{bench_ok_jsonl}",
-        "--scorers": "none",
-        "--out": "{root}/img",
-    }
+IMAGE_CASES += [
+    (
+        "#21 two TIFA records with one id and different captions",
+        ["--benchmark", "tifa:{tifa_two_texts_one_id_json}"],
+        "--benchmark",
+    ),
+    (
+        "TIFA id that comes back after another id",
+        ["--benchmark", "tifa:{tifa_id_comes_back_json}"],
+        "--benchmark",
+    ),
+    (
+        "TIFA question asked twice for one id",
+        ["--benchmark", "tifa:{tifa_question_twice_json}"],
+        "--benchmark",
+    ),
+    ("TIFA text-inputs id listed twice", ["--benchmark", "tifa:{tifa_text_twice_json}"], "--benchmark"),
+    ("DSG item_id with two texts", ["--benchmark", "dsg:{dsg_two_texts_one_id_csv}"], "--benchmark"),
+    ("#21 intervention target not in the prompt", ["--intervention", "drop:giraffe"], "--intervention"),
+]
+# rows whose mistake is found with the pipeline's tokenizer, after the pipeline has loaded
+IMAGE_LOUD = {"#21 intervention target not in the prompt"}
+
+
+def image_argv(extra: list[str], out: str = "{root}/img") -> list[str]:
+    opts = {"--pipeline": "{sd}", "--benchmark": "{bench_ok_jsonl}", "--scorers": "none", "--out": out}
     argv = ["image", "run"]
     it = iter(extra)
     for flag in it:
@@ -1012,8 +1516,31 @@ def test_image_run_cli(case, bad, capsys, monkeypatch):
             opts[flag] = next(it)
         else:
             argv += [flag, next(it)]
-    argv += [x for kv in opts.items() for x in kv]
-    run_row(argv, argument, bad, capsys, monkeypatch, work=["effeval.image.encoders.load_pipeline"])
+    return argv + [x for kv in opts.items() for x in kv]
+
+
+@pytest.mark.parametrize("case", IMAGE_CASES, ids=[c[0] for c in IMAGE_CASES])
+def test_image_run_cli(case, bad, sandbox):
+    """Refused before any image is made (the TIFA and --height rows once wrote wrong results;
+    the output rows failed only after the pipeline had loaded); all but the LOUD rows before the
+    pipeline loads. #21: a refused run left run_config.json in --out (caught by "nothing written")."""
+    name, extra, argument = case
+    loud = name in IMAGE_LOUD
+    refuse = () if loud else ("effeval.image.encoders:load_pipeline",)
+    run_row(effeval_cmd(*fill(image_argv(extra), bad)), argument, bad, sandbox, refuse=refuse, loud=loud)
+
+
+def test_image_corrected_command_runs_after_a_refusal(bad, tmp_path, sandbox):
+    """#21 a refused image run left run_config.json in --out, and the corrected command into the
+    same folder was then refused as "a run with other settings". Now the refusal leaves --out
+    untouched and the corrected command runs to its results."""
+    out = str(tmp_path / "img")
+    refused = run_entry(effeval_cmd(*fill(image_argv(["--intervention", "drop:giraffe"], out), bad)), sandbox)
+    assert_one_line_error(refused, "--intervention", loud=True)
+    assert not Path(out).exists()
+    corrected = run_entry(effeval_cmd(*fill(image_argv(["--intervention", "drop:red"], out), bad)), sandbox)
+    assert corrected.returncode == 0, corrected.stderr[-3000:]
+    assert (Path(out) / "results.json").is_file()
 
 
 def test_image_prompt_longer_than_77_tokens_warns(bad, capsys, caplog):
@@ -1051,15 +1578,34 @@ BENCH_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", BENCH_CASES, ids=[c[0] for c in BENCH_CASES])
-def test_bench_cli(case, bad, capsys, monkeypatch):
-    """``python -m effeval.bench NAME ...``: refused before the benchmark's work starts."""
-    from effeval.bench.__main__ import main
+BENCH_CASES += [
+    ("#21 overhead --repeats 0", ["overhead", "--repeats", "0"], "--repeats"),
+    ("overhead --batch-size 0", ["overhead", "--batch-size", "0"], "--batch-size"),
+    ("overhead --max-gen-toks 1000000", ["overhead", "--max-gen-toks", "1000000"], "--max-gen-toks"),
+    ("overhead --generate 0", ["overhead", "--generate", "0"], "--generate"),
+    (
+        "hetero-spec --num-draft-tokens 1000",
+        ["hetero-spec", "--num-draft-tokens", "1000"],
+        "--num-draft-tokens",
+    ),
+    ("hetero-spec --prompts-per-task 0", ["hetero-spec", "--prompts-per-task", "0"], "--prompts-per-task"),
+    ("short-mk --k 100000", ["short-mk", "--k", "100000"], "--k"),
+    ("short-mk --top-p 1.5", ["short-mk", "--top-p", "1.5"], "--top-p"),
+    ("short-mk --temperature -1", ["short-mk", "--temperature", "-1"], "--temperature"),
+    ("short-mk --questions 0", ["short-mk", "--questions", "0"], "--questions"),
+    ("spellm --k 10000", ["spellm", "--k", "10000"], "--k"),
+    ("spellm --tokens 1000000", ["spellm", "--tokens", "1000000"], "--tokens"),
+    ("real --repeats 0", ["real", "--repeats", "0"], "--repeats"),
+    ("image --repeats 0", ["image", "--repeats", "0"], "--repeats"),
+    ("image-shapes --limit 0", ["image-shapes", "--limit", "0"], "--limit"),
+    ("pruned-ssm --nsamples 0", ["pruned-ssm", "--nsamples", "0"], "--nsamples"),
+    ("pruned-ssm --sparsities 1.5", ["pruned-ssm", "--sparsities", "1.5"], "--sparsities"),
+]
 
+
+@pytest.mark.parametrize("case", BENCH_CASES, ids=[c[0] for c in BENCH_CASES])
+def test_bench_cli(case, bad, sandbox):
+    """``python -m effeval.bench NAME ...``: refused before the benchmark's work starts."""
     _, argv, argument = case
-    monkeypatch.setenv("EFFEVAL_BENCH_DIR", str(bad["root"] / "bench"))
-    refuse_work(monkeypatch, "effeval.bench.common.start_bench")
-    before = files_under(bad["root"])
-    code = main(fill(argv, bad))
-    assert_one_line_error(code, capsys.readouterr().err, argument)
-    assert files_under(bad["root"]) == before
+    cmd = [sys.executable, "-m", "effeval.bench", *fill(argv, bad)]
+    run_row(cmd, argument, bad, sandbox, refuse=("effeval.bench.common:start_bench",))
