@@ -559,6 +559,18 @@ def _previous_run(out_dir) -> dict | None:
         return None
 
 
+def _previous_runs(previous: dict | None, kept: list[dict]) -> list[dict]:
+    """Settings of every earlier run a kept pair comes from (carried over from run to run)."""
+    if not previous or not kept:
+        return []
+    runs = {r["created"]: r for r in previous.get("previous_runs") or []}
+    if previous.get("previous_run"):  # the older single-entry form
+        runs[previous["previous_run"]["created"]] = previous["previous_run"]
+    runs[previous["created"]] = {"created": previous["created"], "settings": previous.get("settings")}
+    wanted = {p.get("from_run", previous["created"]) for p in kept}
+    return [runs[c] for c in sorted(wanted) if c in runs]
+
+
 def _verify_cost(out_dir) -> dict | None:
     """``verify-cost.json`` of the same folder (``python -m effeval.bench verify-cost``), if any."""
     from effeval.bench.common import bench_dir
@@ -708,10 +720,9 @@ def run(args: argparse.Namespace) -> int:
                 "complete": complete,
                 "argv": sys.argv,
             },
-            "pairs": results + [{**p, "from_run": previous["created"]} for p in kept],
-            "previous_run": {"created": previous["created"], "settings": previous.get("settings")}
-            if kept
-            else None,
+            # a kept pair names the run it came from; that run's settings are in previous_runs
+            "pairs": results + [{"from_run": previous["created"], **p} for p in kept],
+            "previous_runs": _previous_runs(previous, kept),
             "overhead_before": before,
             "verify_cost": _verify_cost(args.out),
         }
