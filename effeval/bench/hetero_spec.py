@@ -285,6 +285,7 @@ def bench_pair(pair: str, args, prompts: dict[str, list[str]], max_new: int) -> 
                         "target_first": tgt["first_s"],
                         "target_forwards": tgt["calls"],
                         "drafter_forward": drf["seconds"],
+                        "drafter_first": drf["first_s"],
                         "drafter_forwards": drf["calls"],
                         "new": s.new_tokens,
                         "drafted": s.drafted,
@@ -436,12 +437,35 @@ def _summarise(pair, mode, task, algorithms, units, costs, k) -> list[dict]:
             shared = [k for k in us if k in ar]
             row["equal_to_ar"] = sum(us[k]["tokens"] == ar[k]["tokens"] for k in shared)
             row["compared"] = len(shared)
+        d_calls_rest = sum(max(u["drafter_forwards"] - 1, 0) for u in vals)
+        d_rest = sum(u["drafter_forward"] - u["drafter_first"] for u in vals)
+        row["in_run_drafter_call_ms"] = 1e3 * d_rest / d_calls_rest if d_calls_rest else None
         if algo != "ar" and target_calls:
             row.update(
                 _cost_model(row, costs, c_d, layer_ratio, k, drafter_calls, drafted, target_calls, algo)
             )
+            ar_step = _in_run_step(ar)
+            if ar_step and row["in_run_target_call_ms"] and row["in_run_drafter_call_ms"]:
+                # the same formula on this run's own per-call forward times (AR's step as the
+                # unit): what is left between measured and this is work outside forward passes
+                cost = (
+                    row["drafter_passes_per_round"] * row["in_run_drafter_call_ms"]
+                    + row["in_run_target_call_ms"]
+                ) / ar_step
+                row["ideal_speedup_in_run_costs"] = row["tokens_per_round"] / cost
+                if row.get("decode_speedup_vs_ar") is not None:
+                    row["measured_over_ideal_in_run_costs"] = (
+                        row["decode_speedup_vs_ar"] / row["ideal_speedup_in_run_costs"]
+                    )
         out.append(row)
     return out
+
+
+def _in_run_step(ar_units: dict) -> float | None:
+    """AR's target forward per call after the prefill, in ms, over its units."""
+    calls = sum(max(u["target_forwards"] - 1, 0) for u in ar_units.values())
+    seconds = sum(u["target_forward"] - u["target_first"] for u in ar_units.values())
+    return 1e3 * seconds / calls if calls else None
 
 
 def _per_token(unit: dict, strip_prefill: bool) -> float:
