@@ -366,6 +366,7 @@ def download_bigbench_sdist(dest: Path) -> Path:
     from tqdm import tqdm
 
     url = _sdist_url()
+    logger.info("downloading the bigbench==%s source archive (358 MB) from %s", BIGBENCH_VERSION, url)
     target = dest / BIGBENCH_SDIST
     digest = hashlib.sha256()
     try:
@@ -400,7 +401,6 @@ def fetch_bigbench(archive: str | Path | None = None, force: bool = False) -> Pa
             )
         return extract_bigbench(Path(archive))
     with tempfile.TemporaryDirectory() as tmp:
-        logger.info("downloading the bigbench==%s source archive (358 MB)", BIGBENCH_VERSION)
         return extract_bigbench(download_bigbench_sdist(Path(tmp)))
 
 

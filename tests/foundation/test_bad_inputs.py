@@ -1609,3 +1609,38 @@ def test_bench_cli(case, bad, sandbox):
     _, argv, argument = case
     cmd = [sys.executable, "-m", "effeval.bench", *fill(argv, bad)]
     run_row(cmd, argument, bad, sandbox, refuse=("effeval.bench.common:start_bench",))
+
+
+# --------------------------------------------------------------------------- optional sources (issue 21)
+
+
+SOURCE_CASES = [
+    ("sources setup: unknown source", ["effeval.sources", "setup", "bigbnech"], "names"),
+    (
+        "fetch-bigbench --archive missing",
+        ["effeval.real_data", "fetch-bigbench", "--archive", "{root}/nope.tar.gz"],
+        "--archive",
+    ),
+    (
+        "fetch-bigbench --archive not a tar",
+        ["effeval.real_data", "fetch-bigbench", "--archive", "{file}"],
+        "--archive",
+    ),
+    # the archive is on none of pip's indexes or find-links (an empty local index here, as on an
+    # index that stopped serving it)
+    ("fetch-bigbench: the index lists no archive", ["effeval.real_data", "fetch-bigbench"], "bigbench"),
+]
+
+
+@pytest.mark.parametrize("case", SOURCE_CASES, ids=[c[0] for c in SOURCE_CASES])
+def test_optional_source_cli(case, bad, sandbox, tmp_path):
+    _, argv, argument = case
+    index = tmp_path / "empty-index"
+    index.mkdir()
+    conf = tmp_path / "pip.conf"
+    conf.write_text(f"[global]\nindex-url = {index.as_uri()}\n")
+    env = {k: v for k, v in sandbox.env.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=str(conf), EFFEVAL_DATA_DIR=str(tmp_path / "data"))
+    row_sandbox = Sandbox(cwd=sandbox.cwd, zoo=sandbox.zoo, env=env)
+    run_row([sys.executable, "-m", *fill(argv, bad)], argument, bad, row_sandbox)
+    assert not (tmp_path / "data").exists()
