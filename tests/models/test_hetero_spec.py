@@ -306,3 +306,19 @@ def test_draft_model_args_reach_the_algorithm(zoo_path):
         counts[label] = eff["drafter_calls"] / eff["verification_steps"]
     assert eff["draft_confidence"] == 0.4 and eff["draft_schedule"] == "heuristic"
     assert counts["fixed"] == pytest.approx(4) and counts["adaptive"] < 1.5, counts
+
+
+def test_hf_with_a_same_tokenizer_drafter_equals_target_alone(zoo_path):
+    """transformers refuses tokenizers for a drafter of the target's vocabulary size (its plain
+    assisted generation): algorithm=hf then omits them and still equals the target alone (the
+    Qwen2.5-Coder 1.5B <- 0.5B control pair failed this way before)."""
+    import torch
+    from lm_eval.api.instance import Instance
+
+    torch.set_num_threads(1)
+    path = zoo_path("llama-sp")
+    lm = make(pretrained=path, drafter=path, algorithm="hf", verify=True, device="cpu", max_length=256)
+    kwargs = {"until": ["\n\n"], "max_gen_toks": 8, "do_sample": False}
+    lm.generate_until([Instance("generate_until", {}, ("def add(a, b):\n    return", kwargs), 0)])
+    eff = lm.get_model_info()["effeval"]["efficiency"]
+    assert eff["equality_rate"] == 1.0 and eff["generated_tokens"] > 0

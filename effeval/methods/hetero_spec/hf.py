@@ -27,6 +27,12 @@ def _count_calls(model):
     return counter, model.register_forward_pre_hook(hook)
 
 
+def _vocab_size(model) -> int | None:
+    config = model.config
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return getattr(text, "vocab_size", None)
+
+
 @algorithm
 def generate(
     run: DecodeSession,
@@ -57,6 +63,10 @@ def generate(
         if target_tok.pad_token_id is not None
         else target_tok.eos_token_id,
     )
+    if _vocab_size(target) == _vocab_size(drafter):
+        # transformers takes equal vocabulary sizes for one tokenizer (its plain assisted
+        # generation) and refuses the tokenizers then; the target still verifies every token
+        del kwargs["tokenizer"], kwargs["assistant_tokenizer"]
     if config.eos_token_ids:
         kwargs["eos_token_id"] = list(config.eos_token_ids)
     if config.do_sample:
