@@ -404,14 +404,17 @@ def closing_note(payload: dict) -> str:
         f"leakage by {_fmt(patch['change_vs_none']['source-first']['corrected'], signed=True)}.",
         f"Isolating both items (each encoded alone, nothing else kept) leaves "
         f"{_fmt(iso['by_order']['source-first']['corrected'], signed=True)} (source first) and "
-        f"{_fmt(iso['by_order']['target-first']['corrected'], signed=True)} (target first): "
-        "leakage that survives isolation cannot come from the text encoder.",
+        f"{_fmt(iso['by_order']['target-first']['corrected'], signed=True)} (target first), with "
+        f"{_fmt(iso['by_order']['all']['target_omission'])} of targets missing: no position then "
+        "carries one item into the other, so what survives is the denoiser's, though a generator "
+        "that loses that many targets is off its training distribution.",
     ]
-    pixel = exp.get("pixel_leakage_colour_prompts", {}).get("none", {}).get("source-first", {})
-    if pixel.get("n"):
+    pixel = exp.get("pixel_leakage_colour_prompts", {}).get("none", {})
+    if pixel.get("source-first", {}).get("n"):
         parts.append(
-            f"Read from pixels alone (colour prompts, no intervention, source first, {pixel['n']} pairs): "
-            f"corrected leakage {_fmt(pixel['corrected'], signed=True)}."
+            "Read from pixels alone (colour prompts, no intervention, the target's cell in the "
+            f"caption-order layout): corrected leakage {_fmt(pixel['source-first']['corrected'], signed=True)} "
+            f"source first, {_fmt(pixel['target-first']['corrected'], signed=True)} target first."
         )
     jp = payload.get("judge_on_generated")
     if jp:
