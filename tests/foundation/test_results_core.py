@@ -45,8 +45,14 @@ def test_write_is_atomic_and_refuses_invalid_documents(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == ["r.json"]  # no temp file left behind
 
 
-def test_non_finite_numbers_become_null(tmp_path):
+def test_non_finite_numbers_are_refused_and_nothing_is_written(tmp_path):
+    """NaN / Infinity are not JSON (issue 21): the writer names the key instead of silently writing
+    null (the converter maps lm-eval's undefined stderr to null before it gets here)."""
     doc = minimal_result(tasks={"t": {"ppl": {"value": 3.0, "stderr": float("nan")}}})
+    with pytest.raises(ConfigError, match=r"tasks/t/ppl/stderr: nan is not a JSON number"):
+        write_result(tmp_path / "r.json", doc)
+    assert not list(tmp_path.iterdir())
+    doc["tasks"]["t"]["ppl"]["stderr"] = None
     path = write_result(tmp_path / "r.json", doc)
     assert json.loads(path.read_text())["tasks"]["t"]["ppl"]["stderr"] is None
 
