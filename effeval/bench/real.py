@@ -78,7 +78,8 @@ def greedy(model, tokenizer, prompt: str, max_new_tokens: int = 8) -> str:
 
 def _mean_stderr(xs: list[float]) -> dict:
     mean = statistics.fmean(xs)
-    stderr = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else float("nan")
+    # one sample has no standard error: None (JSON null), never NaN, which JSON cannot hold
+    stderr = statistics.stdev(xs) / math.sqrt(len(xs)) if len(xs) > 1 else None
     return {"mean_s": mean, "stderr_s": stderr, "min_s": min(xs), "n": len(xs), "all_s": xs}
 
 
@@ -123,8 +124,11 @@ def bench_model(name: str, repeats: int, gguf_repeats: int, gen_tokens: int) -> 
     conv, gg = _summary(converted), _summary(from_gguf)
     ratio = gg["cpu"]["mean_s"] / conv["cpu"]["mean_s"]
     # delta method: relative errors add in quadrature
-    ratio_err = ratio * math.hypot(
-        gg["cpu"]["stderr_s"] / gg["cpu"]["mean_s"], conv["cpu"]["stderr_s"] / conv["cpu"]["mean_s"]
+    errors = (gg["cpu"]["stderr_s"], conv["cpu"]["stderr_s"])
+    ratio_err = (
+        None
+        if None in errors
+        else ratio * math.hypot(errors[0] / gg["cpu"]["mean_s"], errors[1] / conv["cpu"]["mean_s"])
     )
 
     model = load_converted().eval()
