@@ -55,7 +55,7 @@ def collect_results(results_dir: str | Path) -> list[dict]:
     if not root.is_dir():
         raise ConfigError(
             f"RESULTS_DIR {str(root)!r}: no such folder. Fix: pass a folder of effeval result JSON "
-            "(e.g. results/demo, or the --out of `effeval results convert`)"
+            "(e.g. demo-out or results/example-demo, or the --out of `effeval results convert`)"
         )
     found, other = [], []
     for path in sorted(root.rglob("*.json")):
