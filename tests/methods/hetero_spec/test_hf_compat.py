@@ -45,7 +45,9 @@ def test_hf_algorithm_equals_the_target_alone_where_transformers_525_crashes(pai
         ids = target_tok(prompt)["input_ids"]
         reference = get_algorithm("ar")(target, target_tok, None, None, ids, config).token_ids
         # a fresh drafter per call: transformers may rewrite the assistant in place
-        got = get_algorithm("hf")(target, target_tok, load(DRAFTER), drafter_tok, ids, config, num_draft_tokens=3)
+        got = get_algorithm("hf")(
+            target, target_tok, load(DRAFTER), drafter_tok, ids, config, num_draft_tokens=3
+        )
         assert got.token_ids == reference, prompt
         assert got.stats.drafter_calls > 0
     if has_target_length_rollback():  # the bug is real on this version: transformers alone crashes
@@ -70,8 +72,23 @@ def test_hf_algorithm_end_to_end_through_the_stock_lm_eval_cli(tmp_path, zoo_pat
     exit 0, every greedy request equal to the target alone."""
     lm_eval = Path(sys.executable).with_name("lm_eval")
     args = f"pretrained={zoo_path(TARGET)},drafter={zoo_path(DRAFTER)},algorithm=hf,num_draft_tokens=3,verify=true"
-    cmd = [str(lm_eval), "--model", "effeval-hetero-spec", "--model_args", args, "--tasks", "hetero_spec_cnndm_mini"]
-    cmd += ["--include_path", str(Path(__file__).parents[3] / "task_configs"), "--device", "cpu", "--limit", "3"]
+    cmd = [
+        str(lm_eval),
+        "--model",
+        "effeval-hetero-spec",
+        "--model_args",
+        args,
+        "--tasks",
+        "hetero_spec_cnndm_mini",
+    ]
+    cmd += [
+        "--include_path",
+        str(Path(__file__).parents[3] / "task_configs"),
+        "--device",
+        "cpu",
+        "--limit",
+        "3",
+    ]
     cmd += ["--gen_kwargs", "max_gen_toks=32", "--output_path", str(tmp_path / "out")]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
