@@ -48,7 +48,7 @@ def cache_rollback_by_length():
     }
     originals = {cls: cls.__dict__["_prepare_assistant_input_ids"] for cls in roles}
 
-    def recording(cls, prepare):
+    def recording(prepare):
         def prepare_assistant_input_ids(self, input_ids):
             ids, count = prepare(self, input_ids)
             # the most derived class's role wins (USD subclasses the SLEM-like generator)
@@ -74,7 +74,7 @@ def cache_rollback_by_length():
     try:
         base._update_past_and_masks = update_past_and_masks
         for cls, prepare in originals.items():
-            cls._prepare_assistant_input_ids = recording(cls, prepare)
+            cls._prepare_assistant_input_ids = recording(prepare)
         yield True
     finally:
         base._update_past_and_masks = original_update
