@@ -22,6 +22,7 @@ BENCHES: Registry[Callable[[list[str]], int]] = Registry(
         "image-shapes": "effeval.bench.image_shapes:main",
         "overhead": "effeval.bench.overhead:main",
         "real": "effeval.bench.real:main",
+        "humaneval-large": "effeval.bench.humaneval_large:main",
     },
 )
 

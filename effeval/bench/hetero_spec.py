@@ -505,6 +505,32 @@ def _cost_model(row, costs, c_d, layer_ratio, k, drafter_calls, drafted, target_
     return out
 
 
+def run_cost_model(efficiency: dict, costs: dict, prefill_over_step: float) -> dict:
+    """The wall-time speedup a run's counts imply under a measured cost model (``measure_costs``),
+    prefill included, for a run made with ``verify=true`` (its efficiency block has AR's counts).
+
+    In target steps: AR = R prefills + (AR calls - R) steps; speculation = R prefills + rounds x
+    c_v(verify rows per round) + drafter passes x c_d, where rounds = target calls - R (each
+    request's first target call is its prefill). The drafter's own prefills count as steps (small)."""
+    requests = efficiency["requests"]
+    rounds = max(efficiency["target_calls"] - requests, 1)
+    rows = efficiency["drafted"] / rounds + 1
+    c_v = interpolate(costs["verify_over_step"], rows)
+    c_d = costs["drafter_over_step"]
+    ar = requests * prefill_over_step + efficiency["ar_target_calls"] - requests
+    spec = requests * prefill_over_step + rounds * c_v + efficiency["drafter_calls"] * c_d
+    measured = efficiency.get("speedup_vs_ar")
+    return {
+        "cost_drafter_over_step": c_d,
+        "cost_verify_rows_per_round": rows,
+        "cost_verify_over_step": c_v,
+        "cost_prefill_over_step": prefill_over_step,
+        "ideal_speedup": ar / spec,
+        "measured_speedup": measured,
+        "measured_over_ideal": measured / (ar / spec) if measured is not None else None,
+    }
+
+
 BEFORE_SCRIPT = r"""
 import json, sys, time, torch
 torch.set_num_threads(1)
