@@ -77,6 +77,8 @@ def lm_eval_finish(started: dict) -> dict:
     """Wait for a run of ``lm_eval_start``: its per-problem completions and outcomes, the
     efficiency block (effeval wrappers) and the wall time, or its failure."""
     code = started["proc"].wait()
+    # in --concurrent mode the other run may have ended long before this wait: its own clock
+    # (lm-eval's total_evaluation_time_seconds) is the run's wall time, this one only bounds it
     wall = time.perf_counter() - started["start"]
     out = started["out"]
     command = "lm_eval " + " ".join(started["cmd"][3:])
@@ -92,7 +94,14 @@ def lm_eval_finish(started: dict) -> dict:
             "passed": bool(row["pass@1"]),
         }
     efficiency = ((results.get("config") or {}).get("effeval") or {}).get("efficiency")
-    return {"status": "ok", "command": command, "wall_s": wall, "samples": samples, "efficiency": efficiency}
+    lm_eval_wall = results.get("total_evaluation_time_seconds")
+    return {
+        "status": "ok",
+        "command": command,
+        "wall_s": float(lm_eval_wall) if lm_eval_wall is not None else None,
+        "samples": samples,
+        "efficiency": efficiency,
+    }
 
 
 def summary(run: dict) -> dict:
@@ -218,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
             }
             logger.info(
                 "%s: pass@1 hf %.3f [%.3f, %.3f], hetero-spec %.3f; completions differ on %d of %d; "
-                "wall hf %.0f s, hetero-spec %.0f s",
+                "wall hf %s s, hetero-spec %s s",
                 target,
                 entry["hf"]["pass@1"]["value"],
                 entry["hf"]["pass@1"]["ci_low"],
