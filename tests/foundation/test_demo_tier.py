@@ -51,7 +51,7 @@ def _recorded_demo_commands(monkeypatch, tmp_path, registry, run_generated_code)
 
     monkeypatch.setattr(demo.DemoContext, "run_lm_eval", record)
     monkeypatch.setattr(demo.DemoContext, "zoo", lambda self, name: str(tmp_path / name))
-    monkeypatch.setattr(zoo, "entries", lambda: [])
+    monkeypatch.setattr(zoo, "entries", lambda: {})  # no zoo model built or known
     ctx = demo.DemoContext(out_dir=tmp_path, run_generated_code=run_generated_code)
     for name in registry:
         if name in ("zoo", "image", "leaderboard"):
@@ -128,3 +128,39 @@ def test_a_failed_step_has_a_failed_row(monkeypatch, tmp_path, capsys):
     assert code == 1
     row = next(line for line in out.splitlines() if line.startswith("hf-baseline"))
     assert "FAILED" in row and "lm_eval exited with 1" in row
+
+
+def test_hetero_spec_row_uses_the_large_tier_only_when_it_is_built(monkeypatch, tmp_path, capsys):
+    """Built real-large tier: the row is Qwen2.5-Coder-1.5B <- SmolLM2 and its cost model is
+    measured; otherwise Gemma 3 <- SmolLM2 and one line names the build command. The demo never
+    builds the large tier itself (zoo.get is not called for it)."""
+    from effeval import demo, zoo
+    from effeval.commands import demo_real
+
+    runs, costed, asked = [], [], []
+
+    def record(self, run_name, model, model_args, tasks, extra_args=None):
+        runs.append((run_name, model_args))
+        return tmp_path / f"{run_name}.json"
+
+    monkeypatch.setattr(demo.DemoContext, "run_lm_eval", record)
+    monkeypatch.setattr(demo.DemoContext, "zoo", lambda self, name: asked.append(name) or f"/zoo/{name}")
+    monkeypatch.setattr(demo_real, "report_cost_model", lambda ctx, path, t, d: costed.append((path.name, t, d)))
+    ctx = demo.DemoContext(out_dir=tmp_path)
+
+    monkeypatch.setattr(zoo, "is_built", lambda name, trained=False, root=None: False)
+    demo_real.hetero_spec(ctx)
+    assert runs[-1][0] == "hetero-spec-slem-gemma3-smollm2"
+    assert "pretrained=/zoo/gemma3-270m,drafter=/zoo/smollm2-135m" in runs[-1][1]
+    assert "effeval zoo build --real-large" in capsys.readouterr().out
+    assert costed == [] and "qwen2.5-coder-1.5b" not in asked
+
+    monkeypatch.setattr(zoo, "is_built", lambda name, trained=False, root=None: name == "qwen2.5-coder-1.5b")
+    demo_real.hetero_spec(ctx)
+    assert runs[-1][0] == "hetero-spec-slem-qwen1.5b-smollm2"
+    assert "pretrained=/zoo/qwen2.5-coder-1.5b,drafter=/zoo/smollm2-135m" in runs[-1][1]
+    assert "verify=true" in runs[-1][1]  # the cost model's measured speedup needs the AR baseline
+    assert costed == [
+        ("hetero-spec-slem-qwen1.5b-smollm2.json", "/zoo/qwen2.5-coder-1.5b", "/zoo/smollm2-135m")
+    ]
+    assert "--real-large" not in capsys.readouterr().out
