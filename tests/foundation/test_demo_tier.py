@@ -145,7 +145,9 @@ def test_hetero_spec_row_uses_the_large_tier_only_when_it_is_built(monkeypatch, 
 
     monkeypatch.setattr(demo.DemoContext, "run_lm_eval", record)
     monkeypatch.setattr(demo.DemoContext, "zoo", lambda self, name: asked.append(name) or f"/zoo/{name}")
-    monkeypatch.setattr(demo_real, "report_cost_model", lambda ctx, path, t, d: costed.append((path.name, t, d)))
+    monkeypatch.setattr(
+        demo_real, "report_cost_model", lambda ctx, path, t, d: costed.append((path.name, t, d))
+    )
     ctx = demo.DemoContext(out_dir=tmp_path)
 
     monkeypatch.setattr(zoo, "is_built", lambda name, trained=False, root=None: False)
