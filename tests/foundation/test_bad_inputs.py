@@ -1091,17 +1091,22 @@ def test_spellm_distill_ctrl_c_is_one_line_exit_130(bad, tmp_path, sandbox):
     proc = subprocess.Popen(
         cmd, cwd=sandbox.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    # the first evaluation's log line says training is under way (steps are milliseconds apart)
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if "spellm eval step 0" in line:
-            break
-    else:
-        pytest.fail("distill ended before training started: " + "".join(lines)[-3000:])
-    time.sleep(1.0)  # inside the training loop
-    proc.send_signal(signal.SIGINT)
-    stdout, rest = proc.communicate(timeout=120)
+    try:
+        # the first evaluation's log line says training is under way (steps are milliseconds apart)
+        lines = []
+        for line in proc.stderr:
+            lines.append(line)
+            if "spellm eval step 0" in line:
+                break
+        else:
+            pytest.fail("distill ended before training started: " + "".join(lines)[-3000:])
+        time.sleep(1.0)  # inside the training loop
+        proc.send_signal(signal.SIGINT)
+        stdout, rest = proc.communicate(timeout=120)
+    finally:  # a failed wait must not leave a 100,000-step distillation running
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     stderr = "".join(lines) + rest
     assert proc.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr + stdout, stderr[-3000:]
