@@ -106,8 +106,9 @@ def hetero_spec(ctx) -> list[Path]:
 
 def report_cost_model(ctx, result_path: Path, target_dir: str, drafter_dir: str) -> None:
     """Measure the pair's cost model (target step, verify of 1..k+1 rows, drafter step, prefill of
-    the run's mean prompt; one thread, as the run), print it with the ideal speedup the run's
-    counts imply and measured / ideal, and write it beside the run's JSON."""
+    the run's mean prompt; torch's default threads, as in the run), print it with the ideal
+    speedup the run's counts imply and measured / ideal, and write it beside the run's JSON (not
+    a result file: the leaderboard skips it)."""
     import json
     import time
 
