@@ -1088,8 +1088,8 @@ def test_spellm_distill_ctrl_c_is_one_line_exit_130(bad, tmp_path, sandbox):
     cmd += ["--max-blocks", "8", "--seqlen", "16", "--pool", "0", "--eval-every", "100000"]
     cmd += ["--save-every", "100000", "--no-progress"]
     env = dict(sandbox.env, EFFEVAL_REFUSE_WORK="")
-    # a shell without job control starts background jobs with SIGINT ignored, and Python keeps an
-    # ignored SIGINT ignored: the child gets the default disposition, as in a terminal
+    # the child gets SIGINT's default disposition, as in a terminal, whatever the runner that
+    # started pytest left (Python keeps an inherited SIG_IGN)
     proc = subprocess.Popen(
         cmd,
         cwd=sandbox.cwd,
