@@ -105,6 +105,32 @@ def start_bench(run: Callable[[argparse.Namespace], int | None], args: argparse.
     return run(args)
 
 
+def lm_eval_command(
+    model: str, model_args: str, tasks: str, limit: int, out: Path, extra: tuple[str, ...] = ()
+) -> list[str]:
+    """argv of one stock ``lm_eval`` CLI run over our task folder (``extra``: batch size, device,
+    code opt-in, sample logging, ...), writing under ``out``."""
+    import sys
+
+    from effeval.task_data import task_configs_dir
+
+    return [
+        sys.executable, "-m", "lm_eval",
+        "--model", model,
+        "--model_args", model_args,
+        "--tasks", tasks,
+        "--include_path", str(task_configs_dir()),
+        "--limit", str(limit),
+        *extra,
+        "--output_path", str(out),
+    ]  # fmt: skip
+
+
+def lm_eval_env(threads: int) -> dict[str, str]:
+    """The environment of a benchmark's lm_eval subprocess: ``threads`` BLAS/OpenMP threads, offline."""
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
+
+
 def add_threads_argument(parser: argparse.ArgumentParser, why: str) -> None:
     """``--threads`` (torch threads, default 1); ``why`` says why one thread is this bench's default."""
     parser.add_argument("--threads", type=int, default=1, help=f"torch threads (default 1: {why})")

@@ -26,12 +26,11 @@ import logging
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from effeval.bench.common import add_threads_argument, bench_command
+from effeval.bench.common import add_threads_argument, bench_command, lm_eval_command, lm_eval_env
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +55,15 @@ def wilson(successes: int, n: int, z: float = 1.96) -> dict:
 def lm_eval_start(model: str, model_args: str, limit: int, out: Path, threads: int) -> dict:
     """Start one stock ``lm_eval`` CLI run of the HumanEval slice with samples logged (progress
     and lm-eval's own table go to this process's terminal); ``lm_eval_finish`` collects it."""
-    cmd = [
-        sys.executable, "-m", "lm_eval",
-        "--model", model,
-        "--model_args", model_args,
-        "--tasks", TASK,
-        "--include_path", str(Path(__file__).resolve().parents[2] / "task_configs"),
-        "--limit", str(limit),
-        "--batch_size", "1",
-        "--device", "cpu",
-        "--confirm_run_unsafe_code",
-        "--log_samples",
-        "--output_path", str(out),
-    ]  # fmt: skip
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), HF_HUB_OFFLINE="1")
+    cmd = lm_eval_command(
+        model,
+        model_args,
+        TASK,
+        limit,
+        out,
+        ("--batch_size", "1", "--device", "cpu", "--confirm_run_unsafe_code", "--log_samples"),
+    )
+    env = lm_eval_env(threads)
     return {"proc": subprocess.Popen(cmd, env=env), "start": time.perf_counter(), "out": out, "cmd": cmd}
 
 

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -138,27 +137,11 @@ def lm_eval_accuracy(
     model: str, model_args: str, tasks: list[str], limit: int, workdir: Path, label: str | None = None
 ) -> dict:
     """Run the stock lm_eval CLI; return {task: {acc, acc_stderr, n}} and its wall time."""
+    from effeval.bench.common import lm_eval_command, lm_eval_env
+
     out = workdir / (label or model.replace("/", "_"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "lm_eval",
-        "--model",
-        model,
-        "--model_args",
-        model_args,
-        "--tasks",
-        ",".join(tasks),
-        "--include_path",
-        str(Path(__file__).resolve().parents[2] / "task_configs"),
-        "--limit",
-        str(limit),
-        "--batch_size",
-        "4",
-        "--output_path",
-        str(out),
-    ]
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    cmd = lm_eval_command(model, model_args, ",".join(tasks), limit, out, ("--batch_size", "4"))
+    env = lm_eval_env(1)
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
