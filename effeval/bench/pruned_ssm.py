@@ -90,6 +90,22 @@ def paired_ratio(nll_a, nll_b) -> dict:
     }
 
 
+def mc_score(model, tok, items: list[dict], dense: dict | None = None) -> dict:
+    """Multiple-choice accuracy with its 95% CI, the answer distribution (a constant answer shows),
+    and, given the dense model's score, the paired difference to it."""
+    import collections
+
+    from effeval.bench.spellm_real import accuracy_ci, mc_picks, paired_difference
+
+    picks = mc_picks(model, tok, items)
+    correct = [float(p == x["answer"]) for p, x in zip(picks, items)]
+    out = {**accuracy_ci(correct), "answer_distribution": dict(sorted(collections.Counter(picks).items()))}
+    out["correct"] = correct
+    if dense is not None:
+        out["minus_dense"] = paired_difference(correct, dense["correct"])
+    return out
+
+
 def _cpu(fn, *args, **kwargs):
     """(fn(*args, **kwargs), process CPU seconds it took)."""
     start = time.process_time()
@@ -300,6 +316,7 @@ def run_qwen(args) -> dict:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from effeval import zoo
+    from effeval.bench.spellm_real import gsm_multiple_choice
     from effeval.methods.pruned_ssm.api import (
         PruneSpec,
         decoder_dense_stats,
@@ -349,8 +366,16 @@ def run_qwen(args) -> dict:
             "ci": "95% percentile bootstrap over windows, 2000 resamples; ratios: paired bootstrap",
         },
     }
+    mc_items = gsm_multiple_choice(args.qwen_mc_questions)
+    section["task"] = {
+        "name": "gsm_symbolic_mc",
+        "what": "four-way multiple choice built from reasoning-gym GSM-symbolic (seed 2026), scored on the "
+        "letter (chance 0.25); the same items for every model, so differences to dense are paired",
+        "questions": len(mc_items),
+    }
     dense_nll, dense_cpu = _cpu(window_nll, dense, windows)
-    section["dense"] = {**ppl_with_ci(dense_nll), "eval_cpu_s": dense_cpu}
+    dense_mc = mc_score(dense, tokenizer, mc_items)
+    section["dense"] = {**ppl_with_ci(dense_nll), "eval_cpu_s": dense_cpu, "task": dense_mc}
     logger.info("Qwen dense ppl %.2f (%.0f CPU-s)", section["dense"]["perplexity"], dense_cpu)
     stats, stats_cpu = _cpu(decoder_dense_stats, dense, calib, batch_size=4)
     section["calibration"]["stats_cpu_s"] = stats_cpu
@@ -368,6 +393,7 @@ def run_qwen(args) -> dict:
                     "setting": label,
                     **ppl_with_ci(nll),
                     "ratio_to_dense": paired_ratio(nll, dense_nll),
+                    "task": mc_score(model, tokenizer, mc_items, dense_mc),
                     "global_sparsity": report["global_sparsity"],
                     "prune_cpu_s": prune_cpu,
                     "eval_cpu_s": eval_cpu,
@@ -403,6 +429,7 @@ def run_qwen(args) -> dict:
             "metric": "wifv",
             **ppl_with_ci(nll),
             "ratio_to_dense": paired_ratio(nll, dense_nll),
+            "task": mc_score(small, tokenizer, mc_items, dense_mc),
             "params_before": res.report["params_before"],
             "params_after": res.report["params_after"],
             "config_after": res.report["config_after"],
@@ -635,6 +662,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             ("al-am", "all", 0.5),
         ],
         help="STRUCTURE:UNITS@RATIO entries for Qwen FLAP (2 KV heads: ul-um with heads only at 0.5)",
+    )
+    parser.add_argument(
+        "--qwen-mc-questions", type=int, default=80, help="qwen: multiple-choice items of the task score"
     )
     parser.add_argument(
         "--proxy-zoo", default="mamba2-prose", help="zoo Mamba2 for the proxy part (NAME or NAME:random)"

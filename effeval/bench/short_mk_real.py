@@ -225,6 +225,7 @@ def run_real(args) -> int:
     from effeval.bench.common import bench_dir, print_table, write_bench
     from effeval.methods.short_mk.answers import is_correct
     from effeval.methods.short_mk.hf_backend import HFStepBackend
+    from effeval.methods.short_mk.lockstep import sample_group
     from effeval.methods.short_mk.pool import (
         analyze_pool,
         observation_text,
@@ -284,9 +285,17 @@ def run_real(args) -> int:
     partial = pool_path.with_name(pool_path.name + ".partial")  # a crash leaves the chains so far
     per_question, pools = [], {"gsm_symbolic": [], "math500": []}
     start_all, cpu_all = time.perf_counter(), time.process_time()
-    bar = tqdm(problems, desc=f"short-mk bench ({args.model})", unit="question")
+    bar = tqdm(total=len(problems), desc=f"short-mk bench ({args.model})", unit="question")
+    group_size = max(1, getattr(args, "group_size", 1))
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
+
+    def run_one(backend, prompt):
+        return sample_short_mk(
+            backend, prompt, cfg, decode=decode, encode=encode, eos_ids=eos_ids, extractor=final_answer
+        )
+
     with partial.open("w", encoding="utf-8") as pool_file:
-        for qi, prob in enumerate(bar):
+        for g0 in range(0, len(problems), group_size):
             if time.perf_counter() - start_all > args.time_budget_s:
                 logger.info(
                     "time budget %.0f s spent: stopping after %d questions",
@@ -294,53 +303,52 @@ def run_real(args) -> int:
                     len(per_question),
                 )
                 break
-            prompt = prompt_ids(prob["question"])
-            result = sample_short_mk(
-                HFStepBackend(model),
-                prompt,
-                cfg,
-                decode=decode,
-                encode=encode,
-                eos_ids=eos_ids,
-                extractor=final_answer,
-            )
-            chains = result.chains
-            if len(result.step_wall_s) != max(c.think_tokens for c in chains):
-                raise RuntimeError("a chain's length is not the step it left the batch at")
-            record = {
-                "id": prob["id"],
-                "dataset": prob["dataset"],
-                "target": prob["answer"],
-                "prompt_tokens": len(prompt),
-                "pool_wall_time_s": round(result.wall_time_s, 3),
-                "chains": [
-                    {
-                        "index": c.index,
-                        "think_tokens": c.think_tokens,
-                        "status": c.status,
-                        "answer": c.answer,
-                        "correct": bool(is_correct(c.answer, prob["answer"])),
-                        "text": c.text,
-                    }
-                    for c in chains
-                ],
-                "strategies": {
-                    label: strategy_record(
-                        label, m, chains, prob["answer"], result.step_wall_s, args.seed + qi
-                    )
-                    for _, m, label in STRATEGIES
-                },
-            }
-            per_question.append(record)
-            pools[prob["dataset"]].append((prob["id"], prob["answer"], chains))
-            pool_line = {"id": prob["id"], "target": prob["answer"], "dataset": prob["dataset"]}
-            pool_line["chains"] = [
-                {k: v for k, v in c.items() if k in ("index", "think_tokens", "status", "answer")}
-                for c in record["chains"]
-            ]
-            pool_file.write(json.dumps(pool_line) + "\n")
-            pool_file.flush()
-            bar.set_postfix(done=len(per_question), right=sum(x["correct"] for x in record["chains"]))
+            group = list(enumerate(problems))[g0 : g0 + group_size]
+            prompts = [prompt_ids(prob["question"]) for _, prob in group]
+            if group_size == 1:
+                outcomes = [run_one(HFStepBackend(model), prompts[0])]
+            else:  # the group's chains share one batch (lockstep.py); each question's own sampler
+                outcomes = sample_group(model, prompts, run_one, k=args.k, pad_id=pad_id)
+            for (qi, prob), prompt, result in zip(group, prompts, outcomes):
+                chains = result.chains
+                if len(result.step_wall_s) != max(c.think_tokens for c in chains):
+                    raise RuntimeError("a chain's length is not the step it left the batch at")
+                record = {
+                    "id": prob["id"],
+                    "dataset": prob["dataset"],
+                    "target": prob["answer"],
+                    "prompt_tokens": len(prompt),
+                    "pool_wall_time_s": round(result.wall_time_s, 3),
+                    "chains": [
+                        {
+                            "index": c.index,
+                            "think_tokens": c.think_tokens,
+                            "status": c.status,
+                            "answer": c.answer,
+                            "correct": bool(is_correct(c.answer, prob["answer"])),
+                            "text": c.text,
+                        }
+                        for c in chains
+                    ],
+                    "strategies": {
+                        label: strategy_record(
+                            label, m, chains, prob["answer"], result.step_wall_s, args.seed + qi
+                        )
+                        for _, m, label in STRATEGIES
+                    },
+                }
+                per_question.append(record)
+                pools[prob["dataset"]].append((prob["id"], prob["answer"], chains))
+                pool_line = {"id": prob["id"], "target": prob["answer"], "dataset": prob["dataset"]}
+                pool_line["chains"] = [
+                    {k: v for k, v in c.items() if k in ("index", "think_tokens", "status", "answer")}
+                    for c in record["chains"]
+                ]
+                pool_file.write(json.dumps(pool_line) + "\n")
+                pool_file.flush()
+                bar.update(1)
+                bar.set_postfix(done=len(per_question), right=sum(x["correct"] for x in record["chains"]))
+    bar.close()
     if not per_question:
         raise ConfigError("--time-budget-s: no question finished. Fix: give a larger budget")
     os.replace(partial, pool_path)
@@ -406,6 +414,14 @@ def run_real(args) -> int:
             "chat_template": "the tokenizer's, one user turn",
             "prompt_template": template,
             "threads": args.threads,
+            "group_size": group_size,
+            "wall_clock": (
+                "each question alone: its own batch of k rows, prefill included"
+                if group_size == 1
+                else f"{group_size} questions share one batch (k rows each, lockstep.py); a question's "
+                "clock counts the group's steps from after the shared prefill, so its wall-time ratios "
+                "are those of a batched server, where a step's cost falls less when the question's rows leave"
+            ),
         },
         "wall_time_total_s": round(time.perf_counter() - start_all, 1),
         "cpu_time_total_s": round(time.process_time() - cpu_all, 1),

@@ -276,7 +276,23 @@ def gsm_multiple_choice(n: int, seed: int = 2026) -> list[dict]:
     return out
 
 
-def _paired(a: list[float], b: list[float]) -> dict:
+def mc_picks(model, tok, items: list[dict]) -> list[str]:
+    """The letter a plain causal LM rates highest after each item's context (one forward each)."""
+    import torch
+
+    letter_ids = [tok.encode(x, add_special_tokens=False) for x in MC_LETTERS]
+    if any(len(ids) != 1 for ids in letter_ids):
+        raise RuntimeError("each option letter must be one token")
+    picks = []
+    with torch.no_grad():
+        for item in items:
+            ctx = torch.tensor([tok.encode(item["context"], add_special_tokens=False)])
+            logits = model(input_ids=ctx).logits[0, -1]
+            picks.append(MC_LETTERS[int(torch.argmax(logits[[ids[0] for ids in letter_ids]]))])
+    return picks
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict:
     n = len(a)
     d = [x - y for x, y in zip(a, b)]
     mean = sum(d) / n
@@ -288,7 +304,7 @@ def _paired(a: list[float], b: list[float]) -> dict:
     }
 
 
-def _acc(values: list[float]) -> dict:
+def accuracy_ci(values: list[float]) -> dict:
     n = len(values)
     mean = sum(values) / n
     se = (mean * (1 - mean) / (n - 1)) ** 0.5 if n > 1 else None
@@ -340,9 +356,9 @@ def mc_quality(spellm, base, tok, items: list[dict]) -> dict:
     return {
         "n": len(items),
         "chance": 0.25,
-        "accuracy": {m: _acc(c) for m, c in correct.items()},
+        "accuracy": {m: accuracy_ci(c) for m, c in correct.items()},
         "spellm_minus_base": {
-            m: _paired(correct[m], correct["base"]) for m in ("spellm_vocab", "spellm_padded")
+            m: paired_difference(correct[m], correct["base"]) for m in ("spellm_vocab", "spellm_padded")
         },
         "answer_distribution": {m: dict(sorted(collections.Counter(ps).items())) for m, ps in picks.items()},
         "gold_distribution": dict(sorted(collections.Counter(gold).items())),
