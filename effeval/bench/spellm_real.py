@@ -369,6 +369,41 @@ def mc_quality(spellm, base, tok, items: list[dict]) -> dict:
     }
 
 
+def humaneval_slice(spellm_dir: str, limit: int, workdir: Path) -> dict:
+    """pass@1 of the SpeLLM model on the first ``limit`` HumanEval problems through the stock
+    lm_eval CLI (greedy, the guarded runner), paired per problem with the base model's recorded
+    greedy run of the same task (results/bench/humaneval-large.json, ``--model hf``)."""
+    from effeval.bench.common import bench_dir
+    from effeval.bench.humaneval_large import TASK, lm_eval_finish, lm_eval_start, wilson
+
+    logger.info("HumanEval slice (%d problems): SpeLLM through lm_eval", limit)
+    run = lm_eval_finish(
+        lm_eval_start("effeval-spellm", f"pretrained={spellm_dir}", limit, workdir / "he", 1)
+    )
+    out: dict = {"task": TASK, "problems": limit, "command": run["command"], "status": run["status"]}
+    if run["status"] != "ok":
+        return out
+    passed = {s["task_id"]: s["passed"] for s in run["samples"].values()}
+    out.update(
+        spellm_pass1=wilson(sum(passed.values()), len(passed)),
+        spellm_wall_s=run["wall_s"],
+        completions={s["task_id"]: s["completion"] for s in run["samples"].values()},
+        efficiency=run["efficiency"],
+    )
+    recorded = bench_dir() / "humaneval-large.json"
+    base = json.loads(recorded.read_text()).get(QWEN_ZOO, {}) if recorded.exists() else {}
+    per_problem = base.get("per_problem") or {}
+    if not all(t in per_problem for t in passed):
+        out["base"] = "not recorded for these problems: run python -m effeval.bench humaneval-large first"
+        return out
+    base_passed = [float(per_problem[t]["passed"]) for t in passed]
+    mine = [float(v) for v in passed.values()]
+    out["base_pass1"] = wilson(int(sum(base_passed)), len(base_passed))
+    out["base_source"] = "results/bench/humaneval-large.json, --model hf (same task, greedy)"
+    out["spellm_minus_base"] = paired_difference(mine, base_passed)
+    return out
+
+
 def head_vs_projection_time(spellm, base, tokens: int, repeats: int) -> dict:
     """The output layer alone on ``tokens`` hidden states: the base's 151,936-row projection vs
     SpeLLM's k heads (median wall time, one thread)."""
@@ -457,6 +492,8 @@ def run_qwen(args) -> dict:
             "lora": "not run (CPU budget); `effeval spellm distill --tune lora` is the option",
         }
         spellm = SpeLLMForCausalLM.from_pretrained(cfg.out).eval()
+        if args.qwen_humaneval > 0:
+            out["humaneval"] = humaneval_slice(cfg.out, args.qwen_humaneval, Path(tmp))
     facts = spellm.output_layer_facts()
     out["output_layer"] = {
         **facts,
