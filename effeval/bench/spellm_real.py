@@ -434,7 +434,7 @@ def run_qwen(args) -> dict:
     from effeval.methods.spellm.alphabet import CharCodec
     from effeval.methods.spellm.distill import DistillConfig, distill
     from effeval.methods.spellm.model import SpeLLMForCausalLM, load_causal_lm
-    from effeval.real_data import prose_documents
+    from effeval.zoo.corpus import story_prose_split
 
     start = time.perf_counter()
     path = str(zoo.get(QWEN_ZOO))
@@ -456,7 +456,9 @@ def run_qwen(args) -> dict:
     out["model"]["output_projection_share"] = (
         base.get_output_embeddings().weight.numel() / out["model"]["params"]
     )
-    train, heldout = prose_documents("train"), prose_documents("heldout")
+    # the SmolLM2 recipe's data (--data real-prose): pydoc's topic help + the story's first 80%;
+    # the story's last 20% is held out for the agreement, perplexity and step-time text
+    train, heldout = story_prose_split()
     with tempfile.TemporaryDirectory() as tmp:
         cfg = DistillConfig(
             base=path,
@@ -473,7 +475,7 @@ def run_qwen(args) -> dict:
             progress=True,
         )
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        summary = distill(cfg, train, heldout[:20])
+        summary = distill(cfg, train, heldout)
         out["distillation"] = {
             "config": {
                 "tune": "heads (backbone frozen)",
@@ -482,7 +484,9 @@ def run_qwen(args) -> dict:
                 "seqlen": cfg.seqlen,
                 "pool_positions": cfg.pool,
                 "target_temperature": cfg.target_temperature,
-                "data": "real_data.prose_documents('train'); held-out eval on prose_documents('heldout')",
+                "data": "real-prose (zoo.corpus.story_prose_split): pydoc topics + the first 80% of the story; "
+                "the story's last 20% held out",
+                "max_blocks": cfg.max_blocks,
             },
             "cpu_budget_s": args.qwen_distill_budget_s,
             "wall_s": round(time.perf_counter() - wall0, 1),
@@ -500,7 +504,7 @@ def run_qwen(args) -> dict:
         **head_vs_projection_time(spellm, base, tokens=args.tokens, repeats=args.repeats),
     }
     out["step_time"] = step_time(spellm, base, tok, heldout[0], args.prompt, args.steps, args.repeats)
-    out["perplexity"] = heldout_ppl(spellm, base, tok, "\n\n".join(heldout[:4]), 128, args.ppl_tokens)
+    out["perplexity"] = heldout_ppl(spellm, base, tok, heldout[0], 128, args.ppl_tokens)
     items = gsm_multiple_choice(args.qwen_mc_questions)
     out["quality"] = {
         "task": "gsm_symbolic_mc: four-way multiple choice built from reasoning-gym GSM-symbolic (seed "
