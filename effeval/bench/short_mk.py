@@ -91,10 +91,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.group_size < 1:
-        from effeval.errors import ConfigError
-
-        raise ConfigError(f"--group-size: must be >= 1, got {args.group_size}. Fix: pass e.g. --group-size 4")
     if args.prompt_template is not None:  # before any model work
         from effeval.methods.short_mk.prompts import check_prompt_template
 

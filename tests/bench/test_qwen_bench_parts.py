@@ -66,6 +66,15 @@ def test_short_mk_prompt_template_without_answer_format_exits_2_before_work(tmp_
     assert not list(tmp_path.iterdir())
 
 
+def test_short_mk_group_size_zero_is_one_line(tmp_path, capsys):
+    from effeval.bench.short_mk import main
+
+    code = main(["--model", "qwen2.5-coder-0.5b", "--group-size", "0", "--out", str(tmp_path)])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "effeval error" in line]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("effeval error: --group-size:")
+    assert not list(tmp_path.iterdir())
+
+
 def test_bench_entry_keeps_the_other_entries(tmp_path):
     from effeval.bench.entries import write_bench_entry
 
