@@ -286,7 +286,7 @@ def run_real(args) -> int:
     per_question, pools = [], {"gsm_symbolic": [], "math500": []}
     start_all, cpu_all = time.perf_counter(), time.process_time()
     bar = tqdm(total=len(problems), desc=f"short-mk bench ({args.model})", unit="question")
-    group_size = max(1, getattr(args, "group_size", 1))
+    group_size = args.group_size  # >= 1: the CLI scaffold checks the range
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else eos_ids[0]
 
     def run_one(backend, prompt):
