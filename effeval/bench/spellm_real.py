@@ -279,13 +279,14 @@ def gsm_multiple_choice(n: int, seed: int = 2026) -> list[dict]:
 def mc_picks(model, tok, items: list[dict]) -> list[str]:
     """The letter a plain causal LM rates highest after each item's context (one forward each)."""
     import torch
+    from tqdm.auto import tqdm
 
     letter_ids = [tok.encode(x, add_special_tokens=False) for x in MC_LETTERS]
     if any(len(ids) != 1 for ids in letter_ids):
         raise RuntimeError("each option letter must be one token")
     picks = []
     with torch.no_grad():
-        for item in items:
+        for item in tqdm(items, desc="multiple choice", unit="item", leave=False):
             ctx = torch.tensor([tok.encode(item["context"], add_special_tokens=False)])
             logits = model(input_ids=ctx).logits[0, -1]
             picks.append(MC_LETTERS[int(torch.argmax(logits[[ids[0] for ids in letter_ids]]))])
