@@ -457,6 +457,75 @@ def run_qwen(args) -> dict:
     return section
 
 
+# HumanEval pass@1 of pruned Qwen models, through the stock CLI (the multiple choice above is at
+# chance for the dense model, so it ranks nothing; this task does: dense 0.70 on HumanEval/0-19)
+QWEN_HUMANEVAL_SPECS = (
+    ("magnitude 50%", "method=magnitude,sparsity=0.5"),
+    ("wanda 50%", "method=wanda,sparsity=0.5"),
+    ("sparsegpt 2:4", "method=sparsegpt,pattern=2:4"),
+    ("flap al-am all@0.5", "method=flap,sparsity=0.5,flap_units=all,flap_structure=al-am"),
+)
+
+
+def run_qwen_humaneval(args) -> dict:
+    """HumanEval/0..limit-1 pass@1 of pruned Qwen2.5-Coder-0.5B models (``effeval-pruned-ssm``,
+    pruned at load time with the bench's calibration text), two runs at a time on one core each,
+    paired per problem with the dense model's recorded greedy run (humaneval-large.json)."""
+    import tempfile
+
+    from effeval import zoo
+    from effeval.bench.common import bench_dir
+    from effeval.bench.humaneval_large import lm_eval_finish, lm_eval_start, wilson
+    from effeval.bench.spellm_real import paired_difference
+    from effeval.real_data import prose_documents
+
+    recorded = bench_dir() / "humaneval-large.json"
+    dense = (
+        (json.loads(recorded.read_text()) if recorded.exists() else {}).get(QWEN_ZOO, {}).get("per_problem")
+    )
+    out = {
+        "task": "effeval_real_humaneval (greedy, guarded runner)",
+        "problems": args.humaneval_limit,
+        "calibration": f"real_data.prose_documents('train'), nsamples {args.nsamples} x seqlen {args.seqlen}",
+        "dense_source": "results/bench/humaneval-large.json, --model hf",
+        "runs": {},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        calib = Path(tmp) / "calibration.txt"
+        calib.write_text("\n\n".join(prose_documents("train")), encoding="utf-8")
+        common = (
+            f"pretrained={zoo.get(QWEN_ZOO)},calibration={calib},nsamples={args.nsamples},"
+            f"seqlen={args.seqlen},sequential=false"
+        )
+        specs = list(QWEN_HUMANEVAL_SPECS)
+        for pair in (specs[i : i + 2] for i in range(0, len(specs), 2)):
+            started = [
+                (
+                    label,
+                    lm_eval_start(
+                        "effeval-pruned-ssm", f"{common},{extra}", args.humaneval_limit, Path(tmp) / str(i), 1
+                    ),
+                )
+                for i, (label, extra) in enumerate(pair)
+            ]
+            for label, job in started:
+                run = lm_eval_finish(job)
+                row = {"command": run["command"], "status": run["status"], "wall_s": run["wall_s"]}
+                if run["status"] == "ok":
+                    passed = {x["task_id"]: x["passed"] for x in run["samples"].values()}
+                    row["pass@1"] = wilson(sum(passed.values()), len(passed))
+                    if dense and all(t in dense for t in passed):
+                        row["minus_dense"] = paired_difference(
+                            [float(v) for v in passed.values()], [float(dense[t]["passed"]) for t in passed]
+                        )
+                        row["dense_pass@1"] = wilson(
+                            int(sum(dense[t]["passed"] for t in passed)), len(passed)
+                        )
+                out["runs"][label] = row
+                logger.info("Qwen HumanEval %s: %s", label, row.get("pass@1", row["status"]))
+    return out
+
+
 # ------------------------------------------------------------------------------ Mamba2 proxy
 
 
@@ -630,7 +699,7 @@ def _qwen_flap_arg(text: str):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--part",
-        choices=("all", "smollm2", "proxy", "qwen"),
+        choices=("all", "smollm2", "proxy", "qwen", "qwen-humaneval"),
         default="all",
         help="all = smollm2 + proxy; qwen: Qwen2.5-Coder-0.5B (real-large tier), run on request",
     )
@@ -664,6 +733,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="STRUCTURE:UNITS@RATIO entries for Qwen FLAP (2 KV heads: ul-um with heads only at 0.5)",
     )
     parser.add_argument(
+        "--humaneval-limit", type=int, default=20, help="qwen-humaneval: HumanEval problems per pruned model"
+    )
+    parser.add_argument(
         "--qwen-mc-questions", type=int, default=80, help="qwen: multiple-choice items of the task score"
     )
     parser.add_argument(
@@ -687,6 +759,12 @@ def run(args: argparse.Namespace) -> int:
         path = _write(args.out, "smollm2", run_smollm2(args))
     if args.part == "qwen":
         path = _write(args.out, "qwen2.5_coder_0.5b", run_qwen(args))
+    if args.part == "qwen-humaneval":  # added to the Qwen section the qwen part wrote
+        from effeval.bench.common import bench_dir
+
+        previous = _load_previous(Path(args.out or bench_dir()) / "pruned-ssm.json")
+        section = {**previous.get("qwen2.5_coder_0.5b", {}), "humaneval": run_qwen_humaneval(args)}
+        path = _write(args.out, "qwen2.5_coder_0.5b", section)
     payload = json.loads(path.read_text())
     _print(payload)
     print(f"wrote {path}")
