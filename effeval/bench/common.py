@@ -105,6 +105,19 @@ def start_bench(run: Callable[[argparse.Namespace], int | None], args: argparse.
     return run(args)
 
 
+def paired_difference(a: list[float], b: list[float]) -> dict:
+    """Mean of the paired differences a - b with its standard error and normal 95% CI."""
+    n = len(a)
+    d = [x - y for x, y in zip(a, b)]
+    mean = sum(d) / n
+    se = (sum((x - mean) ** 2 for x in d) / (n - 1) / n) ** 0.5 if n > 1 else None
+    return {
+        "mean": mean,
+        "stderr": se,
+        "ci95": [mean - 1.96 * se, mean + 1.96 * se] if se is not None else None,
+    }
+
+
 def lm_eval_command(
     model: str, model_args: str, tasks: str, limit: int, out: Path, extra: tuple[str, ...] = ()
 ) -> list[str]:

@@ -52,6 +52,23 @@ def wilson(successes: int, n: int, z: float = 1.96) -> dict:
     return {"value": p, "ci_low": max(0.0, centre - half), "ci_high": min(1.0, centre + half), "n": n}
 
 
+def recorded_pairing(
+    zoo_name: str, passed: dict[str, bool], out_dir: Path | None = None
+) -> tuple[dict, dict] | None:
+    """The recorded ``--model hf`` greedy run of ``zoo_name`` (``humaneval-large.json``) on the
+    problems of ``passed`` (task id -> passed): its pass@1 with a Wilson interval and the paired
+    difference ``passed`` minus it; None where that run did not record every one of them."""
+    from effeval.bench.common import bench_dir, paired_difference
+
+    recorded = Path(out_dir or bench_dir()) / "humaneval-large.json"
+    entry = json.loads(recorded.read_text(encoding="utf-8")).get(zoo_name, {}) if recorded.exists() else {}
+    per_problem = entry.get("per_problem") or {}
+    if not all(t in per_problem for t in passed):
+        return None
+    base = [float(per_problem[t]["passed"]) for t in passed]
+    return wilson(int(sum(base)), len(base)), paired_difference([float(v) for v in passed.values()], base)
+
+
 def lm_eval_start(model: str, model_args: str, limit: int, out: Path, threads: int) -> dict:
     """Start one stock ``lm_eval`` CLI run of the HumanEval slice with samples logged (progress
     and lm-eval's own table go to this process's terminal); ``lm_eval_finish`` collects it."""

@@ -95,7 +95,8 @@ def mc_score(model, tok, items: list[dict], dense: dict | None = None) -> dict:
     and, given the dense model's score, the paired difference to it."""
     import collections
 
-    from effeval.bench.spellm_real import accuracy_ci, mc_picks, paired_difference
+    from effeval.bench.common import paired_difference
+    from effeval.bench.spellm_real import accuracy_ci, mc_picks
 
     picks = mc_picks(model, tok, items)
     correct = [float(p == x["answer"]) for p, x in zip(picks, items)]
@@ -474,15 +475,9 @@ def run_qwen_humaneval(args) -> dict:
     import tempfile
 
     from effeval import zoo
-    from effeval.bench.common import bench_dir
-    from effeval.bench.humaneval_large import lm_eval_finish, lm_eval_start, wilson
-    from effeval.bench.spellm_real import paired_difference
+    from effeval.bench.humaneval_large import lm_eval_finish, lm_eval_start, recorded_pairing, wilson
     from effeval.real_data import prose_documents
 
-    recorded = bench_dir() / "humaneval-large.json"
-    dense = (
-        (json.loads(recorded.read_text()) if recorded.exists() else {}).get(QWEN_ZOO, {}).get("per_problem")
-    )
     out = {
         "task": "effeval_real_humaneval (greedy, guarded runner)",
         "problems": args.humaneval_limit,
@@ -497,7 +492,7 @@ def run_qwen_humaneval(args) -> dict:
             f"pretrained={zoo.get(QWEN_ZOO)},calibration={calib},nsamples={args.nsamples},"
             f"seqlen={args.seqlen},sequential=false"
         )
-        specs = list(QWEN_HUMANEVAL_SPECS)
+        specs = list(enumerate(QWEN_HUMANEVAL_SPECS))  # the index names each run's own output folder
         for pair in (specs[i : i + 2] for i in range(0, len(specs), 2)):
             started = [
                 (
@@ -506,7 +501,7 @@ def run_qwen_humaneval(args) -> dict:
                         "effeval-pruned-ssm", f"{common},{extra}", args.humaneval_limit, Path(tmp) / str(i), 1
                     ),
                 )
-                for i, (label, extra) in enumerate(pair)
+                for i, (label, extra) in pair
             ]
             for label, job in started:
                 run = lm_eval_finish(job)
@@ -514,13 +509,9 @@ def run_qwen_humaneval(args) -> dict:
                 if run["status"] == "ok":
                     passed = {x["task_id"]: x["passed"] for x in run["samples"].values()}
                     row["pass@1"] = wilson(sum(passed.values()), len(passed))
-                    if dense and all(t in dense for t in passed):
-                        row["minus_dense"] = paired_difference(
-                            [float(v) for v in passed.values()], [float(dense[t]["passed"]) for t in passed]
-                        )
-                        row["dense_pass@1"] = wilson(
-                            int(sum(dense[t]["passed"] for t in passed)), len(passed)
-                        )
+                    pairing = recorded_pairing(QWEN_ZOO, passed)
+                    if pairing is not None:
+                        row["dense_pass@1"], row["minus_dense"] = pairing
                 out["runs"][label] = row
                 logger.info("Qwen HumanEval %s: %s", label, row.get("pass@1", row["status"]))
     return out

@@ -276,14 +276,20 @@ def gsm_multiple_choice(n: int, seed: int = 2026) -> list[dict]:
     return out
 
 
+def letter_token_ids(tok) -> list[list[int]]:
+    """The token ids of the option letters A-D, each of which must be one token."""
+    letter_ids = [tok.encode(x, add_special_tokens=False) for x in MC_LETTERS]
+    if any(len(ids) != 1 for ids in letter_ids):
+        raise RuntimeError("each option letter must be one token")
+    return letter_ids
+
+
 def mc_picks(model, tok, items: list[dict]) -> list[str]:
     """The letter a plain causal LM rates highest after each item's context (one forward each)."""
     import torch
     from tqdm.auto import tqdm
 
-    letter_ids = [tok.encode(x, add_special_tokens=False) for x in MC_LETTERS]
-    if any(len(ids) != 1 for ids in letter_ids):
-        raise RuntimeError("each option letter must be one token")
+    letter_ids = letter_token_ids(tok)
     picks = []
     with torch.no_grad():
         for item in tqdm(items, desc="multiple choice", unit="item", leave=False):
@@ -291,18 +297,6 @@ def mc_picks(model, tok, items: list[dict]) -> list[str]:
             logits = model(input_ids=ctx).logits[0, -1]
             picks.append(MC_LETTERS[int(torch.argmax(logits[[ids[0] for ids in letter_ids]]))])
     return picks
-
-
-def paired_difference(a: list[float], b: list[float]) -> dict:
-    n = len(a)
-    d = [x - y for x, y in zip(a, b)]
-    mean = sum(d) / n
-    se = (sum((x - mean) ** 2 for x in d) / (n - 1) / n) ** 0.5 if n > 1 else None
-    return {
-        "mean": mean,
-        "stderr": se,
-        "ci95": [mean - 1.96 * se, mean + 1.96 * se] if se is not None else None,
-    }
 
 
 def accuracy_ci(values: list[float]) -> dict:
@@ -343,9 +337,9 @@ def mc_quality(spellm, base, tok, items: list[dict]) -> dict:
     model stuck on one letter would show a constant answer, not quality)."""
     import collections
 
-    letter_ids = [tok.encode(x, add_special_tokens=False) for x in MC_LETTERS]
-    if any(len(ids) != 1 for ids in letter_ids):
-        raise RuntimeError("each option letter must be one token")
+    from effeval.bench.common import paired_difference
+
+    letter_ids = letter_token_ids(tok)
     picks = {"base": [], "spellm_vocab": [], "spellm_padded": []}
     for item in items:
         ctx = tok.encode(item["context"], add_special_tokens=False)
@@ -374,8 +368,7 @@ def humaneval_slice(spellm_dir: str, limit: int, workdir: Path) -> dict:
     """pass@1 of the SpeLLM model on the first ``limit`` HumanEval problems through the stock
     lm_eval CLI (greedy, the guarded runner), paired per problem with the base model's recorded
     greedy run of the same task (results/bench/humaneval-large.json, ``--model hf``)."""
-    from effeval.bench.common import bench_dir
-    from effeval.bench.humaneval_large import TASK, lm_eval_finish, lm_eval_start, wilson
+    from effeval.bench.humaneval_large import TASK, lm_eval_finish, lm_eval_start, recorded_pairing, wilson
 
     logger.info("HumanEval slice (%d problems): SpeLLM through lm_eval", limit)
     run = lm_eval_finish(
@@ -391,17 +384,12 @@ def humaneval_slice(spellm_dir: str, limit: int, workdir: Path) -> dict:
         completions={s["task_id"]: s["completion"] for s in run["samples"].values()},
         efficiency=run["efficiency"],
     )
-    recorded = bench_dir() / "humaneval-large.json"
-    base = json.loads(recorded.read_text()).get(QWEN_ZOO, {}) if recorded.exists() else {}
-    per_problem = base.get("per_problem") or {}
-    if not all(t in per_problem for t in passed):
+    pairing = recorded_pairing(QWEN_ZOO, passed)
+    if pairing is None:
         out["base"] = "not recorded for these problems: run python -m effeval.bench humaneval-large first"
         return out
-    base_passed = [float(per_problem[t]["passed"]) for t in passed]
-    mine = [float(v) for v in passed.values()]
-    out["base_pass1"] = wilson(int(sum(base_passed)), len(base_passed))
+    out["base_pass1"], out["spellm_minus_base"] = pairing
     out["base_source"] = "results/bench/humaneval-large.json, --model hf (same task, greedy)"
-    out["spellm_minus_base"] = paired_difference(mine, base_passed)
     return out
 
 
