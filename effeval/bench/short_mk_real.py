@@ -303,7 +303,7 @@ def run_real(args) -> int:
                     len(per_question),
                 )
                 break
-            group = list(enumerate(problems))[g0 : g0 + group_size]
+            group = [(qi, problems[qi]) for qi in range(g0, min(g0 + group_size, len(problems)))]
             prompts = [prompt_ids(prob["question"]) for _, prob in group]
             if group_size == 1:
                 outcomes = [run_one(HFStepBackend(model), prompts[0])]
